@@ -1,0 +1,158 @@
+"""The ``mllzoo`` command line: a thin click layer over the library.
+
+Heavy modules (torch, the selection and labeling code) are imported inside the commands, so
+``mllzoo --help`` and plugin discovery stay fast and never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import MllzooError
+from .plugins import load_plugins, pm
+
+
+class MllzooGroup(click.Group):
+    """Turns user errors into one line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MllzooError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=MllzooGroup)
+@click.version_option(package_name="mllzoo")
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="MLLZOO_REGISTRY", help="Registry file [default: ./registry.db if present, else the "
+              "user data dir's copy of the shipped registry].")
+@click.pass_context
+def cli(ctx: click.Context, registry_path: Path | None) -> None:
+    """mllzoo: pick and combine pre-trained vision-language models for your classes.
+
+    \b
+    mllzoo recommend classes.txt      which models to use for these classes
+    mllzoo predict images/ --classes classes.txt
+    mllzoo register                   label newly installed models
+    """
+    ctx.obj = {"registry_path": registry_path}
+
+
+def open_registry(ctx: click.Context, create: bool = False) -> Any:
+    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule."""
+    from .registry import Registry, default_registry_path
+
+    path = ctx.obj["registry_path"] or default_registry_path()
+    return Registry(path, create=create)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in default plugins.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+def plugins(show_all: bool, as_json: bool) -> None:
+    """List installed plugins, their hooks and any load error."""
+    from dataclasses import asdict
+
+    from .plugins import list_plugins
+
+    infos = list_plugins(include_default=show_all)
+    if as_json:
+        emit_json([asdict(info) for info in infos])
+        return
+    if not infos:
+        click.echo("No plugins installed. Try: mllzoo install mllzoo-plugin-openclip")
+    for info in infos:
+        status = f"  ERROR: {info.error}" if info.error else ""
+        click.echo(f"{info.name} {info.version or ''}".rstrip() + f"  [{', '.join(info.hooks)}]{status}")
+
+
+@cli.command()
+@click.option("--hub", help="Only models of this hub (e.g. mll49, the MLL benchmark's 49 models).")
+@click.option("--family", help="Only models of this family (e.g. open_clip).")
+@click.option("--labeled", is_flag=True, help="Only models labeled in the registry.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def models(ctx: click.Context, hub: str | None, family: str | None, labeled: bool, as_json: bool) -> None:
+    """List known models, labeled or not, with their metadata."""
+    from .catalog import discover_models
+
+    catalog = discover_models()
+    registry = open_registry(ctx, create=False) if _registry_exists(ctx) else None
+    graph_id = registry.current_graph_id() if registry else None
+    labeled_ids = registry.labeled_model_ids(graph_id) if graph_id else set()
+    rows = {
+        model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
+        for model_id, e in catalog.items()
+    }
+    for row in registry.models() if registry else []:  # labeled models whose plugin is not installed
+        rows.setdefault(row["id"], {"id": row["id"], "family": row["family"], "plugin": row["plugin"],
+                                    **row["metadata"]})
+    for row in rows.values():
+        row["labeled"] = row["id"] in labeled_ids
+        row["installed"] = row["id"] in catalog
+    listed = [row for _, row in sorted(rows.items())
+              if (hub is None or hub in row.get("hubs", []))
+              and (family is None or row["family"] == family)
+              and (not labeled or row["labeled"])]
+    if as_json:
+        emit_json(listed)
+        return
+    for row in listed:
+        facts = [f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
+                 f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
+                 f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
+                 "labeled" if row["labeled"] else "not labeled",
+                 None if row["installed"] else "plugin not installed"]
+        click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
+
+
+def _registry_exists(ctx: click.Context) -> bool:
+    from .registry import default_registry_path
+
+    return Path(ctx.obj["registry_path"] or default_registry_path()).exists()
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages to the latest version.")
+@click.option("-e", "--editable", type=click.Path(file_okay=False, exists=True),
+              help="Install a plugin from a local folder in editable mode.")
+def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> None:
+    """Install plugins with pip into mllzoo's own environment."""
+    args = [sys.executable, "-m", "pip", "install", *packages]
+    if upgrade:
+        args.append("--upgrade")
+    if editable:
+        args += ["--editable", editable]
+    sys.exit(subprocess.call(args))
+
+
+@cli.command()
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(packages: tuple[str, ...], yes: bool) -> None:
+    """Uninstall plugins from mllzoo's own environment."""
+    sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]))
+
+
+load_plugins()
+pm.hook.mllzoo_register_commands(cli=cli)
+
+
+def main() -> None:
+    cli()

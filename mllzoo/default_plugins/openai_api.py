@@ -1,0 +1,43 @@
+"""OpenAI text embeddings (``text-embedding-3-large``, as in the MLL paper), offered when a key is set.
+
+``OPENAI_BASE_URL`` points the client elsewhere (a proxy, a compatible server, the tests' local one).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mllzoo.hookspecs import hookimpl
+
+EMBEDDING_MODEL = "text-embedding-3-large"
+
+
+def client():
+    """An ``openai.OpenAI`` client from the environment; imported lazily (no network at import)."""
+    from openai import OpenAI
+
+    from mllzoo.errors import MllzooError
+
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise MllzooError("OPENAI_API_KEY is not set")
+    return OpenAI()
+
+
+class OpenAIEmbedder:
+    id = f"openai:{EMBEDDING_MODEL}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for start in range(0, len(texts), 512):
+            response = client().embeddings.create(model=EMBEDDING_MODEL, input=texts[start:start + 512])
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@hookimpl
+def mllzoo_register_embedders(register) -> None:
+    if os.environ.get("OPENAI_API_KEY"):
+        register(OpenAIEmbedder())

@@ -1,0 +1,64 @@
+"""Hook specifications: the contract between the mllzoo core and its plugins.
+
+A plugin is a module with functions marked ``@mllzoo.hookimpl`` named like the specs below, exposed
+through an entry point in the ``mllzoo`` group. Plugin modules must not import torch at import time:
+the CLI imports every plugin to build ``--help``; import heavy libraries inside the hook bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("mllzoo")
+hookimpl = HookimplMarker("mllzoo")
+
+
+@hookspec
+def mllzoo_register_models(register: Callable[..., None]) -> None:
+    """Offer models by calling ``register(spec)`` once per :class:`mllzoo.vlm.ModelSpec`.
+
+    Only metadata is registered here, so this must be cheap: no torch, no downloads.
+    """
+
+
+@hookspec(firstresult=True)
+def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
+    """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.vlm.LoadedModel`.
+
+    Return ``None`` for models of another family, so the plugin that owns the model answers.
+    Raise :class:`mllzoo.errors.ModelLoadError` with one line naming the model and where its
+    weights would come from when they are not available.
+    """
+
+
+@hookspec(firstresult=True)
+def mllzoo_encode_images(model: Any, images: Any) -> Any:
+    """Encode a batch of preprocessed images for a :class:`~mllzoo.vlm.LoadedModel`.
+
+    ``images`` is a float tensor ``[n, 3, H, W]`` made by ``model.preprocess``. Return an
+    L2-normalised ``numpy.float32`` array ``[n, dim]``, or ``None`` for models of another family.
+    """
+
+
+@hookspec(firstresult=True)
+def mllzoo_encode_texts(model: Any, texts: list[str]) -> Any:
+    """Encode a batch of texts with the model's text tower.
+
+    Return an L2-normalised ``numpy.float32`` array ``[n, dim]`` comparable with the image
+    features, or ``None`` for models of another family.
+    """
+
+
+@hookspec
+def mllzoo_register_commands(cli: Any) -> None:
+    """Add click commands or groups to the ``mllzoo`` command line (``cli.add_command``)."""
+
+
+@hookspec
+def mllzoo_register_embedders(register: Callable[..., None]) -> None:
+    """Offer text embedders for model selection by calling ``register(embedder)``.
+
+    An embedder is a :class:`mllzoo.text.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
+    """

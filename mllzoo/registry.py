@@ -1,0 +1,287 @@
+"""The SQLite registry (through sqlite-utils): graphs, models, labels, text caches and runs.
+
+One file holds everything selection needs, so ``recommend`` runs with no images, no WordNet and no
+model weights. Schema changes go through ``sqlite_utils.Migrations("mllzoo")``; an applied
+migration is never edited. WAL mode and a busy timeout let several processes share one file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import socket
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from . import blobs
+from .errors import MllzooError
+
+migrations = Migrations("mllzoo")
+SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "registry.db"
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    db["graphs"].create({"id": str, "name": str, "created": str, "meta": str}, pk="id")
+    db["nodes"].create(
+        {"graph_id": str, "idx": int, "synset": str, "wnid": str, "name": str, "definition": str,
+         "caption": str, "depth": int, "parents": str},
+        pk=("graph_id", "idx"), foreign_keys=[("graph_id", "graphs", "id")],
+    )
+    db["images"].create(
+        {"graph_id": str, "idx": int, "hash": str, "path": str},
+        pk=("graph_id", "idx"), foreign_keys=[("graph_id", "graphs", "id")],
+    )
+    db["samples"].create(
+        {"graph_id": str, "node_idx": int, "image_idx": int},
+        pk=("graph_id", "node_idx", "image_idx"), foreign_keys=[("graph_id", "graphs", "id")],
+    )
+    db["text_embeddings"].create(
+        {"embedder": str, "text_hash": str, "text": str, "dtype": str, "shape": str, "data": bytes},
+        pk=("embedder", "text_hash"),
+    )
+    db["models"].create(
+        {"id": str, "family": str, "arch": str, "tag": str, "plugin": str, "plugin_version": str,
+         "metadata": str, "first_seen": str},
+        pk="id",
+    )
+    db["labels"].create(
+        {"model_id": str, "graph_id": str, "format": str, "created": str, "meta": str},
+        pk=("model_id", "graph_id"), foreign_keys=[("graph_id", "graphs", "id")],
+    )
+    db["label_arrays"].create(
+        {"model_id": str, "graph_id": str, "name": str, "dtype": str, "shape": str, "data": bytes},
+        pk=("model_id", "graph_id", "name"),
+    )
+    db["label_parts"].create(
+        {"model_id": str, "graph_id": str, "part": int, "name": str, "dtype": str, "shape": str,
+         "data": bytes},
+        pk=("model_id", "graph_id", "part", "name"),
+    )
+    db["label_claims"].create(
+        {"model_id": str, "graph_id": str, "host": str, "pid": int, "claimed": str},
+        pk=("model_id", "graph_id"),
+    )
+    db["descriptions"].create(
+        {"captioner": str, "key": str, "name": str, "texts": str, "created": str}, pk=("captioner", "key")
+    )
+    db["runs"].create(
+        {"id": int, "command": str, "started": str, "finished": str, "status": str, "info": str}, pk="id"
+    )
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_registry_path() -> Path:
+    """``$MLLZOO_REGISTRY``, else ``./registry.db`` when present, else the user data dir's copy."""
+    if os.environ.get("MLLZOO_REGISTRY"):
+        return Path(os.environ["MLLZOO_REGISTRY"])
+    local = Path("registry.db")
+    if local.exists():
+        return local
+    import platformdirs
+
+    user = Path(platformdirs.user_data_dir("mllzoo")) / "registry.db"
+    if not user.exists() and SHIPPED_REGISTRY.exists():
+        user.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHIPPED_REGISTRY, user)
+    return user
+
+
+class Registry:
+    """A registry file, migrated on open. ``create=False`` refuses to make a new file."""
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise MllzooError(f"registry not found: {self.path}")
+        if self.path.is_dir():
+            raise MllzooError(f"registry path is a folder, not a file: {self.path}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 60000")
+            self.db = sqlite_utils.Database(conn)
+            self._check_schema()
+            if migrations.pending(self.db):
+                if self.db.journal_mode != "wal":
+                    self.db.enable_wal()
+                migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise MllzooError(f"{self.path} is not a readable mllzoo registry ({exc})") from None
+
+    def _check_schema(self) -> None:
+        known = {migration.name for migration in migrations._migrations}
+        newer = [m.name for m in migrations.applied(self.db) if m.name not in known]
+        if newer:
+            raise MllzooError(
+                f"{self.path} was written by a newer mllzoo (schema {newer[-1]}); upgrade mllzoo to use it"
+            )
+        tables = set(self.db.table_names())
+        if tables and migrations.migrations_table not in tables:
+            raise MllzooError(f"{self.path} is an SQLite file but not an mllzoo registry")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # settings -----------------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        rows = list(self.db["settings"].rows_where("key = ?", [key]))
+        return rows[0]["value"] if rows else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+
+    # models -------------------------------------------------------------------------------
+    def record_models(self, entries: Iterable[Any]) -> None:
+        """Remember what the plugins offer (id, plugin and its version, metadata)."""
+        rows = []
+        for entry in entries:
+            spec = entry.spec
+            rows.append({
+                "id": spec.id, "family": spec.family, "arch": spec.arch, "tag": spec.tag,
+                "plugin": entry.plugin, "plugin_version": entry.plugin_version,
+                "metadata": json.dumps(spec.metadata(), sort_keys=True),
+            })
+        with self.db.conn:
+            for row in rows:
+                existing = self.db["models"].count_where("id = ?", [row["id"]])
+                if existing:
+                    self.db["models"].update(row["id"], row)
+                else:
+                    self.db["models"].insert({**row, "first_seen": now()})
+
+    def models(self) -> list[dict]:
+        """Models the registry knows, metadata decoded."""
+        return [
+            {**row, "metadata": json.loads(row["metadata"] or "{}")}
+            for row in self.db["models"].rows_where(order_by="id")
+        ]
+
+    # graphs -------------------------------------------------------------------------------
+    def current_graph_id(self) -> str | None:
+        return self.get_setting("graph")
+
+    def require_graph_id(self) -> str:
+        graph_id = self.current_graph_id()
+        if graph_id is None:
+            raise MllzooError(f"{self.path} has no semantic graph yet: run `mllzoo graph build --samples DIR`")
+        return graph_id
+
+    # text embeddings ----------------------------------------------------------------------
+    def cached_embeddings(self, embedder: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                f"select text_hash, dtype, shape, data from text_embeddings "
+                f"where embedder = ? and text_hash in ({marks})", [embedder, *chunk]
+            ):
+                found[row["text_hash"]] = blobs.unpack(row)
+        return found
+
+    def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:
+        """Store ``(hash, text, vector)`` rows for ``embedder``."""
+        rows = [{"embedder": embedder, "text_hash": h, "text": t, **blobs.pack(v.astype(np.float32))}
+                for h, t, v in items]
+        with self.db.conn:
+            self.db["text_embeddings"].upsert_all(rows, pk=("embedder", "text_hash"))
+
+    # labels -------------------------------------------------------------------------------
+    def labeled_model_ids(self, graph_id: str) -> set[str]:
+        return {row["model_id"] for row in self.db["labels"].rows_where("graph_id = ?", [graph_id])}
+
+    def save_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray],
+                   meta: dict) -> None:
+        """Publish a complete label in one transaction and drop its partial work."""
+        with self.db.conn:
+            self.db.execute("delete from label_arrays where model_id = ? and graph_id = ?", [model_id, graph_id])
+            self.db["label_arrays"].insert_all(
+                [{"model_id": model_id, "graph_id": graph_id, "name": name, **blobs.pack(a)}
+                 for name, a in arrays.items()]
+            )
+            self.db["labels"].upsert(
+                {"model_id": model_id, "graph_id": graph_id, "format": fmt, "created": now(),
+                 "meta": json.dumps(meta, sort_keys=True)}, pk=("model_id", "graph_id"),
+            )
+            self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
+
+    def load_label(self, model_id: str, graph_id: str) -> tuple[str, dict[str, np.ndarray], dict]:
+        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        if not rows:
+            raise MllzooError(f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`")
+        arrays = {
+            row["name"]: blobs.unpack(row)
+            for row in self.db["label_arrays"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id])
+        }
+        return rows[0]["format"], arrays, json.loads(rows[0]["meta"] or "{}")
+
+    def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
+        """Keep one finished chunk of a label so that an interrupted run resumes from it."""
+        with self.db.conn:
+            self.db["label_parts"].upsert_all(
+                [{"model_id": model_id, "graph_id": graph_id, "part": part, "name": name, **blobs.pack(a)}
+                 for name, a in arrays.items()], pk=("model_id", "graph_id", "part", "name"),
+            )
+
+    def label_parts(self, model_id: str, graph_id: str) -> dict[int, dict[str, np.ndarray]]:
+        parts: dict[int, dict[str, np.ndarray]] = {}
+        for row in self.db["label_parts"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
+            parts.setdefault(row["part"], {})[row["name"]] = blobs.unpack(row)
+        return parts
+
+    def claim(self, model_id: str, graph_id: str) -> bool:
+        """Take the right to label a model; a claim whose process died is taken over."""
+        host, pid = socket.gethostname(), os.getpid()
+        with self.db.conn:
+            self.db.execute("begin immediate")
+            rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+            if rows and not (rows[0]["host"] == host and rows[0]["pid"] == pid) and _alive(rows[0], host):
+                self.db.execute("rollback")
+                return False
+            self.db["label_claims"].upsert(
+                {"model_id": model_id, "graph_id": graph_id, "host": host, "pid": pid, "claimed": now()},
+                pk=("model_id", "graph_id"),
+            )
+            self.db.execute("commit")
+        return True
+
+    def release(self, model_id: str, graph_id: str) -> None:
+        with self.db.conn:
+            self.db.execute("delete from label_claims where model_id = ? and graph_id = ? and pid = ?",
+                            [model_id, graph_id, os.getpid()])
+
+    # runs ---------------------------------------------------------------------------------
+    def start_run(self, command: str, info: dict) -> int:
+        with self.db.conn:
+            return self.db["runs"].insert(
+                {"command": command, "started": now(), "status": "running", "info": json.dumps(info)}
+            ).last_pk
+
+    def finish_run(self, run_id: int, status: str, info: dict) -> None:
+        with self.db.conn:
+            self.db["runs"].update(run_id, {"finished": now(), "status": status, "info": json.dumps(info)})
+
+
+def _alive(claim: dict, host: str) -> bool:
+    """A claim from another host is trusted; on this host, only while its process lives."""
+    if claim["host"] != host:
+        return True
+    try:
+        os.kill(claim["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

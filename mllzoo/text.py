@@ -1,0 +1,58 @@
+"""Text embedders for selection, and the registry cache that makes each text cost one embedding.
+
+An embedder is any object with an ``id`` and ``embed(texts) -> float32 [n, dim]`` (L2-normalised);
+plugins add them through the ``mllzoo_register_embedders`` hook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import numpy as np
+
+from .errors import MllzooError
+from .plugins import load_plugins, pm
+
+DEFAULT_EMBEDDER = "minilm"
+
+
+class Embedder(Protocol):
+    id: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def embedders() -> dict[str, Embedder]:
+    """Every embedder the plugins offer, by id."""
+    load_plugins()
+    found: dict[str, Embedder] = {}
+    pm.hook.mllzoo_register_embedders(register=lambda e: found.setdefault(e.id, e))
+    return found
+
+
+def get_embedder(embedder_id: str | None = None) -> Embedder:
+    available = embedders()
+    embedder_id = embedder_id or DEFAULT_EMBEDDER
+    if embedder_id not in available:
+        raise MllzooError(f"unknown embedder {embedder_id!r}; available: {', '.join(sorted(available))}")
+    return available[embedder_id]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def embed_cached(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Embed ``texts``, reading and filling the registry's cache for this embedder."""
+    hashes = [text_hash(t) for t in texts]
+    cached = registry.cached_embeddings(embedder.id, sorted(set(hashes)))
+    missing = {h: t for h, t in zip(hashes, texts) if h not in cached}
+    if missing:
+        vectors = embedder.embed(list(missing.values()))
+        new = list(zip(missing.keys(), missing.values(), vectors))
+        registry.cache_embeddings(embedder.id, new)
+        cached.update({h: v for h, _, v in new})
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    return np.stack([cached[h] for h in hashes]).astype(np.float32)
