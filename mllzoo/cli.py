@@ -150,6 +150,87 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]))
 
 
+@cli.group()
+def graph() -> None:
+    """Build or inspect the registry's semantic graph of WordNet concepts."""
+
+
+@graph.command("build")
+@click.option("--samples", "samples_dir", required=True, type=click.Path(path_type=Path),
+              help="ImageFolder whose sub-folders are WordNet synsets (dog.n.01, n02084071).")
+@click.option("--max-per-node", default=75, show_default=True, help="Sample images kept per node.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the per-node sample choice.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def graph_build(ctx: click.Context, samples_dir: Path, max_per_node: int, seed: int, as_json: bool) -> None:
+    """Build the graph from a synset-named sample folder and make it the registry's graph."""
+    from .graph import build_graph, save_graph
+
+    built = build_graph(samples_dir, max_per_node=max_per_node, seed=seed)
+    save_graph(open_registry(ctx, create=True), built, str(samples_dir.resolve()))
+    info = {**built.info(), "unknown_folders": built.unknown_folders}
+    if as_json:
+        emit_json(info)
+        return
+    if built.unknown_folders:
+        click.echo(f"Warning: {len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
+                   f"skipped: {', '.join(built.unknown_folders[:10])}", err=True)
+    click.echo(_graph_summary(info))
+
+
+@graph.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def graph_info(ctx: click.Context, as_json: bool) -> None:
+    """Nodes, edges, samples and depth of the registry's graph."""
+    from .graph import load_graph
+
+    info = load_graph(open_registry(ctx)).info()
+    emit_json(info) if as_json else click.echo(_graph_summary(info))
+
+
+def _graph_summary(info: dict) -> str:
+    return (f"graph {info['id']}: {info['nodes']} nodes ({info['leaves']} leaves), {info['edges']} edges, "
+            f"{info['images']} images, {info['samples']} samples, depth {info['depth']}")
+
+
+@cli.command()
+@click.argument("model_ids", nargs=-1)
+@click.option("--samples", type=click.Path(path_type=Path),
+              help="Where the graph's sample images are [default: the folder it was built from].")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
+             batch_size: int | None, as_json: bool) -> None:
+    """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
+    from dataclasses import asdict
+
+    from .catalog import discover_models, resolve
+    from .graph import load_graph
+    from .labeling import label_models, samples_root_for
+
+    registry = open_registry(ctx, create=True)
+    catalog = discover_models()
+    registry.record_models(catalog.values())
+    entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
+    built = load_graph(registry)
+    report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
+                          device=device, batch_size=batch_size)
+    if as_json:
+        emit_json(asdict(report))
+    else:
+        rate = report.images_encoded / report.seconds if report.seconds else 0.0
+        click.echo(f"labeled {len(report.labeled)}, already labeled {len(report.skipped)}, "
+                   f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
+                   + (f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
+                      if report.labeled else "")
+                   + (f"; {report.unreadable_images} unreadable images skipped" if report.unreadable_images else ""))
+    if report.failed and not report.labeled and not report.skipped:
+        sys.exit(1)
+
+
 load_plugins()
 pm.hook.mllzoo_register_commands(cli=cli)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from mllzoo.hookspecs import hookimpl
 
 EMBEDDING_MODEL = "text-embedding-3-large"
@@ -28,7 +26,9 @@ def client():
 class OpenAIEmbedder:
     id = f"openai:{EMBEDDING_MODEL}"
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str]):
+        import numpy as np
+
         rows = []
         for start in range(0, len(texts), 512):
             response = client().embeddings.create(model=EMBEDDING_MODEL, input=texts[start:start + 512])

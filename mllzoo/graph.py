@@ -1,0 +1,192 @@
+"""The semantic graph: WordNet noun synsets with sample images, built once and kept in the registry.
+
+Nodes are the synsets named by a sample folder plus all their hypernyms; a hypernym draws its
+samples from its descendants' images (at most ``max_per_node``, chosen with a fixed seed).
+Only :func:`build_graph` needs WordNet; everything after reads the graph back from the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MllzooError
+from .registry import Registry, now
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+WNID = re.compile(r"^n(\d{8})$")
+
+
+@dataclass
+class Node:
+    idx: int
+    synset: str
+    wnid: str
+    name: str
+    definition: str
+    caption: str
+    depth: int
+    parents: list[int]
+
+
+@dataclass
+class Graph:
+    """Nodes, the unique images, and the (node, image) sample pairs sorted by node."""
+
+    id: str
+    nodes: list[Node]
+    image_hashes: list[str]
+    image_paths: list[str]
+    samples: np.ndarray  # int32 [n_samples, 2]: node_idx, image_idx
+    unknown_folders: list[str] = field(default_factory=list)
+
+    @property
+    def captions(self) -> list[str]:
+        return [node.caption for node in self.nodes]
+
+    def info(self) -> dict:
+        edges = sum(len(node.parents) for node in self.nodes)
+        return {"id": self.id, "nodes": len(self.nodes), "edges": edges, "images": len(self.image_hashes),
+                "samples": int(len(self.samples)), "depth": max((n.depth for n in self.nodes), default=0),
+                "leaves": len(self.nodes) - len({p for n in self.nodes for p in n.parents})}
+
+
+def caption(lemma: str, definition: str) -> str:
+    return f"{lemma} which is {definition}"
+
+
+def wordnet():
+    """NLTK's WordNet reader, or one line saying how to get the corpus offline."""
+    try:
+        from nltk.corpus import wordnet as wn
+
+        wn.ensure_loaded()
+    except (ImportError, LookupError):
+        raise MllzooError(
+            "WordNet is not available to NLTK: `make wordnet` (needs apt packages wordnet-base "
+            "wordnet-sense-index) or `python -c \"import nltk; nltk.download('wordnet')\"`, "
+            "then set NLTK_DATA to that folder"
+        ) from None
+    return wn
+
+
+def parse_folder_name(wn, name: str):
+    """A synset from ``dog.n.01``, the MLL spelling with ``*`` for ``/``, or a wnid ``n02084071``."""
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    try:
+        match = WNID.match(name)
+        if match:
+            return wn.synset_from_pos_and_offset("n", int(match[1]))
+        synset = wn.synset(name.replace("*", "/"))
+    except (WordNetError, ValueError):
+        return None
+    return synset if synset.pos() == "n" else None
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Graph:
+    """Scan a synset-named ImageFolder and propagate samples up the hypernym hierarchy."""
+    samples_dir = Path(samples_dir)
+    if not samples_dir.is_dir():
+        raise MllzooError(f"sample folder not found: {samples_dir}")
+    wn = wordnet()
+    leaf_images: dict[str, list[tuple[str, str]]] = {}
+    unknown = []
+    for folder in sorted(p for p in samples_dir.iterdir() if p.is_dir()):
+        synset = parse_folder_name(wn, folder.name)
+        if synset is None:
+            unknown.append(folder.name)
+            continue
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        leaf_images.setdefault(synset.name(), []).extend(
+            (file_hash(f), f.relative_to(samples_dir).as_posix()) for f in files
+        )
+    leaf_images = {name: imgs for name, imgs in leaf_images.items() if imgs}
+    if not leaf_images:
+        raise MllzooError(f"no synset-named folder with images in {samples_dir}"
+                          + (f" (unknown names: {', '.join(unknown[:5])})" if unknown else ""))
+
+    # every node with the set of its own and descendants' images
+    pools: dict[str, dict[str, str]] = {}
+    for name, imgs in leaf_images.items():
+        synset = wn.synset(name)
+        for node in {synset, *synset.closure(_hypernyms)}:
+            pools.setdefault(node.name(), {}).update(imgs)
+
+    names = sorted(pools, key=lambda n: (wn.synset(n).min_depth(), n))
+    index = {name: i for i, name in enumerate(names)}
+    image_hashes = sorted({h for pool in pools.values() for h in pool})
+    image_index = {h: i for i, h in enumerate(image_hashes)}
+    image_paths = [""] * len(image_hashes)
+    nodes, pairs = [], []
+    for name in names:
+        synset = wn.synset(name)
+        lemma = synset.lemma_names()[0].replace("_", " ")
+        nodes.append(Node(
+            idx=index[name], synset=name, wnid=f"n{synset.offset():08d}", name=lemma,
+            definition=synset.definition(), caption=caption(lemma, synset.definition()),
+            depth=synset.min_depth(), parents=sorted(index[p.name()] for p in _hypernyms(synset) if p.name() in index),
+        ))
+        pool = sorted(pools[name].items())
+        chosen = pool if len(pool) <= max_per_node else random.Random(f"{seed}:{name}").sample(pool, max_per_node)
+        for digest, path in chosen:
+            image_paths[image_index[digest]] = path
+            pairs.append((index[name], image_index[digest]))
+    samples = np.array(sorted(pairs), dtype=np.int32).reshape(-1, 2)
+    # keep only images some node samples
+    used = np.unique(samples[:, 1])
+    remap = np.full(len(image_hashes), -1, np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    samples[:, 1] = remap[samples[:, 1]]
+    image_hashes = [image_hashes[i] for i in used]
+    image_paths = [image_paths[i] for i in used]
+    graph_id = hashlib.sha1(json.dumps([names, image_hashes, samples.tolist()]).encode()).hexdigest()[:12]
+    return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown)
+
+
+def _hypernyms(synset):
+    return synset.hypernyms() + synset.instance_hypernyms()
+
+
+def save_graph(registry: Registry, graph: Graph, source: str) -> None:
+    """Store the graph in one transaction and make it the registry's current graph."""
+    db = registry.db
+    with db.conn:
+        for table in ("samples", "images", "nodes", "graphs"):
+            db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph.id])
+        db["graphs"].insert({"id": graph.id, "name": Path(source).name, "created": now(),
+                             "meta": json.dumps({"source": source, **graph.info()})})
+        db["nodes"].insert_all({"graph_id": graph.id, **{**node.__dict__, "parents": json.dumps(node.parents)}}
+                               for node in graph.nodes)
+        db["images"].insert_all({"graph_id": graph.id, "idx": i, "hash": h, "path": p}
+                                for i, (h, p) in enumerate(zip(graph.image_hashes, graph.image_paths)))
+        db["samples"].insert_all({"graph_id": graph.id, "node_idx": int(n), "image_idx": int(i)}
+                                 for n, i in graph.samples)
+        registry.set_setting("graph", graph.id)
+
+
+def load_graph(registry: Registry, graph_id: str | None = None) -> Graph:
+    """Read a graph back (the current one by default); no WordNet needed."""
+    graph_id = graph_id or registry.require_graph_id()
+    db = registry.db
+    nodes = [Node(**{k: row[k] for k in Node.__dataclass_fields__ if k != "parents"}, parents=json.loads(row["parents"]))
+             for row in db["nodes"].rows_where("graph_id = ?", [graph_id], order_by="idx")]
+    images = list(db["images"].rows_where("graph_id = ?", [graph_id], order_by="idx"))
+    samples = np.array(db.execute("select node_idx, image_idx from samples where graph_id = ? "
+                                  "order by node_idx, image_idx", [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
+    return Graph(graph_id, nodes, [r["hash"] for r in images], [r["path"] for r in images], samples)
+
+
+def graph_source(registry: Registry, graph_id: str) -> str | None:
+    rows = list(registry.db["graphs"].rows_where("id = ?", [graph_id]))
+    return json.loads(rows[0]["meta"]).get("source") if rows else None

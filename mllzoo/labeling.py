@@ -1,0 +1,156 @@
+"""Labeling: run each model once over the graph's captions and sample images, store its label.
+
+Work is saved in chunks of images (``label_parts``) so an interrupted run resumes where it
+stopped; the finished label is published in one transaction. A claim per (model, graph) keeps two
+processes from labeling the same model; a model that fails to load is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import labels
+from .catalog import CatalogEntry
+from .errors import MllzooError
+from .graph import Graph
+from .images import ImageCache
+from .registry import Registry
+from .vlm import encode_images, encode_texts, load_model, resolve_device
+
+CHUNK = 1024  # images per resumable unit of work
+
+
+@dataclass
+class LabelingReport:
+    labeled: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)
+    unreadable_images: int = 0
+    images_encoded: int = 0
+    seconds: float = 0.0
+
+
+def default_batch_size(device: str) -> int:
+    return 256 if device.startswith("cuda") else 64
+
+
+def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
+                 device: str = "auto", batch_size: int | None = None, m: int = labels.DEFAULT_M,
+                 progress: bool | None = None) -> LabelingReport:
+    """Label every entry not yet labeled on ``graph``; the rest are left untouched."""
+    report = LabelingReport()
+    done = registry.labeled_model_ids(graph.id)
+    todo = [e for e in entries if e.spec.id not in done]
+    report.skipped = [e.spec.id for e in entries if e.spec.id in done]
+    if not todo:
+        return report
+    if not Path(samples_root).is_dir():
+        raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
+    device = resolve_device(device)
+    batch_size = batch_size or default_batch_size(device)
+    cache = ImageCache(Path(samples_root), graph.image_paths)
+    registry.record_models(todo)
+    started = time.perf_counter()
+    for entry in todo:
+        model_id = entry.spec.id
+        if not registry.claim(model_id, graph.id):
+            report.busy.append(model_id)
+            continue
+        run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
+        try:
+            encoded = _label_one(registry, graph, cache, entry, device, batch_size, m, progress)
+        except KeyboardInterrupt:
+            registry.finish_run(run_id, "interrupted", {"model": model_id})
+            raise
+        except Exception as exc:  # one failing model must not stop the others
+            message = str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
+            report.failed[model_id] = message
+            registry.finish_run(run_id, "failed", {"model": model_id, "error": message})
+            print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
+        else:
+            report.labeled.append(model_id)
+            report.images_encoded += encoded
+            registry.finish_run(run_id, "done", {"model": model_id, "images": encoded})
+        finally:
+            registry.release(model_id, graph.id)
+    report.unreadable_images = len(cache.unreadable)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _label_one(registry: Registry, graph: Graph, cache: ImageCache, entry: CatalogEntry, device: str,
+               batch_size: int, m: int, progress: bool | None) -> int:
+    from tqdm import tqdm
+
+    model = load_model(entry.spec, device)
+    text = np.concatenate([encode_texts(model, graph.captions[s:s + batch_size])
+                           for s in range(0, len(graph.nodes), batch_size)])
+    n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
+    parts = registry.label_parts(entry.spec.id, graph.id)
+    encoded = 0
+    bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
+               desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
+    for start in range(0, n_images, CHUNK):
+        if start in parts:
+            continue
+        stop = min(start + CHUNK, n_images)
+        tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
+        features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
+        similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)
+        parts[start] = _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, m)
+        registry.save_label_part(entry.spec.id, graph.id, start, parts[start])
+        encoded += len(ok)
+        bar.update(stop - start)
+    bar.close()
+    label = _assemble(graph, parts, m)
+    meta = {"n_nodes": n_nodes, "m": label.m, "n_images": n_images, "n_samples": int(len(graph.samples)),
+            "unreadable": int((label.topm[:, 0] < 0).sum()), "dim": int(text.shape[1]), "device": device,
+            "plugin": entry.plugin, "plugin_version": entry.plugin_version}
+    registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
+    return encoded
+
+
+def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,
+                 m: int) -> dict[str, np.ndarray]:
+    """Top-M lists of the chunk's readable images and the own-node ranks of their samples."""
+    dtype = labels.index_dtype(len(graph.nodes))
+    row_of = np.full(stop - start, -1, np.int64)
+    row_of[ok - start] = np.arange(len(ok))
+    in_chunk = np.flatnonzero((graph.samples[:, 1] >= start) & (graph.samples[:, 1] < stop))
+    rows = row_of[graph.samples[in_chunk, 1] - start]
+    readable = rows >= 0
+    ranks = np.full(len(in_chunk), -1, np.int32)
+    ranks[readable] = labels.own_ranks(similarity, graph.samples[in_chunk[readable], 0], rows[readable])
+    topm = labels.rank_images(similarity, m) if len(ok) else np.zeros((0, min(m, len(graph.nodes))), np.int64)
+    return {"image_idx": ok.astype(np.int32), "topm": topm.astype(dtype),
+            "sample_idx": in_chunk.astype(np.int32), "rank": ranks}
+
+
+def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]], m: int) -> labels.Label:
+    n_nodes = len(graph.nodes)
+    width = min(m, n_nodes)
+    topm = np.full((len(graph.image_paths), width), -1, labels.index_dtype(n_nodes))
+    rank = np.full(len(graph.samples), -1, np.int32)
+    for part in parts.values():
+        topm[part["image_idx"]] = part["topm"]
+        rank[part["sample_idx"]] = part["rank"]
+    return labels.Label(topm, rank, n_nodes)
+
+
+def samples_root_for(registry: Registry, graph: Graph, samples: Path | None) -> Path:
+    """``--samples`` when given, else the folder the graph was built from."""
+    from .graph import graph_source
+
+    if samples is not None:
+        return Path(samples)
+    source = graph_source(registry, graph.id)
+    if source is None:
+        raise MllzooError("the registry does not say where the graph's images are: pass --samples DIR")
+    return Path(source)
+

@@ -1,0 +1,103 @@
+"""The model label: a compact record of how a model ranks graph nodes for every sample image.
+
+Per unique image we keep the ``M`` nodes the model ranks highest (``topm``); per sample
+(node, image) pair we keep the rank of the sample's own node (``rank``, 0 = ranked first). The
+nodes ranked above a sample's own node are ``topm[image, :rank]``, complete whenever
+``rank <= M``, so replaying a classification restricted to any node subset is exact for those
+samples and for any sample whose list already holds a subset node. Only a sample ranked below
+``M`` with no subset node in its list is undecided; :func:`replay` resolves it by the expected
+number of subset nodes ranked between ``M`` and its own node. Pure numpy: no torch, no SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT = "topm-v1"
+DEFAULT_M = 32
+
+
+@dataclass
+class Label:
+    topm: np.ndarray      # [n_images, M] node indices, best first
+    rank: np.ndarray      # [n_samples] rank of the sample's own node; -1 = image unreadable
+    n_nodes: int
+
+    @property
+    def m(self) -> int:
+        return self.topm.shape[1]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"topm": self.topm, "rank": self.rank}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "Label":
+        return cls(arrays["topm"], arrays["rank"], int(meta["n_nodes"]))
+
+
+def index_dtype(n_nodes: int) -> np.dtype:
+    return np.dtype(np.int16) if n_nodes < 2**15 else np.dtype(np.int32)
+
+
+def rank_images(similarity: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` best nodes per image row of a ``[images, nodes]`` similarity block, best first."""
+    m = min(m, similarity.shape[1])
+    part = np.argpartition(-similarity, m - 1, axis=1)[:, :m]
+    order = np.argsort(-np.take_along_axis(similarity, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def own_ranks(similarity: np.ndarray, nodes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rank of ``nodes[j]`` in row ``rows[j]`` of ``similarity``: how many nodes score higher."""
+    own = similarity[rows, nodes]
+    return (similarity[rows] > own[:, None]).sum(axis=1).astype(np.int32)
+
+
+def replay(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-node TP, FP, FN of zero-shot classification restricted to ``subset`` (node indices).
+
+    ``samples`` is the graph's ``[n, 2]`` (node, image) array, aligned with ``label.rank``.
+    Returns three ``int64`` arrays over all nodes; only subset nodes can be non-zero.
+    """
+    in_subset = np.zeros(label.n_nodes, bool)
+    in_subset[subset] = True
+    keep = in_subset[samples[:, 0]] & (label.rank >= 0)
+    own, image, rank = samples[keep, 0], samples[keep, 1], label.rank[keep]
+    lists = label.topm[image].astype(np.int64)
+    above = np.arange(label.m)[None, :] < rank[:, None]
+    hits = in_subset[lists] & above
+    has_hit = hits.any(axis=1)
+    first = lists[np.arange(len(lists)), hits.argmax(axis=1)]
+    # undecided: ranked below M, no subset node among the M listed above it
+    expected_between = (rank - label.m) * (len(subset) - 1) / max(label.n_nodes - label.m, 1)
+    own_wins = (rank <= label.m) | (expected_between < 0.5)
+    predicted = np.where(has_hit, first, np.where(own_wins, own, -1))
+    correct = predicted == own
+    tp = np.bincount(own[correct], minlength=label.n_nodes)
+    fn = np.bincount(own[~correct], minlength=label.n_nodes)
+    wrong = predicted[~correct]
+    fp = np.bincount(wrong[wrong >= 0], minlength=label.n_nodes)
+    return tp, fp, fn
+
+
+def dense_replay(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int):
+    """The exact reference: argmax over the subset's columns of the full similarity rows."""
+    subset = np.asarray(subset)
+    in_subset = np.zeros(n_nodes, bool)
+    in_subset[subset] = True
+    keep = in_subset[samples[:, 0]]
+    own, image = samples[keep, 0], samples[keep, 1]
+    predicted = subset[np.argmax(similarity[image][:, subset], axis=1)]
+    correct = predicted == own
+    tp = np.bincount(own[correct], minlength=n_nodes)
+    fn = np.bincount(own[~correct], minlength=n_nodes)
+    fp = np.bincount(predicted[~correct], minlength=n_nodes)
+    return tp, fp, fn
+
+
+def f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Standard F1 = 2TP / (2TP + FP + FN), 0 where a node has no samples and no predictions."""
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)

@@ -1,0 +1,89 @@
+"""Shared fixtures: real registries in temp folders, tiny real models, synset-named image folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def registry(tmp_path):
+    from mllzoo.registry import Registry
+
+    reg = Registry(tmp_path / "registry.db")
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(scope="session")
+def tinyclip_dir(tmp_path_factory):
+    import tinyclip
+
+    folder = tinyclip.build_checkpoints(tmp_path_factory.mktemp("tinyclip"))
+    os.environ["TINYCLIP_DIR"] = str(folder)
+    return folder
+
+
+@pytest.fixture
+def tinyclip_plugin(tinyclip_dir):
+    """The tiny family registered in this process only, unregistered afterwards (llm's pattern)."""
+    import tinyclip
+
+    from mllzoo.plugins import load_plugins, pm
+
+    load_plugins()
+    pm.register(tinyclip, "tinyclip")
+    yield tinyclip
+    pm.unregister(name="tinyclip")
+
+
+@pytest.fixture(scope="session")
+def tinyclip_site(tmp_path_factory, tinyclip_dir):
+    import tinyclip
+
+    return tinyclip.install_entry_point(tmp_path_factory.mktemp("site"))
+
+
+SYNSETS = {"dog.n.01": (200, 60, 60), "cat.n.01": (60, 200, 60), "n02958343": (60, 60, 200),
+           "apple.n.01": (220, 220, 40), "banana.n.02": (230, 200, 20)}
+
+
+def write_images(folder: Path, color: tuple[int, int, int], count: int, seed: int) -> None:
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image = Image.new("RGB", (40, 40), color)
+        draw = ImageDraw.Draw(image)
+        x, y = rng.randrange(0, 30), rng.randrange(0, 30)
+        draw.rectangle([x, y, x + 10, y + 10], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        image.save(folder / f"{i:03d}.png")
+
+
+@pytest.fixture
+def sample_folder(tmp_path):
+    """Five synset-named folders (one by wnid) of small distinct images, plus a non-synset folder."""
+    root = tmp_path / "samples"
+    for seed, (name, color) in enumerate(SYNSETS.items()):
+        write_images(root / name, color, 6, seed)
+    write_images(root / "not_a_synset", (0, 0, 0), 2, 99)
+    return root
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300):
+    """``mllzoo ARGS`` as a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)

@@ -1,0 +1,109 @@
+"""Plugin discovery, isolation of broken plugins, and the documented hook contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pluggy
+
+from conftest import run_cli
+from mllzoo import hookspecs
+from mllzoo.plugins import pm
+
+
+def test_every_hook_is_documented():
+    hooks = [name for name in dir(hookspecs) if name.startswith("mllzoo_")]
+    assert {"mllzoo_register_models", "mllzoo_load_model", "mllzoo_encode_images", "mllzoo_encode_texts",
+            "mllzoo_register_commands", "mllzoo_register_embedders"} <= set(hooks)
+    for name in hooks:
+        doc = getattr(hookspecs, name).__doc__
+        assert doc and len(doc.strip()) > 40, f"{name} needs a docstring"
+
+
+def test_registered_plugin_passes_check_pending(tinyclip_plugin):
+    pm.check_pending()
+    assert "tinyclip" in [pm.get_name(p) for p in pm.get_plugins()]
+
+
+def test_plugin_unregistered_after_test():
+    assert pm.get_plugin("tinyclip") is None
+
+
+def test_load_hook_is_firstresult_and_other_families_pass(tinyclip_plugin):
+    from mllzoo.catalog import discover_models
+    from mllzoo.vlm import load_model
+
+    entry = discover_models()["tinyclip/tiny-a.seed0"]
+    assert entry.plugin == "tinyclip"
+    loaded = load_model(entry.spec, "cpu")
+    assert loaded.spec.id == "tinyclip/tiny-a.seed0"
+
+
+def test_installed_plugin_is_discovered_through_entry_points(tinyclip_site):
+    env = {"PYTHONPATH": str(tinyclip_site)}
+    code = "from importlib.metadata import entry_points; print([e.name for e in entry_points(group='mllzoo')])"
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, **env},
+                         capture_output=True, text=True).stdout
+    assert "tinyclip" in out
+    listed = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    tiny = [p for p in listed if p["name"] == "mllzoo-plugin-tinyclip"][0]
+    assert tiny["version"] == "0.1" and "mllzoo_load_model" in tiny["hooks"] and tiny["error"] is None
+
+
+def test_load_plugins_env_selects_distributions(tinyclip_site):
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": ""}
+    listed = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    assert all(p["name"] != "mllzoo-plugin-tinyclip" for p in listed)
+    env["MLLZOO_LOAD_PLUGINS"] = "mllzoo-plugin-tinyclip"
+    assert [p["name"] for p in json.loads(run_cli("plugins", "--json", env=env).stdout)] == ["mllzoo-plugin-tinyclip"]
+
+
+def broken_site(tmp_path):
+    site = tmp_path / "broken"
+    info = site / "mllzoo_plugin_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mllzoo-plugin-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mllzoo]\nbroken = mllzoo_broken\n")
+    (site / "mllzoo_broken.py").write_text("raise RuntimeError('boom at import')\n")
+    return site
+
+
+def test_broken_plugin_is_a_warning_not_a_crash(tmp_path):
+    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    result = run_cli("plugins", "--json", env=env)
+    assert result.returncode == 0
+    assert "Warning: plugin mllzoo-plugin-broken failed to load: RuntimeError: boom at import" in result.stderr
+    broken = [p for p in json.loads(result.stdout) if p["name"] == "mllzoo-plugin-broken"][0]
+    assert "boom at import" in broken["error"]
+    assert run_cli("models", env=env).returncode == 0
+
+
+def test_strict_plugins_reraises(tmp_path):
+    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_STRICT_PLUGINS": "1"}
+    result = run_cli("plugins", env=env)
+    assert result.returncode != 0 and "boom at import" in result.stderr
+
+
+def test_cli_import_pulls_in_no_torch():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mllzoo.cli"],
+                         capture_output=True, text=True).stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.splitlines() if "|" in line}
+    assert "click" in imported and "pluggy" in imported
+    assert not imported & {"torch", "open_clip", "transformers", "timm", "numpy"}
+
+
+def test_help_lists_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("plugins", "models", "install", "uninstall", "register", "graph"):
+        assert command in result.stdout
+
+
+def test_hookimpl_marker_is_mllzoos():
+    import mllzoo
+
+    assert isinstance(mllzoo.hookimpl, pluggy.HookimplMarker) and mllzoo.hookimpl.project_name == "mllzoo"
+    assert entry_points(group="mllzoo") is not None

@@ -1,0 +1,102 @@
+"""The SQLite registry: migrations, blobs, schema guards, path rules."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+import sqlite_utils
+
+from conftest import run_cli
+from mllzoo import blobs
+from mllzoo.errors import MllzooError
+from mllzoo.registry import Registry, migrations
+
+
+def test_migrations_create_expected_columns_and_are_idempotent(tmp_path):
+    path = tmp_path / "r.db"
+    Registry(path).close()
+    db = sqlite_utils.Database(path)
+    assert set(db["models"].columns_dict) == {"id", "family", "arch", "tag", "plugin", "plugin_version",
+                                              "metadata", "first_seen"}
+    assert set(db["labels"].columns_dict) == {"model_id", "graph_id", "format", "created", "meta"}
+    assert {"graph_id", "idx", "synset", "wnid", "caption", "depth", "parents"} <= set(db["nodes"].columns_dict)
+    assert set(db["text_embeddings"].columns_dict) >= {"embedder", "text_hash", "dtype", "shape", "data"}
+    applied = [m.name for m in migrations.applied(db)]
+    Registry(path).close()
+    assert [m.name for m in migrations.applied(db)] == applied
+    assert db.journal_mode == "wal"
+
+
+@pytest.mark.parametrize("array", [np.arange(12, dtype=np.int16).reshape(3, 4),
+                                   np.random.default_rng(0).random((2, 5)).astype(np.float32),
+                                   np.zeros((0, 3), np.int32)])
+def test_blobs_round_trip_little_endian(array):
+    packed = blobs.pack(array)
+    assert packed["dtype"].startswith("<") or packed["dtype"].startswith("|")
+    assert np.array_equal(blobs.unpack(packed), array)
+
+
+def test_label_visible_only_when_saved(registry):
+    registry.save_label_part("f/a.b", "g", 0, {"x": np.ones(3)})
+    assert registry.labeled_model_ids("g") == set()
+    assert list(registry.label_parts("f/a.b", "g")) == [0]
+    registry.save_label("f/a.b", "g", "topm-v1", {"topm": np.ones((2, 2), np.int16)}, {"n_nodes": 2})
+    assert registry.labeled_model_ids("g") == {"f/a.b"}
+    assert registry.label_parts("f/a.b", "g") == {}
+    fmt, arrays, meta = registry.load_label("f/a.b", "g")
+    assert fmt == "topm-v1" and arrays["topm"].dtype == np.int16 and meta == {"n_nodes": 2}
+
+
+def test_not_a_registry_and_newer_schema_are_one_line_errors(tmp_path):
+    text = tmp_path / "text.db"
+    text.write_text("hello")
+    with pytest.raises(MllzooError, match="not a readable mllzoo registry"):
+        Registry(text)
+    other = tmp_path / "other.db"
+    sqlite_utils.Database(other)["things"].insert({"a": 1})
+    with pytest.raises(MllzooError, match="not an mllzoo registry"):
+        Registry(other)
+    newer = tmp_path / "newer.db"
+    Registry(newer).close()
+    sqlite_utils.Database(newer)["_sqlite_migrations"].insert(
+        {"migration_set": "mllzoo", "name": "m999_future", "applied_at": "2030"})
+    with pytest.raises(MllzooError, match="newer mllzoo"):
+        Registry(newer)
+    result = run_cli("--registry", str(newer), "graph", "info")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_claims_keep_two_processes_apart(registry, tmp_path):
+    assert registry.claim("f/a.b", "g")
+    other = Registry(registry.path)
+    conn = sqlite3.connect(registry.path)
+    # a live claim from another process on this host blocks; a dead one is taken over
+    import os
+    import subprocess
+    import sys
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        conn.execute("update label_claims set pid = ?", [sleeper.pid])
+        conn.commit()
+        assert not other.claim("f/a.b", "g")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert other.claim("f/a.b", "g")
+    other.close()
+    conn.close()
+    assert os.getpid()
+
+
+def test_registry_path_rules(tmp_path, monkeypatch):
+    from mllzoo.registry import default_registry_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLZOO_REGISTRY", str(tmp_path / "env.db"))
+    assert default_registry_path() == tmp_path / "env.db"
+    monkeypatch.delenv("MLLZOO_REGISTRY")
+    (tmp_path / "registry.db").write_bytes(b"")
+    assert default_registry_path().name == "registry.db" and default_registry_path().parent == type(tmp_path)(".")
