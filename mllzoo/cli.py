@@ -200,10 +200,12 @@ def _graph_summary(info: dict) -> str:
               help="Where the graph's sample images are [default: the folder it was built from].")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
+@click.option("--chunk-size", type=int, default=1024, show_default=True,
+              help="Images per saved unit of work; an interrupted run resumes from the last one.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, as_json: bool) -> None:
+             batch_size: int | None, chunk_size: int, as_json: bool) -> None:
     """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
     from dataclasses import asdict
 
@@ -217,7 +219,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
     report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size)
+                          device=device, batch_size=batch_size, chunk=chunk_size)
     if as_json:
         emit_json(asdict(report))
     else:

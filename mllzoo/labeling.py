@@ -42,7 +42,7 @@ def default_batch_size(device: str) -> int:
 
 def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
                  device: str = "auto", batch_size: int | None = None, m: int = labels.DEFAULT_M,
-                 progress: bool | None = None) -> LabelingReport:
+                 chunk: int = CHUNK, progress: bool | None = None) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched."""
     report = LabelingReport()
     done = registry.labeled_model_ids(graph.id)
@@ -64,7 +64,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             continue
         run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
         try:
-            encoded = _label_one(registry, graph, cache, entry, device, batch_size, m, progress)
+            encoded = _label_one(registry, graph, cache, entry, device, batch_size, m, chunk, progress)
         except KeyboardInterrupt:
             registry.finish_run(run_id, "interrupted", {"model": model_id})
             raise
@@ -85,7 +85,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
 
 
 def _label_one(registry: Registry, graph: Graph, cache: ImageCache, entry: CatalogEntry, device: str,
-               batch_size: int, m: int, progress: bool | None) -> int:
+               batch_size: int, m: int, chunk: int, progress: bool | None) -> int:
     from tqdm import tqdm
 
     model = load_model(entry.spec, device)
@@ -96,10 +96,10 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, entry: Catal
     encoded = 0
     bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
                desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
-    for start in range(0, n_images, CHUNK):
+    for start in range(0, n_images, chunk):
         if start in parts:
             continue
-        stop = min(start + CHUNK, n_images)
+        stop = min(start + chunk, n_images)
         tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
         features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
         similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)

@@ -55,46 +55,51 @@ def own_ranks(similarity: np.ndarray, nodes: np.ndarray, rows: np.ndarray) -> np
     return (similarity[rows] > own[:, None]).sum(axis=1).astype(np.int32)
 
 
-def replay(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-node TP, FP, FN of zero-shot classification restricted to ``subset`` (node indices).
+def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(own node, predicted node)`` for every readable sample of a subset node.
 
-    ``samples`` is the graph's ``[n, 2]`` (node, image) array, aligned with ``label.rank``.
-    Returns three ``int64`` arrays over all nodes; only subset nodes can be non-zero.
+    The prediction is the subset node the model ranks first for the sample's image; -1 where an
+    undecided sample (see the module docstring) is judged wrong.
     """
     in_subset = np.zeros(label.n_nodes, bool)
     in_subset[subset] = True
     keep = in_subset[samples[:, 0]] & (label.rank >= 0)
     own, image, rank = samples[keep, 0], samples[keep, 1], label.rank[keep]
     lists = label.topm[image].astype(np.int64)
-    above = np.arange(label.m)[None, :] < rank[:, None]
-    hits = in_subset[lists] & above
-    has_hit = hits.any(axis=1)
+    hits = in_subset[lists] & (np.arange(label.m)[None, :] < rank[:, None])
     first = lists[np.arange(len(lists)), hits.argmax(axis=1)]
-    # undecided: ranked below M, no subset node among the M listed above it
     expected_between = (rank - label.m) * (len(subset) - 1) / max(label.n_nodes - label.m, 1)
     own_wins = (rank <= label.m) | (expected_between < 0.5)
-    predicted = np.where(has_hit, first, np.where(own_wins, own, -1))
-    correct = predicted == own
-    tp = np.bincount(own[correct], minlength=label.n_nodes)
-    fn = np.bincount(own[~correct], minlength=label.n_nodes)
-    wrong = predicted[~correct]
-    fp = np.bincount(wrong[wrong >= 0], minlength=label.n_nodes)
-    return tp, fp, fn
+    return own, np.where(hits.any(axis=1), first, np.where(own_wins, own, -1))
 
 
-def dense_replay(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int):
+def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,
+                      n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """The exact reference: argmax over the subset's columns of the full similarity rows."""
     subset = np.asarray(subset)
     in_subset = np.zeros(n_nodes, bool)
     in_subset[subset] = True
     keep = in_subset[samples[:, 0]]
-    own, image = samples[keep, 0], samples[keep, 1]
-    predicted = subset[np.argmax(similarity[image][:, subset], axis=1)]
+    return samples[keep, 0], subset[np.argmax(similarity[samples[keep, 1]][:, subset], axis=1)]
+
+
+def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-node TP, FP, FN (``int64`` over all nodes) from per-sample decisions."""
     correct = predicted == own
     tp = np.bincount(own[correct], minlength=n_nodes)
     fn = np.bincount(own[~correct], minlength=n_nodes)
-    fp = np.bincount(predicted[~correct], minlength=n_nodes)
+    wrong = predicted[~correct]
+    fp = np.bincount(wrong[wrong >= 0], minlength=n_nodes)
     return tp, fp, fn
+
+
+def replay(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-node TP, FP, FN of the model's zero-shot classification restricted to ``subset``."""
+    return confusion(*restricted_predictions(label, samples, subset), label.n_nodes)
+
+
+def dense_replay(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int):
+    return confusion(*dense_predictions(similarity, samples, subset, n_nodes), n_nodes)
 
 
 def f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""Labeling with tiny real open_clip models: exactness, idempotence, resume, failures, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from conftest import run_cli
+from mllzoo import labels
+from mllzoo.catalog import discover_models
+from mllzoo.graph import build_graph, save_graph
+from mllzoo.labeling import label_models
+from mllzoo.registry import Registry
+from mllzoo.vlm import encode_images, encode_texts, load_model
+
+
+def labeled_registry(registry, sample_folder, **kwargs):
+    graph = build_graph(sample_folder)
+    save_graph(registry, graph, str(sample_folder))
+    entries = [e for e in discover_models().values() if e.spec.family == "tinyclip"]
+    return graph, entries, label_models(registry, graph, sample_folder, entries, device="cpu", progress=False, **kwargs)
+
+
+def test_label_replay_equals_dense_on_small_graph(registry, sample_folder, tinyclip_plugin):
+    graph, entries, report = labeled_registry(registry, sample_folder, m=64)
+    assert sorted(report.labeled) == sorted(e.spec.id for e in entries)
+    spec = entries[0].spec
+    fmt, arrays, meta = registry.load_label(spec.id, graph.id)
+    label = labels.Label.from_arrays(arrays, meta)
+    # the dense reference: every image against every caption, computed here independently
+    from mllzoo.images import open_rgb
+
+    model = load_model(spec, "cpu")
+    import torch
+
+    pixels = torch.stack([model.preprocess(open_rgb(sample_folder / p)) for p in graph.image_paths])
+    similarity = encode_images(model, pixels) @ encode_texts(model, graph.captions).T
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        subset = rng.choice(len(graph.nodes), 8, replace=False)
+        for got, want in zip(labels.replay(label, graph.samples, subset),
+                             labels.dense_replay(similarity, graph.samples, subset, len(graph.nodes))):
+            assert np.array_equal(got, want)
+
+
+def test_second_run_does_nothing(registry, sample_folder, tinyclip_plugin):
+    graph, entries, first = labeled_registry(registry, sample_folder)
+    created = [r["created"] for r in registry.db["labels"].rows]
+    again = label_models(registry, graph, sample_folder, entries, device="cpu", progress=False)
+    assert again.labeled == [] and sorted(again.skipped) == sorted(first.labeled)
+    assert [r["created"] for r in registry.db["labels"].rows] == created
+
+
+def test_failing_model_does_not_stop_others(registry, sample_folder, tinyclip_plugin, monkeypatch):
+    monkeypatch.setenv("TINYCLIP_FAIL", "tiny-a")
+    _, _, report = labeled_registry(registry, sample_folder)
+    assert report.labeled == ["tinyclip/tiny-b.seed0"]
+    assert "weights not found" in report.failed["tinyclip/tiny-a.seed0"]
+    assert [r["status"] for r in registry.db["runs"].rows] == ["failed", "done"]
+
+
+def test_unreadable_images_are_skipped_and_counted(registry, sample_folder, tinyclip_plugin):
+    (sample_folder / "dog.n.01" / "broken.png").write_bytes(b"not a png")
+    _, _, report = labeled_registry(registry, sample_folder)
+    assert report.unreadable_images == 1 and len(report.labeled) == 2
+
+
+def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site):
+    db = tmp_path / "r.db"
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_REGISTRY": str(db)}
+    assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
+    slow = {**os.environ, **env, "TINYCLIP_SLOW": "0.3"}
+    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "tinyclip/tiny-a.seed0",
+                             "--chunk-size", "4", "--batch-size", "4"], env=slow,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.2)
+        with sqlite3.connect(db) as conn:
+            if conn.execute("select count(distinct part) from label_parts").fetchone()[0] >= 2:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as conn:
+        done_parts = conn.execute("select count(distinct part) from label_parts").fetchone()[0]
+        assert conn.execute("select count(*) from labels").fetchone()[0] == 0
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert 2 <= done_parts < 8  # 30 images in chunks of 4
+    result = run_cli("register", "tinyclip/tiny-a.seed0", "--chunk-size", "4", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["labeled"] == ["tinyclip/tiny-a.seed0"]
+    assert report["images_encoded"] == 30 - 4 * done_parts  # only the missing chunks were encoded
+    reg = Registry(db)
+    assert reg.label_parts("tinyclip/tiny-a.seed0", reg.current_graph_id()) == {}
+    second = json.loads(run_cli("register", "--json", env=env).stdout)
+    assert second["labeled"] == ["tinyclip/tiny-b.seed0"] and second["skipped"] == ["tinyclip/tiny-a.seed0"]
+
+
+def test_two_register_processes_label_each_model_once(tmp_path, sample_folder, tinyclip_site):
+    db = tmp_path / "r.db"
+    env = {**os.environ, "PYTHONPATH": str(tinyclip_site), "MLLZOO_REGISTRY": str(db), "TINYCLIP_SLOW": "0.05"}
+    assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
+    procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "--json", "--batch-size", "4"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    reports = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    labeled = [m for r in reports for m in r["labeled"]]
+    assert sorted(labeled) == ["tinyclip/tiny-a.seed0", "tinyclip/tiny-b.seed0"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from runs where status = 'done'").fetchone()[0] == 2
