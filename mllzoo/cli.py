@@ -233,6 +233,84 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
         sys.exit(1)
 
 
+def selection_options(command):
+    """Options shared by ``recommend``, ``predict`` and ``bench``: how models are selected."""
+    options = [
+        click.option("--domain", help='What the images are, e.g. "satellite picture".'),
+        click.option("--task", help='What the task is, e.g. "land cover classification".'),
+        click.option("-k", "k", type=int, default=1, show_default=True, help="Models kept per class."),
+        click.option("--alpha", type=float, default=0.7, show_default=True,
+                     help="Weight of a class's own score against the model's mean over the other classes."),
+        click.option("--max-models", type=int, help="Use at most this many models in all."),
+        click.option("--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."),
+        click.option("--captioner", type=click.Choice(["templates", "openai"]),
+                     help="Who describes the classes [default: openai when OPENAI_API_KEY is set]."),
+        click.option("--embedder", help="Text embedder id [default: minilm]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _recommend(ctx: click.Context, classes_file: Path, options: dict):
+    from .recommend import recommend
+
+    return recommend(classes_file, registry=open_registry(ctx), **options)
+
+
+@cli.command("recommend")
+@click.argument("classes_file", type=click.Path(path_type=Path))
+@selection_options
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, **options) -> None:
+    """Recommend models for the classes in CLASSES_FILE (one class per line)."""
+    result = _recommend(ctx, classes_file, options)
+    data = result.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    for row in data["classes"]:
+        models = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in row["models"])
+        concepts = ", ".join(n["synset"].split(".")[0].replace("_", " ") for n in row["nodes"][:3])
+        click.echo(f"{row['name']:<28} {models}   <- {concepts}")
+    click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--classes", "classes_file", required=True, type=click.Path(path_type=Path),
+              help="Class file: one class per line.")
+@selection_options
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, device: str, batch_size: int,
+            as_json: bool, **options) -> None:
+    """Classify images (files or folders) with the ensemble of recommended models.
+
+    A folder whose sub-folders are class names is scored and its accuracy printed.
+    """
+    from .predict import gather_images
+
+    result = _recommend(ctx, classes_file, options)
+    images, truth = gather_images(paths, result.classes)
+    ensemble = result.ensemble(device=device, batch_size=batch_size)
+    labels = ensemble.predict(images)
+    scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
+    accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
+    rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
+    if as_json:
+        emit_json({"predictions": rows, "accuracy": accuracy, "models": result.models,
+                   "unreadable": len(ensemble.unreadable)})
+        return
+    for row in rows:
+        click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
+    if accuracy is not None:
+        click.echo(f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}")
+
+
 load_plugins()
 pm.hook.mllzoo_register_commands(cli=cli)
 

@@ -25,7 +25,9 @@ def model_dir() -> Path:
 @lru_cache(maxsize=1)
 def _load() -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     folder = model_dir()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()

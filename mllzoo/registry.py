@@ -227,6 +227,17 @@ class Registry:
         }
         return rows[0]["format"], arrays, json.loads(rows[0]["meta"] or "{}")
 
+    def labels_on(self, graph_id: str) -> dict[str, tuple[dict[str, np.ndarray], dict]]:
+        """Every complete label on a graph in one query: ``{model_id: (arrays, meta)}``."""
+        found: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
+        for row in self.db.query(
+            "select a.model_id, a.name, a.dtype, a.shape, a.data, l.meta from label_arrays a join labels l "
+            "on a.model_id = l.model_id and a.graph_id = l.graph_id where a.graph_id = ?", [graph_id]
+        ):
+            arrays, _ = found.setdefault(row["model_id"], ({}, json.loads(row["meta"] or "{}")))
+            arrays[row["name"]] = blobs.unpack(row)
+        return found
+
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
         """Keep one finished chunk of a label so that an interrupted run resumes from it."""
         with self.db.conn:

@@ -1,0 +1,36 @@
+"""Class files: one class per line, UTF-8, blank lines and ``#`` comments ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import MllzooError
+
+MAX_CLASSES = 5_000  # zero-shot over more classes is beyond what selection is tuned for
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """The class names of a file, in order; bad files are one-line user errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise MllzooError(f"class file not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MllzooError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    names = [line.strip() for line in text.splitlines()]
+    names = [name for name in names if name and not name.startswith("#")]
+    if not names:
+        raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")
+    seen: set[str] = set()
+    duplicates = [n for n in names if n in seen or seen.add(n)]
+    if duplicates:
+        raise MllzooError(f"{path} lists duplicate classes: {', '.join(sorted(set(duplicates))[:5])}")
+    if len(names) > MAX_CLASSES:
+        raise MllzooError(f"{path} lists {len(names)} classes; at most {MAX_CLASSES} are supported")
+    return names
+
+
+def display_name(name: str) -> str:
+    """Raw spellings read as words: ``Apply_Eye_Makeup`` -> ``Apply Eye Makeup``."""
+    return " ".join(name.replace("_", " ").split())

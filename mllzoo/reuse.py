@@ -1,0 +1,108 @@
+"""Model reuse (MLL step 4): a zero-shot ensemble of the selected models, weighted per image.
+
+Each model gives softmax probabilities over all target classes; its weight for an image is the
+inverse entropy of that prediction (confident models count more), and it votes only for the
+classes it was selected for. The prediction is the argmax of the weighted sum.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .classes import display_name
+from .images import ImageCache
+from .vlm import LoadedModel, encode_images, encode_texts, load_model
+
+LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by every family here
+
+
+def prompts(name: str, domain: str | None) -> list[str]:
+    """The zero-shot prompts for one class: CLIP's photo template, plus the domain's when given."""
+    name = display_name(name)
+    return [f"a photo of a {name}."] + ([f"a {domain} of a {name}."] if domain else [])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def inverse_entropy_weights(probabilities: np.ndarray) -> np.ndarray:
+    """``1 / H(p)`` per row; a zero entropy is capped and a NaN row gets no weight."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.nansum(np.where(probabilities > 0, probabilities * np.log(probabilities), 0.0), axis=1)
+    weights = 1.0 / np.maximum(entropy, 1e-6)
+    return np.where(np.isnan(probabilities).any(axis=1), 0.0, weights)
+
+
+def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
+    """Weighted sum over models of their probabilities, each masked to the classes it votes for."""
+    total = np.zeros_like(per_model[0])
+    for probabilities, mask in zip(per_model, votes):
+        total += inverse_entropy_weights(probabilities)[:, None] * np.nan_to_num(probabilities) * mask[None, :]
+    return total
+
+
+@dataclass
+class Ensemble:
+    """The selected models with the classes each votes for; loads each model once, on first use."""
+
+    classes: list[str]
+    members: dict[str, np.ndarray]  # model id -> bool mask over classes
+    specs: dict[str, object]
+    domain: str | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
+    unreadable: list[str] = field(default_factory=list)
+
+    def _model(self, model_id: str) -> tuple[LoadedModel, np.ndarray]:
+        if model_id not in self._loaded:
+            model = load_model(self.specs[model_id], self.device)
+            texts = [p for name in self.classes for p in prompts(name, self.domain)]
+            features = encode_texts(model, texts)
+            class_vectors = features.reshape(len(self.classes), -1, features.shape[1]).mean(axis=1)
+            class_vectors /= np.linalg.norm(class_vectors, axis=1, keepdims=True)
+            self._loaded[model_id] = (model, class_vectors)
+        return self._loaded[model_id]
+
+    def model_probabilities(self, paths: Iterable[str | Path]) -> tuple[dict[str, np.ndarray], list[int]]:
+        """Per model, softmax probabilities ``[n_readable, classes]``, and the readable images' indices."""
+        paths = [str(Path(p).resolve()) for p in paths]
+        cache = ImageCache(Path("/"), paths)
+        out, readable = {}, None
+        for model_id in self.members:
+            model, class_vectors = self._model(model_id)
+            features, ok = [], None
+            for start in range(0, len(paths), 512):
+                tensor, idx = cache.chunk(model.preprocess_key, model.preprocess, start, min(start + 512, len(paths)))
+                features += [encode_images(model, tensor[s:s + self.batch_size]) for s in range(0, len(idx), self.batch_size)]
+                ok = (ok or []) + idx
+            image_features = np.concatenate(features) if features else np.zeros((0, class_vectors.shape[1]), np.float32)
+            out[model_id] = softmax(LOGIT_SCALE * image_features @ class_vectors.T)
+            readable = ok or []
+        self.unreadable = [paths[i] for i in sorted(cache.unreadable)]
+        return out, readable or []
+
+    def predict_proba(self, paths: Iterable[str | Path]) -> tuple[np.ndarray, list[int]]:
+        """Ensemble scores ``[n_readable, classes]`` (rows sum to 1) and the readable images' indices."""
+        per_model, readable = self.model_probabilities(paths)
+        total = combine(list(per_model.values()), [self.members[m] for m in per_model])
+        sums = total.sum(axis=1, keepdims=True)
+        return np.divide(total, sums, out=np.zeros_like(total), where=sums > 0), readable
+
+    def predict(self, paths: Iterable[str | Path]) -> list[str | None]:
+        """The predicted class per image; None for an unreadable image."""
+        paths = list(paths)
+        proba, readable = self.predict_proba(paths)
+        labels: list[str | None] = [None] * len(paths)
+        for row, i in zip(proba, readable):
+            labels[i] = self.classes[int(row.argmax())]
+        if self.unreadable:
+            print(f"Warning: {len(self.unreadable)} unreadable image(s) skipped", file=sys.stderr)
+        return labels
