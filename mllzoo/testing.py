@@ -1,0 +1,159 @@
+"""The conformance check every family plugin runs in its own tests, ours and third parties' alike.
+
+    from mllzoo.testing import check_plugin
+    import mllzoo_myfamily
+
+    def test_conformance(tiny_spec):
+        check_plugin(mllzoo_myfamily, family="myfamily", loadable=[tiny_spec])
+
+``loadable`` are specs the test can load offline (tiny random-init models saved to a temp folder);
+the registered catalogue is checked for metadata only. The plugin is exercised through its own
+hooks on a private plugin manager, so the check neither needs nor disturbs the installed plugins.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import ModuleType
+from typing import Any, Iterable
+
+import numpy as np
+import pluggy
+
+from . import hookspecs
+from .vlm import LoadedModel, ModelSpec, default_dtype, parse_model_id
+
+HEAVY_MODULES = ("torch", "open_clip", "transformers", "timm")
+TEXTS = ["a photo of a dog.", "a cat", "an aerial photograph of a harbour with many small boats at dawn"]
+OTHER_FAMILY = "mllzoo-conformance-other"
+
+
+def plugin_manager(plugin: ModuleType) -> pluggy.PluginManager:
+    """A manager holding only ``plugin``; registering validates its hooks against the specs."""
+    pm = pluggy.PluginManager("mllzoo")
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin)
+    return pm
+
+
+def registered_specs(plugin: ModuleType) -> list[ModelSpec]:
+    """Everything ``plugin`` registers, in order."""
+    specs: list[ModelSpec] = []
+    plugin_manager(plugin).hook.mllzoo_register_models(register=specs.append)
+    return specs
+
+
+def check_registration(plugin: ModuleType, family: str) -> list[ModelSpec]:
+    """Ids well formed and unique, one family, and the metadata selection and reports rely on."""
+    specs = registered_specs(plugin)
+    assert specs, f"{plugin.__name__} registers no models"
+    ids = [spec.id for spec in specs]
+    duplicates = sorted({model_id for model_id in ids if ids.count(model_id) > 1})
+    assert not duplicates, f"ids registered twice: {duplicates[:5]}"
+    for spec in specs:
+        assert isinstance(spec, ModelSpec), f"registered {type(spec).__name__}, not a ModelSpec"
+        assert parse_model_id(spec.id) == (spec.family, spec.arch, spec.tag), f"{spec.id} does not round-trip"
+        assert spec.family == family, f"{spec.id}: family {spec.family!r}, expected {family!r}"
+        assert spec.source, f"{spec.id}: no source (where its weights come from)"
+        for name in ("params_m", "gflops", "image_size"):
+            value = getattr(spec, name)
+            assert value is None or (isinstance(value, (int, float)) and value > 0), f"{spec.id}: {name}={value!r}"
+        top1 = spec.imagenet_top1
+        assert top1 is None or 0 < top1 <= 1, f"{spec.id}: imagenet_top1={top1!r} is not a fraction"
+        assert all(isinstance(hub, str) and hub for hub in spec.hubs), f"{spec.id}: hubs={spec.hubs!r}"
+        json.dumps(spec.metadata())  # the registry stores metadata as JSON
+    return specs
+
+
+def check_light_import(module_name: str) -> None:
+    """Importing the plugin module must not import torch or a model library (``mllzoo --help`` stays fast)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module_name}"],
+                            capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    heavy = sorted(name for name in imported if name.split(".")[0] in HEAVY_MODULES)
+    assert not heavy, f"import {module_name} imports {heavy[:5]}"
+
+
+def sample_images(count: int = 4) -> list[Any]:
+    """Deterministic RGB images of different sizes and contents, so resizing and cropping are exercised."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    sizes = [(48, 40), (33, 71), (64, 64), (100, 30)]
+    return [Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+            for width, height in (sizes[i % len(sizes)] for i in range(count))]
+
+
+def _assert_features(features: Any, rows: int, what: str, spec: ModelSpec) -> None:
+    assert isinstance(features, np.ndarray), f"{spec.id}: {what} features are {type(features).__name__}"
+    assert features.dtype == np.float32, f"{spec.id}: {what} features are {features.dtype}, not float32"
+    assert features.ndim == 2 and features.shape[0] == rows, f"{spec.id}: {what} features {features.shape}"
+    assert np.isfinite(features).all(), f"{spec.id}: {what} features are not finite"
+    norms = np.linalg.norm(features, axis=1)
+    assert np.allclose(norms, 1, atol=1e-3), f"{spec.id}: {what} features are not L2-normalised: {norms}"
+    assert not np.allclose(features[0], features[1:], atol=1e-4), f"{spec.id}: different {what} encode alike"
+
+
+def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> LoadedModel:
+    """Load ``spec`` through the plugin's hooks and check what encoding gives back."""
+    import torch
+
+    pm = plugin_manager(plugin)
+    hook = pm.hook
+    dtype = default_dtype(device)
+    model = hook.mllzoo_load_model(spec=spec, device=device, dtype=dtype)
+    assert isinstance(model, LoadedModel), f"{spec.id}: load returned {type(model).__name__}"
+    assert model.spec.id == spec.id, f"{spec.id}: loaded handle names {model.spec.id}"
+    assert isinstance(model.preprocess_key, str) and model.preprocess_key, f"{spec.id}: empty preprocess_key"
+    assert isinstance(model.context_length, int) and model.context_length > 0, f"{spec.id}: context_length"
+
+    pixels = [model.preprocess(image) for image in sample_images()]
+    shapes = {tuple(p.shape) for p in pixels}
+    assert len(shapes) == 1, f"{spec.id}: preprocess gives different shapes {shapes}"
+    channels, height, width = shapes.pop()
+    assert channels == 3, f"{spec.id}: preprocess gives {channels} channels"
+    if spec.image_size:
+        assert spec.image_size in (height, width), f"{spec.id}: image_size {spec.image_size}, tensors {height}x{width}"
+    images = torch.stack(pixels).float()
+
+    image_features = hook.mllzoo_encode_images(model=model, images=images)
+    _assert_features(image_features, len(pixels), "image", spec)
+    text_features = hook.mllzoo_encode_texts(model=model, texts=list(TEXTS))
+    _assert_features(text_features, len(TEXTS), "text", spec)
+    assert image_features.shape[1] == text_features.shape[1], (
+        f"{spec.id}: image dim {image_features.shape[1]} != text dim {text_features.shape[1]}")
+
+    # Deterministic: the same input gives the same features, alone or in a batch, and after a reload.
+    again = hook.mllzoo_encode_images(model=model, images=images[1:2])
+    assert np.allclose(again[0], image_features[1], atol=1e-4), f"{spec.id}: image features depend on the batch"
+    alone = hook.mllzoo_encode_texts(model=model, texts=[TEXTS[0]])
+    assert np.allclose(alone[0], text_features[0], atol=1e-4), f"{spec.id}: text features depend on the batch"
+    reloaded = hook.mllzoo_load_model(spec=spec, device=device, dtype=dtype)
+    assert reloaded.preprocess_key == model.preprocess_key, f"{spec.id}: preprocess_key changes between loads"
+    assert np.allclose(hook.mllzoo_encode_texts(model=reloaded, texts=list(TEXTS)), text_features, atol=1e-5), (
+        f"{spec.id}: features change between loads")
+
+    # Models of other families are left to their own plugins.
+    other = ModelSpec(family=OTHER_FAMILY, arch=spec.arch, tag=spec.tag)
+    assert hook.mllzoo_load_model(spec=other, device=device, dtype=dtype) is None, "loads another family's model"
+    foreign = LoadedModel(other, model.module, model.preprocess, model.preprocess_key, model.tokenizer,
+                          model.context_length, device, dtype)
+    assert hook.mllzoo_encode_images(model=foreign, images=images) is None, "encodes another family's images"
+    assert hook.mllzoo_encode_texts(model=foreign, texts=list(TEXTS)) is None, "encodes another family's texts"
+    return model
+
+
+def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec], device: str = "cpu") -> None:
+    """The whole check: light import, registration, and every loadable spec end to end."""
+    check_light_import(plugin.__name__)
+    check_registration(plugin, family)
+    specs = list(loadable)
+    assert specs, "give at least one spec the test can load offline"
+    for spec in specs:
+        check_model(plugin, spec, device)
+
+
+__all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "registered_specs",
+           "sample_images"]

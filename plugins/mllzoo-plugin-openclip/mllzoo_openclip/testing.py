@@ -1,0 +1,40 @@
+"""Tiny random-init open_clip architectures for offline tests (this plugin's and the EVA plugin's).
+
+A test names a small JSON config, open_clip builds it through its normal factory, and the weights are
+saved as safetensors so loading goes through ``pretrained=/path`` exactly as a user's checkpoint does.
+open_clip's config registry is restored afterwards, as open_clip's own tests do, so nothing leaks.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
+TINY_VIT = {"embed_dim": 32, "text_cfg": TINY_TEXT,
+            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8}}
+
+
+@contextmanager
+def tiny_checkpoint(folder: Path, arch: str, config: dict[str, Any], seed: int = 0) -> Iterator[Path]:
+    """Register ``config`` as ``arch`` with open_clip, save random weights, yield the weights file."""
+    import open_clip
+    import torch
+    from open_clip import factory
+    from safetensors.torch import save_file
+
+    config_file = folder / f"{arch}.json"
+    config_file.write_text(json.dumps(config))
+    paths, configs = list(factory._MODEL_CONFIG_PATHS), factory._MODEL_CONFIGS
+    open_clip.add_model_config(config_file)
+    try:
+        torch.manual_seed(seed)
+        model = open_clip.create_model(arch, pretrained=None)
+        weights = folder / f"{arch}.safetensors"
+        save_file({key: value.contiguous() for key, value in model.state_dict().items()}, str(weights))
+        yield weights
+    finally:
+        factory._MODEL_CONFIG_PATHS[:] = paths
+        factory._MODEL_CONFIGS = configs
