@@ -1,0 +1,51 @@
+"""mllzoo plugin for EVA-CLIP: the EVA archs open_clip offers, as ids ``eva/ARCH.TAG``.
+
+Only the ids are this plugin's own: loading and encoding are the open_clip plugin's code (EVA-CLIP
+runs through open_clip's EVA configs, whose image towers are timm's EVA models).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mllzoo import hookimpl
+from mllzoo.vlm import LoadedModel, ModelSpec
+from mllzoo_openclip.catalog import is_eva, local_checkpoint_specs, read_catalog
+
+FAMILY = "eva"
+
+
+@hookimpl
+def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
+    # EVA entries of MLLZOO_OPENCLIP_CHECKPOINTS first: the first registration of an id wins.
+    for spec in local_checkpoint_specs(FAMILY, owns=is_eva):
+        register(spec)
+    for spec in read_catalog(__name__):
+        register(spec)
+
+
+@hookimpl
+def mllzoo_load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel | None:
+    if spec.family != FAMILY:
+        return None
+    from mllzoo_openclip.loading import load
+
+    return load(spec, device, dtype)
+
+
+@hookimpl
+def mllzoo_encode_images(model: LoadedModel, images: Any) -> Any:
+    if model.spec.family != FAMILY:
+        return None
+    from mllzoo_openclip.loading import encode_images
+
+    return encode_images(model, images)
+
+
+@hookimpl
+def mllzoo_encode_texts(model: LoadedModel, texts: list[str]) -> Any:
+    if model.spec.family != FAMILY:
+        return None
+    from mllzoo_openclip.loading import encode_texts
+
+    return encode_texts(model, texts)
