@@ -29,10 +29,10 @@ test: env wordnet
 	$(PY) -m pytest -q
 
 world: env wordnet
-	$(PY) -m world.build
+	$(PY) -m mllzoo_minizoo.world --out world
 
 minizoo: world
-	$(PY) -m world.train_minizoo
+	$(PY) -m mllzoo_minizoo.train --world world --threads 1 && $(PY) -m mllzoo_minizoo.evaluate --world world
 
 registry: world
 	$(PY) -m world.build_registry
