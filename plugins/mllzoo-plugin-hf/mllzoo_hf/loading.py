@@ -1,0 +1,96 @@
+"""Load and run transformers dual encoders (CLIP, SigLIP, ...) with transformers' own classes.
+
+``AutoModel``/``AutoProcessor.from_pretrained`` read a Hub repository (cached by huggingface_hub) or a
+local folder. The image processor is the model's own, so ``preprocess`` turns one PIL image into the
+``[3, H, W]`` tensor the model was trained on. Imports torch: plugin modules import it lazily.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from mllzoo.errors import ModelLoadError
+from mllzoo.vlm import LoadedModel, ModelSpec
+
+BATCH_SIZE = 256  # the largest chunk sent through a tower at once
+
+
+class ImageTransform:
+    """One PIL image to the model's pixel tensor through its image processor."""
+
+    def __init__(self, image_processor: Any) -> None:
+        self.image_processor = image_processor
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
+def location(spec: ModelSpec) -> tuple[str, dict[str, str]]:
+    """Where ``from_pretrained`` reads the model: a local folder, or a Hub repo at a revision."""
+    if spec.extra.get("checkpoint"):
+        return str(spec.extra["checkpoint"]), {}
+    return str(spec.extra["repo"]), {"revision": str(spec.extra.get("revision", "main"))}
+
+
+def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
+    """The model and its processor on ``device`` in ``dtype``; one clear line when unavailable."""
+    from transformers import AutoModel, AutoProcessor
+
+    where, kwargs = location(spec)
+    try:
+        processor = AutoProcessor.from_pretrained(where, **kwargs)
+        module = AutoModel.from_pretrained(where, **kwargs)
+    except Exception as exc:
+        origin = where if spec.extra.get("checkpoint") else spec.source
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelLoadError(f"cannot load {spec.id}: weights from {origin} are not available here (connect to "
+                             f"the hub once to cache them, or name a local folder): {reason}") from None
+    if not (hasattr(module, "get_image_features") and hasattr(module, "get_text_features")):
+        raise ModelLoadError(f"cannot load {spec.id}: {type(module).__name__} is not an image-text dual encoder")
+    module = module.to(device=device, dtype=getattr(torch, dtype)).eval()
+    image_processor = processor.image_processor
+    return LoadedModel(spec=spec, module=module, preprocess=ImageTransform(image_processor),
+                       preprocess_key=preprocess_key(image_processor), tokenizer=processor.tokenizer,
+                       context_length=int(module.config.text_config.max_position_embeddings),
+                       device=device, dtype=dtype)
+
+
+def preprocess_key(image_processor: Any) -> str:
+    """Name the transform by the image processor's settings (class, size, crop, resample, mean/std)."""
+    settings = {key: value for key, value in image_processor.to_dict().items()
+                if not key.startswith("_") and key != "processor_class"}
+    return "hf:" + json.dumps(settings, sort_keys=True, default=str)
+
+
+def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
+    """L2-normalised image features, ``BATCH_SIZE`` images at a time."""
+    dtype = getattr(torch, model.dtype)
+    with torch.inference_mode():
+        chunks = [_pooled(model.module.get_image_features(pixel_values=chunk.to(model.device, dtype)))
+                  for chunk in images.split(BATCH_SIZE)]
+    return _normalised(chunks)
+
+
+def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
+    """L2-normalised text features. SigLIP was trained on texts padded to full length, so pad that way."""
+    padding = "max_length" if "siglip" in model.module.config.model_type else True
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), BATCH_SIZE):
+            batch = model.tokenizer(texts[start:start + BATCH_SIZE], padding=padding, truncation=True,
+                                    max_length=model.context_length, return_tensors="pt")
+            chunks.append(_pooled(model.module.get_text_features(**batch.to(model.device))))
+    return _normalised(chunks)
+
+
+def _pooled(output: Any) -> torch.Tensor:
+    """transformers 4 returns the projected features, transformers 5 an output whose pooler_output they are."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def _normalised(chunks: list[torch.Tensor]) -> np.ndarray:
+    return torch.nn.functional.normalize(torch.cat(chunks).float(), dim=-1).cpu().numpy()

@@ -1,0 +1,107 @@
+"""The Hugging Face plugin on tiny random-init CLIP and SigLIP models saved to folders, offline."""
+
+from __future__ import annotations
+
+import huggingface_hub.constants
+import pytest
+from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer, SiglipConfig,
+                          SiglipImageProcessor, SiglipModel, SiglipProcessor)
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+import mllzoo_hf
+from mllzoo.errors import ModelLoadError
+from mllzoo.testing import check_plugin, check_registration, registered_specs
+from mllzoo_hf.catalog import hub_spec
+
+TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+
+def tiny_tokenizer() -> CLIPTokenizer:
+    """CLIP's byte-level BPE with a character vocabulary and no merges: a real tokenizer, no download."""
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    """A tiny CLIP and a tiny SigLIP, each saved with its processor as a user's folder would be."""
+    import torch
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    text = {**TOWER, "vocab_size": len(tokenizer), "max_position_embeddings": 24}
+    vision = {**TOWER, "hidden_size": 64, "image_size": 32, "patch_size": 8}
+    clip_dir = tmp_path_factory.mktemp("tiny-clip")
+    CLIPModel(CLIPConfig(text_config={**text, "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513},
+                         vision_config=vision, projection_dim=16)).save_pretrained(clip_dir)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=tokenizer).save_pretrained(clip_dir)
+    siglip_dir = tmp_path_factory.mktemp("tiny-siglip")
+    SiglipModel(SiglipConfig(text_config={**text, "projection_size": 64}, vision_config=vision)).save_pretrained(siglip_dir)
+    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+                    tokenizer=tokenizer).save_pretrained(siglip_dir)
+    return clip_dir, siglip_dir
+
+
+@pytest.fixture
+def user_models(tiny_folders, monkeypatch):
+    clip_dir, siglip_dir = tiny_folders
+    monkeypatch.setenv("MLLZOO_HF_MODELS", f"{clip_dir},hf:someone/their-clip@v1.2")
+    specs = {spec.id: spec for spec in registered_specs(mllzoo_hf)}
+    return specs, clip_dir, siglip_dir
+
+
+def test_conformance(user_models, tiny_folders):
+    specs, clip_dir, siglip_dir = user_models
+    clip = specs[f"hf/local--{clip_dir.name}.local"]
+    siglip = mllzoo_hf.catalog.folder_spec(siglip_dir)
+    check_plugin(mllzoo_hf, family="hf", loadable=[clip, siglip])
+
+
+def test_hf_ids_named_by_the_user_register_with_their_revision(user_models):
+    specs, _, _ = user_models
+    spec = specs["hf/someone--their-clip.v1_2"]
+    assert (spec.extra["repo"], spec.extra["revision"], spec.source) == (
+        "someone/their-clip", "v1.2", "hf-hub:someone/their-clip@v1.2")
+
+
+def test_curated_catalogue_cites_its_open_clip_twins():
+    specs = {spec.id: spec for spec in check_registration(mllzoo_hf, family="hf")}
+    base = specs["hf/openai--clip-vit-base-patch32.main"]
+    assert (base.params_m, base.gflops, base.image_size, base.license, base.imagenet_top1) == (
+        151.28, 14.78, 224, "MIT", 0.6332)
+    assert specs["hf/google--siglip-so400m-patch14-384.main"].image_size == 384
+
+
+def test_siglip_texts_are_padded_to_full_length(tiny_folders):
+    """SigLIP pools its last position and saw only full-length padded texts in training."""
+    import numpy as np
+    import torch
+
+    from mllzoo_hf.loading import encode_texts, load
+
+    model = load(mllzoo_hf.catalog.folder_spec(tiny_folders[1]), "cpu", "float32")
+    assert model.context_length == 24
+
+    def reference(padding: bool | str) -> np.ndarray:
+        batch = model.tokenizer(["a cat"], padding=padding, max_length=24, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            features = model.module.get_text_features(**batch).pooler_output
+        return torch.nn.functional.normalize(features, dim=-1).numpy()
+
+    encoded = encode_texts(model, ["a cat"])
+    assert np.allclose(encoded, reference("max_length"), atol=1e-5)
+    assert not np.allclose(encoded, reference(True), atol=1e-3)
+
+
+def test_missing_weights_offline_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    from mllzoo_hf.loading import load
+
+    with pytest.raises(ModelLoadError) as info:
+        load(hub_spec("openai/clip-vit-base-patch32"), "cpu", "float32")
+    assert "\n" not in str(info.value)
+    assert "hf/openai--clip-vit-base-patch32.main" in str(info.value)
+    assert "hf-hub:openai/clip-vit-base-patch32" in str(info.value)
