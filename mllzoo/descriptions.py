@@ -75,7 +75,7 @@ class OpenAICaptioner:
                        f"{context} Do not number the lines."}])
         lines = [line.strip(" -*\t") for line in (response.choices[0].message.content or "").splitlines()]
         texts = [name] + [line for line in lines if line]
-        with self.registry.db.conn:
+        with self.registry.transaction():
             self.registry.db["descriptions"].upsert(
                 {"captioner": self.id, "key": key, "name": raw, "texts": json.dumps(texts), "created": now()},
                 pk=("captioner", "key"))

@@ -161,7 +161,7 @@ def _hypernyms(synset):
 def save_graph(registry: Registry, graph: Graph, source: str) -> None:
     """Store the graph in one transaction and make it the registry's current graph."""
     db = registry.db
-    with db.conn:
+    with registry.transaction():
         for table in ("samples", "images", "nodes", "graphs"):
             db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph.id])
         db["graphs"].insert({"id": graph.id, "name": Path(source).name, "created": now(),

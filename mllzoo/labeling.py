@@ -62,6 +62,10 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
         if not registry.claim(model_id, graph.id):
             report.busy.append(model_id)
             continue
+        if model_id in registry.labeled_model_ids(graph.id):  # finished by another process meanwhile
+            registry.release(model_id, graph.id)
+            report.skipped.append(model_id)
+            continue
         run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
         try:
             encoded = _label_one(registry, graph, cache, entry, device, batch_size, m, chunk, progress)

@@ -103,7 +103,9 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
     glosses = {node.name.lower(): node.definition for node in graph.nodes}
     descriptions = get_captioner(captioner, registry, glosses).describe(names, domain, task)
     flat = [text for texts in descriptions for text in texts]
-    vectors = text_embedder.embed(flat)
+    # a paid API's answers are all kept; a local embedder's class texts are cheap to recompute
+    remote = getattr(text_embedder, "remote", False)
+    vectors = embed_cached(registry, text_embedder, flat) if remote else text_embedder.embed(flat)
     class_vectors, start = [], 0
     for texts in descriptions:
         mean = vectors[start:start + len(texts)].mean(axis=0)

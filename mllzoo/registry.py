@@ -7,6 +7,7 @@ migration is never edited. WAL mode and a busy timeout let several processes sha
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -134,6 +135,21 @@ class Registry:
     def close(self) -> None:
         self.db.conn.close()
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+        Concurrent writers then wait for the busy timeout instead of failing on a stale read
+        snapshot; sqlite-utils' own ``atomic()`` blocks nest inside as savepoints.
+        """
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
+
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
         rows = list(self.db["settings"].rows_where("key = ?", [key]))
@@ -153,13 +169,13 @@ class Registry:
                 "plugin": entry.plugin, "plugin_version": entry.plugin_version,
                 "metadata": json.dumps(spec.metadata(), sort_keys=True),
             })
-        with self.db.conn:
-            for row in rows:
-                existing = self.db["models"].count_where("id = ?", [row["id"]])
-                if existing:
-                    self.db["models"].update(row["id"], row)
-                else:
-                    self.db["models"].insert({**row, "first_seen": now()})
+        columns = ["id", "family", "arch", "tag", "plugin", "plugin_version", "metadata"]
+        with self.transaction():
+            for row in rows:  # first_seen is kept from the first time a model was recorded
+                self.db.execute(
+                    f"insert into models ({', '.join(columns)}, first_seen) values ({', '.join('?' * 8)}) "
+                    f"on conflict(id) do update set {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}",
+                    [row[c] for c in columns] + [now()])
 
     def models(self) -> list[dict]:
         """Models the registry knows, metadata decoded."""
@@ -195,7 +211,7 @@ class Registry:
         """Store ``(hash, text, vector)`` rows for ``embedder``."""
         rows = [{"embedder": embedder, "text_hash": h, "text": t, **blobs.pack(v.astype(np.float32))}
                 for h, t, v in items]
-        with self.db.conn:
+        with self.transaction():
             self.db["text_embeddings"].upsert_all(rows, pk=("embedder", "text_hash"))
 
     # labels -------------------------------------------------------------------------------
@@ -205,7 +221,7 @@ class Registry:
     def save_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray],
                    meta: dict) -> None:
         """Publish a complete label in one transaction and drop its partial work."""
-        with self.db.conn:
+        with self.transaction():
             self.db.execute("delete from label_arrays where model_id = ? and graph_id = ?", [model_id, graph_id])
             self.db["label_arrays"].insert_all(
                 [{"model_id": model_id, "graph_id": graph_id, "name": name, **blobs.pack(a)}
@@ -240,7 +256,7 @@ class Registry:
 
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
         """Keep one finished chunk of a label so that an interrupted run resumes from it."""
-        with self.db.conn:
+        with self.transaction():
             self.db["label_parts"].upsert_all(
                 [{"model_id": model_id, "graph_id": graph_id, "part": part, "name": name, **blobs.pack(a)}
                  for name, a in arrays.items()], pk=("model_id", "graph_id", "part", "name"),
@@ -255,33 +271,30 @@ class Registry:
     def claim(self, model_id: str, graph_id: str) -> bool:
         """Take the right to label a model; a claim whose process died is taken over."""
         host, pid = socket.gethostname(), os.getpid()
-        with self.db.conn:
-            self.db.execute("begin immediate")
+        with self.transaction():
             rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
             if rows and not (rows[0]["host"] == host and rows[0]["pid"] == pid) and _alive(rows[0], host):
-                self.db.execute("rollback")
                 return False
             self.db["label_claims"].upsert(
                 {"model_id": model_id, "graph_id": graph_id, "host": host, "pid": pid, "claimed": now()},
                 pk=("model_id", "graph_id"),
             )
-            self.db.execute("commit")
         return True
 
     def release(self, model_id: str, graph_id: str) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db.execute("delete from label_claims where model_id = ? and graph_id = ? and pid = ?",
                             [model_id, graph_id, os.getpid()])
 
     # runs ---------------------------------------------------------------------------------
     def start_run(self, command: str, info: dict) -> int:
-        with self.db.conn:
+        with self.transaction():
             return self.db["runs"].insert(
                 {"command": command, "started": now(), "status": "running", "info": json.dumps(info)}
             ).last_pk
 
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
-        with self.db.conn:
+        with self.transaction():
             self.db["runs"].update(run_id, {"finished": now(), "status": status, "info": json.dumps(info)})
 
 

@@ -84,16 +84,16 @@ def choose_within_budget(scores: np.ndarray, k: int, cost: np.ndarray, max_model
     allowed = np.zeros(len(scores), bool)
     total = 0.0
     while True:
-        best, best_gain = None, 0.0
+        best, best_gain = None, -np.inf
         for m in np.flatnonzero(~allowed):
             if not _fits({*np.flatnonzero(allowed), m}, cost, max_models, max_gflops):
                 continue
             trial = allowed.copy()
             trial[m] = True
             gain = _value(scores, k, trial) - total
-            if best is None or gain > best_gain:
+            if gain > best_gain:
                 best, best_gain = m, gain
-        if best is None:
+        if best is None or (allowed.any() and best_gain <= 0):  # nothing fits, or nothing helps
             break
         allowed[best] = True
         total += best_gain

@@ -18,6 +18,8 @@ DEFAULT_EMBEDDER = "minilm"
 
 
 class Embedder(Protocol):
+    """``remote = True`` (optional attribute) marks a paid API: all its answers are cached."""
+
     id: str
 
     def embed(self, texts: list[str]) -> np.ndarray: ...

@@ -74,7 +74,7 @@ def test_unreadable_images_are_skipped_and_counted(registry, sample_folder, tiny
 
 def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site):
     db = tmp_path / "r.db"
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_REGISTRY": str(db)}
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(db)}
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
     slow = {**os.environ, **env, "TINYCLIP_SLOW": "0.3"}
     proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "tinyclip/tiny-a.seed0",
@@ -106,7 +106,7 @@ def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site)
 
 def test_two_register_processes_label_each_model_once(tmp_path, sample_folder, tinyclip_site):
     db = tmp_path / "r.db"
-    env = {**os.environ, "PYTHONPATH": str(tinyclip_site), "MLLZOO_REGISTRY": str(db), "TINYCLIP_SLOW": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(db), "TINYCLIP_SLOW": "0.05"}
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
     procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "--json", "--batch-size", "4"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

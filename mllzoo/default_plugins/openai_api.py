@@ -25,6 +25,7 @@ def client():
 
 class OpenAIEmbedder:
     id = f"openai:{EMBEDDING_MODEL}"
+    remote = True  # every answer is cached in the registry: a second run makes no API call
 
     def embed(self, texts: list[str]):
         import numpy as np

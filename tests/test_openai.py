@@ -1,0 +1,83 @@
+"""The OpenAI captioner and embedder against a real local HTTP server speaking the API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from test_recommend_predict import world  # noqa: F401  (the labeled registry fixture)
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    calls: list[tuple[str, dict]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.calls.append((self.path, body))
+        if self.path.endswith("/embeddings"):
+            data = [{"object": "embedding", "index": i, "embedding": _vector(text)}
+                    for i, text in enumerate(body["input"])]
+            reply = {"object": "list", "data": data, "model": body["model"],
+                     "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        else:
+            name = body["messages"][0]["content"].split("'")[1]
+            reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                         "role": "assistant", "content": f"A {name} has a shape.\n- A {name} has a colour."}}],
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        payload = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def _vector(text: str) -> list[float]:
+    """A deterministic embedding: letter counts, so related words land near each other."""
+    counts = np.zeros(26)
+    for ch in text.lower():
+        if "a" <= ch <= "z":
+            counts[ord(ch) - 97] += 1
+    return counts.tolist()
+
+
+@pytest.fixture
+def openai_server():
+    FakeOpenAI.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_openai_descriptions_and_embeddings_are_cached(world, openai_server):  # noqa: F811
+    root, env = world
+    env = {**env, "OPENAI_API_KEY": "sk-test-not-a-secret", "OPENAI_BASE_URL": openai_server}
+    args = ["recommend", str(root / "classes.txt"), "--embedder", "openai:text-embedding-3-large", "--json"]
+    first = run_cli(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    chats = [body for path, body in FakeOpenAI.calls if path.endswith("/chat/completions")]
+    assert len(chats) == 3 and chats[0]["model"] == "gpt-4o-mini" and "'dog'" in chats[0]["messages"][0]["content"]
+    assert any(path.endswith("/embeddings") for path, _ in FakeOpenAI.calls)
+    assert "sk-test-not-a-secret" not in first.stdout + first.stderr
+    FakeOpenAI.calls.clear()
+    second = run_cli(*args, env=env)
+    assert second.returncode == 0 and FakeOpenAI.calls == []  # everything came from the registry
+    assert json.loads(second.stdout) == json.loads(first.stdout)
+
+
+def test_openai_captioner_without_key_is_a_user_error(world):  # noqa: F811
+    root, env = world
+    result = run_cli("recommend", str(root / "classes.txt"), "--captioner", "openai",
+                     env={**env, "OPENAI_API_KEY": ""})
+    assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr

@@ -1,0 +1,147 @@
+"""recommend and predict as a user runs them: real CLI subprocesses over a registry labeled with tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SYNSETS, run_cli, write_images
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tinyclip_site):
+    """A labeled registry, a class file and a class-named task folder."""
+    root = tmp_path_factory.mktemp("world")
+    samples = root / "samples"
+    for seed, (name, color) in enumerate(SYNSETS.items()):
+        write_images(samples / name, color, 6, seed)
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(root / "r.db")}
+    assert run_cli("graph", "build", "--samples", str(samples), env=env).returncode == 0
+    assert run_cli("register", env=env).returncode == 0
+    (root / "classes.txt").write_text("# pets\ndog\n\ncat\nbanana\n")
+    for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60)), ("banana", (230, 200, 20))]):
+        write_images(root / "task" / name, color, 4, 100 + seed)
+    return root, env
+
+
+def test_recommend_json_shape(world):
+    root, env = world
+    result = run_cli("recommend", str(root / "classes.txt"), "-k", "2", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [c["name"] for c in data["classes"]] == ["dog", "cat", "banana"]
+    for row in data["classes"]:
+        assert len(row["models"]) == 2 and {"id", "score"} <= set(row["models"][0])
+        assert len(row["nodes"]) == 5 and sum(n["weight"] for n in row["nodes"]) == pytest.approx(1, abs=1e-4)
+    assert data["classes"][0]["nodes"][0]["synset"] == "dog.n.01"
+    assert set(data["models"]) == {"tinyclip/tiny-a.seed0", "tinyclip/tiny-b.seed0"}
+    table = run_cli("recommend", str(root / "classes.txt"), env=env)
+    assert table.returncode == 0 and "model(s) to load" in table.stdout and "dog" in table.stdout
+
+
+def test_predict_folder_prints_accuracy(world):
+    root, env = world
+    result = run_cli("predict", str(root / "task"), "--classes", str(root / "classes.txt"), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["predictions"]) == 12 and 0 <= data["accuracy"] <= 1
+    truth = [p["path"].split("/")[-2] for p in data["predictions"]]
+    assert data["accuracy"] == pytest.approx(np.mean([p["label"] == t for p, t in zip(data["predictions"], truth)]))
+    text = run_cli("predict", str(root / "task" / "dog" / "000.png"), "--classes", str(root / "classes.txt"), env=env)
+    assert text.returncode == 0 and "accuracy" not in text.stdout and "000.png" in text.stdout
+
+
+def test_ensemble_follows_inverse_entropy_rule(world, tinyclip_plugin, monkeypatch):
+    import mllzoo
+    from mllzoo.reuse import inverse_entropy_weights
+
+    root, env = world
+    monkeypatch.setenv("MLLZOO_REGISTRY", env["MLLZOO_REGISTRY"])
+    rec = mllzoo.recommend(root / "classes.txt", k=1, registry=env["MLLZOO_REGISTRY"])
+    ensemble = rec.ensemble(device="cpu")
+    paths = sorted((root / "task").rglob("*.png"))
+    per_model, readable = ensemble.model_probabilities(paths)
+    expected = np.zeros((len(paths), 3))
+    for model_id, p in per_model.items():
+        entropy = -(p * np.log(p)).sum(axis=1)
+        assert inverse_entropy_weights(p) == pytest.approx(1 / entropy)
+        expected += (1 / entropy)[:, None] * p * ensemble.members[model_id][None, :]
+    proba, _ = ensemble.predict_proba(paths)
+    assert proba == pytest.approx(expected / expected.sum(axis=1, keepdims=True))
+    assert ensemble.predict(paths) == [ensemble.classes[i] for i in expected.argmax(axis=1)]
+
+
+def test_entropy_guards():
+    from mllzoo.reuse import inverse_entropy_weights
+
+    weights = inverse_entropy_weights(np.array([[1.0, 0.0], [0.5, 0.5], [np.nan, 0.5]]))
+    assert weights[0] == pytest.approx(1e6) and weights[1] == pytest.approx(1 / np.log(2)) and weights[2] == 0
+
+
+def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
+    root, env = world
+    task = tmp_path / "task"
+    shutil.copytree(root / "task", task)
+    (task / "dog" / "broken.png").write_bytes(b"junk")
+    result = run_cli("predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["unreadable"] == 1 and "unreadable" in result.stderr
+    assert [p["label"] for p in data["predictions"] if p["path"].endswith("broken.png")] == [None]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "class file not found"),
+    (b"", "lists no classes"),
+    (b"# only a comment\n\n", "lists no classes"),
+    (b"dog\ncat\ndog\n", "duplicate classes: dog"),
+    (b"caf\xe9\n", "is not UTF-8"),
+    ("".join(f"class {i}\n" for i in range(10_000)).encode(), "at most 5000"),
+])
+def test_bad_class_files(world, tmp_path, content, message):
+    root, env = world
+    path = tmp_path / "classes.txt"
+    if content is not None:
+        path.write_bytes(content)
+    for command in (["recommend", str(path)], ["predict", str(root / "task"), "--classes", str(path)]):
+        result = run_cli(*command, env=env)
+        assert result.returncode == 2 and message in result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_words_warn_but_work(world, tmp_path):
+    root, env = world
+    path = tmp_path / "c.txt"
+    path.write_text("xqzzv blorft\ndog\n")
+    result = run_cli("recommend", str(path), "--json", env=env)
+    assert result.returncode == 0 and "match no concept of the graph well: xqzzv blorft" in result.stderr
+
+
+def test_empty_registry_and_unknown_model(world, tmp_path, sample_folder):
+    root, env = world
+    empty = {**env, "MLLZOO_REGISTRY": str(tmp_path / "empty.db")}
+    result = run_cli("recommend", str(root / "classes.txt"), env=empty)
+    assert result.returncode == 2 and "registry not found" in result.stderr
+    assert run_cli("graph", "build", "--samples", str(sample_folder), env=empty).returncode == 0
+    result = run_cli("recommend", str(root / "classes.txt"), env=empty)
+    assert result.returncode == 2 and "no labeled models" in result.stderr
+    result = run_cli("register", "nope/not.there", env=empty)
+    assert result.returncode == 2 and "unknown model id: nope/not.there" in result.stderr
+    missing = run_cli("predict", str(tmp_path / "nothing"), "--classes", str(root / "classes.txt"), env=env)
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+
+
+def test_node_caption_embeddings_are_cached_per_embedder(world):
+    from mllzoo.graph import load_graph
+    from mllzoo.registry import Registry
+
+    root, env = world
+    assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
+    registry = Registry(env["MLLZOO_REGISTRY"])
+    rows = registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"])
+    assert rows == len(load_graph(registry).nodes)  # the captions only: class texts are not kept
+    assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
+    assert registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == rows

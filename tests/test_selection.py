@@ -1,0 +1,75 @@
+"""Selection math against hand-computed cases: matching weights, F1, smoothing, top-k, budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mllzoo import labels, selection
+
+
+def worked_example_label():
+    # DESIGN.md's worked example: nodes a, b, c; samples a1, a2, b1, b2, c1
+    similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .9, .2], [.0, .7, .3], [.8, .1, .3]], np.float32)
+    samples = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [2, 4]], np.int32)
+    return labels.Label(labels.rank_images(similarity, 3), labels.own_ranks(similarity, samples[:, 0], samples[:, 1]), 3), samples
+
+
+def test_design_worked_example_scores():
+    label, samples = worked_example_label()
+    match = selection.Match(nodes=np.array([[0, 1], [2, 1]]),
+                            weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]))
+    p = selection.class_scores([label], samples, match)
+    assert p[0] == pytest.approx([0.615385 * 0.5 + 0.384615 * 0.8, 0.75 * 0 + 0.25 * 0.8], abs=1e-6)
+    r = selection.smooth(p, 0.7)
+    assert r[0] == pytest.approx([0.7 * p[0, 0] + 0.3 * p[0, 1], 0.7 * p[0, 1] + 0.3 * p[0, 0]])
+    assert r[0] == pytest.approx([0.494, 0.326], abs=0.005)  # DESIGN.md rounds p to 0.62 and 0.20 first
+
+
+def test_match_nodes_normalises_weights_and_ignores_negative_similarity():
+    classes = np.array([[1.0, 0.0], [0.0, 1.0]])
+    nodes = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]])
+    match = selection.match_nodes(classes, nodes, top_nodes=3)
+    assert match.nodes[0].tolist() == [0, 1, 2]
+    assert match.weights[0] == pytest.approx([1 / 1.6, 0.6 / 1.6, 0.0])
+    assert match.weights.sum(axis=1) == pytest.approx([1, 1])
+
+
+def test_smoothing_with_one_class_is_identity():
+    p = np.array([[0.3], [0.6]])
+    assert np.array_equal(selection.smooth(p), p)
+
+
+def test_top_k_per_class():
+    scores = np.array([[0.9, 0.1], [0.5, 0.7], [0.4, 0.8]])
+    assert selection.choose(scores, 1) == [[0], [2]]
+    assert selection.choose(scores, 2) == [[0, 1], [2, 1]]
+    assert selection.choose(scores, 5) == [[0, 1, 2], [2, 1, 0]]
+
+
+def test_budget_picks_best_selection_that_fits():
+    scores = np.array([[0.9, 0.1, 0.2], [0.5, 0.7, 0.6], [0.4, 0.8, 0.1]])
+    cost = np.array([10.0, 1.0, 5.0])
+    assert selection.choose_within_budget(scores, 1, cost, None, None) == [[0], [2], [1]]
+    # one model only: model 1 scores 0.5 + 0.7 + 0.6 = 1.8, better than 0 (1.2) or 2 (1.3)
+    assert selection.choose_within_budget(scores, 1, cost, 1, None) == [[1], [1], [1]]
+    # GFLOPs 6: models 1 and 2 fit together (6), model 0 does not
+    assert selection.choose_within_budget(scores, 1, cost, None, 6.0) == [[1], [2], [1]]
+    assert selection.choose_within_budget(scores, 1, cost, None, 0.5) == [[], [], []]
+
+
+def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
+    rng = np.random.default_rng(0)
+    n_nodes, n_images = 6, 60
+    truth = np.repeat(np.arange(n_nodes), n_images // n_nodes)
+    samples = np.stack([truth, np.arange(n_images)], 1).astype(np.int32)
+    good_on_low = rng.normal(size=(n_images, n_nodes))
+    good_on_low[np.arange(n_images), truth] += np.where(truth < 3, 5.0, -5.0)
+    good_on_high = rng.normal(size=(n_images, n_nodes))
+    good_on_high[np.arange(n_images), truth] += np.where(truth >= 3, 5.0, -5.0)
+    model_labels = [labels.Label(labels.rank_images(s, 6), labels.own_ranks(s, truth, np.arange(n_images)), 6)
+                    for s in (good_on_low, good_on_high)]
+    node_vectors = np.eye(n_nodes)
+    class_vectors = np.eye(n_nodes)[[1, 4]]
+    chosen = selection.select(class_vectors, node_vectors, model_labels, samples, top_nodes=1).chosen
+    assert chosen == [[0], [1]]
