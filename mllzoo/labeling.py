@@ -114,7 +114,7 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, entry: Catal
     bar.close()
     label = _assemble(graph, parts, m)
     meta = {"n_nodes": n_nodes, "m": label.m, "n_images": n_images, "n_samples": int(len(graph.samples)),
-            "unreadable": int((label.topm[:, 0] < 0).sum()), "dim": int(text.shape[1]), "device": device,
+            "unreadable": len(cache.unreadable), "bytes": label.nbytes, "dim": int(text.shape[1]), "device": device,
             "plugin": entry.plugin, "plugin_version": entry.plugin_version}
     registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
     return encoded
@@ -139,12 +139,12 @@ def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: in
 def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]], m: int) -> labels.Label:
     n_nodes = len(graph.nodes)
     width = min(m, n_nodes)
-    topm = np.full((len(graph.image_paths), width), -1, labels.index_dtype(n_nodes))
+    topm = np.zeros((len(graph.image_paths), width), labels.index_dtype(n_nodes))
     rank = np.full(len(graph.samples), -1, np.int32)
     for part in parts.values():
         topm[part["image_idx"]] = part["topm"]
         rank[part["sample_idx"]] = part["rank"]
-    return labels.Label(topm, rank, n_nodes)
+    return labels.Label.from_ranking(topm, graph.samples, rank, n_nodes, width)
 
 
 def samples_root_for(registry: Registry, graph: Graph, samples: Path | None) -> Path:

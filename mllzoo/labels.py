@@ -1,12 +1,14 @@
 """The model label: a compact record of how a model ranks graph nodes for every sample image.
 
-Per unique image we keep the ``M`` nodes the model ranks highest (``topm``); per sample
-(node, image) pair we keep the rank of the sample's own node (``rank``, 0 = ranked first). The
-nodes ranked above a sample's own node are ``topm[image, :rank]``, complete whenever
-``rank <= M``, so replaying a classification restricted to any node subset is exact for those
-samples and for any sample whose list already holds a subset node. Only a sample ranked below
-``M`` with no subset node in its list is undecided; :func:`replay` resolves it by the expected
-number of subset nodes ranked between ``M`` and its own node. Pure numpy: no torch, no SQLite.
+Per sample (node, image) pair we keep the rank of the sample's own node (``rank``, 0 = ranked
+first). Per unique image we keep the nodes the model ranks highest, best first, as many as its
+worst-ranked sample needs and at most ``M`` (a ragged list: ``lists`` with ``lengths``). The nodes
+ranked above a sample's own node are the first ``min(rank, M)`` of its image's list, so an image
+whose samples all rank first costs nothing, and replaying a classification restricted to any node
+subset is exact whenever ``rank <= M`` or the list already holds a subset node. Only a sample ranked
+below ``M`` with no subset node in its list is undecided; :func:`restricted_predictions` resolves
+it by the expected number of subset nodes ranked between ``M`` and its own node.
+Pure numpy: no torch, no SQLite.
 """
 
 from __future__ import annotations
@@ -15,26 +17,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMAT = "topm-v1"
+FORMAT = "ragged-topm-v1"
 DEFAULT_M = 32
 
 
 @dataclass
 class Label:
-    topm: np.ndarray      # [n_images, M] node indices, best first
-    rank: np.ndarray      # [n_samples] rank of the sample's own node; -1 = image unreadable
+    lists: np.ndarray    # flat node indices: each image's best nodes, best first, images in order
+    lengths: np.ndarray  # [n_images] list length per image (0 for unreadable images)
+    rank: np.ndarray     # [n_samples] rank of the sample's own node; -1 = image unreadable
     n_nodes: int
+    m: int
 
     @property
-    def m(self) -> int:
-        return self.topm.shape[1]
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)[:-1]])
+
+    @property
+    def nbytes(self) -> int:
+        return self.lists.nbytes + self.lengths.nbytes + self.rank.nbytes
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"topm": self.topm, "rank": self.rank}
+        return {"lists": self.lists, "lengths": self.lengths, "rank": self.rank}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "Label":
-        return cls(arrays["topm"], arrays["rank"], int(meta["n_nodes"]))
+        return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]), int(meta["m"]))
+
+    @classmethod
+    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int,
+                     m: int) -> "Label":
+        """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
+        need = np.zeros(len(topm), np.int64)
+        valid = rank >= 0
+        np.maximum.at(need, samples[valid, 1], np.minimum(rank[valid], m))
+        keep = np.arange(topm.shape[1])[None, :] < need[:, None]
+        return cls(topm[keep].astype(index_dtype(n_nodes)), need.astype(np.int16 if m < 2**15 else np.int32),
+                   rank.astype(np.int32), n_nodes, m)
 
 
 def index_dtype(n_nodes: int) -> np.dtype:
@@ -65,12 +84,18 @@ def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray
     in_subset[subset] = True
     keep = in_subset[samples[:, 0]] & (label.rank >= 0)
     own, image, rank = samples[keep, 0], samples[keep, 1], label.rank[keep]
-    lists = label.topm[image].astype(np.int64)
-    hits = in_subset[lists] & (np.arange(label.m)[None, :] < rank[:, None])
-    first = lists[np.arange(len(lists)), hits.argmax(axis=1)]
+    above = np.minimum(rank, label.m).astype(np.int64)  # how much of the image's list lies above
+    segment = np.repeat(np.arange(len(above)), above)
+    position = np.arange(int(above.sum())) - np.repeat(np.cumsum(above) - above, above)
+    entries = label.lists[np.repeat(label.offsets[image], above) + position].astype(np.int64)
+    hits = np.flatnonzero(in_subset[entries])
+    hit_segments, first = np.unique(segment[hits], return_index=True)  # first subset node per sample
+    predicted = np.where(rank <= label.m, own, -1)
+    undecided = rank > label.m
     expected_between = (rank - label.m) * (len(subset) - 1) / max(label.n_nodes - label.m, 1)
-    own_wins = (rank <= label.m) | (expected_between < 0.5)
-    return own, np.where(hits.any(axis=1), first, np.where(own_wins, own, -1))
+    predicted[undecided & (expected_between < 0.5)] = own[undecided & (expected_between < 0.5)]
+    predicted[hit_segments] = entries[hits[first]]
+    return own, predicted
 
 
 def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,

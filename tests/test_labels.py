@@ -15,9 +15,12 @@ def synthetic(n_nodes=60, n_images=300, seed=0, m=8):
     samples = np.stack([truth, np.arange(n_images)], 1).astype(np.int32)
     order = np.lexsort((samples[:, 1], samples[:, 0]))
     samples = samples[order]
-    label = labels.Label(labels.rank_images(similarity, m).astype(np.int16),
-                         labels.own_ranks(similarity, samples[:, 0], samples[:, 1]), n_nodes)
-    return similarity, samples, label
+    return similarity, samples, make_label(similarity, samples, m)
+
+
+def make_label(similarity, samples, m):
+    rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
+    return labels.Label.from_ranking(labels.rank_images(similarity, m), samples, rank, similarity.shape[1], m)
 
 
 def test_rank_images_and_own_ranks():
@@ -28,7 +31,7 @@ def test_rank_images_and_own_ranks():
 
 def test_replay_equals_dense_when_lists_are_complete():
     similarity, samples, _ = synthetic(m=60)
-    label = labels.Label(labels.rank_images(similarity, 60), labels.own_ranks(similarity, samples[:, 0], samples[:, 1]), 60)
+    label = make_label(similarity, samples, 60)
     rng = np.random.default_rng(1)
     for _ in range(20):
         subset = rng.choice(60, rng.integers(2, 30), replace=False)
@@ -58,7 +61,15 @@ def test_design_worked_example():
     a, b, c = 0, 1, 2
     similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .9, .2], [.0, .7, .3], [.8, .1, .3]], np.float32)
     samples = np.array([[a, 0], [a, 1], [b, 2], [b, 3], [c, 4]], np.int32)
-    label = labels.Label(labels.rank_images(similarity, 3), labels.own_ranks(similarity, samples[:, 0], samples[:, 1]), 3)
+    label = make_label(similarity, samples, 3)
     tp, fp, fn = labels.replay(label, samples, np.array([a, b, c]))
     assert tp.tolist() == [1, 2, 0] and fp.tolist() == [1, 1, 0] and fn.tolist() == [1, 0, 1]
     assert np.allclose(labels.f1(tp, fp, fn), [0.5, 0.8, 0.0])
+
+
+def test_images_whose_samples_rank_first_cost_nothing():
+    similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .2, .9]], np.float32)
+    samples = np.array([[0, 0], [1, 1], [0, 2]], np.int32)  # the last sample ranks its node third
+    label = make_label(similarity, samples, 2)
+    assert label.lengths.tolist() == [0, 0, 2] and label.lists.tolist() == [2, 1]
+    assert label.rank.tolist() == [0, 0, 2]
