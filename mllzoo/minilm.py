@@ -34,18 +34,24 @@ def _load() -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def embed(texts: list[str], batch_size: int = 256) -> np.ndarray:
-    """L2-normalised float32 sentence embeddings ``[len(texts), 384]``."""
+def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 sentence embeddings ``[len(texts), 384]``.
+
+    Texts are batched by length, as sentence-transformers does, so short class names are not
+    padded to the length of long WordNet glosses.
+    """
     import torch
 
     tokenizer, model = _load()
-    out = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), DIM), np.float32)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=128, return_tensors="pt")
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in chosen], padding=True, truncation=True, max_length=128,
+                              return_tensors="pt")
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
+            out[chosen] = torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+    return out

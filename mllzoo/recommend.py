@@ -75,50 +75,78 @@ def load_labels(registry: Registry, graph: Graph) -> tuple[list[str], list[label
     return ids, [labels.Label.from_arrays(*found[m]) for m in ids]
 
 
+class Selector:
+    """The registry's graph, labels and caption embeddings, loaded once for many selections.
+
+    ``mllzoo bench`` selects for many tasks and hub subsets; each class list is embedded once.
+    """
+
+    def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None):
+        self.registry = registry
+        self.graph = load_graph(registry)
+        self.model_ids, self.labels = load_labels(registry, self.graph)
+        if not self.model_ids:
+            raise MllzooError(f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`")
+        self.embedder = get_embedder(embedder)
+        glosses = {node.name.lower(): node.definition for node in self.graph.nodes}
+        self.captioner = get_captioner(captioner, registry, glosses)
+        self.node_vectors = embed_cached(registry, self.embedder, self.graph.captions)
+        self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
+        self._class_vectors: dict[tuple, np.ndarray] = {}
+
+    def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
+        """One unit vector per class: the mean embedding of its descriptions."""
+        key = (tuple(names), domain, task)
+        if key not in self._class_vectors:
+            descriptions = self.captioner.describe(names, domain, task)
+            flat = [text for texts in descriptions for text in texts]
+            # a paid API's answers are all kept; a local embedder's class texts are cheap to recompute
+            remote = getattr(self.embedder, "remote", False)
+            vectors = embed_cached(self.registry, self.embedder, flat) if remote else self.embedder.embed(flat)
+            bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
+            means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+            self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
+        return self._class_vectors[key]
+
+    def recommend(self, names: list[str], domain: str | None = None, task: str | None = None, k: int = 1,
+                  alpha: float = ALPHA, top_nodes: int = TOP_NODES, max_models: int | None = None,
+                  max_gflops: float | None = None, models: list[str] | None = None) -> Recommendation:
+        if not names:
+            raise MllzooError("no classes given")
+        if k < 1:
+            raise MllzooError("-k must be at least 1")
+        if not 0 <= alpha <= 1:
+            raise MllzooError("--alpha must be between 0 and 1")
+        keep = list(range(len(self.model_ids)))
+        if models is not None:
+            unknown = sorted(set(models) - set(self.model_ids))
+            if unknown:
+                raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
+            keep = [self.model_ids.index(m) for m in models]
+        model_ids = [self.model_ids[i] for i in keep]
+        class_vectors = self.class_vectors(names, domain, task)
+        cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        selection = select(class_vectors, self.node_vectors, [self.labels[i] for i in keep], self.graph.samples,
+                           k=k, alpha=alpha, top_nodes=top_nodes, cost=cost, max_models=max_models,
+                           max_gflops=max_gflops)
+        return Recommendation(list(names), model_ids, self.metadata, selection, self.graph, self.registry,
+                              domain, task)
+
+
 def recommend(classes: list[str] | str | Path, domain: str | None = None, task: str | None = None, k: int = 1,
               alpha: float = ALPHA, registry: Registry | str | Path | None = None, embedder: str | None = None,
               captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
               max_gflops: float | None = None, models: list[str] | None = None) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels."""
     names = read_classes(classes) if isinstance(classes, (str, Path)) else list(classes)
-    if not names:
-        raise MllzooError("no classes given")
-    if k < 1:
-        raise MllzooError("-k must be at least 1")
-    if not 0 <= alpha <= 1:
-        raise MllzooError("--alpha must be between 0 and 1")
     if not isinstance(registry, Registry):
         registry = Registry(registry or default_registry_path(), create=False)
-    graph = load_graph(registry)
-    model_ids, model_labels = load_labels(registry, graph)
-    if models is not None:
-        unknown = sorted(set(models) - set(model_ids))
-        if unknown:
-            raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
-        keep = [model_ids.index(m) for m in models]
-        model_ids, model_labels = [model_ids[i] for i in keep], [model_labels[i] for i in keep]
-    if not model_ids:
-        raise MllzooError(f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`")
-    text_embedder = get_embedder(embedder)
-    glosses = {node.name.lower(): node.definition for node in graph.nodes}
-    descriptions = get_captioner(captioner, registry, glosses).describe(names, domain, task)
-    flat = [text for texts in descriptions for text in texts]
-    # a paid API's answers are all kept; a local embedder's class texts are cheap to recompute
-    remote = getattr(text_embedder, "remote", False)
-    vectors = embed_cached(registry, text_embedder, flat) if remote else text_embedder.embed(flat)
-    class_vectors, start = [], 0
-    for texts in descriptions:
-        mean = vectors[start:start + len(texts)].mean(axis=0)
-        class_vectors.append(mean / np.linalg.norm(mean))
-        start += len(texts)
-    node_vectors = embed_cached(registry, text_embedder, graph.captions)
-    metadata = {row["id"]: row["metadata"] for row in registry.models()}
-    cost = np.array([metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
-    selection = select(np.stack(class_vectors), node_vectors, model_labels, graph.samples, k=k, alpha=alpha,
-                       top_nodes=top_nodes, cost=cost, max_models=max_models, max_gflops=max_gflops)
-    best = (np.stack(class_vectors) @ node_vectors.T).max(axis=1)
+    selector = Selector(registry, embedder, captioner)
+    result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
+                                max_models=max_models, max_gflops=max_gflops, models=models)
+    best = (selector.class_vectors(names, domain, task) @ selector.node_vectors.T).max(axis=1)
     weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
     if weak:
         print(f"Warning: {len(weak)} class(es) match no concept of the graph well: {', '.join(weak[:5])}",
               file=sys.stderr)
-    return Recommendation(names, model_ids, metadata, selection, graph, registry, domain, task)
+    return result
