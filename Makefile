@@ -23,7 +23,7 @@ wordnet: env
 	$(PY) -m mllzoo.wordnet_setup $(NLTK_DATA)
 
 demo: env
-	$(VENV)/bin/mllzoo recommend examples/pets.txt --domain "emoji"
+	$(VENV)/bin/mllzoo --registry registry.db recommend examples/pets.txt --domain animal
 
 test: env wordnet
 	$(PY) -m pytest -q
@@ -34,11 +34,18 @@ world: env wordnet
 minizoo: world
 	$(PY) -m mllzoo_minizoo.train --world world --threads 1 && $(PY) -m mllzoo_minizoo.evaluate --world world
 
-registry: world
-	$(PY) -m world.build_registry
+# The shipped registry: the world's graph, every minizoo model's label, and the default
+# embedder's caption embeddings (so `make demo` writes nothing).
+registry: env
+	test -d world/samples || $(MAKE) world
+	rm -f registry.db registry.db-wal registry.db-shm
+	$(VENV)/bin/mllzoo --registry registry.db graph build --samples world/samples
+	MLLZOO_LOAD_PLUGINS=mllzoo-plugin-minizoo $(VENV)/bin/mllzoo --registry registry.db register --device cpu
+	$(VENV)/bin/mllzoo --registry registry.db recommend examples/pets.txt > /dev/null
+	$(PY) -c "import sqlite_utils; db = sqlite_utils.Database('registry.db'); db.vacuum(); db.close()"
 
 bench: env
-	$(PY) benchmarks/run_all.py
+	$(VENV)/bin/mllzoo --registry registry.db bench world/tasks --plot benchmarks/bench.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache

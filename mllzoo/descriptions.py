@@ -39,7 +39,7 @@ class TemplateCaptioner:
             name = display_name(raw)
             texts = [name, f"a photo of a {name}."]
             if domain:
-                texts.append(f"a {domain} of a {name}.")
+                texts.append(f"a {name}, a type of {domain}.")
             if task:
                 texts.append(f"{name}, in {task}.")
             gloss = self.glosses.get(name.lower())

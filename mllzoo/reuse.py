@@ -22,9 +22,9 @@ LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by ever
 
 
 def prompts(name: str, domain: str | None) -> list[str]:
-    """The zero-shot prompts for one class: CLIP's photo template, plus the domain's when given."""
+    """The zero-shot prompts for one class: CLIP's photo template, plus CLIP's domain form when given."""
     name = display_name(name)
-    return [f"a photo of a {name}."] + ([f"a {domain} of a {name}."] if domain else [])
+    return [f"a photo of a {name}."] + ([f"a photo of a {name}, a type of {domain}."] if domain else [])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
