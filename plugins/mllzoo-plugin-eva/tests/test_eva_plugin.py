@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib.metadata import entry_points
 
 import huggingface_hub.constants
@@ -13,7 +14,7 @@ from mllzoo.errors import ModelLoadError
 from mllzoo.testing import check_plugin, registered_specs
 from mllzoo.vlm import ModelSpec
 from mllzoo_openclip.catalog import is_eva, read_catalog
-from mllzoo_openclip.testing import TINY_TEXT, tiny_checkpoint
+from mllzoo_openclip.testing import TINY_TEXT, cut_off_hub, tiny_checkpoint
 
 ARCH = "EVA02-mllzoo-tiny"
 # open_clip's EVA configs put a timm EVA tower beside an open_clip text tower; this is timm's smallest
@@ -58,13 +59,16 @@ def test_eva_checkpoint_named_in_env_belongs_to_eva(weights, monkeypatch):
     assert f"eva/{ARCH}.mine" in {spec.id for spec in registered_specs(mllzoo_eva)}
 
 
-def test_missing_weights_offline_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+@pytest.mark.parametrize("offline_mode", [True, False], ids=["offline mode", "unreachable hub"])
+def test_missing_weights_offline_is_one_clear_line_at_once(tmp_path, monkeypatch, offline_mode):
+    cut_off_hub(monkeypatch, tmp_path / "hub")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline_mode)
     from mllzoo_openclip.loading import load
 
+    started = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         load(ModelSpec(family="eva", arch="EVA02-B-16", tag="merged2b_s8b_b131k"), "cpu", "float32")
-    assert "\n" not in str(info.value)
+    assert time.perf_counter() - started < 10
+    assert "\n" not in str(info.value) and "not cached" in str(info.value)
     assert "eva/EVA02-B-16.merged2b_s8b_b131k" in str(info.value)
     assert "hf-hub:timm/eva02_base_patch16_clip_224.merged2b_s8b_b131k" in str(info.value)

@@ -1,22 +1,30 @@
 """Load and run open_clip models: shared by the open_clip and EVA plugins.
 
 Imports torch and open_clip, so plugin modules import it inside their hook bodies only.
-Weights come through open_clip's own code: ``pretrained=tag`` (Hugging Face Hub or URL, cached by
-open_clip) or ``pretrained=/local/file`` (open_clip 3.x reads it with ``weights_only=True``, or with
-safetensors). Any failure becomes one :class:`~mllzoo.errors.ModelLoadError` line.
+Weights come through open_clip's own code: ``pretrained=/local/file`` (a user's checkpoint, or a tag's
+weights already in the cache; open_clip 3.x reads it with ``weights_only=True``, or with safetensors) or
+``pretrained=tag`` (downloaded by open_clip) when the source answers. Hub access happens only while
+the Hub is reachable (:mod:`mllzoo.hub`), so an offline load fails in milliseconds, not minutes.
+Any failure becomes one :class:`~mllzoo.errors.ModelLoadError` line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import open_clip
 import torch
+from huggingface_hub import try_to_load_from_cache
+from open_clip.constants import HF_WEIGHTS_NAME
+from open_clip.pretrained import _get_safe_alternatives  # open_clip's own safetensors-first file order
 
 from mllzoo.errors import ModelLoadError
+from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, reachable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
 BATCH_SIZE = 256  # the largest chunk sent through a tower at once; callers may pass bigger batches
@@ -43,19 +51,67 @@ def weights_origin(spec: ModelSpec) -> str:
     return cfg.get("url") or f"open_clip tag {spec.tag!r} (unknown to open_clip {open_clip.__version__})"
 
 
+def cached_weights(spec: ModelSpec) -> str | None:
+    """The local file of a catalogued tag's weights if an earlier download left it in the cache.
+
+    Looks where open_clip downloads (the Hugging Face cache for ``hf_hub`` sources, ``~/.cache/clip``
+    for URLs), for the names it would fetch, in its order, without touching the network.
+    """
+    cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        for name in (*_get_safe_alternatives(filename), filename):
+            found = try_to_load_from_cache(repo, name)
+            if isinstance(found, str):
+                return found
+        return None
+    if cfg.get("url"):
+        found = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        return str(found) if found.is_file() else None
+    return None
+
+
+def pretrained_weights(spec: ModelSpec) -> str:
+    """What to pass open_clip as ``pretrained``: a local file, else the tag when its source answers.
+
+    Raises one :class:`ModelLoadError` line, without waiting on retries, when the weights are neither
+    local nor cached and their source cannot be reached.
+    """
+    local = checkpoint_path(spec)
+    if local:
+        if not Path(local).is_file():
+            raise ModelLoadError(f"cannot load {spec.id}: checkpoint {local} is not a file")
+        return local
+    cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
+    if not cfg:
+        return spec.tag  # not a tag open_clip knows: its own error says so
+    cached = cached_weights(spec)
+    if cached:
+        return cached
+    if cfg.get("hf_hub"):
+        unreachable = hub_unreachable_reason()
+    else:
+        unreachable = None if reachable(cfg["url"]) else f"{urlsplit(cfg['url']).netloc} cannot be reached"
+    if unreachable:
+        raise ModelLoadError(f"cannot load {spec.id}: weights are not cached here and {unreachable}; "
+                             f"they would come from {weights_origin(spec)}")
+    return spec.tag
+
+
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     """Build ``spec.arch`` with its weights on ``device`` in ``dtype``, ready to encode."""
-    local = checkpoint_path(spec)
-    if local and not Path(local).is_file():
-        raise ModelLoadError(f"cannot load {spec.id}: checkpoint {local} is not a file")
+    pretrained = pretrained_weights(spec)
     # A local copy of a catalogued tag gets that tag's preprocessing, as pretrained=tag would.
-    tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag) if local else {}
+    tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag) if pretrained != spec.tag else {}
     overrides = {f"image_{key}": tag_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode")
                  if key in tag_cfg}
     try:
-        module, _, preprocess = open_clip.create_model_and_transforms(
-            spec.arch, pretrained=local or spec.tag, device=device, weights_only=True, **overrides)
-        tokenizer = open_clip.get_tokenizer(spec.arch)
+        # Text towers and tokenizers from the Hub (SigLIP, XLM-R, ...) come from the cache when it is down.
+        with offline_unless_reachable():
+            module, _, preprocess = open_clip.create_model_and_transforms(
+                spec.arch, pretrained=pretrained, device=device, weights_only=True, **overrides)
+            tokenizer = open_clip.get_tokenizer(spec.arch)
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelLoadError(

@@ -8,6 +8,8 @@ open_clip's config registry is restored afterwards, as open_clip's own tests do,
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,3 +40,31 @@ def tiny_checkpoint(folder: Path, arch: str, config: dict[str, Any], seed: int =
     finally:
         factory._MODEL_CONFIG_PATHS[:] = paths
         factory._MODEL_CONFIGS = configs
+
+
+def cut_off_hub(monkeypatch: Any, cache: Path) -> None:
+    """Point the Hub at a closed local port (refused at once, as with no network) and the cache at ``cache``.
+
+    Offline mode is left off, so what is tested is the reachability probe, not huggingface_hub's flag.
+    """
+    import huggingface_hub.constants
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+
+def put_in_hub_cache(cache: Path, repo: str, files: dict[str, Path]) -> None:
+    """Lay ``files`` out as huggingface_hub caches ``repo`` at ``main`` (refs/main names a snapshot)."""
+    commit = "0" * 40
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copyfile(source, folder / "snapshots" / commit / name)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -11,7 +16,7 @@ import mllzoo_openclip
 from mllzoo.errors import ModelLoadError
 from mllzoo.testing import check_model, check_plugin, registered_specs
 from mllzoo.vlm import ModelSpec
-from mllzoo_openclip.testing import TINY_VIT, tiny_checkpoint
+from mllzoo_openclip.testing import TINY_VIT, cut_off_hub, put_in_hub_cache, tiny_checkpoint
 
 ARCH = "mllzoo-tiny-ViT"
 
@@ -22,11 +27,12 @@ def weights(tmp_path):
         yield path
 
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    """No network and an empty cache, so a tag's weights cannot be found (and nothing downloads)."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+@pytest.fixture(params=["offline mode", "unreachable hub"])
+def offline_hub(request, tmp_path, monkeypatch):
+    """An empty cache and no Hub: either offline mode is on or the endpoint refuses connections."""
+    cut_off_hub(monkeypatch, tmp_path / "hub")
+    if request.param == "offline mode":
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
 def test_conformance(weights):
@@ -63,15 +69,57 @@ def test_local_copy_of_a_catalogued_tag_keeps_its_preprocessing(tmp_path):
     assert '"resize_mode": "shortest"' in plain.preprocess_key
 
 
-def test_missing_weights_offline_is_one_clear_line(offline_hub):
+def test_missing_weights_offline_is_one_clear_line_at_once(offline_hub):
+    """Before the probe, huggingface_hub retried each file for about half a minute (46 s for this model)."""
     from mllzoo_openclip.loading import load
 
-    spec = ModelSpec(family="open_clip", arch="RN50", tag="openai")
+    spec = ModelSpec(family="open_clip", arch="ViT-B-32", tag="openai")
+    started = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         load(spec, "cpu", "float32")
+    assert time.perf_counter() - started < 10
     message = str(info.value)
-    assert "\n" not in message
-    assert "open_clip/RN50.openai" in message and "hf-hub:timm/resnet50_clip.openai" in message
+    assert "\n" not in message and "not cached" in message
+    assert "open_clip/ViT-B-32.openai" in message and "hf-hub:timm/vit_base_patch32_clip_224.openai" in message
+
+
+def test_cached_weights_load_while_the_hub_is_unreachable(tmp_path, monkeypatch):
+    """A tag downloaded once loads from the cache, with the tag's preprocessing, and without retries."""
+    from mllzoo_openclip.loading import load
+
+    cut_off_hub(monkeypatch, tmp_path / "hub")
+    with tiny_checkpoint(tmp_path, "ViT-H-14", TINY_VIT) as path:  # a tiny stand-in for the real arch
+        put_in_hub_cache(tmp_path / "hub", "apple/DFN5B-CLIP-ViT-H-14", {"open_clip_model.safetensors": path})
+        started = time.perf_counter()
+        model = load(ModelSpec(family="open_clip", arch="ViT-H-14", tag="dfn5b"), "cpu", "float32")
+    assert time.perf_counter() - started < 10
+    assert '"resize_mode": "squash"' in model.preprocess_key
+
+
+def test_register_everything_offline_fails_each_model_at_once(tmp_path, monkeypatch):
+    """``mllzoo register`` with no ids tries every open_clip and EVA model; offline it must end quickly."""
+    from PIL import Image
+
+    cut_off_hub(monkeypatch, tmp_path / "hub")
+    for color, synset in enumerate(["dog.n.01", "cat.n.01"]):
+        (tmp_path / "samples" / synset).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (16, 16), (color * 200, i * 100, 0)).save(tmp_path / "samples" / synset / f"{i}.png")
+    env = {**os.environ, "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-openclip,mllzoo-plugin-eva",
+           "MLLZOO_REGISTRY": str(tmp_path / "registry.db"), "HF_HOME": str(tmp_path / "hf"),
+           "NLTK_DATA": os.environ.get("NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data"))}
+    mllzoo = [sys.executable, "-m", "mllzoo"]
+    built = subprocess.run([*mllzoo, "graph", "build", "--samples", str(tmp_path / "samples")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    started = time.perf_counter()
+    result = subprocess.run([*mllzoo, "register", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert time.perf_counter() - started < 120
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert not report["labeled"] and len(report["failed"]) > 150
+    assert all("not cached" in message for message in report["failed"].values())
+    assert "open_clip/ViT-B-32.openai" in report["failed"] and "eva/EVA02-B-16.merged2b_s8b_b131k" in report["failed"]
 
 
 def test_missing_checkpoint_file_names_it(tmp_path):
