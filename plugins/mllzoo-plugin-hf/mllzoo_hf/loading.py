@@ -2,7 +2,9 @@
 
 ``AutoModel``/``AutoProcessor.from_pretrained`` read a Hub repository (cached by huggingface_hub) or a
 local folder. The image processor is the model's own, so ``preprocess`` turns one PIL image into the
-``[3, H, W]`` tensor the model was trained on. Imports torch: plugin modules import it lazily.
+``[3, H, W]`` tensor the model was trained on. The Hub is used only while it is reachable
+(:mod:`mllzoo.hub`): otherwise the cache answers at once, so an offline load fails in milliseconds.
+Imports torch: plugin modules import it lazily.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import try_to_load_from_cache
 
 from mllzoo.errors import ModelLoadError
+from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
 BATCH_SIZE = 256  # the largest chunk sent through a tower at once
@@ -36,14 +40,25 @@ def location(spec: ModelSpec) -> tuple[str, dict[str, str]]:
     return str(spec.extra["repo"]), {"revision": str(spec.extra.get("revision", "main"))}
 
 
+def is_cached(repo: str, revision: str) -> bool:
+    """Whether an earlier download left ``repo``'s config at ``revision`` in the Hugging Face cache."""
+    return isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str)
+
+
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     """The model and its processor on ``device`` in ``dtype``; one clear line when unavailable."""
     from transformers import AutoModel, AutoProcessor
 
     where, kwargs = location(spec)
+    if not spec.extra.get("checkpoint") and not is_cached(where, kwargs["revision"]):
+        unreachable = hub_unreachable_reason()
+        if unreachable:
+            raise ModelLoadError(f"cannot load {spec.id}: weights are not cached here and {unreachable}; "
+                                 f"they would come from {spec.source}")
     try:
-        processor = AutoProcessor.from_pretrained(where, **kwargs)
-        module = AutoModel.from_pretrained(where, **kwargs)
+        with offline_unless_reachable():  # a partly cached model fails at once rather than after retries
+            processor = AutoProcessor.from_pretrained(where, **kwargs)
+            module = AutoModel.from_pretrained(where, **kwargs)
     except Exception as exc:
         origin = where if spec.extra.get("checkpoint") else spec.source
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import huggingface_hub.constants
 import pytest
 from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer, SiglipConfig,
@@ -95,13 +103,69 @@ def test_siglip_texts_are_padded_to_full_length(tiny_folders):
     assert not np.allclose(encoded, reference(True), atol=1e-3)
 
 
-def test_missing_weights_offline_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+@pytest.fixture
+def cut_off_hub(tmp_path, monkeypatch):
+    """An empty cache and the Hub on a closed local port: connections are refused, as with no network."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+@pytest.mark.parametrize("offline_mode", [True, False], ids=["offline mode", "unreachable hub"])
+def test_missing_weights_offline_is_one_clear_line_at_once(cut_off_hub, monkeypatch, offline_mode):
+    """Before the probe, huggingface_hub retried each file for about half a minute (142 s for this model)."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline_mode)
     from mllzoo_hf.loading import load
 
+    started = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         load(hub_spec("openai/clip-vit-base-patch32"), "cpu", "float32")
-    assert "\n" not in str(info.value)
-    assert "hf/openai--clip-vit-base-patch32.main" in str(info.value)
-    assert "hf-hub:openai/clip-vit-base-patch32" in str(info.value)
+    assert time.perf_counter() - started < 10
+    message = str(info.value)
+    assert "\n" not in message and "not cached" in message
+    assert "hf/openai--clip-vit-base-patch32.main" in message and "hf-hub:openai/clip-vit-base-patch32" in message
+
+
+def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folders):
+    """A repository downloaded once loads from the cache without asking the Hub (no retries)."""
+    from mllzoo_hf.loading import load
+
+    snapshot = cut_off_hub / "models--openai--clip-vit-base-patch32" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_folders[0], snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    started = time.perf_counter()
+    model = load(hub_spec("openai/clip-vit-base-patch32"), "cpu", "float32")
+    assert time.perf_counter() - started < 10
+    assert model.context_length == 24 and not huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def test_register_everything_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
+    """``mllzoo register`` with no ids tries every curated model; offline each must fail at once."""
+    from PIL import Image
+
+    for color, synset in enumerate(["dog.n.01", "cat.n.01"]):
+        (tmp_path / "samples" / synset).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (16, 16), (color * 200, i * 100, 0)).save(tmp_path / "samples" / synset / f"{i}.png")
+    env = {**os.environ, "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-hf", "MLLZOO_REGISTRY": str(tmp_path / "registry.db"),
+           "HF_HOME": str(tmp_path / "hf"),
+           "NLTK_DATA": os.environ.get("NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data"))}
+    mllzoo = [sys.executable, "-m", "mllzoo"]
+    built = subprocess.run([*mllzoo, "graph", "build", "--samples", str(tmp_path / "samples")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    started = time.perf_counter()
+    result = subprocess.run([*mllzoo, "register"], env=env, capture_output=True, text=True, timeout=300)
+    assert time.perf_counter() - started < 60
+    assert result.returncode == 1, result.stderr
+    curated = len(mllzoo_hf.catalog.read_catalog())
+    assert f"labeled 0, already labeled 0, failed {curated}" in result.stdout
+    assert "hf/openai--clip-vit-base-patch32.main was not labeled" in result.stderr
+    assert "they would come from hf-hub:openai/clip-vit-base-patch32" in result.stderr
