@@ -7,10 +7,9 @@ import json
 import pytest
 
 from conftest import run_cli, write_images
-from test_recommend_predict import world  # noqa: F401  (the labeled registry fixture)
 
 
-def test_bench_end_to_end(world, tmp_path):  # noqa: F811
+def test_bench_end_to_end(world, tmp_path):
     root, env = world
     tasks = tmp_path / "tasks"
     for task, classes in {"pets": ["dog", "cat"], "fruit": ["apple", "banana", "car"]}.items():
@@ -40,7 +39,7 @@ def test_bench_end_to_end(world, tmp_path):  # noqa: F811
     assert table.returncode == 0 and "average" in table.stdout and "MLL k=1 loads" in table.stdout
 
 
-def test_bench_without_tasks_is_a_user_error(world, tmp_path):  # noqa: F811
+def test_bench_without_tasks_is_a_user_error(world, tmp_path):
     root, env = world
     (tmp_path / "empty").mkdir()
     result = run_cli("bench", str(tmp_path / "empty"), env=env)

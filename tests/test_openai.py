@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from test_recommend_predict import world  # noqa: F401  (the labeled registry fixture)
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -60,7 +59,7 @@ def openai_server():
     server.shutdown()
 
 
-def test_openai_descriptions_and_embeddings_are_cached(world, openai_server):  # noqa: F811
+def test_openai_descriptions_and_embeddings_are_cached(world, openai_server):
     root, env = world
     env = {**env, "OPENAI_API_KEY": "sk-test-not-a-secret", "OPENAI_BASE_URL": openai_server}
     args = ["recommend", str(root / "classes.txt"), "--embedder", "openai:text-embedding-3-large", "--json"]
@@ -76,7 +75,7 @@ def test_openai_descriptions_and_embeddings_are_cached(world, openai_server):  #
     assert json.loads(second.stdout) == json.loads(first.stdout)
 
 
-def test_openai_captioner_without_key_is_a_user_error(world):  # noqa: F811
+def test_openai_captioner_without_key_is_a_user_error(world):
     root, env = world
     result = run_cli("recommend", str(root / "classes.txt"), "--captioner", "openai",
                      env={**env, "OPENAI_API_KEY": ""})

@@ -8,23 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SYNSETS, run_cli, write_images
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tinyclip_site):
-    """A labeled registry, a class file and a class-named task folder."""
-    root = tmp_path_factory.mktemp("world")
-    samples = root / "samples"
-    for seed, (name, color) in enumerate(SYNSETS.items()):
-        write_images(samples / name, color, 6, seed)
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(root / "r.db")}
-    assert run_cli("graph", "build", "--samples", str(samples), env=env).returncode == 0
-    assert run_cli("register", env=env).returncode == 0
-    (root / "classes.txt").write_text("# pets\ndog\n\ncat\nbanana\n")
-    for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60)), ("banana", (230, 200, 20))]):
-        write_images(root / "task" / name, color, 4, 100 + seed)
-    return root, env
+from conftest import run_cli
 
 
 def test_recommend_json_shape(world):

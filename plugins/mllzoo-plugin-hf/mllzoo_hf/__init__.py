@@ -6,10 +6,11 @@ catalogue and ``MLLZOO_HF_MODELS``; the load/encode hooks import :mod:`mllzoo_hf
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from mllzoo import hookimpl
-from mllzoo.vlm import LoadedModel, ModelSpec
+from mllzoo.family import family_hooks
+from mllzoo.vlm import ModelSpec
 
 from .catalog import FAMILY, read_catalog, user_specs
 
@@ -20,28 +21,4 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(spec)
 
 
-@hookimpl
-def mllzoo_load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel | None:
-    if spec.family != FAMILY:
-        return None
-    from .loading import load
-
-    return load(spec, device, dtype)
-
-
-@hookimpl
-def mllzoo_encode_images(model: LoadedModel, images: Any) -> Any:
-    if model.spec.family != FAMILY:
-        return None
-    from .loading import encode_images
-
-    return encode_images(model, images)
-
-
-@hookimpl
-def mllzoo_encode_texts(model: LoadedModel, texts: list[str]) -> Any:
-    if model.spec.family != FAMILY:
-        return None
-    from .loading import encode_texts
-
-    return encode_texts(model, texts)
+mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_hf.loading")
