@@ -107,3 +107,18 @@ def test_hookimpl_marker_is_mllzoos():
 
     assert isinstance(mllzoo.hookimpl, pluggy.HookimplMarker) and mllzoo.hookimpl.project_name == "mllzoo"
     assert entry_points(group="mllzoo") is not None
+
+
+def test_uninstall_works_while_a_broken_plugin_is_installed(tmp_path):
+    env = {"PYTHONPATH": str(broken_site(tmp_path))}
+    result = run_cli("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Skipping mllzoo-plugin-not-installed as it is not installed" in result.stderr + result.stdout
+    assert "boom at import" in result.stderr  # the warning, not a crash
+
+
+def test_install_runs_pip_in_mllzoos_environment(tmp_path):
+    result = run_cli("install", "--help")
+    assert result.returncode == 0 and "pip into mllzoo's own environment" in result.stdout
+    missing = run_cli("install", str(tmp_path / "no-such-plugin"))
+    assert missing.returncode != 0 and "no-such-plugin" in missing.stderr + missing.stdout
