@@ -71,7 +71,9 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
                 continue
             rank = int(label.rank[s])
             start = int(offsets[image])
-            predicted = node
+            # own node, unless ranked below M with more than half a subset node expected above it
+            undecided = rank > label.m and (rank - label.m) * (len(subset) - 1) / (label.n_nodes - label.m) >= 0.5
+            predicted = -1 if undecided else node
             for candidate in label.lists[start:start + min(rank, label.m)].tolist():
                 if candidate in in_subset:
                     predicted = candidate
@@ -80,7 +82,8 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
                 tp[node] += 1
             else:
                 fn[node] += 1
-                fp[predicted] += 1
+                if predicted >= 0:
+                    fp[predicted] += 1
         row = {}
         for y, name in enumerate(class_names):
             row[name] = sum(w * 2 * tp[n] / max(2 * tp[n] + fp[n] + fn[n], 1)

@@ -29,9 +29,8 @@ class Label:
     n_nodes: int
     m: int
 
-    @property
-    def offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)[:-1]])
+    def __post_init__(self) -> None:
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)[:-1]])
 
     @property
     def nbytes(self) -> int:
@@ -74,26 +73,47 @@ def own_ranks(similarity: np.ndarray, nodes: np.ndarray, rows: np.ndarray) -> np
     return (similarity[rows] > own[:, None]).sum(axis=1).astype(np.int32)
 
 
-def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class Restriction:
+    """The samples of a node subset, found once and replayed for every model."""
+
+    subset: np.ndarray
+    in_subset: np.ndarray  # [n_nodes] bool
+    sample_idx: np.ndarray
+    own: np.ndarray
+    image: np.ndarray
+
+    @classmethod
+    def of(cls, samples: np.ndarray, subset: np.ndarray, n_nodes: int) -> "Restriction":
+        in_subset = np.zeros(n_nodes, bool)
+        in_subset[subset] = True
+        sample_idx = np.flatnonzero(in_subset[samples[:, 0]])
+        return cls(np.asarray(subset), in_subset, sample_idx, samples[sample_idx, 0].astype(np.int64),
+                   samples[sample_idx, 1].astype(np.int64))
+
+
+def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray | Restriction
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """``(own node, predicted node)`` for every readable sample of a subset node.
 
     The prediction is the subset node the model ranks first for the sample's image; -1 where an
     undecided sample (see the module docstring) is judged wrong.
     """
-    in_subset = np.zeros(label.n_nodes, bool)
-    in_subset[subset] = True
-    keep = in_subset[samples[:, 0]] & (label.rank >= 0)
-    own, image, rank = samples[keep, 0], samples[keep, 1], label.rank[keep]
+    r = subset if isinstance(subset, Restriction) else Restriction.of(samples, subset, label.n_nodes)
+    rank = label.rank[r.sample_idx]
+    readable = rank >= 0
+    own, image, rank = r.own[readable], r.image[readable], rank[readable]
     above = np.minimum(rank, label.m).astype(np.int64)  # how much of the image's list lies above
-    segment = np.repeat(np.arange(len(above)), above)
-    position = np.arange(int(above.sum())) - np.repeat(np.cumsum(above) - above, above)
-    entries = label.lists[np.repeat(label.offsets[image], above) + position].astype(np.int64)
-    hits = np.flatnonzero(in_subset[entries])
-    hit_segments, first = np.unique(segment[hits], return_index=True)  # first subset node per sample
-    predicted = np.where(rank <= label.m, own, -1)
+    ends = np.cumsum(above)
+    position = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - above, above)
+    entries = label.lists[np.repeat(label.offsets[image], above) + position]
+    hits = np.flatnonzero(r.in_subset[entries])
+    segments = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
+    first = np.flatnonzero(np.diff(segments, prepend=-1))  # the first hit of each sample
+    hit_segments = segments[first]
     undecided = rank > label.m
-    expected_between = (rank - label.m) * (len(subset) - 1) / max(label.n_nodes - label.m, 1)
-    predicted[undecided & (expected_between < 0.5)] = own[undecided & (expected_between < 0.5)]
+    expected_between = (rank - label.m) * (len(r.subset) - 1) / max(label.n_nodes - label.m, 1)
+    predicted = np.where(undecided & (expected_between >= 0.5), -1, own)
     predicted[hit_segments] = entries[hits[first]]
     return own, predicted
 
@@ -118,7 +138,7 @@ def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.
     return tp, fp, fn
 
 
-def replay(label: Label, samples: np.ndarray, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def replay(label: Label, samples: np.ndarray, subset: np.ndarray | Restriction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-node TP, FP, FN of the model's zero-shot classification restricted to ``subset``."""
     return confusion(*restricted_predictions(label, samples, subset), label.n_nodes)
 

@@ -49,10 +49,12 @@ def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: 
 
 def class_scores(model_labels: list[labels.Label], samples: np.ndarray, match: Match) -> np.ndarray:
     """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes."""
-    subset = np.unique(match.nodes)
     p = np.zeros((len(model_labels), len(match.nodes)))
+    if not model_labels:
+        return p
+    restriction = labels.Restriction.of(samples, np.unique(match.nodes), model_labels[0].n_nodes)
     for m, label in enumerate(model_labels):
-        node_f1 = labels.f1(*labels.replay(label, samples, subset))
+        node_f1 = labels.f1(*labels.replay(label, samples, restriction))
         p[m] = (match.weights * node_f1[match.nodes]).sum(axis=1)
     return p
 
