@@ -65,8 +65,7 @@ class Pool:
         if not parts:
             return np.arange(len(self.rows))
         keep = [i for i, r in enumerate(self.rows)
-                if any(r["domain"] == p or r["domain"].startswith(p + "/") or r["domain"].startswith(p)
-                       for p in parts)]
+                if any(r["domain"] == p or r["domain"].startswith(p + "/") for p in parts)]
         return np.asarray(keep)
 
 

@@ -25,8 +25,8 @@ MIXES: dict[str, tuple[str, ...]] = {
                "clipart/office", "clipart/electronics", "clipart/recreation/music", "clipart/people"),
     "people": ("Smileys & Emotion", "People & Body", "Activities", "clipart/recreation/sports",
                "clipart/recreation/toys"),
-    "symbols": ("Flags", "clipart/signs_and_symbols/flags", "words", "digits"),
-    "patterns": ("textures", "digits", "words"),
+    "flags": ("Flags", "clipart/signs_and_symbols/flags", "digits"),
+    "patterns": ("textures", "digits"),
 }
 
 
@@ -54,16 +54,17 @@ class Recipe:
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("resnet18-s", "broad", "resnet18", 48, "broad", {"channels": (16, 32, 64, 128)}, budget=90_000),
-    Recipe("mobilenetv3-s050", "broad", "mobilenetv3_small_050", 64, "broad", budget=90_000),
+    Recipe("resnet18-s", "broad", "resnet18", 48, "broad", {"channels": (16, 32, 64, 128)}, budget=150_000),
+    Recipe("mobilenetv3-s050", "broad", "mobilenetv3_small_050", 64, "broad", budget=120_000),
     Recipe("convnext-xs", "nature", "convnext_atto", 64, "nature",
-           {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)}),
-    Recipe("lcnet-050", "travel", "lcnet_050", 64, "travel"),
-    Recipe("resnet18-s", "people", "resnet18", 48, "people", {"channels": (16, 32, 64, 128)}),
-    Recipe("mobilenetv3-s075", "symbols", "mobilenetv3_small_075", 64, "symbols"),
+           {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)}, budget=100_000),
+    Recipe("convnext-xs", "travel", "convnext_atto", 64, "travel",
+           {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)}, budget=100_000),
+    Recipe("resnet18-s", "people", "resnet18", 48, "people", {"channels": (16, 32, 64, 128)}, budget=80_000),
+    Recipe("resnet10t-s", "flags", "resnet10t", 48, "flags", {"channels": (24, 48, 96, 192)}, budget=80_000),
     Recipe("vit-t4", "patterns", "vit_tiny_patch16_224", 32, "patterns",
-           {"img_size": 32, "patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4}, budget=40_000, lr=1e-3),
-    Recipe("resnet10t-s", "broad32", "resnet10t", 32, "broad", {"channels": (24, 48, 96, 192)}),
+           {"img_size": 32, "patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4}, budget=30_000, lr=1e-3),
+    Recipe("resnet10t-s", "broad32", "resnet10t", 32, "broad", {"channels": (24, 48, 96, 192)}, budget=120_000),
 )
 
 

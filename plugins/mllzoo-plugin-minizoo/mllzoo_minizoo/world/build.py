@@ -183,7 +183,8 @@ def build_tasks(world: World, rng: random.Random, twemoji: Twemoji | None, digit
             words = WORDS_TASK[:5] if tiny else WORDS_TASK
             for word in words:
                 classes[word] = _fill(world, f"tasks/{task}", word, per_class, rng, lambda i, w=word: render.compose(
-                    render.text_glyph(w, rng.choice(render.fonts(render.TASK_FONTS)), render.dark_color(rng)), rng, fill=0.92))
+                    render.text_glyph(w, rng.choice(render.fonts(render.TASK_FONTS)), render.dark_color(rng)),
+                    rng, fill=0.92))
             card = ("Words rendered in DejaVu Serif typefaces (no model trains on a serif face; the sample set "
                     "uses DejaVu Sans Condensed) in random dark colours on light backgrounds, with jitter.")
         elif task == "textures":
@@ -215,7 +216,7 @@ def _fill(world: World, pool: str, folder: str, n: int, rng: random.Random, make
 
 
 # ------------------------------------------------------------------------- training and sample pools
-def build_concepts(world: World, rng: random.Random, twemoji_free: bool, digits, tiny: bool) -> None:
+def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None:
     emoji = read_csv("concepts_emoji.csv")
     clipart = [] if tiny or not CLIPART_ROOT.exists() else read_csv("concepts_clipart.csv")
     if tiny:
@@ -364,7 +365,7 @@ def build(out: Path, seed: int = 0, tiny: bool = False, cache: Path = Path(".cac
         twemoji = Twemoji(tarball)
     digits = load_digits_split()
     tasks = build_tasks(world, rng, twemoji, digits, tiny)
-    build_concepts(world, rng, twemoji is None, digits, tiny)
+    build_concepts(world, rng, digits, tiny)
 
     with (out / "train" / "index.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
