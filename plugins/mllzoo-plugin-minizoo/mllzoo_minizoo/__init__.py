@@ -6,17 +6,16 @@ this module reads a JSON table only; torch and timm are imported inside the load
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from mllzoo import hookimpl
-from mllzoo.errors import ModelLoadError
-from mllzoo.vlm import LoadedModel, ModelSpec
+from mllzoo.family import family_hooks
+from mllzoo.vlm import ModelSpec
 
 from .zoo import WEIGHTS_DIR, recipe, trained_models
 
 __version__ = "0.1.0"
 FAMILY = "minizoo"
-BATCH_SIZE = 256
 
 
 def specs() -> list[ModelSpec]:
@@ -38,60 +37,7 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(spec)
 
 
-@hookimpl
-def mllzoo_load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel | None:
-    if spec.family != FAMILY:
-        return None
-    import torch
-
-    from .towers import load_tower, make_preprocess, preprocess_key
-
-    try:
-        rec = recipe(spec.arch, spec.tag)
-    except KeyError as exc:
-        raise ModelLoadError(f"{spec.id}: unknown minizoo model") from exc
-    if not rec.weights_file.exists():
-        raise ModelLoadError(f"{spec.id}: weights missing at {rec.weights_file} (run `make minizoo`)")
-    # small towers gain nothing from half precision on the CPU; honour it elsewhere
-    torch_dtype = getattr(torch, dtype) if device != "cpu" else torch.float32
-    tower = load_tower(rec, rec.weights_file, device=device, dtype=torch_dtype)
-    return LoadedModel(spec=spec, module=tower, preprocess=make_preprocess(rec.image_size),
-                       preprocess_key=preprocess_key(rec.image_size), tokenizer=None, context_length=128,
-                       device=device, dtype=str(torch_dtype).replace("torch.", ""))
-
-
-@hookimpl
-def mllzoo_encode_images(model: LoadedModel, images: Any) -> Any:
-    if model.spec.family != FAMILY:
-        return None
-    import numpy as np
-    import torch
-
-    tower = model.module
-    param = next(tower.parameters())
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), BATCH_SIZE):
-            batch = images[start:start + BATCH_SIZE].to(device=param.device, dtype=param.dtype)
-            out.append(tower(batch).float().cpu().numpy())
-    feats = np.concatenate(out) if out else np.zeros((0, 384), np.float32)
-    return _l2(feats)
-
-
-@hookimpl
-def mllzoo_encode_texts(model: LoadedModel, texts: list[str]) -> Any:
-    if model.spec.family != FAMILY:
-        return None
-    from mllzoo import minilm
-
-    return _l2(minilm.embed(list(texts)))
-
-
-def _l2(x: Any) -> Any:
-    import numpy as np
-
-    x = np.asarray(x, dtype=np.float32)
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_minizoo.model")
 
 
 __all__ = ["mllzoo_register_models", "mllzoo_load_model", "mllzoo_encode_images", "mllzoo_encode_texts",

@@ -1,0 +1,55 @@
+"""Loading and encoding the minizoo models: a timm image tower and the frozen MiniLM text tower.
+
+Imported by the family hooks on first use (see ``mllzoo.family``), so importing the plugin stays
+torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mllzoo import minilm
+from mllzoo.errors import ModelLoadError
+from mllzoo.vlm import LoadedModel, ModelSpec
+
+from .towers import load_tower, make_preprocess, preprocess_key
+from .zoo import recipe
+
+BATCH_SIZE = 256
+
+
+def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
+    try:
+        rec = recipe(spec.arch, spec.tag)
+    except KeyError as exc:
+        raise ModelLoadError(f"{spec.id}: unknown minizoo model") from exc
+    if not rec.weights_file.exists():
+        raise ModelLoadError(f"{spec.id}: weights missing at {rec.weights_file} (run `make minizoo`)")
+    # small towers gain nothing from half precision on the CPU; honour it elsewhere
+    torch_dtype = getattr(torch, dtype) if device != "cpu" else torch.float32
+    tower = load_tower(rec, rec.weights_file, device=device, dtype=torch_dtype)
+    return LoadedModel(spec=spec, module=tower, preprocess=make_preprocess(rec.image_size),
+                       preprocess_key=preprocess_key(rec.image_size), tokenizer=None, context_length=128,
+                       device=device, dtype=str(torch_dtype).replace("torch.", ""))
+
+
+def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
+    param = next(model.module.parameters())
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), BATCH_SIZE):
+            batch = images[start:start + BATCH_SIZE].to(device=param.device, dtype=param.dtype)
+            out.append(model.module(batch).float().cpu().numpy())
+    return _l2(np.concatenate(out) if out else np.zeros((0, minilm.DIM), np.float32))
+
+
+def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
+    return _l2(minilm.embed(list(texts)))
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
