@@ -70,7 +70,7 @@ class ImageCache:
         entry = (torch.stack(stacked) if stacked else torch.zeros(0, 3, 1, 1), ok)
         self._chunks[cache_key] = entry
         self._bytes += entry[0].nbytes
-        while len(self._chunks) > 1 and self._bytes > self.budget:
+        while self._chunks and self._bytes > self.budget:
             _, (evicted, _) = self._chunks.popitem(last=False)
             self._bytes -= evicted.nbytes
         return entry

@@ -32,6 +32,7 @@ class LabelingReport:
     failed: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
     unreadable_images: int = 0
+    image_decodes: int = 0
     images_encoded: int = 0
     seconds: float = 0.0
 
@@ -42,8 +43,12 @@ def default_batch_size(device: str) -> int:
 
 def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
                  device: str = "auto", batch_size: int | None = None, m: int = labels.DEFAULT_M,
-                 chunk: int = CHUNK, progress: bool | None = None) -> LabelingReport:
-    """Label every entry not yet labeled on ``graph``; the rest are left untouched."""
+                 chunk: int = CHUNK, progress: bool | None = None,
+                 cache_bytes: int = 2 * 1024**3) -> LabelingReport:
+    """Label every entry not yet labeled on ``graph``; the rest are left untouched.
+
+    ``cache_bytes`` bounds the preprocessed images kept for the next model with the same transform.
+    """
     report = LabelingReport()
     done = registry.labeled_model_ids(graph.id)
     todo = [e for e in entries if e.spec.id not in done]
@@ -54,7 +59,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
         raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths)
+    cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes)
     registry.record_models(todo)
     started = time.perf_counter()
     for entry in todo:
@@ -84,6 +89,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
         finally:
             registry.release(model_id, graph.id)
     report.unreadable_images = len(cache.unreadable)
+    report.image_decodes = cache.decodes
     report.seconds = time.perf_counter() - started
     return report
 

@@ -50,6 +50,15 @@ def test_label_replay_equals_dense_on_small_graph(registry, sample_folder, tinyc
             assert np.array_equal(got, want)
 
 
+def test_images_are_decoded_once_per_transform(registry, sample_folder, tinyclip_plugin):
+    graph, entries, report = labeled_registry(registry, sample_folder)
+    assert len(entries) == 2 and report.image_decodes == len(graph.image_paths)  # both share "clip32"
+    naive = Registry(registry.path.parent / "naive.db")
+    save_graph(naive, graph, str(sample_folder))
+    again = label_models(naive, graph, sample_folder, entries, device="cpu", progress=False, cache_bytes=0)
+    assert again.image_decodes == 2 * len(graph.image_paths)
+
+
 def test_second_run_does_nothing(registry, sample_folder, tinyclip_plugin):
     graph, entries, first = labeled_registry(registry, sample_folder)
     created = [r["created"] for r in registry.db["labels"].rows]
