@@ -25,6 +25,25 @@ from .vlm import encode_images, encode_texts, load_model, resolve_device
 CHUNK = 1024  # images per resumable unit of work
 
 
+class CaptionFeatures:
+    """Node caption embeddings per text tower: models sharing a ``text_key`` encode them once."""
+
+    def __init__(self, captions: list[str], batch_size: int):
+        self.captions, self.batch_size = captions, batch_size
+        self.by_key: dict[str, np.ndarray] = {}
+        self.encodings = 0
+
+    def of(self, model) -> np.ndarray:
+        if model.text_key in self.by_key:
+            return self.by_key[model.text_key]
+        text = np.concatenate([encode_texts(model, self.captions[s:s + self.batch_size])
+                               for s in range(0, len(self.captions), self.batch_size)])
+        self.encodings += 1
+        if model.text_key:
+            self.by_key[model.text_key] = text
+        return text
+
+
 @dataclass
 class LabelingReport:
     labeled: list[str] = field(default_factory=list)
@@ -33,6 +52,7 @@ class LabelingReport:
     busy: list[str] = field(default_factory=list)
     unreadable_images: int = 0
     image_decodes: int = 0
+    caption_encodings: int = 0
     images_encoded: int = 0
     seconds: float = 0.0
 
@@ -60,6 +80,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
     cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes)
+    captions = CaptionFeatures(graph.captions, batch_size)
     registry.record_models(todo)
     started = time.perf_counter()
     for entry in todo:
@@ -73,7 +94,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             continue
         run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
         try:
-            encoded = _label_one(registry, graph, cache, entry, device, batch_size, m, chunk, progress)
+            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, m, chunk, progress)
         except KeyboardInterrupt:
             registry.finish_run(run_id, "interrupted", {"model": model_id})
             raise
@@ -90,17 +111,17 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             registry.release(model_id, graph.id)
     report.unreadable_images = len(cache.unreadable)
     report.image_decodes = cache.decodes
+    report.caption_encodings = captions.encodings
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _label_one(registry: Registry, graph: Graph, cache: ImageCache, entry: CatalogEntry, device: str,
+def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "CaptionFeatures", entry: CatalogEntry, device: str,
                batch_size: int, m: int, chunk: int, progress: bool | None) -> int:
     from tqdm import tqdm
 
     model = load_model(entry.spec, device)
-    text = np.concatenate([encode_texts(model, graph.captions[s:s + batch_size])
-                           for s in range(0, len(graph.nodes), batch_size)])
+    text = captions.of(model)
     n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
     parts = registry.label_parts(entry.spec.id, graph.id)
     encoded = 0

@@ -73,6 +73,7 @@ class LoadedModel:
     context_length: int
     device: str
     dtype: str
+    text_key: str | None = None
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -12,7 +12,7 @@ from mllzoo import hookimpl
 from mllzoo.family import family_hooks
 from mllzoo.vlm import ModelSpec
 
-from .zoo import WEIGHTS_DIR, recipe, trained_models
+from .zoo import WEIGHTS_DIR, trained_models
 
 __version__ = "0.1.0"
 FAMILY = "minizoo"

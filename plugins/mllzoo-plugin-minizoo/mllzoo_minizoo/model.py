@@ -33,7 +33,7 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     tower = load_tower(rec, rec.weights_file, device=device, dtype=torch_dtype)
     return LoadedModel(spec=spec, module=tower, preprocess=make_preprocess(rec.image_size),
                        preprocess_key=preprocess_key(rec.image_size), tokenizer=None, context_length=128,
-                       device=device, dtype=str(torch_dtype).replace("torch.", ""))
+                       device=device, dtype=str(torch_dtype).replace("torch.", ""), text_key=minilm.MODEL_NAME)
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:

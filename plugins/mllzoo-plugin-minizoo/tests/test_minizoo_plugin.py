@@ -61,3 +61,17 @@ def test_shipped_model_loads_and_encodes():
     np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     np.testing.assert_array_equal(feats, vlm.encode_images(model, batch))
     assert model.preprocess_key == f"resize{spec.image_size}-bicubic-norm(0.5,0.5)"
+
+
+def test_models_sharing_the_text_tower_encode_captions_once(tiny_world, tmp_path):
+    from mllzoo.catalog import CatalogEntry
+    from mllzoo.graph import build_graph, save_graph
+    from mllzoo.labeling import label_models
+    from mllzoo.registry import Registry
+
+    registry = Registry(tmp_path / "r.db")
+    graph = build_graph(tiny_world / "samples", max_per_node=2)
+    save_graph(registry, graph, str(tiny_world / "samples"))
+    entries = [CatalogEntry(spec, "mllzoo-plugin-minizoo", None) for spec in mllzoo_minizoo.specs()[:2]]
+    report = label_models(registry, graph, tiny_world / "samples", entries, device="cpu", progress=False)
+    assert len(report.labeled) == 2 and report.caption_encodings == 1
