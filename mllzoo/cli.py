@@ -128,12 +128,14 @@ def _registry_exists(ctx: click.Context) -> bool:
 
 
 @cli.command()
-@click.argument("packages", nargs=-1, required=True)
+@click.argument("packages", nargs=-1)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages to the latest version.")
 @click.option("-e", "--editable", type=click.Path(file_okay=False, exists=True),
               help="Install a plugin from a local folder in editable mode.")
 def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> None:
     """Install plugins with pip into mllzoo's own environment."""
+    if not packages and not editable:
+        raise MllzooError("name a plugin to install, e.g. mllzoo install -e plugins/mllzoo-plugin-eva")
     args = [sys.executable, "-m", "pip", "install", *packages]
     if upgrade:
         args.append("--upgrade")

@@ -178,13 +178,15 @@ def save_graph(registry: Registry, graph: Graph, source: str) -> None:
 def load_graph(registry: Registry, graph_id: str | None = None) -> Graph:
     """Read a graph back (the current one by default); no WordNet needed."""
     graph_id = graph_id or registry.require_graph_id()
-    db = registry.db
-    nodes = [Node(**{k: row[k] for k in Node.__dataclass_fields__ if k != "parents"}, parents=json.loads(row["parents"]))
-             for row in db["nodes"].rows_where("graph_id = ?", [graph_id], order_by="idx")]
-    images = list(db["images"].rows_where("graph_id = ?", [graph_id], order_by="idx"))
+    db = registry.db  # plain tuples: a graph has thousands of nodes and tens of thousands of images
+    nodes = [Node(idx, synset, wnid, name, definition, caption, depth, json.loads(parents))
+             for idx, synset, wnid, name, definition, caption, depth, parents in db.execute(
+                 "select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
+                 "where graph_id = ? order by idx", [graph_id])]
+    images = db.execute("select hash, path from images where graph_id = ? order by idx", [graph_id]).fetchall()
     samples = np.array(db.execute("select node_idx, image_idx from samples where graph_id = ? "
                                   "order by node_idx, image_idx", [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
-    return Graph(graph_id, nodes, [r["hash"] for r in images], [r["path"] for r in images], samples)
+    return Graph(graph_id, nodes, [h for h, _ in images], [p for _, p in images], samples)
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:

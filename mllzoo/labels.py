@@ -51,8 +51,8 @@ class Label:
         valid = rank >= 0
         np.maximum.at(need, samples[valid, 1], np.minimum(rank[valid], m))
         keep = np.arange(topm.shape[1])[None, :] < need[:, None]
-        return cls(topm[keep].astype(index_dtype(n_nodes)), need.astype(np.int16 if m < 2**15 else np.int32),
-                   rank.astype(np.int32), n_nodes, m)
+        return cls(topm[keep].astype(index_dtype(n_nodes)), need.astype(np.uint8 if m < 2**8 else np.int32),
+                   rank.astype(index_dtype(n_nodes)), n_nodes, m)
 
 
 def index_dtype(n_nodes: int) -> np.dtype:
@@ -100,7 +100,7 @@ def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray
     undecided sample (see the module docstring) is judged wrong.
     """
     r = subset if isinstance(subset, Restriction) else Restriction.of(samples, subset, label.n_nodes)
-    rank = label.rank[r.sample_idx]
+    rank = label.rank[r.sample_idx].astype(np.int64)
     readable = rank >= 0
     own, image, rank = r.own[readable], r.image[readable], rank[readable]
     above = np.minimum(rank, label.m).astype(np.int64)  # how much of the image's list lies above

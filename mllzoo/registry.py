@@ -196,15 +196,16 @@ class Registry:
 
     # text embeddings ----------------------------------------------------------------------
     def cached_embeddings(self, embedder: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors by text hash; read as plain tuples, since a graph has thousands of captions."""
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(
-                f"select text_hash, dtype, shape, data from text_embeddings "
+            for text_hash, dtype, data in self.db.execute(
+                f"select text_hash, dtype, data from text_embeddings "
                 f"where embedder = ? and text_hash in ({marks})", [embedder, *chunk]
             ):
-                found[row["text_hash"]] = blobs.unpack(row)
+                found[text_hash] = np.frombuffer(data, dtype=np.dtype(dtype))  # vectors: 1-d
         return found
 
     def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:

@@ -122,3 +122,8 @@ def test_install_runs_pip_in_mllzoos_environment(tmp_path):
     assert result.returncode == 0 and "pip into mllzoo's own environment" in result.stdout
     missing = run_cli("install", str(tmp_path / "no-such-plugin"))
     assert missing.returncode != 0 and "no-such-plugin" in missing.stderr + missing.stdout
+
+
+def test_install_needs_a_package():
+    result = run_cli("install")
+    assert result.returncode == 2 and "name a plugin to install" in result.stderr
