@@ -27,8 +27,8 @@ from .graph import IMAGE_SUFFIXES
 from .images import ImageCache
 from .recommend import Selector
 from .registry import Registry
-from .reuse import combine, prompts, softmax, LOGIT_SCALE
-from .vlm import encode_images, encode_texts, load_model
+from .reuse import class_vectors, combine, zero_shot_probabilities
+from .vlm import load_model
 
 METHODS = ("mll_k1", "mll_k3", "inb", "inb_k3", "oracle_single", "all_models", "mean_single")
 
@@ -78,16 +78,11 @@ def model_probabilities(model_ids: list[str], tasks: list[Task], device: str, ba
         model = load_model(catalog[model_id].spec, device)
         out[model_id] = {}
         for task in tasks:
-            texts = [p for name in task.classes for p in prompts(name, task.domain)]
-            text = encode_texts(model, texts)
-            text = text.reshape(len(task.classes), -1, text.shape[1]).mean(axis=1)
-            text /= np.linalg.norm(text, axis=1, keepdims=True)
-            tensor, ok = caches[task.name].chunk(model.preprocess_key, model.preprocess, 0, len(task.images))
+            vectors = class_vectors(model, task.classes, task.domain)
+            probs, ok = zero_shot_probabilities(model, vectors, caches[task.name], batch_size)
             if len(ok) != len(task.images):
                 raise MllzooError(f"task {task.name} has unreadable images; remove them to benchmark")
-            features = np.concatenate([encode_images(model, tensor[s:s + batch_size])
-                                       for s in range(0, len(ok), batch_size)])
-            out[model_id][task.name] = softmax(LOGIT_SCALE * features @ text.T)
+            out[model_id][task.name] = probs
     return out
 
 

@@ -27,6 +27,26 @@ def prompts(name: str, domain: str | None) -> list[str]:
     return [f"a photo of a {name}."] + ([f"a photo of a {name}, a type of {domain}."] if domain else [])
 
 
+def class_vectors(model: LoadedModel, classes: list[str], domain: str | None) -> np.ndarray:
+    """One unit vector per class: the model's mean text embedding of the class's prompts."""
+    texts = [p for name in classes for p in prompts(name, domain)]
+    features = encode_texts(model, texts)
+    vectors = features.reshape(len(classes), -1, features.shape[1]).mean(axis=1)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def zero_shot_probabilities(model: LoadedModel, vectors: np.ndarray, cache: ImageCache,
+                            batch_size: int, chunk: int = 512) -> tuple[np.ndarray, list[int]]:
+    """Softmax over the classes ``[n_readable, classes]`` for the cache's images, and their indices."""
+    features, readable = [], []
+    for start in range(0, len(cache.paths), chunk):
+        tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, min(start + chunk, len(cache.paths)))
+        features += [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
+        readable += ok
+    image_features = np.concatenate(features) if features else np.zeros((0, vectors.shape[1]), np.float32)
+    return softmax(LOGIT_SCALE * image_features @ vectors.T), readable
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
@@ -64,30 +84,19 @@ class Ensemble:
     def _model(self, model_id: str) -> tuple[LoadedModel, np.ndarray]:
         if model_id not in self._loaded:
             model = load_model(self.specs[model_id], self.device)
-            texts = [p for name in self.classes for p in prompts(name, self.domain)]
-            features = encode_texts(model, texts)
-            class_vectors = features.reshape(len(self.classes), -1, features.shape[1]).mean(axis=1)
-            class_vectors /= np.linalg.norm(class_vectors, axis=1, keepdims=True)
-            self._loaded[model_id] = (model, class_vectors)
+            self._loaded[model_id] = (model, class_vectors(model, self.classes, self.domain))
         return self._loaded[model_id]
 
     def model_probabilities(self, paths: Iterable[str | Path]) -> tuple[dict[str, np.ndarray], list[int]]:
         """Per model, softmax probabilities ``[n_readable, classes]``, and the readable images' indices."""
         paths = [str(Path(p).resolve()) for p in paths]
         cache = ImageCache(Path("/"), paths)
-        out, readable = {}, None
+        out, readable = {}, []
         for model_id in self.members:
-            model, class_vectors = self._model(model_id)
-            features, ok = [], None
-            for start in range(0, len(paths), 512):
-                tensor, idx = cache.chunk(model.preprocess_key, model.preprocess, start, min(start + 512, len(paths)))
-                features += [encode_images(model, tensor[s:s + self.batch_size]) for s in range(0, len(idx), self.batch_size)]
-                ok = (ok or []) + idx
-            image_features = np.concatenate(features) if features else np.zeros((0, class_vectors.shape[1]), np.float32)
-            out[model_id] = softmax(LOGIT_SCALE * image_features @ class_vectors.T)
-            readable = ok or []
+            model, vectors = self._model(model_id)
+            out[model_id], readable = zero_shot_probabilities(model, vectors, cache, self.batch_size)
         self.unreadable = [paths[i] for i in sorted(cache.unreadable)]
-        return out, readable or []
+        return out, readable
 
     def predict_proba(self, paths: Iterable[str | Path]) -> tuple[np.ndarray, list[int]]:
         """Ensemble scores ``[n_readable, classes]`` (rows sum to 1) and the readable images' indices."""
