@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .errors import MllzooError
@@ -10,12 +11,16 @@ MAX_CLASSES = 5_000  # zero-shot over more classes is beyond what selection is t
 
 
 def read_classes(path: str | Path) -> list[str]:
-    """The class names of a file, in order; bad files are one-line user errors."""
+    """The class names of a file (``-`` is standard input), in order; bad files are one-line user errors."""
     path = Path(path)
-    if not path.is_file():
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    elif not path.exists() or path.is_dir():  # pipes such as <(...) are not regular files but read fine
         raise MllzooError(f"class file not found: {path}")
+    else:
+        data = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MllzooError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     names = [line.strip() for line in text.splitlines()]

@@ -129,3 +129,14 @@ def test_node_caption_embeddings_are_cached_per_embedder(world):
     assert rows == len(load_graph(registry).nodes)  # the captions only: class texts are not kept
     assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
     assert registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == rows
+
+
+def test_classes_from_standard_input(world):
+    import subprocess
+    import sys
+
+    root, env = world
+    result = subprocess.run([sys.executable, "-m", "mllzoo", "recommend", "-", "--json"], input="dog\ncat\n",
+                            capture_output=True, text=True, env={**__import__("os").environ, **env})
+    assert result.returncode == 0, result.stderr
+    assert [c["name"] for c in json.loads(result.stdout)["classes"]] == ["dog", "cat"]
