@@ -157,3 +157,24 @@ def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec],
 
 __all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "registered_specs",
            "sample_images"]
+
+
+def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]:
+    """A registry in ``folder`` holding a two-concept graph, and the environment that runs ``mllzoo``
+    on it with only ``plugins`` loaded (a comma list of distributions): for a plugin's CLI tests of
+    ``mllzoo register``. WordNet must be readable by NLTK (``NLTK_DATA``)."""
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    for color, synset in enumerate(["dog.n.01", "cat.n.01"]):
+        (folder / "samples" / synset).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (16, 16), (color * 200, i * 100, 0)).save(folder / "samples" / synset / f"{i}.png")
+    full_env = {**os.environ, "MLLZOO_LOAD_PLUGINS": plugins, "MLLZOO_REGISTRY": str(folder / "registry.db"), **env}
+    built = subprocess.run([sys.executable, "-m", "mllzoo", "graph", "build", "--samples", str(folder / "samples")],
+                           env=full_env, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    return full_env

@@ -18,7 +18,7 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 import mllzoo_hf
 from mllzoo.errors import ModelLoadError
-from mllzoo.testing import check_plugin, check_registration, registered_specs
+from mllzoo.testing import check_plugin, check_registration, registered_specs, registry_with_graph
 from mllzoo_hf.catalog import hub_spec
 
 TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -148,19 +148,9 @@ def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folde
 
 def test_register_everything_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
     """``mllzoo register`` with no ids tries every curated model; offline each must fail at once."""
-    from PIL import Image
-
-    for color, synset in enumerate(["dog.n.01", "cat.n.01"]):
-        (tmp_path / "samples" / synset).mkdir(parents=True)
-        for i in range(2):
-            Image.new("RGB", (16, 16), (color * 200, i * 100, 0)).save(tmp_path / "samples" / synset / f"{i}.png")
-    env = {**os.environ, "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-hf", "MLLZOO_REGISTRY": str(tmp_path / "registry.db"),
-           "HF_HOME": str(tmp_path / "hf"),
-           "NLTK_DATA": os.environ.get("NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data"))}
+    env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
+        "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
     mllzoo = [sys.executable, "-m", "mllzoo"]
-    built = subprocess.run([*mllzoo, "graph", "build", "--samples", str(tmp_path / "samples")],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
     started = time.perf_counter()
     result = subprocess.run([*mllzoo, "register"], env=env, capture_output=True, text=True, timeout=300)
     assert time.perf_counter() - started < 60
