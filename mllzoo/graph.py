@@ -175,18 +175,22 @@ def save_graph(registry: Registry, graph: Graph, source: str) -> None:
         registry.set_setting("graph", graph.id)
 
 
-def load_graph(registry: Registry, graph_id: str | None = None) -> Graph:
-    """Read a graph back (the current one by default); no WordNet needed."""
+def load_graph(registry: Registry, graph_id: str | None = None, images: bool = True) -> Graph:
+    """Read a graph back (the current one by default); no WordNet needed.
+
+    Selection needs no image hashes or paths: ``images=False`` leaves those lists empty.
+    """
     graph_id = graph_id or registry.require_graph_id()
     db = registry.db  # plain tuples: a graph has thousands of nodes and tens of thousands of images
-    nodes = [Node(idx, synset, wnid, name, definition, caption, depth, json.loads(parents))
-             for idx, synset, wnid, name, definition, caption, depth, parents in db.execute(
-                 "select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
-                 "where graph_id = ? order by idx", [graph_id])]
-    images = db.execute("select hash, path from images where graph_id = ? order by idx", [graph_id]).fetchall()
+    rows = db.execute("select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
+                      "where graph_id = ? order by idx", [graph_id]).fetchall()
+    parents = json.loads("[" + ",".join(row[-1] for row in rows) + "]")  # one parse, not one per node
+    nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]
+    image_rows = db.execute("select hash, path from images where graph_id = ? order by idx",
+                            [graph_id]).fetchall() if images else []
     samples = np.array(db.execute("select node_idx, image_idx from samples where graph_id = ? "
                                   "order by node_idx, image_idx", [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
-    return Graph(graph_id, nodes, [h for h, _ in images], [p for _, p in images], samples)
+    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows], samples)
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import shutil
 import socket
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import sqlite_utils
@@ -79,6 +80,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_node_embeddings(db: sqlite_utils.Database) -> None:
+    """A graph's caption embeddings as one matrix per embedder: one read per ``recommend``."""
+    db["node_embeddings"].create(
+        {"graph_id": str, "embedder": str, "dtype": str, "shape": str, "data": bytes},
+        pk=("graph_id", "embedder"), foreign_keys=[("graph_id", "graphs", "id")],
+    )
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -99,6 +109,9 @@ def default_registry_path() -> Path:
     return user
 
 
+MMAP_BYTES = 1 << 30
+
+
 class Registry:
     """A registry file, migrated on open. ``create=False`` refuses to make a new file."""
 
@@ -112,6 +125,8 @@ class Registry:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 60000")
+            # labels are read whole and often: mapped pages skip a read() call per 4 KB overflow page
+            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             self.db = sqlite_utils.Database(conn)
             self._check_schema()
             if migrations.pending(self.db):
@@ -215,6 +230,16 @@ class Registry:
         with self.transaction():
             self.db["text_embeddings"].upsert_all(rows, pk=("embedder", "text_hash"))
 
+    def node_embeddings(self, graph_id: str, embedder: str) -> np.ndarray | None:
+        rows = list(self.db["node_embeddings"].rows_where("graph_id = ? and embedder = ?", [graph_id, embedder]))
+        return blobs.unpack(rows[0]) if rows else None
+
+    def save_node_embeddings(self, graph_id: str, embedder: str, vectors: np.ndarray) -> None:
+        with self.transaction():
+            self.db["node_embeddings"].upsert(
+                {"graph_id": graph_id, "embedder": embedder, **blobs.pack(vectors.astype(np.float32))},
+                pk=("graph_id", "embedder"))
+
     # labels -------------------------------------------------------------------------------
     def labeled_model_ids(self, graph_id: str) -> set[str]:
         return {row["model_id"] for row in self.db["labels"].rows_where("graph_id = ?", [graph_id])}
@@ -244,16 +269,21 @@ class Registry:
         }
         return rows[0]["format"], arrays, json.loads(rows[0]["meta"] or "{}")
 
-    def labels_on(self, graph_id: str) -> dict[str, tuple[dict[str, np.ndarray], dict]]:
-        """Every complete label on a graph in one query: ``{model_id: (arrays, meta)}``."""
-        found: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
-        for row in self.db.query(
+    def iter_labels(self, graph_id: str) -> Iterator[tuple[str, dict[str, np.ndarray], dict]]:
+        """Every complete label on a graph, ``(model_id, arrays, meta)`` in model-id order, one at a time.
+
+        One statement reads one consistent state of the file (WAL), so a label published meanwhile
+        is either whole or absent; callers can work on a label while the next one is read.
+        """
+        rows = self.db.execute(
             "select a.model_id, a.name, a.dtype, a.shape, a.data, l.meta from label_arrays a join labels l "
-            "on a.model_id = l.model_id and a.graph_id = l.graph_id where a.graph_id = ?", [graph_id]
-        ):
-            arrays, _ = found.setdefault(row["model_id"], ({}, json.loads(row["meta"] or "{}")))
-            arrays[row["name"]] = blobs.unpack(row)
-        return found
+            "on a.model_id = l.model_id and a.graph_id = l.graph_id where a.graph_id = ? order by a.model_id",
+            [graph_id])
+        for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+            arrays, meta = {}, "{}"
+            for _, name, dtype, shape, data, meta in group:
+                arrays[name] = blobs.unpack({"dtype": dtype, "shape": shape, "data": data})
+            yield model_id, arrays, json.loads(meta or "{}")
 
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
         """Keep one finished chunk of a label so that an interrupted run resumes from it."""

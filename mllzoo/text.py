@@ -58,3 +58,17 @@ def embed_cached(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, 0), np.float32)
     return np.stack([cached[h] for h in hashes]).astype(np.float32)
+
+
+def embed(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Embed ``texts``: a paid API's answers are all kept in the registry; a local embedder's are cheap to redo."""
+    return embed_cached(registry, embedder, texts) if getattr(embedder, "remote", False) else embedder.embed(texts)
+
+
+def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
+    """The graph's caption embeddings ``[nodes, dim]``, computed once per (graph, embedder) and kept whole."""
+    vectors = registry.node_embeddings(graph.id, embedder.id)
+    if vectors is None:
+        vectors = embed(registry, embedder, graph.captions)
+        registry.save_node_embeddings(graph.id, embedder.id, vectors)
+    return vectors

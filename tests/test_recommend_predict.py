@@ -125,10 +125,19 @@ def test_node_caption_embeddings_are_cached_per_embedder(world):
     root, env = world
     assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
     registry = Registry(env["MLLZOO_REGISTRY"])
-    rows = registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"])
-    assert rows == len(load_graph(registry).nodes)  # the captions only: class texts are not kept
-    assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
-    assert registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == rows
+    graph = load_graph(registry)
+    vectors = registry.node_embeddings(graph.id, "minilm")
+    assert vectors.shape == (len(graph.nodes), 384)
+    assert registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == 0  # local: nothing per text
+    # a second run reads the kept matrix instead of embedding again: a planted row shows through
+    planted = vectors.copy()
+    planted[:] = planted[::-1]
+    registry.save_node_embeddings(graph.id, "minilm", planted)
+    second = run_cli("recommend", str(root / "classes.txt"), "--json", env=env)
+    registry.save_node_embeddings(graph.id, "minilm", vectors)
+    first = run_cli("recommend", str(root / "classes.txt"), "--json", env=env)
+    assert second.returncode == first.returncode == 0
+    assert json.loads(second.stdout)["classes"][0]["nodes"] != json.loads(first.stdout)["classes"][0]["nodes"]
 
 
 def test_classes_from_standard_input(world):
