@@ -25,7 +25,7 @@ from mllzoo.catalog import discover_models
 from mllzoo.graph import load_graph
 from mllzoo.images import ImageCache
 from mllzoo.classes import read_classes
-from mllzoo.recommend import Selector, load_labels
+from mllzoo.recommend import Selector, read_labels
 from mllzoo.selection import choose, match_nodes, smooth
 from mllzoo.registry import Registry
 from mllzoo.vlm import encode_images, encode_texts, load_model
@@ -89,7 +89,7 @@ def main() -> None:
     print(f"{'model':<34}{'label KB':>10}{'dense KB':>10}{'ratio':>7}   same node / same outcome: real, random")
     per_sample, per_image, rows = [], [], []
     compact_replays, dense_replays = [], []
-    for model_id, label in zip(*load_labels(registry, graph)):
+    for model_id, label in zip(sorted(registry.labeled_model_ids(graph.id)), read_labels(registry, graph)):
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
         rows.append(agreement(label, similarity, graph.samples, real, n_nodes)
                     + agreement(label, similarity, graph.samples, random, n_nodes))

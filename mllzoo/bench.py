@@ -160,7 +160,7 @@ def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed
 
 def run_bench(registry: Registry, tasks_dir: Path, device: str = "auto", batch_size: int = 64,
               orders: int = 10, seed: int = 0) -> dict:
-    selector = Selector(registry, captioner="templates")
+    selector = Selector(registry, captioner="templates", keep_labels=True)
     tasks = load_tasks(tasks_dir)
     probs = model_probabilities(selector.model_ids, tasks, device, batch_size)
     rows = [score_task(selector, task, probs, selector.model_ids) for task in tasks]

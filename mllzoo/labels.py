@@ -14,6 +14,7 @@ Pure numpy: no torch, no SQLite.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -30,7 +31,8 @@ class Label:
     m: int
 
     def __post_init__(self) -> None:
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)[:-1]])
+        self.offsets = np.zeros(len(self.lengths), np.int64)  # where each image's list starts
+        np.cumsum(self.lengths[:-1], out=self.offsets[1:])
 
     @property
     def nbytes(self) -> int:
@@ -100,22 +102,52 @@ def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray
     undecided sample (see the module docstring) is judged wrong.
     """
     r = subset if isinstance(subset, Restriction) else Restriction.of(samples, subset, label.n_nodes)
+    return _predict(label, r)
+
+
+def _predict(label: Label, r: Restriction) -> tuple[np.ndarray, np.ndarray]:
     rank = label.rank[r.sample_idx].astype(np.int64)
-    readable = rank >= 0
-    own, image, rank = r.own[readable], r.image[readable], rank[readable]
-    above = np.minimum(rank, label.m).astype(np.int64)  # how much of the image's list lies above
+    own, image = r.own, r.image
+    if len(rank) and rank.min() < 0:  # unreadable images
+        readable = rank >= 0
+        own, image, rank = own[readable], image[readable], rank[readable]
+    above = np.minimum(rank, label.m)  # how much of the image's list lies above the sample's own node
     ends = np.cumsum(above)
-    position = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - above, above)
-    entries = label.lists[np.repeat(label.offsets[image], above) + position]
+    index = np.repeat(label.offsets[image] - (ends - above), above) + np.arange(ends[-1] if len(ends) else 0)
+    entries = label.lists[index]
     hits = np.flatnonzero(r.in_subset[entries])
-    segments = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
-    first = np.flatnonzero(np.diff(segments, prepend=-1))  # the first hit of each sample
-    hit_segments = segments[first]
-    undecided = rank > label.m
-    expected_between = (rank - label.m) * (len(r.subset) - 1) / max(label.n_nodes - label.m, 1)
-    predicted = np.where(undecided & (expected_between >= 0.5), -1, own)
-    predicted[hit_segments] = entries[hits[first]]
+    rows = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
+    first = np.flatnonzero(np.diff(rows, prepend=-1))  # the first hit of each sample
+    predicted = np.where(rank >= _undecided_from(label, len(r.subset)), -1, own)
+    predicted[rows[first]] = entries[hits[first]]
     return own, predicted
+
+
+def _undecided_from(label: Label, subset_size: int) -> float:
+    """The own-node rank from which a sample with no subset node in its list is judged wrong: where
+    at least half a subset node is expected between its list's end (``m``) and its own node."""
+    if subset_size < 2:
+        return np.inf
+    return label.m + 0.5 * max(label.n_nodes - label.m, 1) / (subset_size - 1)
+
+
+@dataclass
+class Predictions:
+    """Per readable sample of the subset nodes, over ``n_models`` labels: which label, own node, predicted node."""
+
+    model: np.ndarray
+    own: np.ndarray
+    predicted: np.ndarray
+    n_models: int
+
+
+def predictions_of_many(model_labels: Iterable[Label], r: Restriction) -> Predictions:
+    """:func:`restricted_predictions` of many labels on one graph. The labels may stream from the
+    registry: each is dropped once replayed, so they are never all in memory at once."""
+    found = [_predict(label, r) for label in model_labels]
+    model = np.repeat(np.arange(len(found)), [len(own) for own, _ in found])
+    own, predicted = (np.concatenate(arrays) for arrays in zip(*found)) if found else (model, model)
+    return Predictions(model, own, predicted, len(found))
 
 
 def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .graph import Graph, load_graph
 from .registry import Registry, default_registry_path
 from .reuse import Ensemble
 from .selection import ALPHA, TOP_NODES, Selection, select
-from .text import embed_cached, get_embedder
+from .text import embed, get_embedder, node_vectors
 
 WEAK_MATCH = 0.25  # below this best-node similarity a class matches no concept well
 
@@ -68,31 +69,56 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m].spec for m in members}, self.domain, device, batch_size)
 
 
-def load_labels(registry: Registry, graph: Graph) -> tuple[list[str], list[labels.Label]]:
-    """Every complete label on the graph, in model-id order."""
-    found = registry.labels_on(graph.id)
-    ids = sorted(found)
-    return ids, [labels.Label.from_arrays(*found[m]) for m in ids]
+def read_labels(registry: Registry, graph: Graph) -> Iterator[labels.Label]:
+    """Every complete label on the graph in model-id order, as SQLite returns them."""
+    for _, arrays, meta in registry.iter_labels(graph.id):
+        yield labels.Label.from_arrays(arrays, meta)
 
 
 class Selector:
-    """The registry's graph, labels and caption embeddings, loaded once for many selections.
+    """The registry's graph and caption embeddings, loaded once for many selections.
 
-    ``mllzoo bench`` selects for many tasks and hub subsets; each class list is embedded once.
+    Each selection streams the labels from the registry and replays every chunk of them while
+    SQLite reads the next, so a one-off ``recommend`` never holds a thousand labels in memory.
+    ``keep_labels=True`` keeps them after the first selection, for callers that select many
+    times over a small registry (``mllzoo bench``).
     """
 
-    def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None):
+    def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None,
+                 keep_labels: bool = False):
         self.registry = registry
-        self.graph = load_graph(registry)
-        self.model_ids, self.labels = load_labels(registry, self.graph)
+        self.graph = load_graph(registry, images=False)
+        self.model_ids = sorted(registry.labeled_model_ids(self.graph.id))
         if not self.model_ids:
             raise MllzooError(f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`")
+        self.keep_labels = keep_labels
+        self._labels: list[labels.Label] | None = None
         self.embedder = get_embedder(embedder)
         glosses = {node.name.lower(): node.definition for node in self.graph.nodes}
         self.captioner = get_captioner(captioner, registry, glosses)
-        self.node_vectors = embed_cached(registry, self.embedder, self.graph.captions)
+        self.node_vectors = node_vectors(registry, self.embedder, self.graph)
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
         self._class_vectors: dict[tuple, np.ndarray] = {}
+
+    @property
+    def labels(self) -> list[labels.Label]:
+        """The labels of :attr:`model_ids`, in that order."""
+        return self._labels if self._labels is not None else list(self._iter_labels())
+
+    def _iter_labels(self) -> Iterator[labels.Label]:
+        if self._labels is not None:
+            yield from self._labels
+            return
+        loaded, count = [], 0
+        for label in read_labels(self.registry, self.graph):
+            count += 1
+            if self.keep_labels:
+                loaded.append(label)
+            yield label
+        if count != len(self.model_ids):  # labels were added or removed since the selector opened
+            raise MllzooError(f"{self.registry.path} changed while reading its labels; run the command again")
+        if self.keep_labels:
+            self._labels = loaded
 
     def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
@@ -100,9 +126,7 @@ class Selector:
         if key not in self._class_vectors:
             descriptions = self.captioner.describe(names, domain, task)
             flat = [text for texts in descriptions for text in texts]
-            # a paid API's answers are all kept; a local embedder's class texts are cheap to recompute
-            remote = getattr(self.embedder, "remote", False)
-            vectors = embed_cached(self.registry, self.embedder, flat) if remote else self.embedder.embed(flat)
+            vectors = embed(self.registry, self.embedder, flat)
             bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
             means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
             self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
@@ -122,11 +146,13 @@ class Selector:
             unknown = sorted(set(models) - set(self.model_ids))
             if unknown:
                 raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
-            keep = [self.model_ids.index(m) for m in models]
+            keep = sorted(self.model_ids.index(m) for m in models)
         model_ids = [self.model_ids[i] for i in keep]
         class_vectors = self.class_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
-        selection = select(class_vectors, self.node_vectors, [self.labels[i] for i in keep], self.graph.samples,
+        wanted = set(keep)
+        chosen_labels = (label for i, label in enumerate(self._iter_labels()) if i in wanted)
+        selection = select(class_vectors, self.node_vectors, chosen_labels, self.graph.samples,
                            k=k, alpha=alpha, top_nodes=top_nodes, cost=cost, max_models=max_models,
                            max_gflops=max_gflops)
         return Recommendation(list(names), model_ids, self.metadata, selection, self.graph, self.registry,

@@ -9,6 +9,7 @@ over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -47,16 +48,24 @@ def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: 
     return Match(nodes, weights)
 
 
-def class_scores(model_labels: list[labels.Label], samples: np.ndarray, match: Match) -> np.ndarray:
-    """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes."""
-    p = np.zeros((len(model_labels), len(match.nodes)))
-    if not model_labels:
-        return p
-    restriction = labels.Restriction.of(samples, np.unique(match.nodes), model_labels[0].n_nodes)
-    for m, label in enumerate(model_labels):
-        node_f1 = labels.f1(*labels.replay(label, samples, restriction))
-        p[m] = (match.weights * node_f1[match.nodes]).sum(axis=1)
-    return p
+def class_scores(model_labels: Iterable[labels.Label], samples: np.ndarray, match: Match, n_nodes: int
+                 ) -> np.ndarray:
+    """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes.
+
+    ``model_labels`` may stream from the registry (each label is dropped once replayed). Counts
+    live on the matched nodes only, so a thousand models over a large graph cost one bincount,
+    not one node-sized array per model.
+    """
+    subset = np.unique(match.nodes)
+    found = labels.predictions_of_many(model_labels, labels.Restriction.of(samples, subset, n_nodes))
+    position = np.full(n_nodes + 1, -1)  # node -> place in subset; -1 stays -1
+    position[subset] = np.arange(len(subset))
+    base = found.model * len(subset)
+    predicted_at = position[found.predicted]
+    counts = labels.confusion(position[found.own] + base, np.where(predicted_at >= 0, predicted_at + base, -1),
+                              found.n_models * len(subset))
+    node_f1 = labels.f1(*counts).reshape(found.n_models, len(subset))
+    return (node_f1[:, position[match.nodes]] * match.weights).sum(axis=2)
 
 
 def smooth(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
@@ -114,16 +123,16 @@ def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: flo
         max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops)
 
 
-def select(class_vectors: np.ndarray, node_vectors: np.ndarray, model_labels: list[labels.Label],
+def select(class_vectors: np.ndarray, node_vectors: np.ndarray, model_labels: Iterable[labels.Label],
            samples: np.ndarray, k: int = 1, alpha: float = ALPHA, top_nodes: int = TOP_NODES,
            cost: np.ndarray | None = None, max_models: int | None = None,
            max_gflops: float | None = None) -> Selection:
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
     match = match_nodes(class_vectors, node_vectors, top_nodes)
-    scores = smooth(class_scores(model_labels, samples, match), alpha)
+    scores = smooth(class_scores(model_labels, samples, match, len(node_vectors)), alpha)
     if max_models is None and max_gflops is None:
         chosen = choose(scores, k)
     else:
-        cost = np.zeros(len(model_labels)) if cost is None else np.nan_to_num(np.asarray(cost, float))
+        cost = np.zeros(len(scores)) if cost is None else np.nan_to_num(np.asarray(cost, float))
         chosen = choose_within_budget(scores, k, cost, max_models, max_gflops)
     return Selection(scores, chosen, match)

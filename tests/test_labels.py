@@ -73,3 +73,31 @@ def test_images_whose_samples_rank_first_cost_nothing():
     label = make_label(similarity, samples, 2)
     assert label.lengths.tolist() == [0, 0, 2] and label.lists.tolist() == [2, 1]
     assert label.rank.tolist() == [0, 0, 2]
+
+
+def test_many_labels_at_once_equal_one_at_a_time():
+    # labels of different M and an unreadable image, replayed together as selection does
+    runs = [synthetic(seed=seed, m=m) for seed, m in ((3, 4), (4, 60), (5, 8))]
+    samples = runs[0][1]
+    model_labels = [make_label(similarity, samples, m) for (similarity, _, _), m in zip(runs, (4, 60, 8))]
+    model_labels[1].rank[5] = -1
+    subset = np.random.default_rng(6).choice(60, 12, replace=False)
+    restriction = labels.Restriction.of(samples, subset, 60)
+    found = labels.predictions_of_many(iter(model_labels), restriction)  # a stream, as from the registry
+    assert found.n_models == 3
+    for i, label in enumerate(model_labels):
+        one_own, one_predicted = labels.restricted_predictions(label, samples, subset)
+        assert found.own[found.model == i].tolist() == one_own.tolist()
+        assert found.predicted[found.model == i].tolist() == one_predicted.tolist()
+    unreadable = (model_labels[1].rank[restriction.sample_idx] < 0).sum()
+    assert (found.model == 1).sum() == (found.model == 0).sum() - unreadable
+
+
+def test_undecided_sample_is_wrong_when_half_a_subset_node_is_expected_above_it():
+    # one image whose list (m=2) holds no subset node; 12 nodes, so 10 lie beyond the list. With 3
+    # subset nodes, the 2 others are expected (rank - 2) * 2 / 10 times between list and own node.
+    samples = np.array([[0, 0]], np.int32)
+    for rank, subset, want in ((5, [0, 1, 2], -1), (4, [0, 1, 2], 0), (2, [0, 1, 2], 0), (11, [0], 0)):
+        label = labels.Label(np.array([7, 8], np.int16), np.array([2], np.uint8), np.array([rank], np.int16), 12, 2)
+        own, predicted = labels.restricted_predictions(label, samples, np.array(subset))
+        assert own.tolist() == [0] and predicted.tolist() == [want], (rank, subset)
