@@ -204,16 +204,20 @@ def _graph_summary(info: dict) -> str:
 @click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
 @click.option("--chunk-size", type=int, default=1024, show_default=True,
               help="Images per saved unit of work; an interrupted run resumes from the last one.")
+@click.option("--depth", type=click.IntRange(1, 255),
+              help="Nodes kept per image in each new label: larger labels, more exact replays "
+                   "(benchmarks/label_size.py measures both) [default: 32].")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, as_json: bool) -> None:
+             batch_size: int | None, chunk_size: int, depth: int | None, as_json: bool) -> None:
     """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
     from dataclasses import asdict
 
     from .catalog import discover_models, resolve
     from .graph import load_graph
     from .labeling import label_models, samples_root_for
+    from .labels import DEFAULT_M
 
     registry = open_registry(ctx, create=True)
     catalog = discover_models()
@@ -221,7 +225,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
     report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size)
+                          device=device, batch_size=batch_size, chunk=chunk_size, m=depth or DEFAULT_M)
     if as_json:
         emit_json(asdict(report))
     else:

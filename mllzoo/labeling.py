@@ -123,7 +123,9 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
     model = load_model(entry.spec, device)
     text = captions.of(model)
     n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
-    parts = registry.label_parts(entry.spec.id, graph.id)
+    width = min(m, n_nodes)  # work saved by a run with another depth is redone
+    parts = {start: part for start, part in registry.label_parts(entry.spec.id, graph.id).items()
+             if part["topm"].shape[1] == width}
     encoded = 0
     bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
                desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)

@@ -81,6 +81,33 @@ def test_unreadable_images_are_skipped_and_counted(registry, sample_folder, tiny
     assert report.unreadable_images == 1 and len(report.labeled) == 2
 
 
+def test_work_saved_at_another_depth_is_redone(registry, sample_folder, tinyclip_plugin):
+    graph, entries, _ = labeled_registry(registry, sample_folder, m=5, chunk=8)
+    spec = entries[0].spec
+    want = registry.load_label(spec.id, graph.id)[1]
+    registry.db.execute("delete from labels")
+    registry.db.execute("delete from label_arrays")
+    stale = {"image_idx": np.arange(8, dtype=np.int32), "topm": np.zeros((8, 3), np.int16),  # depth 3, wrong
+             "sample_idx": np.zeros(0, np.int32), "rank": np.zeros(0, np.int32)}
+    registry.save_label_part(spec.id, graph.id, 0, stale)
+    again = label_models(registry, graph, sample_folder, entries[:1], device="cpu", progress=False, m=5, chunk=8)
+    assert again.labeled == [spec.id] and again.images_encoded == len(graph.image_paths)
+    got = registry.load_label(spec.id, graph.id)[1]
+    assert all(np.array_equal(got[name], want[name]) for name in want)
+
+
+def test_register_cli_depth(tmp_path, sample_folder, tinyclip_site):
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
+    assert run_cli("register", "tinyclip/tiny-a.seed0", "--depth", "2", env=env).returncode == 0
+    reg = Registry(tmp_path / "r.db")
+    _, arrays, meta = reg.load_label("tinyclip/tiny-a.seed0", reg.current_graph_id())
+    assert meta["m"] == 2 and arrays["lengths"].max() <= 2
+    bad = run_cli("register", "--depth", "0", env=env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
 def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site):
     db = tmp_path / "r.db"
     env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(db)}
