@@ -7,8 +7,10 @@ identical per-sample decisions (the predicted node, and whether the sample is cl
 is what TP and FN count), and do the same for the node subsets selection really uses: the
 matched nodes of real class lists (the 17 MLL benchmark tasks in ../shared/data, and the world's
 tasks), where we also compare what selection picks: each class's top-1 model from compact-label F1
-against dense F1. Sizes are measured bytes; the paper-scale line projects the
-measured bytes per sample and per image to 9,000 nodes x 75 images per node.
+against dense F1. The same measures follow for deeper lists (``--depths``), cut from the same dense
+similarities, to show what exactness each extra byte buys. Sizes are measured bytes; the
+paper-scale column projects the measured bytes per sample and per image to 9,000 nodes x 75 images
+per node.
 
     .venv/bin/python benchmarks/label_size.py [--registry registry.db] [--samples world/samples]
 """
@@ -42,14 +44,13 @@ def task_matches(registry: Registry, tasks: Path) -> list:
     return [match_nodes(selector.class_vectors(names, None, None), selector.node_vectors) for names in lists]
 
 
-def agreement(label, similarity, samples, subsets, n_nodes) -> tuple[float, float]:
+def agreement(label, samples, subsets, dense: list) -> tuple[float, float]:
     """Shares of samples whose predicted node, and whose right-or-wrong, match the dense replay."""
     same_node = same_outcome = total = 0
-    for subset in subsets:
+    for subset, (_, dense_predicted) in zip(subsets, dense):
         own, predicted = labels.restricted_predictions(label, samples, subset)
-        _, dense = labels.dense_predictions(similarity, samples, subset, n_nodes)
-        same_node += int((predicted == dense).sum())
-        same_outcome += int(((predicted == own) == (dense == own)).sum())
+        same_node += int((predicted == dense_predicted).sum())
+        same_outcome += int(((predicted == own) == (dense_predicted == own)).sum())
         total += len(own)
     return same_node / total, same_outcome / total
 
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("world/samples"))
     parser.add_argument("--subsets", type=int, default=50)
     parser.add_argument("--tasks", type=Path, default=Path("world/tasks"))
+    parser.add_argument("--depths", default="64,128,256",
+                        help="list depths M to measure besides the registry's own labels (comma-separated)")
     args = parser.parse_args()
     registry = Registry(args.registry, create=False)
     graph = load_graph(registry)
@@ -87,35 +90,49 @@ def main() -> None:
     print(f"{len(real)} real task subsets ({min(map(len, real))}-{max(map(len, real))} nodes), "
           f"{len(random)} random subsets of 50-500 nodes")
     print(f"{'model':<34}{'label KB':>10}{'dense KB':>10}{'ratio':>7}   same node / same outcome: real, random")
-    per_sample, per_image, rows = [], [], []
-    compact_replays, dense_replays = [], []
-    for model_id, label in zip(sorted(registry.labeled_model_ids(graph.id)), read_labels(registry, graph)):
+    depths = [int(d) for d in args.depths.split(",") if d]
+    found = {}  # depth -> per model: (agreements, replays on the real subsets, bytes per sample, per image)
+    dense_replays = []
+    for model_id, stored in zip(sorted(registry.labeled_model_ids(graph.id)), read_labels(registry, graph)):
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
-        rows.append(agreement(label, similarity, graph.samples, real, n_nodes)
-                    + agreement(label, similarity, graph.samples, random, n_nodes))
-        compact_replays.append([labels.replay(label, graph.samples, subset) for subset in real])
-        dense_replays.append([labels.dense_replay(similarity, graph.samples, subset, n_nodes) for subset in real])
+        dense = {name: [labels.dense_predictions(similarity, graph.samples, subset, n_nodes) for subset in subsets]
+                 for name, subsets in (("real", real), ("random", random))}
+        dense_replays.append([labels.confusion(*predictions, n_nodes) for predictions in dense["real"]])
+        rank = labels.own_ranks(similarity, graph.samples[:, 0], graph.samples[:, 1])
+        deeper = [labels.Label.from_ranking(labels.rank_images(similarity, m), graph.samples, rank, n_nodes, m)
+                  for m in depths if m != stored.m]
+        for label in [stored] + deeper:
+            found.setdefault(label.m, []).append((
+                agreement(label, graph.samples, real, dense["real"])
+                + agreement(label, graph.samples, random, dense["random"]),
+                [labels.replay(label, graph.samples, subset) for subset in real],
+                label.rank.nbytes / n_samples, (label.lists.nbytes + label.lengths.nbytes) / n_images))
         dense_bytes = similarity.astype(np.float32).nbytes
-        per_sample.append(label.rank.nbytes / n_samples)
-        per_image.append((label.lists.nbytes + label.lengths.nbytes) / n_images)
-        print(f"{model_id:<34}{label.nbytes / 1e3:>10.0f}{dense_bytes / 1e3:>10.0f}{dense_bytes / label.nbytes:>6.0f}x"
-              + "".join(f"{v:>9.4f}" for v in rows[-1]))
-    mean = np.mean(rows, axis=0)
-    print(f"mean: same node {mean[0]:.4f} real, {mean[2]:.4f} random; same outcome {mean[1]:.4f} real, "
-          f"{mean[3]:.4f} random")
-    same_choice = total = 0
+        print(f"{model_id:<34}{stored.nbytes / 1e3:>10.0f}{dense_bytes / 1e3:>10.0f}{dense_bytes / stored.nbytes:>6.0f}x"
+              + "".join(f"{v:>9.4f}" for v in found[stored.m][-1][0]))
+    images_paper = PAPER_NODES * PAPER_PER_NODE  # upper bound: every sample its own image
+    print(f"\nby list depth M (the registry's labels first); mean over models; paper-scale size projected "
+          f"from the largest measured bytes per sample and per image to {PAPER_NODES} nodes x {PAPER_PER_NODE} "
+          f"images, every sample its own image (dense float32: {images_paper * PAPER_NODES * 4 / 1e9:.1f} GB)")
+    print(f"{'M':>5}{'paper MB':>10}{'same node':>18}{'same outcome':>18}{'same top-1 model':>20}")
+    print(f"{'':>15}{'real':>9}{'random':>9}{'real':>9}{'random':>9}")
+    for m, per_model in found.items():
+        mean = np.mean([row[0] for row in per_model], axis=0)
+        projected = (max(row[2] for row in per_model) + max(row[3] for row in per_model)) * images_paper
+        same, total = same_choices(matches, [row[1] for row in per_model], dense_replays)
+        print(f"{m:>5}{projected / 1e6:>10.1f}{mean[0]:>9.4f}{mean[2]:>9.4f}{mean[1]:>9.4f}{mean[3]:>9.4f}"
+              f"{same:>11}/{total} ({same / total:.3f})")
+
+
+def same_choices(matches: list, compact_replays: list, dense_replays: list) -> tuple[int, int]:
+    """Classes of the real class lists whose top-1 model is the same from compact and dense replays."""
+    same = total = 0
     for t, match in enumerate(matches):
         compact = choose(class_scores([r[t] for r in compact_replays], match), 1)
         dense = choose(class_scores([r[t] for r in dense_replays], match), 1)
-        same_choice += sum(c == d for c, d in zip(compact, dense))
+        same += sum(c == d for c, d in zip(compact, dense))
         total += len(compact)
-    print(f"selection: the same top-1 model as with dense labels for {same_choice}/{total} classes "
-          f"({same_choice / total:.4f}) over the {len(matches)} real class lists")
-    images_paper = PAPER_NODES * PAPER_PER_NODE  # upper bound: every sample its own image
-    projected = max(per_sample) * PAPER_NODES * PAPER_PER_NODE + max(per_image) * images_paper
-    print(f"paper scale ({PAPER_NODES} nodes x {PAPER_PER_NODE} images), projected from the largest "
-          f"measured bytes per sample and per image: {projected / 1e6:.1f} MB per model "
-          f"(dense float32: {images_paper * PAPER_NODES * 4 / 1e9:.1f} GB)")
+    return same, total
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.nd
     in_subset = np.zeros(n_nodes, bool)
     in_subset[subset] = True
     keep = in_subset[samples[:, 0]]
-    return samples[keep, 0], subset[np.argmax(similarity[samples[keep, 1]][:, subset], axis=1)]
+    return samples[keep, 0], subset[np.argmax(similarity[np.ix_(samples[keep, 1], subset)], axis=1)]
 
 
 def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
