@@ -5,7 +5,9 @@ process (what one ``mllzoo recommend`` costs after start-up) and repeated in one
 labels, of a straightforward re-implementation of the MLL reference code's pandas loop, and their
 ratio. The registry is built once into benchmarks/.cache/ (node captions embedded with MiniLM).
 
-    .venv/bin/python benchmarks/recommend_latency.py [--models 1000] [--nodes 10000]
+    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/recommend_latency.py [--models 1000] [--nodes 10000]
+
+(WordNet names the synthetic nodes: `make wordnet` lays it out in .nltk_data the first time.)
 """
 
 from __future__ import annotations
