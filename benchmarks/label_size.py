@@ -93,7 +93,7 @@ def main() -> None:
     depths = [int(d) for d in args.depths.split(",") if d]
     found = {}  # depth -> per model: (agreements, replays on the real subsets, bytes per sample, per image)
     dense_replays = []
-    for model_id, stored in zip(sorted(registry.labeled_model_ids(graph.id)), read_labels(registry, graph)):
+    for model_id, stored in read_labels(registry, graph):
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
         dense = {name: [labels.dense_predictions(similarity, graph.samples, subset, n_nodes) for subset in subsets]
                  for name, subsets in (("real", real), ("random", random))}

@@ -61,12 +61,11 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
     import pandas as pd
 
     graph = rec.graph
-    model_ids, model_labels = sorted(registry.labeled_model_ids(graph.id)), read_labels(registry, graph)
     match = rec.selection.match
     subset = sorted(set(match.nodes.ravel().tolist()))
     in_subset = set(subset)
     frames = []
-    for model_id, label in zip(model_ids, model_labels):
+    for model_id, label in read_labels(registry, graph):
         offsets = label.offsets
         tp = dict.fromkeys(subset, 0)
         fp = dict.fromkeys(subset, 0)

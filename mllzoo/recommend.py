@@ -69,10 +69,10 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m].spec for m in members}, self.domain, device, batch_size)
 
 
-def read_labels(registry: Registry, graph: Graph) -> Iterator[labels.Label]:
-    """Every complete label on the graph in model-id order, as SQLite returns them."""
-    for _, arrays, meta in registry.iter_labels(graph.id):
-        yield labels.Label.from_arrays(arrays, meta)
+def read_labels(registry: Registry, graph: Graph) -> Iterator[tuple[str, labels.Label]]:
+    """``(model id, label)`` for every complete label on the graph, in model-id order, as SQLite returns them."""
+    for model_id, arrays, meta in registry.iter_labels(graph.id):
+        yield model_id, labels.Label.from_arrays(arrays, meta)
 
 
 class Selector:
@@ -109,14 +109,16 @@ class Selector:
         if self._labels is not None:
             yield from self._labels
             return
-        loaded, count = [], 0
-        for label in read_labels(self.registry, self.graph):
-            count += 1
+        known, loaded, seen = set(self.model_ids), [], 0
+        for model_id, label in read_labels(self.registry, self.graph):
+            if model_id not in known:  # labeled since the selector opened: not part of this selection
+                continue
+            seen += 1
             if self.keep_labels:
                 loaded.append(label)
             yield label
-        if count != len(self.model_ids):  # labels were added or removed since the selector opened
-            raise MllzooError(f"{self.registry.path} changed while reading its labels; run the command again")
+        if seen != len(self.model_ids):
+            raise MllzooError(f"labels were removed from {self.registry.path} while reading them; run the command again")
         if self.keep_labels:
             self._labels = loaded
 

@@ -149,3 +149,23 @@ def test_classes_from_standard_input(world):
                             capture_output=True, text=True, env={**__import__("os").environ, **env})
     assert result.returncode == 0, result.stderr
     assert [c["name"] for c in json.loads(result.stdout)["classes"]] == ["dog", "cat"]
+
+
+def test_a_label_published_while_a_selector_is_open_is_left_out(world, tmp_path):
+    import sqlite3
+
+    from mllzoo.recommend import Selector
+    from mllzoo.registry import Registry
+
+    root, env = world
+    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(tmp_path / "r.db") as copy:
+        source.backup(copy)
+    registry = Registry(tmp_path / "r.db")
+    selector = Selector(registry, captioner="templates")
+    before = selector.recommend(["dog", "cat"])
+    fmt, arrays, meta = registry.load_label(selector.model_ids[0], selector.graph.id)
+    registry.save_label("tinyclip/late.copy", selector.graph.id, fmt, arrays, meta)  # as a concurrent register would
+    after = selector.recommend(["dog", "cat"])
+    assert after.model_ids == before.model_ids and "tinyclip/late.copy" not in after.model_ids
+    assert np.array_equal(after.selection.scores, before.selection.scores)
+    assert "tinyclip/late.copy" in Selector(registry, captioner="templates").model_ids
