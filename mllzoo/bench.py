@@ -109,9 +109,8 @@ def mll_accuracy(selector: Selector, task: Task, probs: dict, k: int, models: li
     started = time.perf_counter()
     rec = selector.recommend(task.classes, task.domain, task.task, k=k, models=models)
     seconds = time.perf_counter() - started
-    chosen = rec.models
-    votes = [np.array([rec.model_ids.index(m) in per_class for per_class in rec.selection.chosen]) for m in chosen]
-    return ensemble_accuracy([probs[m][task.name] for m in chosen], votes, task.truth), chosen, seconds
+    votes = rec.votes()
+    return ensemble_accuracy([probs[m][task.name] for m in votes], list(votes.values()), task.truth), rec.models, seconds
 
 
 def score_task(selector: Selector, task: Task, probs: dict, models: list[str]) -> dict:

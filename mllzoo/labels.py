@@ -153,11 +153,8 @@ def predictions_of_many(model_labels: Iterable[Label], r: Restriction) -> Predic
 def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,
                       n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """The exact reference: argmax over the subset's columns of the full similarity rows."""
-    subset = np.asarray(subset)
-    in_subset = np.zeros(n_nodes, bool)
-    in_subset[subset] = True
-    keep = in_subset[samples[:, 0]]
-    return samples[keep, 0], subset[np.argmax(similarity[np.ix_(samples[keep, 1], subset)], axis=1)]
+    r = Restriction.of(samples, subset, n_nodes)
+    return r.own, r.subset[np.argmax(similarity[np.ix_(r.image, r.subset)], axis=1)]
 
 
 def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

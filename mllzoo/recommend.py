@@ -41,6 +41,11 @@ class Recommendation:
     def models(self) -> list[str]:
         return [self.model_ids[m] for m in self.selection.models]
 
+    def votes(self) -> dict[str, np.ndarray]:
+        """Per selected model, in :attr:`models` order, the bool mask of the classes it was chosen for."""
+        return {model_id: np.array([self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen])
+                for model_id in self.models}
+
     def to_dict(self) -> dict:
         """The JSON shape of ``mllzoo recommend --json`` (DESIGN.md)."""
         sel = self.selection
@@ -62,10 +67,7 @@ class Recommendation:
         missing = [m for m in self.models if m not in catalog]
         if missing:
             raise MllzooError(f"selected model(s) not installed: {', '.join(missing)} (mllzoo install the plugin)")
-        members = {}
-        for model_id in self.models:
-            m = self.model_ids.index(model_id)
-            members[model_id] = np.array([m in chosen for chosen in self.selection.chosen])
+        members = self.votes()
         return Ensemble(self.classes, members, {m: catalog[m].spec for m in members}, self.domain, device, batch_size)
 
 
@@ -78,8 +80,8 @@ def read_labels(registry: Registry, graph: Graph) -> Iterator[tuple[str, labels.
 class Selector:
     """The registry's graph and caption embeddings, loaded once for many selections.
 
-    Each selection streams the labels from the registry and replays every chunk of them while
-    SQLite reads the next, so a one-off ``recommend`` never holds a thousand labels in memory.
+    Each selection streams the labels from the registry and replays each before the next is read,
+    so a one-off ``recommend`` never holds a thousand labels in memory.
     ``keep_labels=True`` keeps them after the first selection, for callers that select many
     times over a small registry (``mllzoo bench``).
     """
@@ -172,7 +174,7 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
     selector = Selector(registry, embedder, captioner)
     result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
                                 max_models=max_models, max_gflops=max_gflops, models=models)
-    best = (selector.class_vectors(names, domain, task) @ selector.node_vectors.T).max(axis=1)
+    best = result.selection.match.similarity[:, 0]
     weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
     if weak:
         print(f"Warning: {len(weak)} class(es) match no concept of the graph well: {', '.join(weak[:5])}",

@@ -273,7 +273,7 @@ class Registry:
         """Every complete label on a graph, ``(model_id, arrays, meta)`` in model-id order, one at a time.
 
         One statement reads one consistent state of the file (WAL), so a label published meanwhile
-        is either whole or absent; callers can work on a label while the next one is read.
+        is either whole or absent; a caller can use each label before the next is read.
         """
         rows = self.db.execute(
             "select a.model_id, a.name, a.dtype, a.shape, a.data, l.meta from label_arrays a join labels l "

@@ -23,6 +23,7 @@ ALPHA = 0.7
 class Match:
     nodes: np.ndarray    # [classes, top_nodes] node indices, best first
     weights: np.ndarray  # [classes, top_nodes], each row sums to 1
+    similarity: np.ndarray | None = None  # [classes, top_nodes] cosine similarity of those nodes
 
 
 @dataclass
@@ -42,10 +43,11 @@ def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: 
     similarity = class_vectors @ node_vectors.T
     top_nodes = min(top_nodes, similarity.shape[1])
     nodes = labels.rank_images(similarity, top_nodes)
-    z = np.clip(np.take_along_axis(similarity, nodes, axis=1), 0, None)
+    matched = np.take_along_axis(similarity, nodes, axis=1)
+    z = np.clip(matched, 0, None)
     sums = z.sum(axis=1, keepdims=True)
     weights = np.where(sums > 0, z / np.where(sums > 0, sums, 1), 1.0 / top_nodes)
-    return Match(nodes, weights)
+    return Match(nodes, weights, matched)
 
 
 def class_scores(model_labels: Iterable[labels.Label], samples: np.ndarray, match: Match, n_nodes: int

@@ -47,7 +47,7 @@ def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    return _l2(minilm.embed(list(texts)))
+    return minilm.embed(list(texts))  # unit vectors already
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
