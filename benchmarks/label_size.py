@@ -7,12 +7,13 @@ identical per-sample decisions (the predicted node, and whether the sample is cl
 is what TP and FN count), and do the same for the node subsets selection really uses: the
 matched nodes of real class lists (the 17 MLL benchmark tasks in ../shared/data, and the world's
 tasks), where we also compare what selection picks: each class's top-1 model from compact-label F1
-against dense F1. The same measures follow for deeper lists (``--depths``), cut from the same dense
-similarities, to show what exactness each extra byte buys. Sizes are measured bytes; the
+against dense F1. The same measures follow for lists cut at fixed depths (``--depths``) from the
+same dense similarities, to show what exactness each byte buys against the registry's labels
+(fitted to the 64 MB budget by ``mllzoo register``). Sizes are measured bytes; the
 paper-scale column projects the measured bytes per sample and per image to 9,000 nodes x 75 images
 per node.
 
-    .venv/bin/python benchmarks/label_size.py [--registry registry.db] [--samples world/samples]
+    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/label_size.py [--registry registry.db] [--samples world/samples]
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from mllzoo.selection import choose, match_nodes, smooth
 from mllzoo.registry import Registry
 from mllzoo.vlm import encode_images, encode_texts, load_model
 
-PAPER_NODES, PAPER_PER_NODE = 9_000, 75
 CLASS_LISTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "mll-classnames"
 
 
@@ -75,8 +75,8 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("world/samples"))
     parser.add_argument("--subsets", type=int, default=50)
     parser.add_argument("--tasks", type=Path, default=Path("world/tasks"))
-    parser.add_argument("--depths", default="64,128,256",
-                        help="list depths M to measure besides the registry's own labels (comma-separated)")
+    parser.add_argument("--depths", default="32,64,128,256",
+                        help="fixed list depths M to measure besides the registry's own labels (comma-separated)")
     args = parser.parse_args()
     registry = Registry(args.registry, create=False)
     graph = load_graph(registry)
@@ -91,7 +91,7 @@ def main() -> None:
           f"{len(random)} random subsets of 50-500 nodes")
     print(f"{'model':<34}{'label KB':>10}{'dense KB':>10}{'ratio':>7}   same node / same outcome: real, random")
     depths = [int(d) for d in args.depths.split(",") if d]
-    found = {}  # depth -> per model: (agreements, replays on the real subsets, bytes per sample, per image)
+    found = {}  # "registry" or depth -> per model: (agreements, replays on the real subsets, bytes per sample, per image)
     dense_replays = []
     for model_id, stored in read_labels(registry, graph):
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
@@ -99,28 +99,28 @@ def main() -> None:
                  for name, subsets in (("real", real), ("random", random))}
         dense_replays.append([labels.confusion(*predictions, n_nodes) for predictions in dense["real"]])
         rank = labels.own_ranks(similarity, graph.samples[:, 0], graph.samples[:, 1])
-        deeper = [labels.Label.from_ranking(labels.rank_images(similarity, m), graph.samples, rank, n_nodes, m)
-                  for m in depths if m != stored.m]
-        for label in [stored] + deeper:
-            found.setdefault(label.m, []).append((
+        fixed = [(m, labels.Label.from_ranking(labels.rank_images(similarity, m), graph.samples, rank, n_nodes))
+                 for m in depths]
+        for key, label in [("registry", stored)] + fixed:
+            found.setdefault(key, []).append((
                 agreement(label, graph.samples, real, dense["real"])
                 + agreement(label, graph.samples, random, dense["random"]),
                 [labels.replay(label, graph.samples, subset) for subset in real],
                 label.rank.nbytes / n_samples, (label.lists.nbytes + label.lengths.nbytes) / n_images))
         dense_bytes = similarity.astype(np.float32).nbytes
         print(f"{model_id:<34}{stored.nbytes / 1e3:>10.0f}{dense_bytes / 1e3:>10.0f}{dense_bytes / stored.nbytes:>6.0f}x"
-              + "".join(f"{v:>9.4f}" for v in found[stored.m][-1][0]))
-    images_paper = PAPER_NODES * PAPER_PER_NODE  # upper bound: every sample its own image
-    print(f"\nby list depth M (the registry's labels first); mean over models; paper-scale size projected "
-          f"from the largest measured bytes per sample and per image to {PAPER_NODES} nodes x {PAPER_PER_NODE} "
-          f"images, every sample its own image (dense float32: {images_paper * PAPER_NODES * 4 / 1e9:.1f} GB)")
-    print(f"{'M':>5}{'paper MB':>10}{'same node':>18}{'same outcome':>18}{'same top-1 model':>20}")
-    print(f"{'':>15}{'real':>9}{'random':>9}{'real':>9}{'random':>9}")
+              + "".join(f"{v:>9.4f}" for v in found["registry"][-1][0]) + f"   lists <= {stored.lengths.max()}")
+    images_paper = labels.PAPER_NODES * labels.PAPER_PER_NODE  # upper bound: every sample its own image
+    print(f"\nby list depth M (first the registry's labels, fitted to the budget); mean over models; paper-scale size projected "
+          f"from the largest measured bytes per sample and per image to {labels.PAPER_NODES} nodes x {labels.PAPER_PER_NODE} "
+          f"images, every sample its own image (dense float32: {images_paper * labels.PAPER_NODES * 4 / 1e9:.1f} GB)")
+    print(f"{'M':>9}{'paper MB':>10}{'same node':>18}{'same outcome':>18}{'same top-1 model':>20}")
+    print(f"{'':>19}{'real':>9}{'random':>9}{'real':>9}{'random':>9}")
     for m, per_model in found.items():
         mean = np.mean([row[0] for row in per_model], axis=0)
         projected = (max(row[2] for row in per_model) + max(row[3] for row in per_model)) * images_paper
         same, total = same_choices(matches, [row[1] for row in per_model], dense_replays)
-        print(f"{m:>5}{projected / 1e6:>10.1f}{mean[0]:>9.4f}{mean[2]:>9.4f}{mean[1]:>9.4f}{mean[3]:>9.4f}"
+        print(f"{m:>9}{projected / 1e6:>10.1f}{mean[0]:>9.4f}{mean[2]:>9.4f}{mean[1]:>9.4f}{mean[3]:>9.4f}"
               f"{same:>11}/{total} ({same / total:.3f})")
 
 

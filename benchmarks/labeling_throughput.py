@@ -6,7 +6,7 @@ re-preprocesses every image (what the MLL reference code does). The world's samp
 PNGs that decode fast; ``--jpeg 256`` re-encodes them as 256 px JPEGs, closer to the photos of the
 paper's sample set, where decoding costs more.
 
-    .venv/bin/python benchmarks/labeling_throughput.py [--samples world/samples] [--max-per-node 3] [--jpeg 256]
+    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/labeling_throughput.py [--samples world/samples] [--max-per-node 3] [--jpeg 256]
 """
 
 from __future__ import annotations

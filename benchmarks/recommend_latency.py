@@ -30,7 +30,7 @@ CLASSES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mll-classna
 SAMPLES_PER_NODE = 3
 
 
-def build(path: Path, n_models: int, n_nodes: int, m: int, seed: int = 0) -> Registry:
+def build(path: Path, n_models: int, n_nodes: int, m: int | None, seed: int = 0) -> Registry:
     """WordNet noun synsets as nodes, one image per sample, synthetic labels of varied quality."""
     from nltk.corpus import wordnet as wn
 
@@ -48,10 +48,12 @@ def build(path: Path, n_models: int, n_nodes: int, m: int, seed: int = 0) -> Reg
     for model in range(n_models):
         quality = rng.uniform(0.1, 0.9)
         rank = np.where(rng.random(n_images) < quality, 0, rng.geometric(0.05, n_images)).astype(np.int32)
-        topm = rng.integers(0, n_nodes, (n_images, m)).astype(labels.index_dtype(n_nodes))
-        label = labels.Label.from_ranking(topm, samples, rank, n_nodes, m)
+        depth = m or labels.depth_within(labels.image_needs(n_images, samples[:, 1], rank),
+                                         labels.budget_entries(n_nodes))  # as `mllzoo register` fits it
+        topm = rng.integers(0, n_nodes, (n_images, depth)).astype(labels.index_dtype(n_nodes))
+        label = labels.Label.from_ranking(topm, samples, rank, n_nodes)
         registry.save_label(f"synthetic/model.m{model:04d}", graph.id, labels.FORMAT, label.arrays(),
-                            {"n_nodes": n_nodes, "m": m})
+                            {"n_nodes": n_nodes, "depth": m or "auto"})
     return registry
 
 
@@ -74,11 +76,11 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
             if node not in in_subset:
                 continue
             rank = int(label.rank[s])
-            start = int(offsets[image])
-            # own node, unless ranked below M with more than half a subset node expected above it
-            undecided = rank > label.m and (rank - label.m) * (len(subset) - 1) / (label.n_nodes - label.m) >= 0.5
+            start, length = int(offsets[image]), int(label.lengths[image])
+            # own node, unless ranked below its list with more than half a subset node expected above it
+            undecided = rank > length and (rank - length) * (len(subset) - 1) / (label.n_nodes - length) >= 0.5
             predicted = -1 if undecided else node
-            for candidate in label.lists[start:start + min(rank, label.m)].tolist():
+            for candidate in label.lists[start:start + min(rank, length)].tolist():
                 if candidate in in_subset:
                     predicted = candidate
                     break
@@ -115,14 +117,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=10_000)
-    parser.add_argument("--m", type=int, default=labels.DEFAULT_M)
+    parser.add_argument("--m", type=int, help="cut every list at this depth [default: fit the label budget, "
+                                              "as `mllzoo register` does]")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--time-once", type=Path, help=argparse.SUPPRESS)  # the child of fresh_process_seconds
     args = parser.parse_args()
     if args.time_once:
         print(time_once(args.time_once))
         return
-    cache = Path(__file__).parent / ".cache" / f"synthetic-{args.models}x{args.nodes}-m{args.m}.db"
+    cache = Path(__file__).parent / ".cache" / f"synthetic-{args.models}x{args.nodes}-m{args.m or 'auto'}.db"
     if not cache.exists():
         cache.parent.mkdir(exist_ok=True)
         started = time.perf_counter()
@@ -147,7 +150,7 @@ def main() -> None:
                      for y, name in enumerate(class_names)])
     size = cache.stat().st_size / 1e6
     print(f"registry: {args.models} models x {args.nodes} nodes, {SAMPLES_PER_NODE} samples per node, "
-          f"M={args.m}, {size:.0f} MB")
+          f"depth {args.m or 'auto'}, {size:.0f} MB")
     print(f"recommend, {len(class_names)} classes, embedder loaded, median of {args.repeats}: "
           f"{ours:.3f} s in a fresh process (best {min(fresh):.3f}), "
           f"{float(np.median(timings)):.3f} s repeated in one process (best {min(timings):.3f})")

@@ -196,6 +196,15 @@ def _graph_summary(info: dict) -> str:
             f"{info['images']} images, {info['samples']} samples, depth {info['depth']}")
 
 
+def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """``auto`` -> None (fit the budget); otherwise a positive number of nodes."""
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise click.BadParameter(f"{value!r} is neither 'auto' nor a positive number")
+
+
 @cli.command()
 @click.argument("model_ids", nargs=-1)
 @click.option("--samples", type=click.Path(path_type=Path),
@@ -204,9 +213,10 @@ def _graph_summary(info: dict) -> str:
 @click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
 @click.option("--chunk-size", type=int, default=1024, show_default=True,
               help="Images per saved unit of work; an interrupted run resumes from the last one.")
-@click.option("--depth", type=click.IntRange(1, 255),
-              help="Nodes kept per image in each new label: larger labels, more exact replays "
-                   "(benchmarks/label_size.py measures both) [default: 32].")
+@click.option("--depth", default="auto", show_default=True, metavar="auto|M", callback=_parse_depth,
+              help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
+                   "per model at 9,000 nodes x 75 images; a number trades size for exactness "
+                   "(benchmarks/label_size.py measures both).")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
@@ -217,7 +227,6 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from .catalog import discover_models, resolve
     from .graph import load_graph
     from .labeling import label_models, samples_root_for
-    from .labels import DEFAULT_M
 
     registry = open_registry(ctx, create=True)
     catalog = discover_models()
@@ -225,7 +234,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
     report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size, m=depth or DEFAULT_M)
+                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
     if as_json:
         emit_json(asdict(report))
     else:

@@ -62,12 +62,14 @@ def default_batch_size(device: str) -> int:
 
 
 def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
-                 device: str = "auto", batch_size: int | None = None, m: int = labels.DEFAULT_M,
+                 device: str = "auto", batch_size: int | None = None, depth: int | None = None,
                  chunk: int = CHUNK, progress: bool | None = None,
                  cache_bytes: int = 2 * 1024**3) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
-    ``cache_bytes`` bounds the preprocessed images kept for the next model with the same transform.
+    ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
+    (:func:`labels.depth_within`). ``cache_bytes`` bounds the preprocessed images kept for the
+    next model with the same transform.
     """
     report = LabelingReport()
     done = registry.labeled_model_ids(graph.id)
@@ -94,7 +96,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             continue
         run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
         try:
-            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, m, chunk, progress)
+            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, depth, chunk, progress)
         except KeyboardInterrupt:
             registry.finish_run(run_id, "interrupted", {"model": model_id})
             raise
@@ -117,15 +119,15 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
 
 
 def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "CaptionFeatures", entry: CatalogEntry, device: str,
-               batch_size: int, m: int, chunk: int, progress: bool | None) -> int:
+               batch_size: int, depth: int | None, chunk: int, progress: bool | None) -> int:
     from tqdm import tqdm
 
     model = load_model(entry.spec, device)
     text = captions.of(model)
     n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
-    width = min(m, n_nodes)  # work saved by a run with another depth is redone
+    setting = np.array([depth or 0], np.int32)  # 0: fitted to the budget
     parts = {start: part for start, part in registry.label_parts(entry.spec.id, graph.id).items()
-             if part["topm"].shape[1] == width}
+             if np.array_equal(part.get("depth"), setting)}  # work saved with another depth is redone
     encoded = 0
     bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
                desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
@@ -136,13 +138,14 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
         tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
         features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
         similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)
-        parts[start] = _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, m)
+        parts[start] = _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth)
         registry.save_label_part(entry.spec.id, graph.id, start, parts[start])
         encoded += len(ok)
         bar.update(stop - start)
     bar.close()
-    label = _assemble(graph, parts, m)
-    meta = {"n_nodes": n_nodes, "m": label.m, "n_images": n_images, "n_samples": int(len(graph.samples)),
+    label = _assemble(graph, parts)
+    meta = {"n_nodes": n_nodes, "depth": depth or "auto", "max_length": int(label.lengths.max(initial=0)),
+            "n_images": n_images, "n_samples": int(len(graph.samples)),
             "unreadable": len(cache.unreadable), "bytes": label.nbytes, "dim": int(text.shape[1]), "device": device,
             "plugin": entry.plugin, "plugin_version": entry.plugin_version}
     registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
@@ -150,9 +153,10 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
 
 
 def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,
-                 m: int) -> dict[str, np.ndarray]:
-    """Top-M lists of the chunk's readable images and the own-node ranks of their samples."""
-    dtype = labels.index_dtype(len(graph.nodes))
+                 depth: int | None) -> dict[str, np.ndarray]:
+    """The chunk's readable images' node lists, cut at ``depth`` (or fitted to the budget), and the
+    own-node ranks of their samples."""
+    n_nodes = len(graph.nodes)
     row_of = np.full(stop - start, -1, np.int64)
     row_of[ok - start] = np.arange(len(ok))
     in_chunk = np.flatnonzero((graph.samples[:, 1] >= start) & (graph.samples[:, 1] < stop))
@@ -160,20 +164,24 @@ def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: in
     readable = rows >= 0
     ranks = np.full(len(in_chunk), -1, np.int32)
     ranks[readable] = labels.own_ranks(similarity, graph.samples[in_chunk[readable], 0], rows[readable])
-    topm = labels.rank_images(similarity, m) if len(ok) else np.zeros((0, min(m, len(graph.nodes))), np.int64)
-    return {"image_idx": ok.astype(np.int32), "topm": topm.astype(dtype),
-            "sample_idx": in_chunk.astype(np.int32), "rank": ranks}
+    need = labels.image_needs(len(ok), np.where(readable, rows, 0), ranks)
+    cut = depth or labels.depth_within(need, labels.budget_entries(n_nodes))
+    lists, lengths = labels.cut_lists(labels.rank_images(similarity, cut), need, n_nodes)
+    return {"image_idx": ok.astype(np.int32), "lists": lists, "lengths": lengths,
+            "sample_idx": in_chunk.astype(np.int32), "rank": ranks, "depth": np.array([depth or 0], np.int32)}
 
 
-def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]], m: int) -> labels.Label:
+def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.Label:
+    """Chunks hold consecutive images in order, so their lists concatenate in image order."""
     n_nodes = len(graph.nodes)
-    width = min(m, n_nodes)
-    topm = np.zeros((len(graph.image_paths), width), labels.index_dtype(n_nodes))
-    rank = np.full(len(graph.samples), -1, np.int32)
+    dtype = labels.index_dtype(n_nodes)
+    lengths = np.zeros(len(graph.image_paths), dtype)
+    rank = np.full(len(graph.samples), -1, dtype)
     for part in parts.values():
-        topm[part["image_idx"]] = part["topm"]
+        lengths[part["image_idx"]] = part["lengths"]
         rank[part["sample_idx"]] = part["rank"]
-    return labels.Label.from_ranking(topm, graph.samples, rank, n_nodes, width)
+    lists = [parts[start]["lists"] for start in sorted(parts)]
+    return labels.Label(np.concatenate(lists).astype(dtype) if lists else np.zeros(0, dtype), lengths, rank, n_nodes)
 
 
 def samples_root_for(registry: Registry, graph: Graph, samples: Path | None) -> Path:

@@ -2,12 +2,15 @@
 
 Per sample (node, image) pair we keep the rank of the sample's own node (``rank``, 0 = ranked
 first). Per unique image we keep the nodes the model ranks highest, best first, as many as its
-worst-ranked sample needs and at most ``M`` (a ragged list: ``lists`` with ``lengths``). The nodes
-ranked above a sample's own node are the first ``min(rank, M)`` of its image's list, so an image
-whose samples all rank first costs nothing, and replaying a classification restricted to any node
-subset is exact whenever ``rank <= M`` or the list already holds a subset node. Only a sample ranked
-below ``M`` with no subset node in its list is undecided; :func:`restricted_predictions` resolves
-it by the expected number of subset nodes ranked between ``M`` and its own node.
+worst-ranked sample needs and at most a depth ``M`` (a ragged list: ``lists`` with ``lengths``).
+``M`` is chosen per chunk of images so the label fits :data:`BUDGET_BYTES` at the paper's scale
+(:func:`depth_within`): a model that ranks most samples' own nodes high lists its hard images deeper.
+The nodes ranked above a sample's own node are the first ``min(rank, length)`` of its image's list,
+so an image whose samples all rank first costs nothing, and replaying a classification restricted
+to any node subset is exact whenever ``rank <= length`` or the list already holds a subset node.
+Only a sample ranked below its list's end with no subset node in the list is undecided;
+:func:`restricted_predictions` resolves it by the expected number of subset nodes ranked between
+the list's end and its own node.
 Pure numpy: no torch, no SQLite.
 """
 
@@ -19,7 +22,8 @@ from typing import Iterable
 import numpy as np
 
 FORMAT = "ragged-topm-v1"
-DEFAULT_M = 32
+PAPER_NODES, PAPER_PER_NODE = 9_000, 75
+BUDGET_BYTES = 64_000_000  # per label at the paper's scale (9,000 nodes x 75 images), every sample its own image
 
 
 @dataclass
@@ -28,7 +32,6 @@ class Label:
     lengths: np.ndarray  # [n_images] list length per image (0 for unreadable images)
     rank: np.ndarray     # [n_samples] rank of the sample's own node; -1 = image unreadable
     n_nodes: int
-    m: int
 
     def __post_init__(self) -> None:
         self.offsets = np.zeros(len(self.lengths), np.int64)  # where each image's list starts
@@ -43,22 +46,56 @@ class Label:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "Label":
-        return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]), int(meta["m"]))
+        return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]))
 
     @classmethod
-    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int,
-                     m: int) -> "Label":
+    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int) -> "Label":
         """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
-        need = np.zeros(len(topm), np.int64)
-        valid = rank >= 0
-        np.maximum.at(need, samples[valid, 1], np.minimum(rank[valid], m))
-        keep = np.arange(topm.shape[1])[None, :] < need[:, None]
-        return cls(topm[keep].astype(index_dtype(n_nodes)), need.astype(np.uint8 if m < 2**8 else np.int32),
-                   rank.astype(index_dtype(n_nodes)), n_nodes, m)
+        lists, lengths = cut_lists(topm, image_needs(len(topm), samples[:, 1], rank), n_nodes)
+        return cls(lists, lengths, rank.astype(index_dtype(n_nodes)), n_nodes)
 
 
 def index_dtype(n_nodes: int) -> np.dtype:
+    """Node indices, ranks and list lengths all fit it."""
     return np.dtype(np.int16) if n_nodes < 2**15 else np.dtype(np.int32)
+
+
+def image_needs(n_images: int, sample_images: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Per image, how many of its best nodes its worst-ranked readable sample needs listed."""
+    need = np.zeros(n_images, np.int64)
+    valid = rank >= 0
+    np.maximum.at(need, sample_images[valid], rank[valid])
+    return need
+
+
+def cut_lists(topm: np.ndarray, need: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lists, lengths)``: each image's row of ``topm`` cut to its need, flattened."""
+    lengths = np.minimum(need, topm.shape[1])
+    keep = np.arange(topm.shape[1])[None, :] < lengths[:, None]
+    return topm[keep].astype(index_dtype(n_nodes)), lengths.astype(index_dtype(n_nodes))
+
+
+def budget_entries(n_nodes: int) -> float:
+    """List entries per image :data:`BUDGET_BYTES` allows when every sample is its own image: each
+    image also stores its list's length and its sample's rank, all in :func:`index_dtype`."""
+    per_image = BUDGET_BYTES / (PAPER_NODES * PAPER_PER_NODE)
+    return per_image / index_dtype(n_nodes).itemsize - 2
+
+
+def depth_within(need: np.ndarray, entries: float) -> int:
+    """The deepest cut ``M`` whose lists, ``min(need, M)`` per image, average at most ``entries``.
+
+    Cutting every list at one depth spends the budget where lists are short first, so the images
+    a model ranks well stay exact and the hard ones share what is left.
+    """
+    low, high = 1, max(int(need.max(initial=0)), 1)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if np.minimum(need, mid).mean() <= entries:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def rank_images(similarity: np.ndarray, m: int) -> np.ndarray:
@@ -111,24 +148,26 @@ def _predict(label: Label, r: Restriction) -> tuple[np.ndarray, np.ndarray]:
     if len(rank) and rank.min() < 0:  # unreadable images
         readable = rank >= 0
         own, image, rank = own[readable], image[readable], rank[readable]
-    above = np.minimum(rank, label.m)  # how much of the image's list lies above the sample's own node
+    length = label.lengths[image].astype(np.int64)
+    above = np.minimum(rank, length)  # how much of the image's list lies above the sample's own node
     ends = np.cumsum(above)
     index = np.repeat(label.offsets[image] - (ends - above), above) + np.arange(ends[-1] if len(ends) else 0)
     entries = label.lists[index]
     hits = np.flatnonzero(r.in_subset[entries])
     rows = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
     first = np.flatnonzero(np.diff(rows, prepend=-1))  # the first hit of each sample
-    predicted = np.where(rank >= _undecided_from(label, len(r.subset)), -1, own)
+    predicted = np.where(rank >= _undecided_from(length, label.n_nodes, len(r.subset)), -1, own)
     predicted[rows[first]] = entries[hits[first]]
     return own, predicted
 
 
-def _undecided_from(label: Label, subset_size: int) -> float:
+def _undecided_from(length: np.ndarray, n_nodes: int, subset_size: int) -> np.ndarray | float:
     """The own-node rank from which a sample with no subset node in its list is judged wrong: where
-    at least half a subset node is expected between its list's end (``m``) and its own node."""
+    at least half a subset node is expected between its list's end (``length``) and its own node.
+    A sample ranked within its list (``rank <= length``) always stays below it."""
     if subset_size < 2:
         return np.inf
-    return label.m + 0.5 * max(label.n_nodes - label.m, 1) / (subset_size - 1)
+    return length + 0.5 * np.maximum(n_nodes - length, 1) / (subset_size - 1)
 
 
 @dataclass

@@ -29,7 +29,7 @@ def labeled_registry(registry, sample_folder, **kwargs):
 
 
 def test_label_replay_equals_dense_on_small_graph(registry, sample_folder, tinyclip_plugin):
-    graph, entries, report = labeled_registry(registry, sample_folder, m=64)
+    graph, entries, report = labeled_registry(registry, sample_folder, depth=64)
     assert sorted(report.labeled) == sorted(e.spec.id for e in entries)
     spec = entries[0].spec
     fmt, arrays, meta = registry.load_label(spec.id, graph.id)
@@ -82,15 +82,16 @@ def test_unreadable_images_are_skipped_and_counted(registry, sample_folder, tiny
 
 
 def test_work_saved_at_another_depth_is_redone(registry, sample_folder, tinyclip_plugin):
-    graph, entries, _ = labeled_registry(registry, sample_folder, m=5, chunk=8)
+    graph, entries, _ = labeled_registry(registry, sample_folder, depth=5, chunk=8)
     spec = entries[0].spec
     want = registry.load_label(spec.id, graph.id)[1]
     registry.db.execute("delete from labels")
     registry.db.execute("delete from label_arrays")
-    stale = {"image_idx": np.arange(8, dtype=np.int32), "topm": np.zeros((8, 3), np.int16),  # depth 3, wrong
-             "sample_idx": np.zeros(0, np.int32), "rank": np.zeros(0, np.int32)}
+    stale = {"image_idx": np.arange(8, dtype=np.int32), "lists": np.zeros(0, np.int16),  # depth 3, wrong
+             "lengths": np.zeros(8, np.int16), "sample_idx": np.zeros(0, np.int32), "rank": np.zeros(0, np.int32),
+             "depth": np.array([3], np.int32)}
     registry.save_label_part(spec.id, graph.id, 0, stale)
-    again = label_models(registry, graph, sample_folder, entries[:1], device="cpu", progress=False, m=5, chunk=8)
+    again = label_models(registry, graph, sample_folder, entries[:1], device="cpu", progress=False, depth=5, chunk=8)
     assert again.labeled == [spec.id] and again.images_encoded == len(graph.image_paths)
     got = registry.load_label(spec.id, graph.id)[1]
     assert all(np.array_equal(got[name], want[name]) for name in want)
@@ -103,9 +104,25 @@ def test_register_cli_depth(tmp_path, sample_folder, tinyclip_site):
     assert run_cli("register", "tinyclip/tiny-a.seed0", "--depth", "2", env=env).returncode == 0
     reg = Registry(tmp_path / "r.db")
     _, arrays, meta = reg.load_label("tinyclip/tiny-a.seed0", reg.current_graph_id())
-    assert meta["m"] == 2 and arrays["lengths"].max() <= 2
-    bad = run_cli("register", "--depth", "0", env=env)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert meta["depth"] == 2 and arrays["lengths"].max() <= 2
+    assert run_cli("register", "tinyclip/tiny-b.seed0", "--depth", "auto", env=env).returncode == 0
+    assert reg.load_label("tinyclip/tiny-b.seed0", reg.current_graph_id())[2]["depth"] == "auto"
+    for value in ("0", "deep"):
+        bad = run_cli("register", "--depth", value, env=env)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--depth" in bad.stderr
+
+
+def test_auto_depth_fits_each_chunk_to_the_budget(registry, sample_folder, tinyclip_plugin, monkeypatch):
+    # a budget of 10 list entries per image: 24 bytes = 10 entries + length + rank, at int16. Every
+    # image of the small graph needs ~37 of its 39 nodes (its hypernym samples rank low), so the
+    # budget, not the need, sets the depth.
+    monkeypatch.setattr(labels, "BUDGET_BYTES", 24 * labels.PAPER_NODES * labels.PAPER_PER_NODE)
+    graph, entries, _ = labeled_registry(registry, sample_folder, chunk=8)
+    for entry in entries:
+        _, arrays, meta = registry.load_label(entry.spec.id, graph.id)
+        length = arrays["lengths"]
+        assert meta["depth"] == "auto" and length.max() == meta["max_length"] == 10
+        assert all(length[s:s + 8].mean() <= 10 for s in range(0, len(length), 8))
 
 
 def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site):

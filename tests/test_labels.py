@@ -20,7 +20,7 @@ def synthetic(n_nodes=60, n_images=300, seed=0, m=8):
 
 def make_label(similarity, samples, m):
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
-    return labels.Label.from_ranking(labels.rank_images(similarity, m), samples, rank, similarity.shape[1], m)
+    return labels.Label.from_ranking(labels.rank_images(similarity, m), samples, rank, similarity.shape[1])
 
 
 def test_rank_images_and_own_ranks():
@@ -53,6 +53,42 @@ def test_truncated_label_agrees_with_dense_on_most_decisions():
         agree += int(((predicted == own) == (dense_predicted == own)).sum())
         total += len(own)
     assert total > 500 and agree / total >= 0.95
+
+
+def test_depth_within_fills_the_budget_from_the_short_lists_up():
+    need = np.array([0, 1, 5, 100])
+    assert labels.depth_within(need, 3.0) == 6  # (0 + 1 + 5 + 6) / 4 = 3; depth 7 averages 3.25
+    assert labels.depth_within(need, 1000.0) == 100  # everything fits: no list is cut
+    assert labels.depth_within(need, 0.0) == 1
+    assert labels.depth_within(np.zeros(0, np.int64), 3.0) == 1
+    # 64 MB over 9,000 x 75 samples is ~94.8 bytes; int16 rank and length leave ~45 two-byte entries
+    assert 45 < labels.budget_entries(9_000) < 46
+
+
+def test_lists_cut_at_different_depths_replay_exactly_wherever_decided():
+    """Chunks fitted to the budget cut their images' lists at different depths; replay reads each
+    image's own length, so every sample ranked within its list, or with a subset node in it, is exact."""
+    similarity, samples, _ = synthetic(m=60)
+    rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
+    need = labels.image_needs(len(similarity), samples[:, 1], rank)
+    halves = [labels.cut_lists(labels.rank_images(similarity[rows], depth), need[rows], 60)
+              for rows, depth in ((slice(0, 150), 3), (slice(150, 300), 20))]
+    label = labels.Label(np.concatenate([h[0] for h in halves]), np.concatenate([h[1] for h in halves]),
+                         rank.astype(np.int16), 60)
+    assert label.lengths[:150].max() == 3 and label.lengths[150:].max() == 20
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        subset = rng.choice(60, 10, replace=False)
+        own, predicted = labels.restricted_predictions(label, samples, subset)
+        _, dense = labels.dense_predictions(similarity, samples, subset, 60)
+        r = labels.Restriction.of(samples, subset, 60)
+        ranked = label.rank[r.sample_idx]
+        within = ranked <= label.lengths[r.image]
+        listed = [np.isin(label.lists[label.offsets[i]:label.offsets[i] + min(k, label.lengths[i])], subset).any()
+                  for i, k in zip(r.image, ranked)]
+        decided = within | np.array(listed)
+        assert decided.any() and not decided.all()
+        assert np.array_equal(predicted[decided], dense[decided])
 
 
 def test_design_worked_example():
@@ -98,6 +134,6 @@ def test_undecided_sample_is_wrong_when_half_a_subset_node_is_expected_above_it(
     # subset nodes, the 2 others are expected (rank - 2) * 2 / 10 times between list and own node.
     samples = np.array([[0, 0]], np.int32)
     for rank, subset, want in ((5, [0, 1, 2], -1), (4, [0, 1, 2], 0), (2, [0, 1, 2], 0), (11, [0], 0)):
-        label = labels.Label(np.array([7, 8], np.int16), np.array([2], np.uint8), np.array([rank], np.int16), 12, 2)
+        label = labels.Label(np.array([7, 8], np.int16), np.array([2], np.int16), np.array([rank], np.int16), 12)
         own, predicted = labels.restricted_predictions(label, samples, np.array(subset))
         assert own.tolist() == [0] and predicted.tolist() == [want], (rank, subset)

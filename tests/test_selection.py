@@ -13,7 +13,7 @@ def worked_example_label():
     similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .9, .2], [.0, .7, .3], [.8, .1, .3]], np.float32)
     samples = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [2, 4]], np.int32)
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
-    return labels.Label.from_ranking(labels.rank_images(similarity, 3), samples, rank, 3, 3), samples
+    return labels.Label.from_ranking(labels.rank_images(similarity, 3), samples, rank, 3), samples
 
 
 def test_design_worked_example_scores():
@@ -69,7 +69,7 @@ def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
     good_on_high = rng.normal(size=(n_images, n_nodes))
     good_on_high[np.arange(n_images), truth] += np.where(truth >= 3, 5.0, -5.0)
     model_labels = [labels.Label.from_ranking(labels.rank_images(s, 6), samples,
-                                              labels.own_ranks(s, truth, np.arange(n_images)), 6, 6)
+                                              labels.own_ranks(s, truth, np.arange(n_images)), 6)
                     for s in (good_on_low, good_on_high)]
     node_vectors = np.eye(n_nodes)
     class_vectors = np.eye(n_nodes)[[1, 4]]
