@@ -1,7 +1,8 @@
 """Labeling: run each model once over the graph's captions and sample images, store its label.
 
 Work is saved in chunks of images (``label_parts``) so an interrupted run resumes where it
-stopped; the finished label is published in one transaction. A claim per (model, graph) keeps two
+stopped; each chunk cuts its images' node lists as deep as the label budget allows
+(:func:`labels.depth_within`); the finished label is published in one transaction. A claim per (model, graph) keeps two
 processes from labeling the same model; a model that fails to load is reported and skipped.
 """
 
