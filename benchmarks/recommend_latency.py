@@ -48,8 +48,7 @@ def build(path: Path, n_models: int, n_nodes: int, m: int | None, seed: int = 0)
     for model in range(n_models):
         quality = rng.uniform(0.1, 0.9)
         rank = np.where(rng.random(n_images) < quality, 0, rng.geometric(0.05, n_images)).astype(np.int32)
-        depth = m or labels.depth_within(labels.image_needs(n_images, samples[:, 1], rank),
-                                         labels.budget_entries(n_nodes))  # as `mllzoo register` fits it
+        depth = m or labels.budget_depth(labels.image_needs(n_images, samples[:, 1], rank), n_nodes)
         topm = rng.integers(0, n_nodes, (n_images, depth)).astype(labels.index_dtype(n_nodes))
         label = labels.Label.from_ranking(topm, samples, rank, n_nodes)
         registry.save_label(f"synthetic/model.m{model:04d}", graph.id, labels.FORMAT, label.arrays(),
@@ -120,7 +119,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, help="cut every list at this depth [default: fit the label budget, "
                                               "as `mllzoo register` does]")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--time-once", type=Path, help=argparse.SUPPRESS)  # the child of fresh_process_seconds
+    parser.add_argument("--time-once", type=Path, help=argparse.SUPPRESS)  # one fresh-process timing
     args = parser.parse_args()
     if args.time_once:
         print(time_once(args.time_once))

@@ -16,5 +16,9 @@ def pack(array: np.ndarray) -> dict:
 
 def unpack(row: dict) -> np.ndarray:
     """Inverse of :func:`pack`, from a row holding ``dtype``, ``shape`` and ``data``."""
-    shape = tuple(json.loads(row["shape"]))
-    return np.frombuffer(row["data"], dtype=np.dtype(row["dtype"])).reshape(shape)
+    return array(row["dtype"], row["shape"], row["data"])
+
+
+def array(dtype: str, shape: str, data: bytes) -> np.ndarray:
+    """Inverse of :func:`pack`, from the three column values (for plain-tuple reads)."""
+    return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(tuple(json.loads(shape)))

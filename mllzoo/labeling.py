@@ -2,8 +2,9 @@
 
 Work is saved in chunks of images (``label_parts``) so an interrupted run resumes where it
 stopped; each chunk cuts its images' node lists as deep as the label budget allows
-(:func:`labels.depth_within`); the finished label is published in one transaction. A claim per (model, graph) keeps two
-processes from labeling the same model; a model that fails to load is reported and skipped.
+(:func:`labels.budget_depth`); the finished label is published in one transaction. A claim per
+(model, graph) keeps two processes from labeling the same model; a model that fails to load is
+reported and skipped.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
     ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
-    (:func:`labels.depth_within`). ``cache_bytes`` bounds the preprocessed images kept for the
+    (:func:`labels.budget_depth`). ``cache_bytes`` bounds the preprocessed images kept for the
     next model with the same transform.
     """
     report = LabelingReport()
@@ -139,7 +140,8 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
         tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
         features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
         similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)
-        parts[start] = _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth)
+        parts[start] = {**_chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth),
+                        "depth": setting}
         registry.save_label_part(entry.spec.id, graph.id, start, parts[start])
         encoded += len(ok)
         bar.update(stop - start)
@@ -166,10 +168,10 @@ def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: in
     ranks = np.full(len(in_chunk), -1, np.int32)
     ranks[readable] = labels.own_ranks(similarity, graph.samples[in_chunk[readable], 0], rows[readable])
     need = labels.image_needs(len(ok), np.where(readable, rows, 0), ranks)
-    cut = depth or labels.depth_within(need, labels.budget_entries(n_nodes))
+    cut = depth or labels.budget_depth(need, n_nodes)
     lists, lengths = labels.cut_lists(labels.rank_images(similarity, cut), need, n_nodes)
     return {"image_idx": ok.astype(np.int32), "lists": lists, "lengths": lengths,
-            "sample_idx": in_chunk.astype(np.int32), "rank": ranks, "depth": np.array([depth or 0], np.int32)}
+            "sample_idx": in_chunk.astype(np.int32), "rank": ranks}
 
 
 def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.Label:
@@ -181,8 +183,8 @@ def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.L
     for part in parts.values():
         lengths[part["image_idx"]] = part["lengths"]
         rank[part["sample_idx"]] = part["rank"]
-    lists = [parts[start]["lists"] for start in sorted(parts)]
-    return labels.Label(np.concatenate(lists).astype(dtype) if lists else np.zeros(0, dtype), lengths, rank, n_nodes)
+    lists = np.concatenate([np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)])
+    return labels.Label(lists, lengths, rank, n_nodes)
 
 
 def samples_root_for(registry: Registry, graph: Graph, samples: Path | None) -> Path:

@@ -82,6 +82,11 @@ def budget_entries(n_nodes: int) -> float:
     return per_image / index_dtype(n_nodes).itemsize - 2
 
 
+def budget_depth(need: np.ndarray, n_nodes: int) -> int:
+    """The depth ``mllzoo register`` cuts a chunk's lists at by default: the deepest within the budget."""
+    return depth_within(need, budget_entries(n_nodes))
+
+
 def depth_within(need: np.ndarray, entries: float) -> int:
     """The deepest cut ``M`` whose lists, ``min(need, M)`` per image, average at most ``entries``.
 

@@ -216,11 +216,11 @@ class Registry:
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for text_hash, dtype, data in self.db.execute(
-                f"select text_hash, dtype, data from text_embeddings "
+            for text_hash, dtype, shape, data in self.db.execute(
+                f"select text_hash, dtype, shape, data from text_embeddings "
                 f"where embedder = ? and text_hash in ({marks})", [embedder, *chunk]
             ):
-                found[text_hash] = np.frombuffer(data, dtype=np.dtype(dtype))  # vectors: 1-d
+                found[text_hash] = blobs.array(dtype, shape, data)
         return found
 
     def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:
@@ -282,7 +282,7 @@ class Registry:
         for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
             arrays, meta = {}, "{}"
             for _, name, dtype, shape, data, meta in group:
-                arrays[name] = blobs.unpack({"dtype": dtype, "shape": shape, "data": data})
+                arrays[name] = blobs.array(dtype, shape, data)
             yield model_id, arrays, json.loads(meta or "{}")
 
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:

@@ -14,8 +14,10 @@ hooks on a private plugin manager, so the check neither needs nor disturbs the i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable
 
@@ -155,17 +157,10 @@ def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec],
         check_model(plugin, spec, device)
 
 
-__all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "registered_specs",
-           "sample_images"]
-
-
 def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]:
     """A registry in ``folder`` holding a two-concept graph, and the environment that runs ``mllzoo``
     on it with only ``plugins`` loaded (a comma list of distributions): for a plugin's CLI tests of
     ``mllzoo register``. WordNet must be readable by NLTK (``NLTK_DATA``)."""
-    import os
-    from pathlib import Path
-
     from PIL import Image
 
     folder = Path(folder)
@@ -178,3 +173,8 @@ def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]
                            env=full_env, capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr
     return full_env
+
+
+__all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "registered_specs",
+           "sample_images", "registry_with_graph"]
+
