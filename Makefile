@@ -7,7 +7,7 @@ NLTK_DATA ?= $(CURDIR)/.nltk_data
 export NLTK_DATA
 PLUGINS := $(wildcard plugins/*)
 
-.PHONY: demo test env wordnet world minizoo registry bench clean
+.PHONY: demo test env system wordnet world minizoo registry bench clean
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 
 env: $(VENV)/.installed
 
+# Debian packages the tests and `make world` need (WordNet data, fonts), installed when missing.
+system:
+	bash .ci/system-packages
+
 # WordNet 3.0 from Debian's wordnet-base laid out where NLTK reads it (no network).
-wordnet: env
+wordnet: env system
 	$(PY) -m mllzoo.wordnet_setup $(NLTK_DATA)
 
 demo: env
@@ -28,7 +32,7 @@ demo: env
 test: env wordnet
 	$(PY) -m pytest -q
 
-world: env wordnet
+world: env system wordnet
 	$(PY) -m mllzoo_minizoo.world --out world
 
 minizoo: world

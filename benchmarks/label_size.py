@@ -5,7 +5,7 @@ For each labeled model of a registry whose graph's sample images are on disk, re
 subsets of the sizes selection uses (5 nodes per class, 10 to 100 classes) both ways and count
 identical per-sample decisions (the predicted node, and whether the sample is classified right, which
 is what TP and FN count), and do the same for the node subsets selection really uses: the
-matched nodes of real class lists (the 17 MLL benchmark tasks in ../shared/data, and the world's
+matched nodes of real class lists (the 17 MLL benchmark tasks in benchmarks/data, and the world's
 tasks), where we also compare what selection picks: each class's top-1 model from compact-label F1
 against dense F1. The same measures follow for lists cut at fixed depths (``--depths``) from the
 same dense similarities, to show what exactness each byte buys against the registry's labels
@@ -33,7 +33,7 @@ from mllzoo.selection import choose, match_nodes, smooth
 from mllzoo.registry import Registry
 from mllzoo.vlm import encode_images, encode_texts, load_model
 
-CLASS_LISTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "mll-classnames"
+CLASS_LISTS = Path(__file__).resolve().parent / "data" / "mll-classnames"
 
 
 def task_matches(registry: Registry, tasks: Path) -> list:

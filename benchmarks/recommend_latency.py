@@ -26,7 +26,7 @@ from mllzoo.recommend import read_labels, recommend
 from mllzoo.registry import Registry
 from mllzoo.text import get_embedder, node_vectors
 
-CLASSES = Path(__file__).resolve().parents[2] / "shared" / "data" / "mll-classnames" / "CIFAR100.txt"
+CLASSES = Path(__file__).resolve().parent / "data" / "mll-classnames" / "CIFAR100.txt"
 SAMPLES_PER_NODE = 3
 
 

@@ -12,7 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from mllzoo.vlm import ModelSpec
 from .catalog import is_eva, write_catalog
 
 RESULTS = "openclip_results.csv"  # in mllzoo_openclip/data: see data/README.md
-DEFAULT_HUB_DIR = Path(__file__).resolve().parents[4] / "shared" / "data"  # next to the checkout
+DEFAULT_HUB_DIR = Path(__file__).resolve().parent / "data"  # see data/README.md
 HUB = "mll49"
 
 # Weights licences as their publishers state them (model cards, repositories); None where unsure.
@@ -147,7 +147,7 @@ def main(family: str = "open_clip", owns: Callable[[str], bool] = lambda arch: n
          package: str = "mllzoo_openclip", argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=f"Write {package}/catalog.json from open_clip.list_pretrained().")
     parser.add_argument("--hub-dir", type=Path, default=DEFAULT_HUB_DIR,
-                        help="folder with mll49-models.txt and mll49-model-info.csv [default: ../shared/data]")
+                        help="folder with mll49-models.txt and mll49-model-info.csv [default: the package's data folder]")
     parser.add_argument("--out", type=Path, default=Path(str(resources.files(package).joinpath("catalog.json"))))
     args = parser.parse_args(argv)
     specs = build(family, owns, args.hub_dir.resolve())
