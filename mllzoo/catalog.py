@@ -6,12 +6,11 @@ spec is recorded with the plugin that offered it (``mllzoo models`` shows it, th
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 
 from .errors import MllzooError
-from .plugins import load_plugins, plugin_version, pm
+from .plugins import call_each, plugin_version
 from .vlm import ModelSpec
 
 
@@ -23,24 +22,28 @@ class CatalogEntry:
 
 
 def discover_models() -> dict[str, CatalogEntry]:
-    """Every model the loaded plugins register, by id; the first plugin to claim an id keeps it."""
-    load_plugins()
+    """Every model the loaded plugins register, by id. Plugins register in load order and the first
+    to claim an id keeps it; a later plugin claiming it too gets one warning naming both."""
     found: dict[str, CatalogEntry] = {}
-    for impl in reversed(pm.hook.mllzoo_register_models.get_hookimpls()):  # registration order
-        plugin = impl.plugin_name
-        version = plugin_version(plugin)
+    versions: dict[str, str | None] = {}
+    taken: dict[tuple[str, str], list[str]] = {}  # (late plugin, keeping plugin) -> ids
 
-        def register(spec: ModelSpec, plugin: str = plugin, version: str | None = version) -> None:
-            if not isinstance(spec, ModelSpec):
-                raise TypeError(f"register() takes a ModelSpec, got {type(spec).__name__}")
-            found.setdefault(spec.id, CatalogEntry(spec, plugin, version))
+    def register(spec: ModelSpec, plugin: str) -> None:
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"register() takes a ModelSpec, got {type(spec).__name__}")
+        kept = found.get(spec.id)
+        if kept is None:
+            if plugin not in versions:
+                versions[plugin] = plugin_version(plugin)
+            found[spec.id] = CatalogEntry(spec, plugin, versions[plugin])
+        elif kept.plugin != plugin:
+            taken.setdefault((plugin, kept.plugin), []).append(spec.id)
 
-        try:
-            impl.function(register=register)
-        except Exception as exc:
-            if os.environ.get("MLLZOO_STRICT_PLUGINS") == "1":
-                raise
-            print(f"Warning: plugin {plugin} failed to register models: {exc}", file=sys.stderr)
+    call_each("mllzoo_register_models", "register models",
+              lambda plugin: {"register": lambda spec: register(spec, plugin)})
+    for (plugin, keeper), ids in taken.items():
+        print(f"Warning: plugin {plugin} registers {len(ids)} model id(s) plugin {keeper} registered first, "
+              f"which keeps them: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}", file=sys.stderr)
     return found
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
+from .defaults import CHUNK
 from .errors import MllzooError
-from .plugins import load_plugins, pm
+from .plugins import call_each
 
 
 class MllzooGroup(click.Group):
@@ -211,7 +212,7 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
               help="Where the graph's sample images are [default: the folder it was built from].")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
-@click.option("--chunk-size", type=int, default=1024, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
               help="Images per saved unit of work; an interrupted run resumes from the last one.")
 @click.option("--depth", default="auto", show_default=True, metavar="auto|M", callback=_parse_depth,
               help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
@@ -230,7 +231,6 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
 
     registry = open_registry(ctx, create=True)
     catalog = discover_models()
-    registry.record_models(catalog.values())
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
     report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
@@ -356,8 +356,18 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
                + (f"; plot written to {plot_path}" if plot_path else ""))
 
 
-load_plugins()
-pm.hook.mllzoo_register_commands(cli=cli)
+def _add_plugin_commands() -> None:
+    """Plugins' commands, each plugin on its own; one may add commands but never replace the core's,
+    so ``--help`` and ``uninstall`` always work."""
+    core = dict(cli.commands)
+    call_each("mllzoo_register_commands", "register commands", lambda plugin: {"cli": cli})
+    for name, command in core.items():
+        if cli.commands.get(name) is not command:
+            click.echo(f"Warning: a plugin replaced the core command {name!r}; the core's is kept", err=True)
+            cli.add_command(command, name)
+
+
+_add_plugin_commands()
 
 
 def main() -> None:

@@ -7,3 +7,11 @@ class MllzooError(Exception):
 
 class ModelLoadError(MllzooError):
     """A model's weights or code could not be loaded (missing checkpoint, offline hub, ...)."""
+
+
+class PluginError(MllzooError):
+    """A plugin raised or answered wrongly for one model: one line naming the plugin and the model."""
+
+
+class InvalidLabel(MllzooError):
+    """An assembled label is inconsistent with itself or its graph, so it must not be published."""

@@ -2,13 +2,21 @@
 
 Work is saved in chunks of images (``label_parts``) so an interrupted run resumes where it
 stopped; each chunk cuts its images' node lists as deep as the label budget allows
-(:func:`labels.budget_depth`); the finished label is published in one transaction. A claim per
-(model, graph) keeps two processes from labeling the same model; a model that fails to load is
+(:func:`labels.budget_depth`). A saved part carries its identity (:func:`part_identity`: model,
+graph, chunk bounds, depth setting, format and sizes), and only a part whose identity fits the
+current run is reused: any other is redone, never concatenated. The finished label is validated
+(:func:`labels.validate`) and published in one transaction. A claim per (model, graph) keeps two
+processes from labeling the same model; a model that fails (to load, to encode, or validation) is
 reported and skipped.
+
+The unit of work is three calls, so any executor can run the chunks: :func:`compute_part` (a
+model and an image range to the part's arrays), :func:`store_part` and :func:`publish`
+(assemble, validate, save).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,28 +26,26 @@ import numpy as np
 
 from . import labels
 from .catalog import CatalogEntry
-from .errors import MllzooError
+from .defaults import CHUNK
+from .errors import InvalidLabel, MllzooError
 from .graph import Graph
 from .images import ImageCache
 from .registry import Registry
-from .vlm import encode_images, encode_texts, load_model, resolve_device
-
-CHUNK = 1024  # images per resumable unit of work
+from .vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
 
 
 class CaptionFeatures:
     """Node caption embeddings per text tower: models sharing a ``text_key`` encode them once."""
 
-    def __init__(self, captions: list[str], batch_size: int):
-        self.captions, self.batch_size = captions, batch_size
+    def __init__(self, captions: list[str]):
+        self.captions = captions
         self.by_key: dict[str, np.ndarray] = {}
         self.encodings = 0
 
     def of(self, model) -> np.ndarray:
         if model.text_key in self.by_key:
             return self.by_key[model.text_key]
-        text = np.concatenate([encode_texts(model, self.captions[s:s + self.batch_size])
-                               for s in range(0, len(self.captions), self.batch_size)])
+        text = encode_texts(model, self.captions)  # the core batches the hook calls
         self.encodings += 1
         if model.text_key:
             self.by_key[model.text_key] = text
@@ -74,6 +80,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     next model with the same transform.
     """
     report = LabelingReport()
+    registry.record_models(entries)
     done = registry.labeled_model_ids(graph.id)
     todo = [e for e in entries if e.spec.id not in done]
     report.skipped = [e.spec.id for e in entries if e.spec.id in done]
@@ -84,8 +91,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
     cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes)
-    captions = CaptionFeatures(graph.captions, batch_size)
-    registry.record_models(todo)
+    captions = CaptionFeatures(graph.captions)
     started = time.perf_counter()
     for entry in todo:
         model_id = entry.spec.id
@@ -124,35 +130,85 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
                batch_size: int, depth: int | None, chunk: int, progress: bool | None) -> int:
     from tqdm import tqdm
 
-    model = load_model(entry.spec, device)
+    model = load_model(entry.spec, device, plugin=entry.plugin)
     text = captions.of(model)
-    n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
-    setting = np.array([depth or 0], np.int32)  # 0: fitted to the budget
-    parts = {start: part for start, part in registry.label_parts(entry.spec.id, graph.id).items()
-             if np.array_equal(part.get("depth"), setting)}  # work saved with another depth is redone
+    n_images = len(graph.image_paths)
+    parts = saved_parts(registry, entry, graph, depth, chunk)
     encoded = 0
     bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
                desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
-    for start in range(0, n_images, chunk):
+    for start, stop in chunk_bounds(n_images, chunk):
         if start in parts:
             continue
-        stop = min(start + chunk, n_images)
-        tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
-        features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
-        similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)
-        parts[start] = {**_chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth),
-                        "depth": setting}
-        registry.save_label_part(entry.spec.id, graph.id, start, parts[start])
-        encoded += len(ok)
+        parts[start] = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
+        store_part(registry, entry, graph, start, stop, depth, parts[start])
+        encoded += len(parts[start]["image_idx"])
         bar.update(stop - start)
     bar.close()
-    label = _assemble(graph, parts)
-    meta = {"n_nodes": n_nodes, "depth": depth or "auto", "max_length": int(label.lengths.max(initial=0)),
-            "n_images": n_images, "n_samples": int(len(graph.samples)),
-            "unreadable": len(cache.unreadable), "bytes": label.nbytes, "dim": int(text.shape[1]), "device": device,
-            "plugin": entry.plugin, "plugin_version": entry.plugin_version}
-    registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
+    publish(registry, entry, graph, parts, depth, {"unreadable": len(cache.unreadable),
+                                                   "dim": int(text.shape[1]), "device": device})
     return encoded
+
+
+def chunk_bounds(n_images: int, chunk: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of every chunk of ``chunk`` images, in image order."""
+    return [(start, min(start + chunk, n_images)) for start in range(0, n_images, chunk)]
+
+
+def part_identity(entry: CatalogEntry, graph: Graph, start: int, stop: int, depth: int | None) -> np.ndarray:
+    """Everything that shapes a saved part, as canonical JSON bytes stored beside its arrays: a part
+    is reused only when its identity equals the current run's for the same chunk."""
+    identity = {"model": entry.spec.id, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
+                "graph": graph.id, "format": labels.FORMAT, "start": start, "stop": stop,
+                "depth": depth or "auto", "budget_bytes": labels.BUDGET_BYTES,
+                "n_images": len(graph.image_paths), "n_samples": len(graph.samples), "n_nodes": len(graph.nodes)}
+    return np.frombuffer(json.dumps(identity, sort_keys=True).encode(), np.uint8)
+
+
+def saved_parts(registry: Registry, entry: CatalogEntry, graph: Graph, depth: int | None,
+                chunk: int) -> dict[int, dict[str, np.ndarray]]:
+    """The saved parts that fit this run's chunks, by start; parts saved with another chunk size,
+    depth, graph, format or plugin version are left out (and so redone)."""
+    saved = registry.label_parts(entry.spec.id, graph.id)
+    fitting = {}
+    for start, stop in chunk_bounds(len(graph.image_paths), chunk):
+        part = saved.get(start)
+        if part is not None and np.array_equal(part.get("identity"), part_identity(entry, graph, start, stop, depth)):
+            fitting[start] = part
+    return fitting
+
+
+def compute_part(model: LoadedModel, text: np.ndarray, graph: Graph, cache: ImageCache, start: int, stop: int,
+                 depth: int | None, batch_size: int) -> dict[str, np.ndarray]:
+    """The label part of images ``[start, stop)``: encode the readable ones and rank the nodes."""
+    tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
+    features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
+    similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, len(graph.nodes)), np.float32)
+    return _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth)
+
+
+def store_part(registry: Registry, entry: CatalogEntry, graph: Graph, start: int, stop: int, depth: int | None,
+               part: dict[str, np.ndarray]) -> None:
+    """Save a computed part with its identity, so a resumed run can tell whether it still fits."""
+    registry.save_label_part(entry.spec.id, graph.id, start,
+                             {**part, "identity": part_identity(entry, graph, start, stop, depth)})
+
+
+def publish(registry: Registry, entry: CatalogEntry, graph: Graph, parts: dict[int, dict[str, np.ndarray]],
+            depth: int | None, meta: dict) -> labels.Label:
+    """Assemble the parts, validate the label against the graph and publish it. A label that fails
+    validation is not published and its parts are dropped, so the next run computes them again."""
+    try:
+        label = _assemble(graph, parts)
+        labels.validate(label, len(graph.image_paths), graph.samples, len(graph.nodes))
+    except (InvalidLabel, IndexError, ValueError) as exc:  # parts that do not fit together are invalid too
+        registry.drop_label_parts(entry.spec.id, graph.id)
+        raise InvalidLabel(f"{entry.spec.id}: {exc}; not published, its saved work dropped") from None
+    meta = {"n_nodes": len(graph.nodes), "depth": depth or "auto", "max_length": int(label.lengths.max(initial=0)),
+            "n_images": len(graph.image_paths), "n_samples": int(len(graph.samples)), "bytes": label.nbytes,
+            "plugin": entry.plugin, "plugin_version": entry.plugin_version, **meta}
+    registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
+    return label
 
 
 def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,

@@ -21,6 +21,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .errors import InvalidLabel
+
 FORMAT = "ragged-topm-v1"
 PAPER_NODES, PAPER_PER_NODE = 9_000, 75
 BUDGET_BYTES = 64_000_000  # per label at the paper's scale (9,000 nodes x 75 images), every sample its own image
@@ -53,6 +55,34 @@ class Label:
         """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
         lists, lengths = cut_lists(topm, image_needs(len(topm), samples[:, 1], rank), n_nodes)
         return cls(lists, lengths, rank.astype(index_dtype(n_nodes)), n_nodes)
+
+
+def validate(label: Label, n_images: int, samples: np.ndarray, n_nodes: int) -> None:
+    """Raise :class:`InvalidLabel` unless ``label`` is a well-formed label of a graph with
+    ``n_images`` images, these ``[n_samples, 2]`` (node, image) samples and ``n_nodes`` nodes:
+    shapes match the graph, the lists add up to their lengths, node indices and ranks are in range,
+    an image's samples are all readable or all not (rank -1), and no list is longer than its
+    samples need (so an unreadable image lists nothing)."""
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            raise InvalidLabel(what)
+
+    check(label.n_nodes == n_nodes, f"label of {label.n_nodes} nodes on a graph of {n_nodes}")
+    for name, array, size in (("lengths", label.lengths, n_images), ("rank", label.rank, len(samples)),
+                              ("lists", label.lists, None)):
+        check(array.ndim == 1 and np.issubdtype(array.dtype, np.integer), f"{name} is not a flat integer array")
+        check(size is None or len(array) == size, f"{len(array)} {name} for {size} graph entries")
+    lengths = label.lengths.astype(np.int64)
+    check(bool((lengths >= 0).all()) and int(lengths.sum()) == len(label.lists),
+          f"list lengths add up to {int(lengths.sum())}, the lists hold {len(label.lists)} entries")
+    check(bool(((label.lists >= 0) & (label.lists < n_nodes)).all()), "a list holds a node index out of range")
+    check(bool(((label.rank >= -1) & (label.rank < n_nodes)).all()), "a rank is out of range")
+    images = samples[:, 1].astype(np.int64)
+    unreadable = np.zeros(n_images, bool)
+    unreadable[images[label.rank < 0]] = True
+    check(not (unreadable[images] & (label.rank >= 0)).any(), "an image is both readable and unreadable")
+    check(bool((lengths <= image_needs(n_images, images, label.rank)).all()),
+          "a list is longer than its image's samples need")
 
 
 def index_dtype(n_nodes: int) -> np.dtype:

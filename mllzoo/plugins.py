@@ -1,8 +1,10 @@
 """The plugin manager: entry-point discovery in group ``mllzoo``, one failure isolated per plugin.
 
 Modelled on simonw/llm's ``plugins.py``: ``MLLZOO_LOAD_PLUGINS`` (a comma list of distribution
-names; empty means none) chooses which entry points load, and a plugin that fails to import is
-reported as one warning line unless ``MLLZOO_STRICT_PLUGINS=1`` asks for the exception.
+names; empty means none) chooses which entry points load. Every hook call from the core goes through
+:func:`call_each` or :func:`call_first`, so a plugin that fails to import or raises in a hook
+(``SystemExit`` included; only ``KeyboardInterrupt`` passes) is one warning line or one error naming
+it, and a "failed" mark in ``mllzoo plugins``; ``MLLZOO_STRICT_PLUGINS=1`` asks for the exception.
 Nothing here imports torch.
 """
 
@@ -13,11 +15,12 @@ import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
+from .errors import MllzooError, PluginError
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")
@@ -36,8 +39,13 @@ class PluginInfo:
     error: str | None = None
     default: bool = False
 
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "ok"
 
-_load_errors: dict[str, PluginInfo] = {}
+
+_load_errors: dict[str, PluginInfo] = {}  # plugins that failed to import
+_failures: dict[str, str] = {}  # loaded plugins whose hooks failed in this process: name -> reason
 _loaded = False
 
 
@@ -58,12 +66,79 @@ def load_plugins() -> None:
             continue
         try:
             pm.register(ep.load(), dist)
-        except Exception as exc:  # a broken plugin must not take the tool down
-            if os.environ.get("MLLZOO_STRICT_PLUGINS") == "1":
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin must not take the tool down, sys.exit included
+            if _strict():
                 raise
             version = ep.dist.version if ep.dist else None
-            _load_errors[dist] = PluginInfo(dist, version, [], f"{type(exc).__name__}: {exc}")
-            print(f"Warning: plugin {dist} failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
+            _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {_reason(exc)}")
+            print(f"Warning: plugin {dist} failed to load: {_reason(exc)}", file=sys.stderr)
+
+
+def _strict() -> bool:
+    return os.environ.get("MLLZOO_STRICT_PLUGINS") == "1"
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: a plugin's own user error as its message, anything else with its type."""
+    text = str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def mark_failed(plugin: str, reason: str) -> None:
+    """Show ``plugin`` as failed in this process's ``mllzoo plugins`` (the first reason is kept)."""
+    _failures.setdefault(plugin, reason)
+
+
+def _impls(hook_name: str) -> list[Any]:
+    """A hook's implementations in plugin registration order, wrappers left out."""
+    return [impl for impl in getattr(pm.hook, hook_name).get_hookimpls()
+            if not (impl.hookwrapper or getattr(impl, "wrapper", False))]
+
+
+def _call(impl: Any, kwargs: dict[str, Any]) -> Any:
+    return impl.function(*[kwargs[name] for name in impl.argnames])  # as pluggy passes them
+
+
+def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, Any]]) -> None:
+    """Call every plugin's ``hook_name`` in registration order with ``arguments(plugin name)``; one
+    that raises is one warning line ("plugin P failed to ``doing``: ...") and a failed mark, and
+    the others still run."""
+    load_plugins()
+    for impl in _impls(hook_name):
+        try:
+            _call(impl, arguments(impl.plugin_name))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if _strict():
+                raise
+            mark_failed(impl.plugin_name, f"failed to {doing}: {_reason(exc)}")
+            print(f"Warning: plugin {impl.plugin_name} failed to {doing}: {_reason(exc)}", file=sys.stderr)
+
+
+def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs: Any) -> tuple[str | None, Any]:
+    """``(plugin, answer)``: the first plugin's non-None answer, in pluggy's firstresult order but with
+    plugin ``prefer`` asked first; ``(None, None)`` when none answers. A plugin that raises is a
+    :class:`PluginError` naming it and ``context`` (e.g. "model x/y.z failed to load")."""
+    load_plugins()
+    impls = list(reversed(_impls(hook_name)))  # pluggy calls the last registered first
+    impls.sort(key=lambda impl: impl.plugin_name != prefer)  # stable: the rest keep their order
+    for impl in impls:
+        try:
+            answer = _call(impl, kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if _strict():
+                raise
+            if not isinstance(exc, MllzooError):  # a plugin's own one-line error is not a plugin fault
+                mark_failed(impl.plugin_name, f"{context}: {_reason(exc)}")
+            raise PluginError(f"plugin {impl.plugin_name}: {context}: {_reason(exc)}") from None
+        if answer is not None:
+            return impl.plugin_name, answer
+    return None, None
 
 
 def _wanted_distributions() -> set[str] | None:
@@ -83,7 +158,7 @@ def list_plugins(include_default: bool = False) -> list[PluginInfo]:
         if default and not include_default:
             continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        infos.append(PluginInfo(name, None if default else _version(plugin, name), hooks, None, default))
+        infos.append(PluginInfo(name, None if default else _version(plugin, name), hooks, _failures.get(name), default))
     infos.extend(_load_errors.values())
     return sorted(infos, key=lambda info: info.name)
 

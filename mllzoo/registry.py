@@ -286,12 +286,20 @@ class Registry:
             yield model_id, arrays, json.loads(meta or "{}")
 
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
-        """Keep one finished chunk of a label so that an interrupted run resumes from it."""
+        """Keep one finished chunk of a label so that an interrupted run resumes from it; it replaces
+        whatever was saved under the same part number."""
         with self.transaction():
+            self.db.execute("delete from label_parts where model_id = ? and graph_id = ? and part = ?",
+                            [model_id, graph_id, part])
             self.db["label_parts"].upsert_all(
                 [{"model_id": model_id, "graph_id": graph_id, "part": part, "name": name, **blobs.pack(a)}
                  for name, a in arrays.items()], pk=("model_id", "graph_id", "part", "name"),
             )
+
+    def drop_label_parts(self, model_id: str, graph_id: str) -> None:
+        """Forget a model's saved partial work (it did not assemble into a valid label)."""
+        with self.transaction():
+            self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
 
     def label_parts(self, model_id: str, graph_id: str) -> dict[int, dict[str, np.ndarray]]:
         parts: dict[int, dict[str, np.ndarray]] = {}

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import MllzooError
-from .plugins import load_plugins, pm
+from .plugins import call_each
 
 DEFAULT_EMBEDDER = "minilm"
 
@@ -26,10 +26,10 @@ class Embedder(Protocol):
 
 
 def embedders() -> dict[str, Embedder]:
-    """Every embedder the plugins offer, by id."""
-    load_plugins()
+    """Every embedder the plugins offer, by id; a plugin that fails to offer its own is one warning."""
     found: dict[str, Embedder] = {}
-    pm.hook.mllzoo_register_embedders(register=lambda e: found.setdefault(e.id, e))
+    call_each("mllzoo_register_embedders", "register embedders",
+              lambda plugin: {"register": lambda embedder: found.setdefault(embedder.id, embedder)})
     return found
 
 

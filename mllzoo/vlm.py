@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import MllzooError
+from .errors import MllzooError, PluginError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+HOOK_BATCH = 256  # the most inputs one encode hook call gets, so that plugins need not batch
 MODEL_ID = re.compile(r"^(?P<family>[A-Za-z0-9_\-]+)/(?P<arch>[^/\s]+?)\.(?P<tag>[^/.\s]+)$")
 
 
@@ -62,7 +66,8 @@ class LoadedModel:
 
     ``preprocess`` turns one RGB PIL image into a ``[3, H, W]`` tensor. ``preprocess_key``
     names that transform (size, crop, normalisation) so that images are decoded and resized once
-    per distinct transform, not once per model.
+    per distinct transform, not once per model. ``text_key`` (optional) names a text tower several
+    models share, so captions are encoded once for all of them.
     """
 
     spec: ModelSpec
@@ -74,6 +79,8 @@ class LoadedModel:
     device: str
     dtype: str
     text_key: str | None = None
+    plugin: str | None = None  # the plugin that loaded it, asked first to encode (set by load_model)
+    dim: int | None = None  # the feature width its first encoding showed (set by the core)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -94,32 +101,84 @@ def default_dtype(device: str) -> str:
     return {"cuda": "bfloat16", "mps": "float16"}.get(device.split(":")[0], "float32")
 
 
-def load_model(spec: ModelSpec, device: str = "auto", dtype: str | None = None) -> LoadedModel:
-    """Ask the plugins to load ``spec``; the family's own plugin answers."""
-    from .plugins import pm
+def load_model(spec: ModelSpec, device: str = "auto", dtype: str | None = None,
+               plugin: str | None = None) -> LoadedModel:
+    """Ask the plugins to load ``spec``; the family's own plugin answers (``plugin``, the one that
+    registered the id, is asked first). Anything a plugin raises is one :class:`PluginError` line."""
+    from .plugins import call_first
 
     device = resolve_device(device)
-    loaded = pm.hook.mllzoo_load_model(spec=spec, device=device, dtype=dtype or default_dtype(device))
+    answered, loaded = call_first("mllzoo_load_model", f"model {spec.id} failed to load", prefer=plugin,
+                                  spec=spec, device=device, dtype=dtype or default_dtype(device))
     if loaded is None:
         raise MllzooError(f"no installed plugin can load {spec.id} (family {spec.family!r})")
+    if not isinstance(loaded, LoadedModel):
+        raise _fault(answered, spec.id, f"load returned {_type_name(loaded)}, not a LoadedModel")
+    loaded.plugin = answered
     return loaded
 
 
-def encode_images(model: LoadedModel, images: Any) -> Any:
-    """L2-normalised image features ``[n, dim]`` (numpy float32) through the encode hook."""
-    from .plugins import pm
-
-    return _answered(pm.hook.mllzoo_encode_images(model=model, images=images), model, "images")
+def encode_images(model: LoadedModel, images: Any) -> "np.ndarray":
+    """Unit-length image features ``[n, dim]`` (numpy float32) of preprocessed ``images``."""
+    return _encode(model, "mllzoo_encode_images", "images", images, "image")
 
 
-def encode_texts(model: LoadedModel, texts: list[str]) -> Any:
-    """L2-normalised text features ``[n, dim]`` (numpy float32) through the encode hook."""
-    from .plugins import pm
-
-    return _answered(pm.hook.mllzoo_encode_texts(model=model, texts=list(texts)), model, "texts")
+def encode_texts(model: LoadedModel, texts: list[str]) -> "np.ndarray":
+    """Unit-length text features ``[n, dim]`` (numpy float32), comparable with the image features."""
+    return _encode(model, "mllzoo_encode_texts", "texts", list(texts), "text")
 
 
-def _answered(features: Any, model: LoadedModel, what: str) -> Any:
-    if features is None:
-        raise MllzooError(f"no installed plugin encodes {what} for {model.spec.id}")
-    return features
+def _encode(model: LoadedModel, hook: str, argument: str, inputs: Any, what: str) -> np.ndarray:
+    """The encode hook on at most :data:`HOOK_BATCH` inputs at a time, every answer checked by
+    :func:`checked_features`: plugins need neither batch nor normalise."""
+    import numpy as np
+
+    from .plugins import call_first, mark_failed
+
+    batches = []
+    for start in range(0, len(inputs), HOOK_BATCH):
+        batch = inputs[start:start + HOOK_BATCH]
+        plugin, features = call_first(hook, f"model {model.spec.id} failed to encode {what}s",
+                                      prefer=model.plugin, model=model, **{argument: batch})
+        if plugin is None:
+            raise MllzooError(f"no installed plugin encodes {argument} for {model.spec.id}")
+        try:
+            batches.append(checked_features(features, len(batch), what, model.dim))
+        except ValueError as exc:
+            mark_failed(plugin, f"model {model.spec.id} {exc}")
+            raise _fault(plugin, model.spec.id, str(exc)) from None
+        model.dim = batches[-1].shape[1]
+    return np.concatenate(batches) if batches else np.zeros((0, model.dim or 0), np.float32)
+
+
+def checked_features(features: Any, rows: int, what: str, dim: int | None = None) -> np.ndarray:
+    """The boundary check of an encode hook's answer: a numpy float array ``[rows, dim]`` (the same
+    ``dim`` as before when one is given), finite and nonzero, returned L2-normalised in float32.
+    Raises ``ValueError`` saying what was returned wrong."""
+    import numpy as np
+
+    if not isinstance(features, np.ndarray):
+        raise ValueError(f"returned {_type_name(features)} {what} features, not a numpy array")
+    if not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"returned {features.dtype} {what} features, not floats")
+    if features.ndim != 2 or features.shape[0] != rows or features.shape[1] == 0:
+        raise ValueError(f"returned {what} features of shape {list(features.shape)} for {rows} inputs, "
+                         f"not [{rows}, dim]")
+    if dim is not None and features.shape[1] != dim:
+        raise ValueError(f"returned {what} features of dim {features.shape[1]}, earlier {dim}")
+    if not np.isfinite(features).all():
+        raise ValueError(f"returned {'NaN' if np.isnan(features).any() else 'infinite'} {what} features")
+    wide = features.astype(np.float64)  # no overflow in the norm of large float32 values
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    if not (norms > 0).all():
+        raise ValueError(f"returned all-zero {what} features")
+    return (wide / norms).astype(np.float32)
+
+
+def _fault(plugin: str | None, model_id: str, what: str) -> PluginError:
+    return PluginError(f"plugin {plugin}: model {model_id} {what}")
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
