@@ -66,19 +66,23 @@ def emit_json(data: Any) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in default plugins.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 def plugins(show_all: bool, as_json: bool) -> None:
-    """List installed plugins, their hooks and any load error."""
+    """List installed plugins, their hooks, and whether they failed (with the reason)."""
     from dataclasses import asdict
 
+    from .catalog import discover_models
     from .plugins import list_plugins
+    from .text import embedders
 
+    discover_models()  # the cheap hooks run, so that a plugin failing in them shows as failed
+    embedders()
     infos = list_plugins(include_default=show_all)
     if as_json:
-        emit_json([asdict(info) for info in infos])
+        emit_json([{**asdict(info), "status": info.status} for info in infos])
         return
     if not infos:
         click.echo("No plugins installed. Try: mllzoo install mllzoo-plugin-openclip")
     for info in infos:
-        status = f"  ERROR: {info.error}" if info.error else ""
+        status = f"  failed: {info.error}" if info.error else ""
         click.echo(f"{info.name} {info.version or ''}".rstrip() + f"  [{', '.join(info.hooks)}]{status}")
 
 

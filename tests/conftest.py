@@ -102,3 +102,25 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
+
+
+def kill_register_after_parts(args: list[str], env: dict, db: Path, parts: int) -> int:
+    """Run ``mllzoo register ARGS`` and SIGKILL it once ``parts`` label parts are saved; return how many
+    were saved when it died (the registry is left as a crash leaves it)."""
+    import signal
+    import sqlite3
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def saved() -> int:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(distinct part) from label_parts").fetchone()[0]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and saved() < parts:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return saved()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from conftest import run_cli
+from conftest import kill_register_after_parts, run_cli
 from mllzoo import labels
 from mllzoo.catalog import discover_models
 from mllzoo.graph import build_graph, save_graph
@@ -131,20 +129,9 @@ def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site)
     db = tmp_path / "r.db"
     env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(db)}
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
-    slow = {**os.environ, **env, "TINYCLIP_SLOW": "0.3"}
-    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "tinyclip/tiny-a.seed0",
-                             "--chunk-size", "4", "--batch-size", "4"], env=slow,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.2)
-        with sqlite3.connect(db) as conn:
-            if conn.execute("select count(distinct part) from label_parts").fetchone()[0] >= 2:
-                break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done_parts = kill_register_after_parts(["tinyclip/tiny-a.seed0", "--chunk-size", "4", "--batch-size", "4"],
+                                           {**env, "TINYCLIP_SLOW": "0.3"}, db, 2)
     with sqlite3.connect(db) as conn:
-        done_parts = conn.execute("select count(distinct part) from label_parts").fetchone()[0]
         assert conn.execute("select count(*) from labels").fetchone()[0] == 0
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
     assert 2 <= done_parts < 8  # 30 images in chunks of 4
