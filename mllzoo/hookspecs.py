@@ -19,7 +19,9 @@ hookimpl = HookimplMarker("mllzoo")
 def mllzoo_register_models(register: Callable[..., None]) -> None:
     """Offer models by calling ``register(spec)`` once per :class:`mllzoo.vlm.ModelSpec`.
 
-    Only metadata is registered here, so this must be cheap: no torch, no downloads.
+    Only metadata is registered here, so this must be cheap: no torch, no downloads. Plugins
+    register in load order; an id another plugin registered first stays with that plugin (one
+    warning names both).
     """
 
 
@@ -27,9 +29,10 @@ def mllzoo_register_models(register: Callable[..., None]) -> None:
 def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
     """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.vlm.LoadedModel`.
 
-    Return ``None`` for models of another family, so the plugin that owns the model answers.
-    Raise :class:`mllzoo.errors.ModelLoadError` with one line naming the model and where its
-    weights would come from when they are not available.
+    Return ``None`` for models of another family, so the plugin that owns the model answers (the
+    plugin that registered the id is asked first). Raise :class:`mllzoo.errors.ModelLoadError` with
+    one line naming the model and where its weights would come from when they are not available;
+    anything else raised here is reported as this plugin's fault, in one line, never a traceback.
     """
 
 
@@ -37,23 +40,29 @@ def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
 def mllzoo_encode_images(model: Any, images: Any) -> Any:
     """Encode a batch of preprocessed images for a :class:`~mllzoo.vlm.LoadedModel`.
 
-    ``images`` is a float tensor ``[n, 3, H, W]`` made by ``model.preprocess``. Return an
-    L2-normalised ``numpy.float32`` array ``[n, dim]``, or ``None`` for models of another family.
+    ``images`` is a float tensor ``[n, 3, H, W]`` made by ``model.preprocess``, ``n`` at most
+    :data:`mllzoo.vlm.HOOK_BATCH` (the core batches). Return a numpy float array ``[n, dim]``, or
+    ``None`` for models of another family. The core checks the answer (a numpy array, not a tensor
+    or list; floats; that shape, one ``dim`` throughout; finite; nonzero) and L2-normalises it, so
+    plugins need not; a model whose answer fails is reported and not used.
     """
 
 
 @hookspec(firstresult=True)
 def mllzoo_encode_texts(model: Any, texts: list[str]) -> Any:
-    """Encode a batch of texts with the model's text tower.
+    """Encode a batch of at most :data:`mllzoo.vlm.HOOK_BATCH` texts with the model's text tower.
 
-    Return an L2-normalised ``numpy.float32`` array ``[n, dim]`` comparable with the image
-    features, or ``None`` for models of another family.
+    Return a numpy float array ``[n, dim]`` comparable with the image features, or ``None`` for
+    models of another family; checked and L2-normalised by the core as for images.
     """
 
 
 @hookspec
 def mllzoo_register_commands(cli: Any) -> None:
-    """Add click commands or groups to the ``mllzoo`` command line (``cli.add_command``)."""
+    """Add click commands or groups to the ``mllzoo`` command line (``cli.add_command``).
+
+    A plugin may add commands but not replace the core's; one that raises here is one warning line.
+    """
 
 
 @hookspec

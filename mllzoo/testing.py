@@ -25,7 +25,7 @@ import numpy as np
 import pluggy
 
 from . import hookspecs
-from .vlm import LoadedModel, ModelSpec, default_dtype, parse_model_id
+from .vlm import LoadedModel, ModelSpec, checked_features, default_dtype, parse_model_id
 
 HEAVY_MODULES = ("torch", "open_clip", "transformers", "timm")
 TEXTS = ["a photo of a dog.", "a cat", "an aerial photograph of a harbour with many small boats at dawn"]
@@ -88,14 +88,15 @@ def sample_images(count: int = 4) -> list[Any]:
             for width, height in (sizes[i % len(sizes)] for i in range(count))]
 
 
-def _assert_features(features: Any, rows: int, what: str, spec: ModelSpec) -> None:
-    assert isinstance(features, np.ndarray), f"{spec.id}: {what} features are {type(features).__name__}"
-    assert features.dtype == np.float32, f"{spec.id}: {what} features are {features.dtype}, not float32"
-    assert features.ndim == 2 and features.shape[0] == rows, f"{spec.id}: {what} features {features.shape}"
-    assert np.isfinite(features).all(), f"{spec.id}: {what} features are not finite"
-    norms = np.linalg.norm(features, axis=1)
-    assert np.allclose(norms, 1, atol=1e-3), f"{spec.id}: {what} features are not L2-normalised: {norms}"
-    assert not np.allclose(features[0], features[1:], atol=1e-4), f"{spec.id}: different {what} encode alike"
+def _features(features: Any, rows: int, what: str, spec: ModelSpec) -> np.ndarray:
+    """What the core makes of a hook's answer (:func:`mllzoo.vlm.checked_features`: a finite numpy
+    float ``[rows, dim]``, normalised there), as an assertion; different inputs must encode apart."""
+    try:
+        unit = checked_features(features, rows, what)
+    except ValueError as exc:
+        raise AssertionError(f"{spec.id}: {exc}") from None
+    assert not np.allclose(unit[0], unit[1:], atol=1e-4), f"{spec.id}: different {what}s encode alike"
+    return unit
 
 
 def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> LoadedModel:
@@ -120,22 +121,20 @@ def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> Loa
         assert spec.image_size in (height, width), f"{spec.id}: image_size {spec.image_size}, tensors {height}x{width}"
     images = torch.stack(pixels).float()
 
-    image_features = hook.mllzoo_encode_images(model=model, images=images)
-    _assert_features(image_features, len(pixels), "image", spec)
-    text_features = hook.mllzoo_encode_texts(model=model, texts=list(TEXTS))
-    _assert_features(text_features, len(TEXTS), "text", spec)
+    image_features = _features(hook.mllzoo_encode_images(model=model, images=images), len(pixels), "image", spec)
+    text_features = _features(hook.mllzoo_encode_texts(model=model, texts=list(TEXTS)), len(TEXTS), "text", spec)
     assert image_features.shape[1] == text_features.shape[1], (
         f"{spec.id}: image dim {image_features.shape[1]} != text dim {text_features.shape[1]}")
 
     # Deterministic: the same input gives the same features, alone or in a batch, and after a reload.
-    again = hook.mllzoo_encode_images(model=model, images=images[1:2])
+    again = checked_features(hook.mllzoo_encode_images(model=model, images=images[1:2]), 1, "image")
     assert np.allclose(again[0], image_features[1], atol=1e-4), f"{spec.id}: image features depend on the batch"
-    alone = hook.mllzoo_encode_texts(model=model, texts=[TEXTS[0]])
+    alone = checked_features(hook.mllzoo_encode_texts(model=model, texts=[TEXTS[0]]), 1, "text")
     assert np.allclose(alone[0], text_features[0], atol=1e-4), f"{spec.id}: text features depend on the batch"
     reloaded = hook.mllzoo_load_model(spec=spec, device=device, dtype=dtype)
     assert reloaded.preprocess_key == model.preprocess_key, f"{spec.id}: preprocess_key changes between loads"
-    assert np.allclose(hook.mllzoo_encode_texts(model=reloaded, texts=list(TEXTS)), text_features, atol=1e-5), (
-        f"{spec.id}: features change between loads")
+    texts_again = checked_features(hook.mllzoo_encode_texts(model=reloaded, texts=list(TEXTS)), len(TEXTS), "text")
+    assert np.allclose(texts_again, text_features, atol=1e-5), f"{spec.id}: features change between loads"
 
     # Models of other families are left to their own plugins.
     other = ModelSpec(family=OTHER_FAMILY, arch=spec.arch, tag=spec.tag)

@@ -15,7 +15,7 @@ from mllzoo.vlm import LoadedModel, ModelSpec
 SPEC = ModelSpec(family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin")
 
 
-def pixels_family(normalise: bool = True, any_family: bool = False) -> SimpleNamespace:
+def pixels_family(fault: str | None = None, any_family: bool = False) -> SimpleNamespace:
     """A family whose 'model' is colour layout (images) and letter counts (texts), both 12-dimensional."""
     import torch
 
@@ -25,9 +25,11 @@ def pixels_family(normalise: bool = True, any_family: bool = False) -> SimpleNam
     def preprocess(image: Any) -> Any:
         return torch.from_numpy(np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32).transpose(2, 0, 1) / 255)
 
-    def finish(features: np.ndarray) -> np.ndarray:
+    def finish(features: np.ndarray) -> Any:
+        """Raw float32 features (the core normalises), or the answer a faulty plugin gives."""
         features = features.astype(np.float32)
-        return features / np.linalg.norm(features, axis=1, keepdims=True) if normalise else features
+        return {None: features, "nan": features * np.nan, "tensor": torch.from_numpy(features),
+                "ints": features.astype(np.int32), "rows": features[1:]}[fault]
 
     @hookimpl
     def mllzoo_register_models(register):
@@ -59,9 +61,13 @@ def test_an_honest_family_passes():
     check_model(pixels_family(), SPEC)
 
 
-def test_unnormalised_features_fail():
-    with pytest.raises(AssertionError, match="not L2-normalised"):
-        check_model(pixels_family(normalise=False), SPEC)
+@pytest.mark.parametrize("fault, message", [("nan", "returned NaN image features"),
+                                            ("tensor", "returned torch.Tensor image features, not a numpy array"),
+                                            ("ints", "returned int32 image features, not floats"),
+                                            ("rows", "returned image features of shape")])
+def test_features_the_core_would_refuse_fail(fault, message):
+    with pytest.raises(AssertionError, match=message):
+        check_model(pixels_family(fault), SPEC)
 
 
 def test_answering_for_other_families_fails():

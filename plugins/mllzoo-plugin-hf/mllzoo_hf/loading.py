@@ -20,7 +20,6 @@ from mllzoo.errors import ModelLoadError
 from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
-BATCH_SIZE = 256  # the largest chunk sent through a tower at once
 
 
 class ImageTransform:
@@ -82,30 +81,21 @@ def preprocess_key(image_processor: Any) -> str:
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
-    """L2-normalised image features, ``BATCH_SIZE`` images at a time."""
-    dtype = getattr(torch, model.dtype)
+    """Image features in float32; the core batches the calls and L2-normalises."""
+    pixels = images.to(model.device, getattr(torch, model.dtype))
     with torch.inference_mode():
-        chunks = [_pooled(model.module.get_image_features(pixel_values=chunk.to(model.device, dtype)))
-                  for chunk in images.split(BATCH_SIZE)]
-    return _normalised(chunks)
+        return _pooled(model.module.get_image_features(pixel_values=pixels)).float().cpu().numpy()
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    """L2-normalised text features. SigLIP was trained on texts padded to full length, so pad that way."""
+    """Text features in float32. SigLIP was trained on texts padded to full length, so pad that way."""
     padding = "max_length" if "siglip" in model.module.config.model_type else True
-    chunks = []
+    batch = model.tokenizer(texts, padding=padding, truncation=True, max_length=model.context_length,
+                            return_tensors="pt")
     with torch.inference_mode():
-        for start in range(0, len(texts), BATCH_SIZE):
-            batch = model.tokenizer(texts[start:start + BATCH_SIZE], padding=padding, truncation=True,
-                                    max_length=model.context_length, return_tensors="pt")
-            chunks.append(_pooled(model.module.get_text_features(**batch.to(model.device))))
-    return _normalised(chunks)
+        return _pooled(model.module.get_text_features(**batch.to(model.device))).float().cpu().numpy()
 
 
 def _pooled(output: Any) -> torch.Tensor:
     """transformers 4 returns the projected features, transformers 5 an output whose pooler_output they are."""
     return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-def _normalised(chunks: list[torch.Tensor]) -> np.ndarray:
-    return torch.nn.functional.normalize(torch.cat(chunks).float(), dim=-1).cpu().numpy()

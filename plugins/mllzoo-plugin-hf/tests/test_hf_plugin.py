@@ -95,8 +95,7 @@ def test_siglip_texts_are_padded_to_full_length(tiny_folders):
     def reference(padding: bool | str) -> np.ndarray:
         batch = model.tokenizer(["a cat"], padding=padding, max_length=24, truncation=True, return_tensors="pt")
         with torch.inference_mode():
-            features = model.module.get_text_features(**batch).pooler_output
-        return torch.nn.functional.normalize(features, dim=-1).numpy()
+            return model.module.get_text_features(**batch).pooler_output.numpy()
 
     encoded = encode_texts(model, ["a cat"])
     assert np.allclose(encoded, reference("max_length"), atol=1e-5)

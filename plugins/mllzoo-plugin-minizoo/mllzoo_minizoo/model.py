@@ -18,8 +18,6 @@ from mllzoo.vlm import LoadedModel, ModelSpec
 from .towers import load_tower, make_preprocess, preprocess_key
 from .zoo import recipe
 
-BATCH_SIZE = 256
-
 
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     try:
@@ -37,19 +35,11 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
+    """Image features in float32; the core batches the calls and L2-normalises."""
     param = next(model.module.parameters())
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(images), BATCH_SIZE):
-            batch = images[start:start + BATCH_SIZE].to(device=param.device, dtype=param.dtype)
-            out.append(model.module(batch).float().cpu().numpy())
-    return _l2(np.concatenate(out) if out else np.zeros((0, minilm.DIM), np.float32))
+        return model.module(images.to(device=param.device, dtype=param.dtype)).float().cpu().numpy()
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    return minilm.embed(list(texts))  # unit vectors already
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return minilm.embed(list(texts))

@@ -27,7 +27,6 @@ from mllzoo.errors import ModelLoadError
 from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, reachable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
-BATCH_SIZE = 256  # the largest chunk sent through a tower at once; callers may pass bigger batches
 
 
 def checkpoint_path(spec: ModelSpec) -> str | None:
@@ -129,22 +128,12 @@ def preprocess_key(cfg: dict[str, Any]) -> str:
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
-    """L2-normalised image features, ``BATCH_SIZE`` images at a time."""
-    dtype = getattr(torch, model.dtype)
+    """Image features in float32; the core batches the calls and L2-normalises."""
     with torch.inference_mode():
-        chunks = [model.module.encode_image(chunk.to(model.device, dtype)) for chunk in images.split(BATCH_SIZE)]
-    return normalised(chunks)
+        return model.module.encode_image(images.to(model.device, getattr(torch, model.dtype))).float().cpu().numpy()
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    """L2-normalised text features, ``BATCH_SIZE`` texts at a time."""
+    """Text features in float32; the core batches the calls and L2-normalises."""
     with torch.inference_mode():
-        chunks = [model.module.encode_text(model.tokenizer(texts[start:start + BATCH_SIZE]).to(model.device))
-                  for start in range(0, len(texts), BATCH_SIZE)]
-    return normalised(chunks)
-
-
-def normalised(chunks: list[torch.Tensor]) -> np.ndarray:
-    """Concatenate feature chunks and L2-normalise them in float32 (half precision stays on the GPU)."""
-    features = torch.cat(chunks).float()
-    return torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
+        return model.module.encode_text(model.tokenizer(texts).to(model.device)).float().cpu().numpy()
