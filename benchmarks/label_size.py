@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--depths", default="32,64,128,256",
                         help="fixed list depths M to measure besides the registry's own labels (comma-separated)")
     args = parser.parse_args()
-    registry = Registry(args.registry, create=False)
+    registry = Registry(args.registry, create=False, write=False)
     graph = load_graph(registry)
     catalog = discover_models()
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 
 from .errors import MllzooError
@@ -25,6 +26,11 @@ def read_classes(path: str | Path) -> list[str]:
         raise MllzooError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     names = [line.strip() for line in text.splitlines()]
     names = [name for name in names if name and not name.startswith("#")]
+    for number, name in enumerate(names, 1):
+        control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+        if control is not None:  # ESC and friends would drive the terminal that prints the name
+            raise MllzooError(f"{path}: class {number} ({name.encode('unicode_escape').decode('ascii')}) contains "
+                              f"the control character U+{ord(control):04X}; class names must be plain text")
     if not names:
         raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")
     seen: set[str] = set()

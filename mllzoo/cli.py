@@ -35,7 +35,7 @@ class MllzooGroup(click.Group):
 
 @click.group(cls=MllzooGroup)
 @click.version_option(package_name="mllzoo")
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--registry", "registry_path", type=click.Path(path_type=Path),
               envvar="MLLZOO_REGISTRY", help="Registry file [default: ./registry.db if present, else the "
               "user data dir's copy of the shipped registry].")
 @click.pass_context
@@ -50,12 +50,13 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     ctx.obj = {"registry_path": registry_path}
 
 
-def open_registry(ctx: click.Context, create: bool = False) -> Any:
-    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule."""
+def open_registry(ctx: click.Context, create: bool = False, write: bool = False) -> Any:
+    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule; ``write`` for commands
+    that must write to it (a read-only command opens a registry it cannot write read-only)."""
     from .registry import Registry, default_registry_path
 
     path = ctx.obj["registry_path"] or default_registry_path()
-    return Registry(path, create=create)
+    return Registry(path, create=create, write=write)
 
 
 def emit_json(data: Any) -> None:
@@ -173,8 +174,9 @@ def graph_build(ctx: click.Context, samples_dir: Path, max_per_node: int, seed: 
     """Build the graph from a synset-named sample folder and make it the registry's graph."""
     from .graph import build_graph, save_graph
 
+    registry = open_registry(ctx, create=True, write=True)  # a read-only registry fails before the build
     built = build_graph(samples_dir, max_per_node=max_per_node, seed=seed)
-    save_graph(open_registry(ctx, create=True), built, str(samples_dir.resolve()))
+    save_graph(registry, built, str(samples_dir.resolve()))
     info = {**built.info(), "unknown_folders": built.unknown_folders}
     if as_json:
         emit_json(info)
@@ -233,7 +235,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from .graph import load_graph
     from .labeling import label_models, samples_root_for
 
-    registry = open_registry(ctx, create=True)
+    registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     catalog = discover_models()
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
@@ -265,6 +267,8 @@ def selection_options(command):
         click.option("--captioner", type=click.Choice(["templates", "openai"]),
                      help="Who describes the classes [default: openai when OPENAI_API_KEY is set]."),
         click.option("--embedder", help="Text embedder id [default: minilm]."),
+        click.option("--skip-damaged", is_flag=True,
+                     help="Go on without labels that fail their checksum (one warning each) instead of stopping."),
     ]
     for option in reversed(options):
         command = option(command)

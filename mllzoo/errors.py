@@ -15,3 +15,10 @@ class PluginError(MllzooError):
 
 class InvalidLabel(MllzooError):
     """An assembled label is inconsistent with itself or its graph, so it must not be published."""
+class DamagedLabelError(MllzooError):
+    """A stored label that cannot be used (a blob failing its checksum, an unknown format): relabel it."""
+
+    def __init__(self, model_id: str, problem: str):
+        self.model_id = model_id
+        super().__init__(f"the label of {model_id} {problem}: repair it with `mllzoo labels remove {model_id}` "
+                         f"then `mllzoo register {model_id}`")

@@ -7,7 +7,7 @@ needs no images and no model weights; only :meth:`Recommendation.ensemble` loads
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -16,11 +16,11 @@ import numpy as np
 from . import labels
 from .classes import read_classes
 from .descriptions import get_captioner
-from .errors import MllzooError
+from .errors import DamagedLabelError, MllzooError
 from .graph import Graph, load_graph
 from .registry import Registry, default_registry_path
 from .reuse import Ensemble
-from .selection import ALPHA, TOP_NODES, Selection, select
+from .selection import ALPHA, TOP_NODES, Selection, choose_models, select
 from .text import embed, get_embedder, node_vectors
 
 WEAK_MATCH = 0.25  # below this best-node similarity a class matches no concept well
@@ -36,6 +36,7 @@ class Recommendation:
     registry: Registry
     domain: str | None = None
     task: str | None = None
+    skipped: list[str] = field(default_factory=list)  # damaged labels left out (``skip_damaged``)
 
     @property
     def models(self) -> list[str]:
@@ -57,7 +58,7 @@ class Recommendation:
                 "nodes": [{"synset": self.graph.nodes[n].synset, "weight": round(float(w), 6)}
                           for n, w in zip(sel.match.nodes[y], sel.match.weights[y])],
             })
-        return {"classes": rows, "models": self.models}
+        return {"classes": rows, "models": self.models, **({"skipped": self.skipped} if self.skipped else {})}
 
     def ensemble(self, device: str = "auto", batch_size: int = 64) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for."""
@@ -71,10 +72,14 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m].spec for m in members}, self.domain, device, batch_size)
 
 
-def read_labels(registry: Registry, graph: Graph) -> Iterator[tuple[str, labels.Label]]:
-    """``(model id, label)`` for every complete label on the graph, in model-id order, as SQLite returns them."""
-    for model_id, arrays, meta in registry.iter_labels(graph.id):
-        yield model_id, labels.Label.from_arrays(arrays, meta)
+def read_labels(registry: Registry, graph: Graph, skip_damaged: bool = False
+                ) -> Iterator[tuple[str, labels.Label | DamagedLabelError]]:
+    """``(model id, label)`` for every complete label on the graph, in model-id order, as SQLite returns them.
+
+    A damaged label raises :class:`DamagedLabelError`, or with ``skip_damaged`` comes as that error.
+    """
+    for model_id, arrays, meta in registry.iter_labels(graph.id, labels.FORMAT, skip_damaged):
+        yield model_id, arrays if isinstance(arrays, DamagedLabelError) else labels.Label.from_arrays(arrays, meta)
 
 
 class Selector:
@@ -107,15 +112,22 @@ class Selector:
         """The labels of :attr:`model_ids`, in that order."""
         return self._labels if self._labels is not None else list(self._iter_labels())
 
-    def _iter_labels(self) -> Iterator[labels.Label]:
+    def _iter_labels(self, skipped: list[str] | None = None) -> Iterator[labels.Label]:
+        """The labels of :attr:`model_ids`, in that order. A damaged one raises, or, when a ``skipped``
+        list is given, is warned about, added to it and stands in as a label that predicts nothing."""
         if self._labels is not None:
             yield from self._labels
             return
         known, loaded, seen = set(self.model_ids), [], 0
-        for model_id, label in read_labels(self.registry, self.graph):
+        for model_id, label in read_labels(self.registry, self.graph, skip_damaged=skipped is not None):
             if model_id not in known:  # labeled since the selector opened: not part of this selection
                 continue
             seen += 1
+            if isinstance(label, DamagedLabelError):
+                print(f"Warning: skipped {model_id}: {label}", file=sys.stderr)
+                skipped.append(model_id)
+                label = labels.Label(np.zeros(0, np.int32), np.zeros(0, np.int32),
+                                     np.full(len(self.graph.samples), -1, np.int32), len(self.graph.nodes))
             if self.keep_labels:
                 loaded.append(label)
             yield label
@@ -138,7 +150,9 @@ class Selector:
 
     def recommend(self, names: list[str], domain: str | None = None, task: str | None = None, k: int = 1,
                   alpha: float = ALPHA, top_nodes: int = TOP_NODES, max_models: int | None = None,
-                  max_gflops: float | None = None, models: list[str] | None = None) -> Recommendation:
+                  max_gflops: float | None = None, models: list[str] | None = None,
+                  skip_damaged: bool = False) -> Recommendation:
+        """Select models for ``names``; ``skip_damaged`` goes on without damaged labels (one warning each)."""
         if not names:
             raise MllzooError("no classes given")
         if k < 1:
@@ -155,25 +169,35 @@ class Selector:
         class_vectors = self.class_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
         wanted = set(keep)
-        chosen_labels = (label for i, label in enumerate(self._iter_labels()) if i in wanted)
+        skipped: list[str] | None = [] if skip_damaged else None
+        chosen_labels = (label for i, label in enumerate(self._iter_labels(skipped)) if i in wanted)
         selection = select(class_vectors, self.node_vectors, chosen_labels, self.graph.samples,
                            k=k, alpha=alpha, top_nodes=top_nodes, cost=cost, max_models=max_models,
                            max_gflops=max_gflops)
+        skipped = [m for m in skipped or [] if m in model_ids]
+        if skipped:  # known only once the labels have streamed: choose again without them
+            selection.scores[[model_ids.index(m) for m in skipped]] = -np.inf
+            selection.chosen = choose_models(selection.scores, k, cost, max_models, max_gflops)
         return Recommendation(list(names), model_ids, self.metadata, selection, self.graph, self.registry,
-                              domain, task)
+                              domain, task, skipped)
 
 
 def recommend(classes: list[str] | str | Path, domain: str | None = None, task: str | None = None, k: int = 1,
               alpha: float = ALPHA, registry: Registry | str | Path | None = None, embedder: str | None = None,
               captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
-              max_gflops: float | None = None, models: list[str] | None = None) -> Recommendation:
-    """Select models for ``classes`` (a list, or a class file) from the registry's labels."""
+              max_gflops: float | None = None, models: list[str] | None = None,
+              skip_damaged: bool = False) -> Recommendation:
+    """Select models for ``classes`` (a list, or a class file) from the registry's labels.
+
+    A damaged label is an error, unless ``skip_damaged``: then it is left out with one warning.
+    """
     names = read_classes(classes) if isinstance(classes, (str, Path)) else list(classes)
     if not isinstance(registry, Registry):
-        registry = Registry(registry or default_registry_path(), create=False)
+        registry = Registry(registry or default_registry_path(), create=False, write=False)
     selector = Selector(registry, embedder, captioner)
     result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
-                                max_models=max_models, max_gflops=max_gflops, models=models)
+                                max_models=max_models, max_gflops=max_gflops, models=models,
+                                skip_damaged=skip_damaged)
     best = result.selection.match.similarity[:, 0]
     weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
     if weak:

@@ -3,6 +3,8 @@
 One file holds everything selection needs, so ``recommend`` runs with no images, no WordNet and no
 model weights. Schema changes go through ``sqlite_utils.Migrations("mllzoo")``; an applied
 migration is never edited. WAL mode and a busy timeout let several processes share one file.
+Every stored array carries a checksum, verified on read (:mod:`mllzoo.blobs`); what a path holds is
+checked before SQLite opens it (:mod:`mllzoo.registry_file`).
 """
 
 from __future__ import annotations
@@ -22,14 +24,22 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from . import blobs
-from .errors import MllzooError
+from . import blobs, registry_file
+from .errors import DamagedLabelError, MllzooError
 
 migrations = Migrations("mllzoo")
+MIGRATION_NAMES: list[str] = []  # in order: a registry that applied any other name is newer than this code
 SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "registry.db"
+BLOB_TABLES = ("label_arrays", "label_parts", "node_embeddings", "text_embeddings")
 
 
-@migrations()
+def migration(fn):
+    """Register a schema migration (and remember its name)."""
+    MIGRATION_NAMES.append(fn.__name__)
+    return migrations()(fn)
+
+
+@migration
 def m001_initial(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
     db["graphs"].create({"id": str, "name": str, "created": str, "meta": str}, pk="id")
@@ -80,13 +90,23 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations()
+@migration
 def m002_node_embeddings(db: sqlite_utils.Database) -> None:
     """A graph's caption embeddings as one matrix per embedder: one read per ``recommend``."""
     db["node_embeddings"].create(
         {"graph_id": str, "embedder": str, "dtype": str, "shape": str, "data": bytes},
         pk=("graph_id", "embedder"), foreign_keys=[("graph_id", "graphs", "id")],
     )
+
+
+@migration
+def m003_checksums(db: sqlite_utils.Database) -> None:
+    """A checksum beside every stored array, verified on read; a blob that already did not fit its
+    dtype and shape gets none, so it reads as damaged."""
+    db.conn.create_function("mllzoo_checksum", 3, blobs.migrated_checksum, deterministic=True)
+    for table in BLOB_TABLES:
+        db[table].add_column("checksum", str)
+        db.execute(f"update {table} set checksum = mllzoo_checksum(dtype, shape, data)")
 
 
 def now() -> str:
@@ -113,39 +133,53 @@ MMAP_BYTES = 1 << 30
 
 
 class Registry:
-    """A registry file, migrated on open. ``create=False`` refuses to make a new file."""
+    """A registry file, migrated on open.
 
-    def __init__(self, path: str | Path, create: bool = True):
+    ``create=False`` refuses to make a new file; ``write=False`` (read-only commands) opens a registry
+    that cannot be written read-only instead of refusing it. A file that is not an mllzoo registry is
+    never written to, and one that is gets migrated only when it can be written.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True, write: bool = True):
         self.path = Path(path)
-        if not self.path.exists() and not create:
-            raise MllzooError(f"registry not found: {self.path}")
-        if self.path.is_dir():
-            raise MllzooError(f"registry path is a folder, not a file: {self.path}")
+        self.writable = registry_file.check(self.path, create, write)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if self.writable:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = registry_file.connect(self.path, self.writable)
             conn.execute("PRAGMA busy_timeout = 60000")
             # labels are read whole and often: mapped pages skip a read() call per 4 KB overflow page
             conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             self.db = sqlite_utils.Database(conn)
-            self._check_schema()
-            if migrations.pending(self.db):
+            self._check_schema(empty_ok=create and write)
+            pending = migrations.pending(self.db)
+            if pending and not self.writable:
+                raise MllzooError(f"registry {self.path} needs a schema upgrade ({pending[-1].name}) but is "
+                                  f"read-only: run any mllzoo command on it once with write access")
+            if pending:
                 if self.db.journal_mode != "wal":
                     self.db.enable_wal()
                 migrations.apply(self.db)
+        except sqlite3.OperationalError as exc:
+            raise (registry_file.read_only(self.path) if _refused_write(exc)
+                   else MllzooError(f"registry {self.path} cannot be opened ({exc})")) from None
         except sqlite3.DatabaseError as exc:
             raise MllzooError(f"{self.path} is not a readable mllzoo registry ({exc})") from None
 
-    def _check_schema(self) -> None:
-        known = {migration.name for migration in migrations._migrations}
-        newer = [m.name for m in migrations.applied(self.db) if m.name not in known]
+    def _check_schema(self, empty_ok: bool) -> None:
+        """Refuse, before any write, a file that is not an mllzoo registry or was written by a newer mllzoo."""
+        newer = [m.name for m in migrations.applied(self.db) if m.name not in MIGRATION_NAMES]
         if newer:
             raise MllzooError(
                 f"{self.path} was written by a newer mllzoo (schema {newer[-1]}); upgrade mllzoo to use it"
             )
-        tables = set(self.db.table_names())
-        if tables and migrations.migrations_table not in tables:
-            raise MllzooError(f"{self.path} is an SQLite file but not an mllzoo registry")
+        tables = self.db.table_names()
+        if not tables and not empty_ok:
+            raise MllzooError(f"{self.path} is an empty SQLite database, not an mllzoo registry")
+        if tables and not migrations.applied(self.db):
+            raise MllzooError(f"{self.path} is an SQLite database but not an mllzoo registry "
+                              f"(its tables: {', '.join(sorted(tables)[:5])})")
+
 
     def close(self) -> None:
         self.db.conn.close()
@@ -157,11 +191,19 @@ class Registry:
         Concurrent writers then wait for the busy timeout instead of failing on a stale read
         snapshot; sqlite-utils' own ``atomic()`` blocks nest inside as savepoints.
         """
-        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _refused_write(exc):
+                raise registry_file.read_only(self.path) from None
+            raise
         try:
             yield self.db
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _refused_write(exc):
+                raise registry_file.read_only(self.path) from None
             raise
         self.db.conn.execute("COMMIT")
 
@@ -211,30 +253,40 @@ class Registry:
 
     # text embeddings ----------------------------------------------------------------------
     def cached_embeddings(self, embedder: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        """Cached vectors by text hash; read as plain tuples, since a graph has thousands of captions."""
+        """Cached vectors by text hash; read as plain tuples, since a graph has thousands of captions.
+
+        A damaged vector is left out, so the caller embeds that text again and overwrites it.
+        """
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for text_hash, dtype, shape, data in self.db.execute(
-                f"select text_hash, dtype, shape, data from text_embeddings "
+            for text_hash, *columns in self.db.execute(
+                f"select text_hash, dtype, shape, data, checksum from text_embeddings "
                 f"where embedder = ? and text_hash in ({marks})", [embedder, *chunk]
             ):
-                found[text_hash] = blobs.array(dtype, shape, data)
+                with contextlib.suppress(blobs.DamagedBlob):
+                    found[text_hash] = blobs.array(*columns)
         return found
 
     def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:
-        """Store ``(hash, text, vector)`` rows for ``embedder``."""
+        """Store ``(hash, text, vector)`` rows for ``embedder`` (not in a read-only registry: a cache is optional)."""
+        if not self.writable:
+            return
         rows = [{"embedder": embedder, "text_hash": h, "text": t, **blobs.pack(v.astype(np.float32))}
                 for h, t, v in items]
         with self.transaction():
             self.db["text_embeddings"].upsert_all(rows, pk=("embedder", "text_hash"))
 
     def node_embeddings(self, graph_id: str, embedder: str) -> np.ndarray | None:
+        """The kept caption embeddings of a graph, ``None`` if there are none; raises ``blobs.DamagedBlob``."""
         rows = list(self.db["node_embeddings"].rows_where("graph_id = ? and embedder = ?", [graph_id, embedder]))
         return blobs.unpack(rows[0]) if rows else None
 
     def save_node_embeddings(self, graph_id: str, embedder: str, vectors: np.ndarray) -> None:
+        """Keep a graph's caption embeddings (not in a read-only registry: they are recomputed each time)."""
+        if not self.writable:
+            return
         with self.transaction():
             self.db["node_embeddings"].upsert(
                 {"graph_id": graph_id, "embedder": embedder, **blobs.pack(vectors.astype(np.float32))},
@@ -263,27 +315,44 @@ class Registry:
         rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
         if not rows:
             raise MllzooError(f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`")
-        arrays = {
-            row["name"]: blobs.unpack(row)
-            for row in self.db["label_arrays"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id])
-        }
+        arrays = {}
+        for row in self.db["label_arrays"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
+            try:
+                arrays[row["name"]] = blobs.unpack(row)
+            except blobs.DamagedBlob as exc:
+                raise DamagedLabelError(model_id, f"is damaged (array {row['name']!r}: {exc})") from None
         return rows[0]["format"], arrays, json.loads(rows[0]["meta"] or "{}")
 
-    def iter_labels(self, graph_id: str) -> Iterator[tuple[str, dict[str, np.ndarray], dict]]:
+    def iter_labels(self, graph_id: str, fmt: str, skip_damaged: bool = False
+                    ) -> Iterator[tuple[str, dict[str, np.ndarray] | DamagedLabelError, dict]]:
         """Every complete label on a graph, ``(model_id, arrays, meta)`` in model-id order, one at a time.
 
         One statement reads one consistent state of the file (WAL), so a label published meanwhile
-        is either whole or absent; a caller can use each label before the next is read.
+        is either whole or absent; a caller can use each label before the next is read. A label
+        that is damaged or not in format ``fmt`` raises :class:`DamagedLabelError`; with
+        ``skip_damaged`` that error is yielded in place of its arrays and reading goes on.
         """
         rows = self.db.execute(
-            "select a.model_id, a.name, a.dtype, a.shape, a.data, l.meta from label_arrays a join labels l "
-            "on a.model_id = l.model_id and a.graph_id = l.graph_id where a.graph_id = ? order by a.model_id",
-            [graph_id])
+            "select a.model_id, a.name, a.dtype, a.shape, a.data, a.checksum, l.meta, l.format "
+            "from label_arrays a join labels l on a.model_id = l.model_id and a.graph_id = l.graph_id "
+            "where a.graph_id = ? order by a.model_id", [graph_id])
         for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
-            arrays, meta = {}, "{}"
-            for _, name, dtype, shape, data, meta in group:
-                arrays[name] = blobs.array(dtype, shape, data)
-            yield model_id, arrays, json.loads(meta or "{}")
+            arrays: dict[str, np.ndarray] = {}
+            meta, problem = "{}", None
+            for _, name, dtype, shape, data, checksum, meta, stored_fmt in group:
+                if stored_fmt != fmt:
+                    problem = f"has format {stored_fmt!r}, which this mllzoo does not read"
+                elif problem is None:
+                    try:
+                        arrays[name] = blobs.array(dtype, shape, data, checksum)
+                    except blobs.DamagedBlob as exc:
+                        problem = f"is damaged (array {name!r}: {exc})"
+            if problem is None:
+                yield model_id, arrays, json.loads(meta or "{}")
+            elif skip_damaged:
+                yield model_id, DamagedLabelError(model_id, problem), json.loads(meta or "{}")
+            else:
+                raise DamagedLabelError(model_id, problem)
 
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
         """Keep one finished chunk of a label so that an interrupted run resumes from it; it replaces
@@ -302,10 +371,15 @@ class Registry:
             self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
 
     def label_parts(self, model_id: str, graph_id: str) -> dict[int, dict[str, np.ndarray]]:
+        """Saved chunks by part; a part with a damaged array is left out, so it is redone."""
         parts: dict[int, dict[str, np.ndarray]] = {}
+        damaged = set()
         for row in self.db["label_parts"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
-            parts.setdefault(row["part"], {})[row["name"]] = blobs.unpack(row)
-        return parts
+            try:
+                parts.setdefault(row["part"], {})[row["name"]] = blobs.unpack(row)
+            except blobs.DamagedBlob:
+                damaged.add(row["part"])
+        return {part: arrays for part, arrays in parts.items() if part not in damaged}
 
     def claim(self, model_id: str, graph_id: str) -> bool:
         """Take the right to label a model; a claim whose process died is taken over."""
@@ -335,6 +409,11 @@ class Registry:
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
         with self.transaction():
             self.db["runs"].update(run_id, {"finished": now(), "status": status, "info": json.dumps(info)})
+
+
+def _refused_write(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's answer to a write on a file it may not change (permissions checked late, read-only media)."""
+    return "readonly" in str(exc)
 
 
 def _alive(claim: dict, host: str) -> bool:

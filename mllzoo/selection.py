@@ -98,7 +98,7 @@ def choose_within_budget(scores: np.ndarray, k: int, cost: np.ndarray, max_model
     total = 0.0
     while True:
         best, best_gain = None, -np.inf
-        for m in np.flatnonzero(~allowed):
+        for m in np.flatnonzero(~allowed & np.isfinite(scores).all(axis=1)):
             if not _fits({*np.flatnonzero(allowed), m}, cost, max_models, max_gflops):
                 continue
             trial = allowed.copy()
@@ -132,9 +132,14 @@ def select(class_vectors: np.ndarray, node_vectors: np.ndarray, model_labels: It
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
     match = match_nodes(class_vectors, node_vectors, top_nodes)
     scores = smooth(class_scores(model_labels, samples, match, len(node_vectors)), alpha)
+    return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
+
+
+def choose_models(scores: np.ndarray, k: int = 1, cost: np.ndarray | None = None, max_models: int | None = None,
+                  max_gflops: float | None = None) -> list[list[int]]:
+    """Per class, its top-k models, within the budget when one is given; a model whose scores are
+    ``-inf`` (its label was skipped) is never chosen."""
     if max_models is None and max_gflops is None:
-        chosen = choose(scores, k)
-    else:
-        cost = np.zeros(len(scores)) if cost is None else np.nan_to_num(np.asarray(cost, float))
-        chosen = choose_within_budget(scores, k, cost, max_models, max_gflops)
-    return Selection(scores, chosen, match)
+        return choose(scores, k)
+    cost = np.zeros(len(scores)) if cost is None else np.nan_to_num(np.asarray(cost, float))
+    return choose_within_budget(scores, k, cost, max_models, max_gflops)

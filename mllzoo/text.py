@@ -7,10 +7,12 @@ plugins add them through the ``mllzoo_register_embedders`` hook.
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Protocol
 
 import numpy as np
 
+from .blobs import DamagedBlob
 from .errors import MllzooError
 from .plugins import call_each
 
@@ -66,8 +68,18 @@ def embed(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
 
 
 def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
-    """The graph's caption embeddings ``[nodes, dim]``, computed once per (graph, embedder) and kept whole."""
-    vectors = registry.node_embeddings(graph.id, embedder.id)
+    """The graph's caption embeddings ``[nodes, dim]``, computed once per (graph, embedder) and kept whole.
+
+    They are a cache of the captions, so a damaged matrix is recomputed (and replaced when the
+    registry can be written) with one warning.
+    """
+    try:
+        vectors = registry.node_embeddings(graph.id, embedder.id)
+    except DamagedBlob as exc:
+        kept = "recomputing and replacing them" if registry.writable else "recomputing them (not kept: read-only)"
+        print(f"Warning: the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
+              f"({exc}); {kept}", file=sys.stderr)
+        vectors = None
     if vectors is None:
         vectors = embed(registry, embedder, graph.captions)
         registry.save_node_embeddings(graph.id, embedder.id, vectors)

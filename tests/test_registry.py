@@ -38,6 +38,30 @@ def test_blobs_round_trip_little_endian(array):
     assert np.array_equal(blobs.unpack(packed), array)
 
 
+@pytest.mark.parametrize("damage", [
+    lambda row: {**row, "data": row["data"][:-2]},                       # truncated
+    lambda row: {**row, "data": bytes([row["data"][0] ^ 1]) + row["data"][1:]},  # one bit flipped
+    lambda row: {**row, "shape": "[4, 3]"},                                 # same size, other shape
+    lambda row: {**row, "dtype": "<u2"},                                    # same size, other dtype
+    lambda row: {**row, "shape": "[5, 4]"},                                 # shape that does not fit
+    lambda row: {**row, "dtype": "nonsense"},
+    lambda row: {**row, "checksum": None},
+    lambda row: {**row, "data": None},
+])
+def test_blobs_refuse_every_kind_of_damage(damage):
+    packed = blobs.pack(np.arange(12, dtype=np.int16).reshape(3, 4))
+    with pytest.raises(blobs.DamagedBlob):
+        blobs.unpack(damage(packed))
+
+
+def test_known_migration_names_are_what_a_new_registry_applies(tmp_path):
+    from mllzoo.registry import MIGRATION_NAMES
+
+    registry = Registry(tmp_path / "r.db")
+    assert [m.name for m in migrations.applied(registry.db)] == MIGRATION_NAMES
+    assert MIGRATION_NAMES[-1] == "m003_checksums"
+
+
 def test_label_visible_only_when_saved(registry):
     registry.save_label_part("f/a.b", "g", 0, {"x": np.ones(3)})
     assert registry.labeled_model_ids("g") == set()
@@ -52,7 +76,7 @@ def test_label_visible_only_when_saved(registry):
 def test_not_a_registry_and_newer_schema_are_one_line_errors(tmp_path):
     text = tmp_path / "text.db"
     text.write_text("hello")
-    with pytest.raises(MllzooError, match="not a readable mllzoo registry"):
+    with pytest.raises(MllzooError, match="not an SQLite file"):
         Registry(text)
     other = tmp_path / "other.db"
     sqlite_utils.Database(other)["things"].insert({"a": 1})
