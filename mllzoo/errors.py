@@ -15,6 +15,8 @@ class PluginError(MllzooError):
 
 class InvalidLabel(MllzooError):
     """An assembled label is inconsistent with itself or its graph, so it must not be published."""
+
+
 class DamagedLabelError(MllzooError):
     """A stored label that cannot be used (a blob failing its checksum, an unknown format): relabel it."""
 
