@@ -128,11 +128,11 @@ def check_samples(graph_id: str, hashes: list[str], paths: list[str], root: Path
 
 
 def refuse_beyond_tolerance(missing: int, different: int, images: int, allow: float, folder: str) -> None:
-    """One line when more than ``allow`` (a share) of the images are missing or different."""
-    if missing + different > allow * images:
+    """One line when more than ``allow`` (a share) of the images, or all of them, are missing or different."""
+    if missing + different > allow * images or missing + different >= images:
         raise MllzooError(
             f"{missing} missing and {different} different of {images} sample images in {folder} "
-            f"(more than {allow:.1%}); no label is stored from images it did not see: get the graph's samples "
+            f"(more than {allow:.1%} or all); no label is stored from images it did not see: get the graph's samples "
             "(`make samples` for the shipped graph), verify them with `mllzoo graph check --samples DIR`, "
             "or accept the gap with --allow-missing FRACTION")
 

@@ -97,6 +97,9 @@ def test_tolerance_boundary():
         refuse_beyond_tolerance(1, 1, 1000, 0.001, "s")
     with pytest.raises(MllzooError):
         refuse_beyond_tolerance(0, 1, 999, 0.001, "s")
+    refuse_beyond_tolerance(9, 0, 10, 1.0, "s")
+    with pytest.raises(MllzooError, match="or all"):  # no override makes a label from no images
+        refuse_beyond_tolerance(10, 0, 10, 1.0, "s")
 
 
 def bomb_png(path: Path) -> None:
@@ -148,9 +151,8 @@ def test_empty_sample_folder_with_everything_allowed_still_stores_no_label(built
     env, _ = built
     (tmp_path / "empty").mkdir()
     result = run_cli("register", "--samples", str(tmp_path / "empty"), "--allow-missing", "1", "--json", env=env)
-    assert result.returncode == 1
-    assert json.loads(result.stdout)["labeled"] == [] and "was seen" in result.stderr
-    assert query(env, "select count(*) from labels")[0][0] == 0
+    assert result.returncode == 2 and "or all" in result.stderr
+    assert labels_stored(env) == 0 and query(env, "select count(*) from runs")[0][0] == 0
 
 
 def test_graph_build_skips_a_fifo_and_a_device_promptly(tmp_path, sample_folder):
@@ -203,3 +205,17 @@ def test_decompression_bomb_is_undecodable(tmp_path, monkeypatch):
     assert decode_rgb(image.read_bytes()) is not None
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: Pillow only warns below twice that
     assert decode_rgb(image.read_bytes()) is None
+
+
+def test_a_graph_of_undecodable_images_gets_no_label(tmp_path, tinyclip_site):
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    folder = tmp_path / "samples" / "dog.n.01"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(b"not a png %d" % i)
+    assert run_cli("graph", "build", "--samples", str(tmp_path / "samples"), env=env).returncode == 0
+    result = run_cli("register", "--json", env=env)
+    assert result.returncode == 1 and json.loads(result.stdout)["undecodable_images"] == 3
+    assert "was seen (0 missing, 0 different, 3 undecodable)" in result.stderr
+    assert query(env, "select count(*) from labels")[0][0] == 0
