@@ -111,7 +111,7 @@ class SampleCheck:
 
 
 def check_samples(graph_id: str, hashes: list[str], paths: list[str], root: Path) -> SampleCheck:
-    """Read and hash every image of the graph in ``root``: a few seconds per 10,000 small images."""
+    """Read and hash every image of the graph in ``root`` (one read per image, no decoding)."""
     root = Path(root)
     if not root.is_dir():
         raise MllzooError(f"sample folder not found: {root} (the shipped graph's samples: `make samples`)")

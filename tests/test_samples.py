@@ -219,3 +219,19 @@ def test_a_graph_of_undecodable_images_gets_no_label(tmp_path, tinyclip_site):
     assert result.returncode == 1 and json.loads(result.stdout)["undecodable_images"] == 3
     assert "was seen (0 missing, 0 different, 3 undecodable)" in result.stderr
     assert query(env, "select count(*) from labels")[0][0] == 0
+
+
+def test_a_file_changed_after_the_check_is_caught_as_it_is_read(sample_folder):
+    import torch
+
+    from mllzoo.graph import build_graph
+    from mllzoo.images import ImageCache
+
+    graph = build_graph(sample_folder)
+    changed, gone = graph.image_paths[2], graph.image_paths[5]
+    (sample_folder / changed).write_bytes((sample_folder / changed).read_bytes() + b"\0")
+    (sample_folder / gone).unlink()
+    cache = ImageCache(sample_folder, graph.image_paths, hashes=graph.image_hashes)
+    _, ok = cache.chunk("key", lambda image: torch.zeros(3, 2, 2), 0, len(graph.image_paths))
+    assert cache.status == {2: "different", 5: "missing"}
+    assert ok == [i for i in range(len(graph.image_paths)) if i not in (2, 5)]
