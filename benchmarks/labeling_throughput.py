@@ -53,7 +53,10 @@ def main() -> None:
     graph = build_graph(args.samples, max_per_node=args.max_per_node)
     entries = [e for e in discover_models().values() if e.spec.family == args.family]
     with tempfile.TemporaryDirectory() as tmp:
-        root = as_jpegs(graph, args.samples, Path(tmp) / "jpeg", args.jpeg) if args.jpeg else args.samples
+        root = args.samples
+        if args.jpeg:  # a graph of the JPEGs themselves: labeling checks every image against its hash
+            root = as_jpegs(graph, args.samples, Path(tmp) / "jpeg", args.jpeg)
+            graph = build_graph(root, max_per_node=args.max_per_node)
         style = f"{args.jpeg} px JPEG" if args.jpeg else "world PNG"
         print(f"{len(entries)} {args.family} models, {len(graph.nodes)} nodes, {len(graph.image_paths)} "
               f"images ({style}), CPU")

@@ -72,7 +72,7 @@ def model_probabilities(model_ids: list[str], tasks: list[Task], device: str, ba
     missing = [m for m in model_ids if m not in catalog]
     if missing:
         raise MllzooError(f"labeled model(s) not installed: {', '.join(missing)}")
-    caches = {t.name: ImageCache(Path("/"), [str(Path(p).resolve()) for p in t.images]) for t in tasks}
+    caches = {t.name: ImageCache(None, [str(Path(p).resolve()) for p in t.images]) for t in tasks}
     out: dict[str, dict[str, np.ndarray]] = {}
     for model_id in model_ids:
         model = load_model(catalog[model_id].spec, device)

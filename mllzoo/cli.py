@@ -17,6 +17,7 @@ import click
 from .defaults import CHUNK
 from .errors import MllzooError
 from .plugins import call_each
+from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
 
 
 class MllzooGroup(click.Group):
@@ -177,14 +178,46 @@ def graph_build(ctx: click.Context, samples_dir: Path, max_per_node: int, seed: 
     registry = open_registry(ctx, create=True, write=True)  # a read-only registry fails before the build
     built = build_graph(samples_dir, max_per_node=max_per_node, seed=seed)
     save_graph(registry, built, str(samples_dir.resolve()))
-    info = {**built.info(), "unknown_folders": built.unknown_folders}
+    info = {**built.info(), "unknown_folders": built.unknown_folders, "skipped_files": built.skipped_files}
     if as_json:
         emit_json(info)
         return
     if built.unknown_folders:
         click.echo(f"Warning: {len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
                    f"skipped: {', '.join(built.unknown_folders[:10])}", err=True)
+    if built.skipped_files:
+        click.echo(f"Warning: {len(built.skipped_files)} file(s) are not regular files of at most "
+                   f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}", err=True)
     click.echo(_graph_summary(info))
+
+
+@graph.command("check")
+@click.option("--samples", type=click.Path(path_type=Path),
+              help="Folder to check [default: the folder the graph was built from].")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None:
+    """Check that a folder holds the graph's sample images, byte for byte (by their stored hashes).
+
+    Exits 0 when every image is present and identical, 1 when some are missing or different.
+    """
+    from .graph import load_graph
+    from .samples import check_samples, samples_root_for
+
+    registry = open_registry(ctx)
+    built = load_graph(registry)
+    check = check_samples(built.id, built.image_hashes, built.image_paths,
+                          samples_root_for(registry, built.id, samples))
+    if as_json:
+        emit_json(check.to_dict(built.image_paths))
+    else:
+        report = check.to_dict(built.image_paths)
+        for kind in ("missing", "different"):
+            if report[kind]:
+                more = report[kind] - len(report[f"{kind}_paths"])
+                click.echo(f"{kind}: {', '.join(report[f'{kind}_paths'])}" + (f" and {more} more" if more else ""))
+        click.echo(check.summary() if check.ok else f"Error: {check.summary()}", err=not check.ok)
+    sys.exit(0 if check.ok else 1)
 
 
 @graph.command("info")
@@ -224,23 +257,31 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
               help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
                    "per model at 9,000 nodes x 75 images; a number trades size for exactness "
                    "(benchmarks/label_size.py measures both).")
+@click.option("--allow-missing", type=click.FloatRange(0, 1), default=DEFAULT_ALLOW_MISSING, show_default=True,
+              metavar="FRACTION", help="Share of the graph's sample images that may be missing or different; "
+                                       "beyond it no model is labeled (check with `mllzoo graph check`).")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, depth: int | None, as_json: bool) -> None:
-    """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
+             batch_size: int | None, chunk_size: int, depth: int | None, allow_missing: float, as_json: bool) -> None:
+    """Label installed models on the registry's graph (all not yet labeled, or the ones named).
+
+    The sample images are checked against the graph's hashes before any model runs.
+    """
     from dataclasses import asdict
 
     from .catalog import discover_models, resolve
     from .graph import load_graph
-    from .labeling import label_models, samples_root_for
+    from .labeling import label_models
+    from .samples import samples_root_for
 
     registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     catalog = discover_models()
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
-    report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
+    report = label_models(registry, built, samples_root_for(registry, built.id, samples), entries,
+                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
+                          allow_missing=allow_missing)
     if as_json:
         emit_json(asdict(report))
     else:
@@ -249,9 +290,16 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
                    f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
                    + (f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
                       if report.labeled else "")
-                   + (f"; {report.unreadable_images} unreadable images skipped" if report.unreadable_images else ""))
+                   + _skipped_images(report))
     if report.failed and not report.labeled and not report.skipped:
         sys.exit(1)
+
+
+def _skipped_images(report) -> str:
+    counts = {"missing": report.missing_images, "different": report.different_images,
+              "undecodable": report.undecodable_images}
+    skipped = [f"{n} {kind}" for kind, n in counts.items() if n]
+    return f"; sample images skipped: {', '.join(skipped)}" if skipped else ""
 
 
 def selection_options(command):

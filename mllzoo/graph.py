@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import MllzooError
 from .registry import Registry, now
+from .samples import UnavailableSample, read_regular, sample_hash
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 WNID = re.compile(r"^n(\d{8})$")
@@ -45,6 +46,7 @@ class Graph:
     image_paths: list[str]
     samples: np.ndarray  # int32 [n_samples, 2]: node_idx, image_idx
     unknown_folders: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # not regular files, or too large
 
     @property
     def captions(self) -> list[str]:
@@ -90,10 +92,6 @@ def parse_folder_name(wn, name: str):
     return synset if synset.pos() == "n" else None
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
 def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Graph:
     """Scan a synset-named ImageFolder and propagate samples up the hypernym hierarchy."""
     samples_dir = Path(samples_dir)
@@ -101,16 +99,19 @@ def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Gra
         raise MllzooError(f"sample folder not found: {samples_dir}")
     wn = wordnet()
     leaf_images: dict[str, list[tuple[str, str]]] = {}
-    unknown = []
+    unknown, skipped = [], []
     for folder in sorted(p for p in samples_dir.iterdir() if p.is_dir()):
         synset = parse_folder_name(wn, folder.name)
         if synset is None:
             unknown.append(folder.name)
             continue
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        leaf_images.setdefault(synset.name(), []).extend(
-            (file_hash(f), f.relative_to(samples_dir).as_posix()) for f in files
-        )
+        images = leaf_images.setdefault(synset.name(), [])
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+            relative = file.relative_to(samples_dir).as_posix()
+            try:
+                images.append((sample_hash(read_regular(file)), relative))
+            except UnavailableSample:
+                skipped.append(relative)
     leaf_images = {name: imgs for name, imgs in leaf_images.items() if imgs}
     if not leaf_images:
         raise MllzooError(f"no synset-named folder with images in {samples_dir}"
@@ -151,7 +152,7 @@ def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Gra
     image_hashes = [image_hashes[i] for i in used]
     image_paths = [image_paths[i] for i in used]
     graph_id = hashlib.sha1(json.dumps([names, image_hashes, samples.tolist()]).encode()).hexdigest()[:12]
-    return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown)
+    return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown, skipped)
 
 
 def _hypernyms(synset):

@@ -7,27 +7,46 @@ the preprocessed tensors; the cache keeps as many transforms as fit in ``budget_
 
 from __future__ import annotations
 
-import sys
+import io
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
 from PIL import Image, UnidentifiedImageError
 
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+from .samples import DIFFERENT, UnavailableSample, read_regular, read_sample, sample_hash
+
+UNDECODABLE = "undecodable"
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
+              Image.DecompressionBombWarning)
+
+
+def decode_rgb(data: bytes) -> Image.Image | None:
+    """The image as RGB, or None when it cannot be decoded (the caller counts it).
+
+    Pillow's decompression-bomb warning is an error here: such an image is undecodable, not a
+    warning followed by a huge allocation.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                if image.mode in ("P", "LA") or (image.mode == "RGBA"):
+                    image = image.convert("RGBA")
+                    background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                    image = Image.alpha_composite(background, image)
+                return image.convert("RGB")
+    except UNREADABLE:
+        return None
 
 
 def open_rgb(path: Path) -> Image.Image | None:
-    """The image as RGB, or None when it cannot be read (the caller counts it)."""
+    """A user's image file as RGB (regular files up to the sample size cap), or None."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("P", "LA") or (image.mode == "RGBA"):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            return image.convert("RGB")
-    except UNREADABLE:
+        return decode_rgb(read_regular(path))
+    except UnavailableSample:
         return None
 
 
@@ -36,16 +55,46 @@ class ImageCache:
 
     Entries are keyed by ``(preprocess_key, chunk start)`` and evicted least-recently-used past
     ``budget_bytes``; while a graph's tensors fit, every image is decoded once per transform.
+
+    With a ``root``, paths are a graph's sample paths, read inside ``root`` only, and with ``hashes``
+    each file is checked against its stored hash as it is read. Without, they are the user's own files.
+    ``status`` says why an image was skipped (missing, different or undecodable); ``skip`` marks
+    images known to be unavailable before any read.
     """
 
-    def __init__(self, root: Path, paths: list[str], budget_bytes: int = 2 * 1024**3):
-        self.root = Path(root)
+    def __init__(self, root: Path | None, paths: list[str], budget_bytes: int = 2 * 1024**3,
+                 hashes: list[str] | None = None, skip: dict[int, str] | None = None):
+        self.root = None if root is None else Path(root)
         self.paths = paths
+        self.hashes = hashes
         self.budget = budget_bytes
         self._chunks: OrderedDict[tuple[str, int, int], tuple[Any, list[int]]] = OrderedDict()
         self._bytes = 0
-        self.unreadable: set[int] = set()
+        self.status: dict[int, str] = dict(skip or {})
         self.decodes = 0
+
+    @property
+    def unreadable(self) -> set[int]:
+        return set(self.status)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for status in self.status.values() if status == kind)
+
+    def _open(self, i: int) -> Image.Image | None:
+        """Image ``i`` decoded, or None with its reason recorded in ``status``."""
+        try:
+            data = read_regular(Path(self.paths[i])) if self.root is None else read_sample(self.root, self.paths[i])
+        except UnavailableSample as exc:
+            self.status[i] = exc.kind
+            return None
+        if self.hashes is not None and sample_hash(data) != self.hashes[i]:
+            self.status[i] = DIFFERENT
+            return None
+        self.decodes += 1
+        image = decode_rgb(data)
+        if image is None:
+            self.status[i] = UNDECODABLE
+        return image
 
     def chunk(self, key: str, preprocess: Callable[[Image.Image], Any], start: int, stop: int) -> tuple[Any, list[int]]:
         """``(tensor [n_ok, 3, H, W], indices of the readable images)`` for images ``start:stop``."""
@@ -57,13 +106,10 @@ class ImageCache:
 
         stacked, ok = [], []
         for i in range(start, stop):
-            if i in self.unreadable:
+            if i in self.status:
                 continue
-            image = open_rgb(self.root / self.paths[i])
-            self.decodes += 1
+            image = self._open(i)
             if image is None:
-                self.unreadable.add(i)
-                print(f"Warning: unreadable image skipped: {self.root / self.paths[i]}", file=sys.stderr)
                 continue
             stacked.append(preprocess(image))
             ok.append(i)

@@ -7,7 +7,9 @@ graph, chunk bounds, depth setting, format and sizes), and only a part whose ide
 current run is reused: any other is redone, never concatenated. The finished label is validated
 (:func:`labels.validate`) and published in one transaction. A claim per (model, graph) keeps two
 processes from labeling the same model; a model that fails (to load, to encode, or validation) is
-reported and skipped.
+reported and skipped. No label is made from images it did not see: before any model runs, the sample
+folder is checked against the graph's image hashes (:mod:`.samples`), every file is checked again as
+it is read, and a label whose missing and different images exceed the tolerance is never published.
 
 The unit of work is three calls, so any executor can run the chunks: :func:`compute_part` (a
 model and an image range to the part's arrays), :func:`store_part` and :func:`publish`
@@ -29,8 +31,9 @@ from .catalog import CatalogEntry
 from .defaults import CHUNK
 from .errors import InvalidLabel, MllzooError
 from .graph import Graph
-from .images import ImageCache
+from .images import UNDECODABLE, ImageCache
 from .registry import Registry
+from .samples import DEFAULT_ALLOW_MISSING, DIFFERENT, MISSING, check_samples, refuse_beyond_tolerance
 from .vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
 
 
@@ -58,7 +61,9 @@ class LabelingReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
-    unreadable_images: int = 0
+    missing_images: int = 0  # absent, not a regular file, or outside the sample folder
+    different_images: int = 0  # not the bytes the graph was built from
+    undecodable_images: int = 0  # the graph's bytes, but not an image Pillow decodes
     image_decodes: int = 0
     caption_encodings: int = 0
     images_encoded: int = 0
@@ -72,12 +77,13 @@ def default_batch_size(device: str) -> int:
 def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
                  device: str = "auto", batch_size: int | None = None, depth: int | None = None,
                  chunk: int = CHUNK, progress: bool | None = None,
-                 cache_bytes: int = 2 * 1024**3) -> LabelingReport:
+                 cache_bytes: int = 2 * 1024**3, allow_missing: float = DEFAULT_ALLOW_MISSING) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
     ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
     (:func:`labels.budget_depth`). ``cache_bytes`` bounds the preprocessed images kept for the
-    next model with the same transform.
+    next model with the same transform. More than ``allow_missing`` (a share of the graph's images)
+    missing or different refuses every model before any runs, with one line.
     """
     report = LabelingReport()
     registry.record_models(entries)
@@ -88,9 +94,11 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
         return report
     if not Path(samples_root).is_dir():
         raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
+    check = check_samples(graph.id, graph.image_hashes, graph.image_paths, Path(samples_root))
+    refuse_beyond_tolerance(len(check.missing), len(check.different), check.images, allow_missing, check.folder)
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes)
+    cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes, graph.image_hashes, check.unavailable())
     captions = CaptionFeatures(graph.captions)
     started = time.perf_counter()
     for entry in todo:
@@ -104,7 +112,8 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             continue
         run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
         try:
-            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, depth, chunk, progress)
+            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, depth, chunk, progress,
+                                 allow_missing)
         except KeyboardInterrupt:
             registry.finish_run(run_id, "interrupted", {"model": model_id})
             raise
@@ -119,7 +128,8 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
             registry.finish_run(run_id, "done", {"model": model_id, "images": encoded})
         finally:
             registry.release(model_id, graph.id)
-    report.unreadable_images = len(cache.unreadable)
+    report.missing_images, report.different_images = cache.count(MISSING), cache.count(DIFFERENT)
+    report.undecodable_images = cache.count(UNDECODABLE)
     report.image_decodes = cache.decodes
     report.caption_encodings = captions.encodings
     report.seconds = time.perf_counter() - started
@@ -127,7 +137,7 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
 
 
 def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "CaptionFeatures", entry: CatalogEntry, device: str,
-               batch_size: int, depth: int | None, chunk: int, progress: bool | None) -> int:
+               batch_size: int, depth: int | None, chunk: int, progress: bool | None, allow_missing: float) -> int:
     from tqdm import tqdm
 
     model = load_model(entry.spec, device, plugin=entry.plugin)
@@ -145,7 +155,12 @@ def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "C
         encoded += len(parts[start]["image_idx"])
         bar.update(stop - start)
     bar.close()
-    publish(registry, entry, graph, parts, depth, {"unreadable": len(cache.unreadable),
+    coverage = sample_coverage(cache, parts, n_images)
+    refuse_beyond_tolerance(coverage["missing"], coverage["different"], n_images, allow_missing, str(cache.root))
+    if not coverage["seen"]:
+        raise MllzooError(f"none of the {n_images} sample images in {cache.root} was seen ({coverage['missing']} "
+                          f"missing, {coverage['different']} different, {coverage['undecodable']} undecodable)")
+    publish(registry, entry, graph, parts, depth, {"coverage": coverage,
                                                    "dim": int(text.shape[1]), "device": device})
     return encoded
 
@@ -211,6 +226,20 @@ def publish(registry: Registry, entry: CatalogEntry, graph: Graph, parts: dict[i
     return label
 
 
+def sample_coverage(cache: ImageCache, parts: dict[int, dict[str, np.ndarray]], n_images: int) -> dict[str, int]:
+    """Images the label saw, and why the others were not seen (as known when it is published).
+
+    An image of a part saved by an earlier run that this run found present and unchanged was
+    skipped then for failing to decode.
+    """
+    seen = np.zeros(n_images, bool)
+    for part in parts.values():
+        seen[part["image_idx"]] = True
+    unseen = [cache.status.get(i, UNDECODABLE) for i in np.flatnonzero(~seen)]
+    return {"images": n_images, "seen": int(seen.sum()), "missing": unseen.count(MISSING),
+            "different": unseen.count(DIFFERENT), "undecodable": unseen.count(UNDECODABLE)}
+
+
 def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,
                  depth: int | None) -> dict[str, np.ndarray]:
     """The chunk's readable images' node lists, cut at ``depth`` (or fitted to the budget), and the
@@ -241,16 +270,3 @@ def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.L
         rank[part["sample_idx"]] = part["rank"]
     lists = np.concatenate([np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)])
     return labels.Label(lists, lengths, rank, n_nodes)
-
-
-def samples_root_for(registry: Registry, graph: Graph, samples: Path | None) -> Path:
-    """``--samples`` when given, else the folder the graph was built from."""
-    from .graph import graph_source
-
-    if samples is not None:
-        return Path(samples)
-    source = graph_source(registry, graph.id)
-    if source is None:
-        raise MllzooError("the registry does not say where the graph's images are: pass --samples DIR")
-    return Path(source)
-

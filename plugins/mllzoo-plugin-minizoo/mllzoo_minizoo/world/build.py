@@ -27,7 +27,6 @@ import io
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections import Counter, defaultdict
@@ -37,11 +36,9 @@ from pathlib import Path
 from PIL import Image
 
 from . import render
+from .sources import CLIPART_ROOT, environment, preflight, twemoji_tarball
 
 HERE = Path(__file__).parent
-CLIPART_ROOT = Path("/usr/share/openclipart/png")
-TWEMOJI_PACKAGE = "emoji-datasource-twitter@16.0.0"
-TWEMOJI_TARBALL = "emoji-datasource-twitter-16.0.0.tgz"
 
 SAMPLES_PER_NODE = 10
 TASK_IMAGES_PER_CLASS = 24
@@ -107,19 +104,6 @@ class World:
 
 
 # ----------------------------------------------------------------------------------------- sources
-def twemoji_tarball(cache: Path) -> Path | None:
-    """The npm package's tarball in the cache, fetched with ``npm pack`` when missing."""
-    target = cache / "npm" / TWEMOJI_TARBALL
-    if target.exists():
-        return target
-    if shutil.which("npm") is None:
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["npm", "pack", TWEMOJI_PACKAGE, "--silent"], cwd=target.parent,
-                            capture_output=True, text=True)
-    return target if result.returncode == 0 and target.exists() else None
-
-
 class Twemoji:
     """Twemoji PNGs read straight from the npm tarball (no extraction), with skin-tone variants."""
 
@@ -218,7 +202,7 @@ def _fill(world: World, pool: str, folder: str, n: int, rng: random.Random, make
 # ------------------------------------------------------------------------- training and sample pools
 def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None:
     emoji = read_csv("concepts_emoji.csv")
-    clipart = [] if tiny or not CLIPART_ROOT.exists() else read_csv("concepts_clipart.csv")
+    clipart = [] if tiny else read_csv("concepts_clipart.csv")
     if tiny:
         keep = {"Animals & Nature", "Food & Drink"}
         emoji = [r for r in emoji if r["category"] in keep][:40] + [r for r in emoji if r["category"] == "Flags"][:10]
@@ -352,17 +336,14 @@ def synset_table(synsets: list[str], strict: bool) -> dict[str, dict[str, str]]:
 
 
 def build(out: Path, seed: int = 0, tiny: bool = False, cache: Path = Path(".cache")) -> dict:
+    """The world in ``out`` (replaced), after checking every source it reads (:mod:`.sources`)."""
+    preflight(cache, tiny)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     rng = random.Random(seed)
     world = World(out)
-    twemoji = None
-    if not tiny:
-        tarball = twemoji_tarball(cache)
-        if tarball is None:
-            raise SystemExit(f"cannot fetch npm {TWEMOJI_PACKAGE}: run `npm pack {TWEMOJI_PACKAGE}` in {cache / 'npm'}")
-        twemoji = Twemoji(tarball)
+    twemoji = None if tiny else Twemoji(twemoji_tarball(cache))  # type: ignore[arg-type]
     digits = load_digits_split()
     tasks = build_tasks(world, rng, twemoji, digits, tiny)
     build_concepts(world, rng, digits, tiny)
@@ -388,6 +369,7 @@ def build(out: Path, seed: int = 0, tiny: bool = False, cache: Path = Path(".cac
                   for name, t in tasks.items()},
         "rejected": dict(world.rejected),
         "digests": {pool: hashlib.sha256("".join(sorted(h)).encode()).hexdigest() for pool, h in sorted(digests.items())},
+        "environment": environment(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -399,7 +381,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="a small world from Debian sources only, in seconds")
     parser.add_argument("--cache", type=Path, default=Path(".cache"))
+    parser.add_argument("--check", action="store_true", help="only check that every source is present")
     args = parser.parse_args(argv)
+    if args.check:
+        preflight(args.cache, args.tiny)
+        print(json.dumps({"sources": "all present", "environment": environment()}, indent=1))
+        return
     manifest = build(args.out, args.seed, args.tiny, args.cache)
     print(json.dumps({k: manifest[k] for k in ("train", "samples", "tasks", "rejected")}, indent=1))
 

@@ -17,8 +17,9 @@ import re
 import sys
 from pathlib import Path
 
+from .sources import CLIPART_ROOT
+
 HERE = Path(__file__).parent
-CLIPART_ROOT = Path("/usr/share/openclipart/png")
 
 # Which WordNet lexicographer files a category's concepts may come from (rejects e.g. "bat" the club
 # for an animal emoji).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,7 +90,9 @@ MAX_SOURCE_PIXELS = 4_000_000  # a few openclipart PNGs are poster-sized; they a
 
 
 def open_rgba(path_or_file) -> Image.Image | None:
-    img = Image.open(path_or_file)
+    with warnings.catch_warnings():  # the size is checked right below, far under Pillow's bomb limit
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path_or_file)
     if img.width * img.height > MAX_SOURCE_PIXELS:
         return None
     img.load()
