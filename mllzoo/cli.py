@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .cli_labels import labels as labels_group
 from .errors import MllzooError
 from .plugins import load_plugins, pm
 
@@ -45,6 +46,7 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     mllzoo recommend classes.txt      which models to use for these classes
     mllzoo predict images/ --classes classes.txt
     mllzoo register                   label newly installed models
+    mllzoo labels export ID -o FILE   move labels between registries
     """
     ctx.obj = {"registry_path": registry_path}
 
@@ -217,35 +219,65 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
               help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
                    "per model at 9,000 nodes x 75 images; a number trades size for exactness "
                    "(benchmarks/label_size.py measures both).")
+@click.option("--download", is_flag=True,
+              help="With no ids, also label models whose weights are not on this machine (downloads them, "
+                   "often gigabytes each).")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, depth: int | None, as_json: bool) -> None:
-    """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
+             batch_size: int | None, chunk_size: int, depth: int | None, download: bool, as_json: bool) -> None:
+    """Label installed models on the registry's graph (the ones named, or all not yet labeled).
+
+    A label a plugin ships for this graph is imported instead of running the model. With no ids, only
+    models whose weights are already here (shipped or cached) are run; --download runs the others too.
+    """
     from dataclasses import asdict
 
     from .catalog import discover_models, resolve
     from .graph import load_graph
     from .labeling import label_models, samples_root_for
+    from .transfer import import_shipped
+    from .vlm import model_available
 
     registry = open_registry(ctx, create=True)
     catalog = discover_models()
     registry.record_models(catalog.values())
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
-    report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
+    done = registry.labeled_model_ids(built.id)
+    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
+    entries = [e for e in entries if e.spec.id not in imported]
+    not_here = [] if model_ids or download else [
+        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    entries = [e for e in entries if e.spec.id not in not_here]
+    todo = any(e.spec.id not in done for e in entries)
+    report = label_models(registry, built, samples_root_for(registry, built, samples) if todo else Path(),
+                          entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
     if as_json:
-        emit_json(asdict(report))
+        emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:
+        if imported:
+            click.echo(f"imported {len(imported)} label(s) shipped by their plugin: {', '.join(imported)}")
+        if not_here:
+            click.echo(f"skipped {len(not_here)} model(s) whose weights are not on this machine; to download "
+                       f"and label them: mllzoo register --download (or name ids: mllzoo register MODEL_ID ...)")
         rate = report.images_encoded / report.seconds if report.seconds else 0.0
         click.echo(f"labeled {len(report.labeled)}, already labeled {len(report.skipped)}, "
                    f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
                    + (f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
                       if report.labeled else "")
                    + (f"; {report.unreadable_images} unreadable images skipped" if report.unreadable_images else ""))
-    if report.failed and not report.labeled and not report.skipped:
+    if report.failed and not report.labeled and not report.skipped and not imported:
         sys.exit(1)
+
+
+def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    if not ids:
+        raise click.BadParameter("name at least one model id")
+    return ids
 
 
 def selection_options(command):
@@ -261,6 +293,12 @@ def selection_options(command):
         click.option("--captioner", type=click.Choice(["templates", "openai"]),
                      help="Who describes the classes [default: openai when OPENAI_API_KEY is set]."),
         click.option("--embedder", help="Text embedder id [default: minilm]."),
+        click.option("--models", callback=_id_list, metavar="ID,...",
+                     help="Consider only these labeled models (comma-separated ids)."),
+        click.option("--family", help="Consider only labeled models of this family (e.g. open_clip)."),
+        click.option("--include-uninstalled", is_flag=True,
+                     help="Also consider labeled models whose plugin is not installed here (predict cannot "
+                          "load them; `mllzoo labels list` names the plugin to install)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -356,6 +394,7 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
                + (f"; plot written to {plot_path}" if plot_path else ""))
 
 
+cli.add_command(labels_group)
 load_plugins()
 pm.hook.mllzoo_register_commands(cli=cli)
 

@@ -1,7 +1,9 @@
 """The model contract: what a plugin registers (a :class:`ModelSpec`) and what loading gives back.
 
 Model ids read ``family/arch.tag`` (``open_clip/ViT-B-32.laion2b_s34b_b79k``), following timm's
-``arch.tag`` names with the family in front so two plugins cannot claim the same id.
+``arch.tag`` names with the family in front so two plugins cannot claim the same id. Each of the three
+parts holds only ASCII letters, digits, ``_`` and ``-`` (:data:`ID_PART`): no dot, so ``f/tiny.vit.t``
+cannot be read two ways, and no ``/`` or space. Every catalogued model's id already fits.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any, Callable
 
 from .errors import MllzooError
 
-MODEL_ID = re.compile(r"^(?P<family>[A-Za-z0-9_\-]+)/(?P<arch>[^/\s]+?)\.(?P<tag>[^/.\s]+)$")
+ID_PART = r"[A-Za-z0-9_\-]+"
+MODEL_ID = re.compile(rf"^(?P<family>{ID_PART})/(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})$")
+ID_GRAMMAR = "family/arch.tag, each part only letters, digits, '_' and '-'"
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not MODEL_ID.match(self.id):
-            raise ValueError(f"malformed model id {self.id!r}: expected family/arch.tag")
+            raise ValueError(f"malformed model id {self.id!r}: expected {ID_GRAMMAR}")
 
     @property
     def id(self) -> str:
@@ -49,10 +53,10 @@ class ModelSpec:
 
 
 def parse_model_id(model_id: str) -> tuple[str, str, str]:
-    """Split ``family/arch.tag``; the tag is what follows the last dot."""
+    """Split ``family/arch.tag`` (one dot: no part may hold one)."""
     match = MODEL_ID.match(model_id)
     if not match:
-        raise MllzooError(f"malformed model id {model_id!r}: expected family/arch.tag")
+        raise MllzooError(f"malformed model id {model_id!r}: expected {ID_GRAMMAR}")
     return match["family"], match["arch"], match["tag"]
 
 
@@ -103,6 +107,20 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str | None = None) 
     if loaded is None:
         raise MllzooError(f"no installed plugin can load {spec.id} (family {spec.family!r})")
     return loaded
+
+
+def model_available(spec: ModelSpec) -> bool:
+    """Whether ``spec`` loads here without a download: its plugin's ``mllzoo_model_available`` answer,
+    else whether ``source`` is an existing local path (a plugin that does not say is not trusted to be
+    offline). No network, no torch unless the plugin needs it to look at its cache."""
+    from pathlib import Path
+
+    from .plugins import pm
+
+    answer = pm.hook.mllzoo_model_available(spec=spec)
+    if answer is not None:
+        return bool(answer)
+    return bool(spec.source) and "://" not in spec.source and Path(spec.source).expanduser().exists()
 
 
 def encode_images(model: LoadedModel, images: Any) -> Any:

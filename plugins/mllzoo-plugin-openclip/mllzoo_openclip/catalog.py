@@ -15,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from mllzoo.vlm import ModelSpec
+from mllzoo.vlm import ID_PART, ModelSpec
 
 CHECKPOINTS_ENV = "MLLZOO_OPENCLIP_CHECKPOINTS"
-_LOCAL_ENTRY = re.compile(r"^(?P<arch>[^/=\s]+)\.(?P<tag>[A-Za-z0-9_\-]+)=(?P<path>.+)$")
+_LOCAL_ENTRY = re.compile(rf"^(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})=(?P<path>.+)$")
 
 
 def is_eva(arch: str) -> bool:
