@@ -250,7 +250,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     not_here = [] if model_ids or download else [
         e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
     entries = [e for e in entries if e.spec.id not in not_here]
-    todo = any(e.spec.id not in done for e in entries)
+    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
     report = label_models(registry, built, samples_root_for(registry, built, samples) if todo else Path(),
                           entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
     if as_json:

@@ -101,8 +101,8 @@ class LabelFile:
                     self._check_label(entry, arrays, sizes)
                     out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
                                 "arrays": arrays})
-        except (zipfile.BadZipFile, KeyError, zlib.error, OSError, EOFError) as exc:
-            raise self.refuse(f"unreadable ({exc})") from None
+        except (zipfile.BadZipFile, KeyError, TypeError, ValueError, zlib.error, OSError, EOFError) as exc:
+            raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
         return out
 
     def _array(self, archive: zipfile.ZipFile, described: dict) -> np.ndarray:
@@ -170,7 +170,9 @@ def _well_formed(manifest: dict) -> bool:
     if not (isinstance(graph, dict) and isinstance(graph.get("id"), str) and isinstance(entries, list) and entries):
         return False
     for entry in entries:
-        model, arrays = entry.get("model") if isinstance(entry, dict) else None, entry.get("arrays")
+        if not isinstance(entry, dict):
+            return False
+        model, arrays = entry.get("model"), entry.get("arrays")
         if not (isinstance(model, dict) and isinstance(model.get("id"), str) and MODEL_ID.match(model["id"])
                 and isinstance(model.get("metadata"), dict) and isinstance(entry.get("meta"), dict)
                 and isinstance(arrays, dict) and set(arrays) == set(ARRAY_NAMES)

@@ -78,6 +78,8 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
 
     A shipped file that cannot be used is a warning: its models are labeled the usual way instead.
     """
+    if not model_ids:
+        return []
     graph_id = registry.require_graph_id()
     wanted: dict[str, Path] = {}
     for path in shipped_label_files():
