@@ -146,6 +146,17 @@ def test_refusals_leave_the_registry_unchanged(world, tmp_path):
     rewrite(good, files.setdefault("other-format", tmp_path / "fmt"), resealed(lambda m: m.update(format="zip")))
     rewrite(good, files.setdefault("label-too-short", tmp_path / "short"), resealed(
         lambda m: m["labels"][0]["arrays"]["rank"].update(shape=[1])))
+    rewrite(good, files.setdefault("bad-dtype", tmp_path / "dt"), resealed(
+        lambda m: m["labels"][0]["arrays"]["rank"].update(dtype="not-a-dtype")))
+    rewrite(good, files.setdefault("object-dtype", tmp_path / "obj"), resealed(
+        lambda m: m["labels"][0]["arrays"]["rank"].update(dtype="|O")))
+    with zipfile.ZipFile(good) as archive:
+        lists = archive.read("labels/0/lists.bin")
+    assert len(lists) >= 2
+    beyond = b"\xff\x7f" + lists[2:]  # node 32767: the graph has 5 concepts and their hypernyms
+    reseal = resealed(lambda m: m["labels"][0]["arrays"]["lists"].update(sha256=hashlib.sha256(beyond).hexdigest()))
+    rewrite(good, files.setdefault("node-out-of-range", tmp_path / "node"),
+            lambda name, data: beyond if name == "labels/0/lists.bin" else reseal(name, data))
     files["truncated"] = tmp_path / "cut"
     files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     files["not-a-zip"] = tmp_path / "junk"
@@ -155,6 +166,9 @@ def test_refusals_leave_the_registry_unchanged(world, tmp_path):
                 "future": "version 2 is newer than this mllzoo reads (1): upgrade mllzoo",
                 "other-format": "is not an mllzoo label file",
                 "label-too-short": "does not hold (1,)",
+                "bad-dtype": "unreadable (TypeError",
+                "object-dtype": "array dtype |O is not an integer type",
+                "node-out-of-range": "tinyclip/tiny-a.seed0: its label does not fit graph",
                 "truncated": "is not a readable mllzoo label file",
                 "not-a-zip": "is not a readable mllzoo label file"}
     before = dump(env)
