@@ -58,7 +58,8 @@ def check_registration(plugin: ModuleType, family: str | None) -> list[ModelSpec
     for spec in specs:
         assert isinstance(spec, ModelSpec), f"registered {type(spec).__name__}, not a ModelSpec"
         assert parse_model_id(spec.id) == (spec.family, spec.arch, spec.tag), f"{spec.id} does not round-trip"
-        assert spec.family == (family or specs[0].family), f"{spec.id}: family {spec.family!r}, expected {family!r}"
+        expected = family or specs[0].family
+        assert spec.family == expected, f"{spec.id}: family {spec.family!r}, expected {expected!r}"
         assert spec.source, f"{spec.id}: no source (where its weights come from)"
         assert isinstance(spec.license, str) and spec.license.strip(), (
             f"{spec.id}: no licence (the weights' licence as their publisher states it, or 'unknown')")
@@ -185,7 +186,8 @@ def check_installed(distribution: str) -> list[ModelSpec]:
         check_light_import(module.__name__)
         registered = check_registration(module, family=None)
         package = Path(module.__file__).resolve().parent
-        label_files = [Path(str(path)) for paths in plugin_manager(module).hook.mllzoo_label_files() for path in paths or []]
+        label_files = [Path(str(path)) for paths in plugin_manager(module).hook.mllzoo_label_files()
+                       for path in paths or []]
         shipped = [package.parent / spec.source for spec in registered
                    if spec.source and (package.parent / spec.source).resolve().is_relative_to(package)]
         for path in label_files + shipped:

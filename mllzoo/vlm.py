@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .errors import MllzooError
 
 ID_PART = r"[A-Za-z0-9_\-]+"
-MODEL_ID = re.compile(rf"^(?P<family>{ID_PART})/(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})$")
+MODEL_ID = re.compile(rf"^(?P<family>{ID_PART})/(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})\Z")
 ID_GRAMMAR = "family/arch.tag, each part only letters, digits, '_' and '-'"
 
 

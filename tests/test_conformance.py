@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from mllzoo import hookimpl
 from mllzoo.testing import check_model, check_registration
 from mllzoo.vlm import LoadedModel, ModelSpec
@@ -84,7 +85,7 @@ def test_a_model_without_a_licence_fails():
 
 
 @pytest.mark.parametrize("family, arch, tag", [("f", "tiny.vit", "t"), ("f", "tiny", "v.t"), ("f", "a b", "t"),
-                                               ("f/g", "a", "t"), ("f", "", "t")])
+                                               ("f/g", "a", "t"), ("f", "", "t"), ("f", "a", "t\n")])
 def test_ambiguous_or_malformed_ids_are_refused_at_construction(family, arch, tag):
     with pytest.raises(ValueError, match="malformed model id .*only letters, digits, '_' and '-'"):
         ModelSpec(family=family, arch=arch, tag=tag)
@@ -111,8 +112,6 @@ def test_hf_repository_names_with_dots_become_valid_ids():
 
 
 def test_a_plugin_registering_a_dotted_id_is_one_warning_line(tmp_path, tinyclip_site):
-    from conftest import run_cli
-
     (tmp_path / "dotted.py").write_text(
         "from mllzoo import ModelSpec, hookimpl\n\n@hookimpl\ndef mllzoo_register_models(register):\n"
         "    register(ModelSpec(family='f', arch='tiny.vit', tag='t', license='MIT', source='x'))\n")
