@@ -20,6 +20,7 @@ from mllzoo.vlm import ModelSpec
 
 FAMILY = "hf"
 MODELS_ENV = "MLLZOO_HF_MODELS"
+UNKNOWN_LICENCE = "unknown"  # a model the user names: only its publisher knows its licence
 
 
 def read_catalog() -> list[ModelSpec]:
@@ -31,6 +32,7 @@ def read_catalog() -> list[ModelSpec]:
 def hub_spec(repo: str, revision: str = "main", extra: dict[str, Any] | None = None, **metadata: Any) -> ModelSpec:
     """The spec of a Hub repository at a revision; the revision is kept verbatim in ``extra``."""
     source = f"hf-hub:{repo}" + ("" if revision == "main" else f"@{revision}")
+    metadata.setdefault("license", UNKNOWN_LICENCE)
     return ModelSpec(family=FAMILY, arch=_id_part(repo.replace("/", "--")), tag=_id_part(revision), source=source,
                      extra={"repo": repo, "revision": revision, **(extra or {})}, **metadata)
 
@@ -39,7 +41,7 @@ def folder_spec(folder: Path) -> ModelSpec:
     """The spec of a local ``save_pretrained`` folder (model and processor)."""
     path = str(folder.expanduser().resolve())
     return ModelSpec(family=FAMILY, arch="local--" + _id_part(Path(path).name), tag="local", source=path,
-                     extra={"checkpoint": path})
+                     license=UNKNOWN_LICENCE, extra={"checkpoint": path})
 
 
 def user_specs() -> list[ModelSpec]:

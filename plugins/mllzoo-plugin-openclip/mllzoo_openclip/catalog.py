@@ -58,5 +58,5 @@ def local_checkpoint_specs(family: str, owns: Callable[[str], bool]) -> list[Mod
         if owns(match["arch"]):
             path = str(Path(match["path"]).expanduser().resolve())
             specs.append(ModelSpec(family=family, arch=match["arch"], tag=match["tag"], source=path,
-                                   extra={"checkpoint": path}))
+                                   license="unknown", extra={"checkpoint": path}))  # the user's own weights
     return specs
