@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .errors import MllzooError
 from .plugins import call_each, plugin_version
-from .vlm import ModelSpec
+from .vlm import ModelSpec, parse_model_id
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ def discover_models() -> dict[str, CatalogEntry]:
 
 
 def resolve(model_ids: list[str], catalog: dict[str, CatalogEntry]) -> list[CatalogEntry]:
-    """Look up user-given ids; an unknown one is a user error naming it."""
+    """Look up user-given ids; a malformed or unknown one is a user error naming it."""
+    for model_id in model_ids:
+        parse_model_id(model_id)
     unknown = [model_id for model_id in model_ids if model_id not in catalog]
     if unknown:
         raise MllzooError(f"unknown model id: {', '.join(unknown)} (see `mllzoo models`)")

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .defaults import CHUNK
+from .cli_labels import labels as labels_group
 from .errors import MllzooError
 from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
@@ -47,6 +48,7 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     mllzoo recommend classes.txt      which models to use for these classes
     mllzoo predict images/ --classes classes.txt
     mllzoo register                   label newly installed models
+    mllzoo labels export ID -o FILE   move labels between registries
     """
     ctx.obj = {"registry_path": registry_path}
 
@@ -260,12 +262,18 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--allow-missing", type=click.FloatRange(0, 1), default=DEFAULT_ALLOW_MISSING, show_default=True,
               metavar="FRACTION", help="Share of the graph's sample images that may be missing or different; "
                                        "beyond it no model is labeled (check with `mllzoo graph check`).")
+@click.option("--download", is_flag=True,
+              help="With no ids, also label models whose weights are not on this machine (downloads them, "
+                   "often gigabytes each).")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, depth: int | None, allow_missing: float, as_json: bool) -> None:
-    """Label installed models on the registry's graph (all not yet labeled, or the ones named).
+             batch_size: int | None, chunk_size: int, depth: int | None, allow_missing: float, download: bool,
+             as_json: bool) -> None:
+    """Label installed models on the registry's graph (the ones named, or all not yet labeled).
 
+    A label a plugin ships for this graph is imported instead of running the model. With no ids, only
+    models whose weights are already here (shipped or cached) are run; --download runs the others too.
     The sample images are checked against the graph's hashes before any model runs.
     """
     from dataclasses import asdict
@@ -274,24 +282,38 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from .graph import load_graph
     from .labeling import label_models
     from .samples import samples_root_for
+    from .transfer import import_shipped
+    from .vlm import model_available
 
     registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     catalog = discover_models()
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
-    report = label_models(registry, built, samples_root_for(registry, built.id, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
+    done = registry.labeled_model_ids(built.id)
+    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
+    entries = [e for e in entries if e.spec.id not in imported]
+    not_here = [] if model_ids or download else [
+        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    entries = [e for e in entries if e.spec.id not in not_here]
+    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
+    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
+                          entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
                           allow_missing=allow_missing)
     if as_json:
-        emit_json(asdict(report))
+        emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:
+        if imported:
+            click.echo(f"imported {len(imported)} label(s) shipped by their plugin: {', '.join(imported)}")
+        if not_here:
+            click.echo(f"skipped {len(not_here)} model(s) whose weights are not on this machine; to download "
+                       f"and label them: mllzoo register --download (or name ids: mllzoo register MODEL_ID ...)")
         rate = report.images_encoded / report.seconds if report.seconds else 0.0
         click.echo(f"labeled {len(report.labeled)}, already labeled {len(report.skipped)}, "
                    f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
                    + (f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
                       if report.labeled else "")
                    + _skipped_images(report))
-    if report.failed and not report.labeled and not report.skipped:
+    if report.failed and not report.labeled and not report.skipped and not imported:
         sys.exit(1)
 
 
@@ -300,6 +322,15 @@ def _skipped_images(report) -> str:
               "undecodable": report.undecodable_images}
     skipped = [f"{n} {kind}" for kind, n in counts.items() if n]
     return f"; sample images skipped: {', '.join(skipped)}" if skipped else ""
+
+
+def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    if not ids:
+        raise click.BadParameter("name at least one model id")
+    return ids
 
 
 def selection_options(command):
@@ -317,6 +348,12 @@ def selection_options(command):
         click.option("--embedder", help="Text embedder id [default: minilm]."),
         click.option("--skip-damaged", is_flag=True,
                      help="Go on without labels that fail their checksum (one warning each) instead of stopping."),
+        click.option("--models", callback=_id_list, metavar="ID,...",
+                     help="Consider only these labeled models (comma-separated ids)."),
+        click.option("--family", help="Consider only labeled models of this family (e.g. open_clip)."),
+        click.option("--include-uninstalled", is_flag=True,
+                     help="Also consider labeled models whose plugin is not installed here (predict cannot "
+                          "load them; `mllzoo labels list` names the plugin to install)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -412,6 +449,7 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
                + (f"; plot written to {plot_path}" if plot_path else ""))
 
 
+cli.add_command(labels_group)
 def _add_plugin_commands() -> None:
     """Plugins' commands, each plugin on its own; one may add commands but never replace the core's,
     so ``--help`` and ``uninstall`` always work."""

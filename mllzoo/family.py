@@ -7,7 +7,8 @@ importing the plugin stays torch-free. A plugin module binds them with::
     mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks("myclip", "mllzoo_myclip.model")
 
 where module ``mllzoo_myclip.model`` defines ``load(spec, device, dtype)``, ``encode_images(model,
-images)`` and ``encode_texts(model, texts)``.
+images)`` and ``encode_texts(model, texts)``. A module that can tell whether a model's weights are
+already here defines ``available(spec)`` too, bound by :func:`family_available`.
 """
 
 from __future__ import annotations
@@ -38,3 +39,13 @@ def family_hooks(family: str, implementation: str) -> tuple[Callable[..., Any], 
         return code().encode_texts(model, texts) if model.spec.family == family else None
 
     return mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts
+
+
+def family_available(family: str, implementation: str) -> Callable[..., Any]:
+    """The ``mllzoo_model_available`` hook of ``family``: ``implementation.available(spec)`` for its own specs."""
+
+    @hookimpl
+    def mllzoo_model_available(spec: ModelSpec) -> bool | None:
+        return bool(importlib.import_module(implementation).available(spec)) if spec.family == family else None
+
+    return mllzoo_model_available

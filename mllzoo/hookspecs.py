@@ -71,3 +71,24 @@ def mllzoo_register_embedders(register: Callable[..., None]) -> None:
 
     An embedder is a :class:`mllzoo.text.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
     """
+
+
+@hookspec(firstresult=True)
+def mllzoo_model_available(spec: Any) -> bool | None:
+    """Whether ``spec``'s weights are on this machine (shipped with the plugin or already cached), so
+    loading it starts no download. ``None`` for models of another family.
+
+    ``mllzoo register`` with no ids labels only the models for which this is true. It must be quick
+    and must not touch the network. When no plugin answers, a model counts as available only if its
+    ``source`` is an existing local path.
+    """
+
+
+@hookspec
+def mllzoo_label_files() -> Any:
+    """Paths of label files the plugin ships (``mllzoo labels export`` output kept as package data).
+
+    ``mllzoo register`` imports a shipped label made on the registry's graph instead of running the
+    model. Return a list of paths (``str``, ``Path`` or ``importlib.resources`` files); only the
+    manifest of each is read until one is needed.
+    """

@@ -185,19 +185,26 @@ class Selector:
 def recommend(classes: list[str] | str | Path, domain: str | None = None, task: str | None = None, k: int = 1,
               alpha: float = ALPHA, registry: Registry | str | Path | None = None, embedder: str | None = None,
               captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
-              max_gflops: float | None = None, models: list[str] | None = None,
-              skip_damaged: bool = False) -> Recommendation:
+              max_gflops: float | None = None, models: list[str] | None = None, family: str | None = None,
+              include_uninstalled: bool = False, skip_damaged: bool = False) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels.
 
+    The candidates are the labeled models (``models`` when given, of ``family`` when given) whose plugin
+    is installed here; ``include_uninstalled`` admits the others, which ``ensemble`` cannot load.
     A damaged label is an error, unless ``skip_damaged``: then it is left out with one warning.
     """
+    from .candidates import candidate_models, warn_uninstalled
+
     names = read_classes(classes) if isinstance(classes, (str, Path)) else list(classes)
     if not isinstance(registry, Registry):
         registry = Registry(registry or default_registry_path(), create=False, write=False)
     selector = Selector(registry, embedder, captioner)
+    pool = candidate_models(selector.model_ids, registry, models, family, include_uninstalled)
     result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
-                                max_models=max_models, max_gflops=max_gflops, models=models,
+                                max_models=max_models, max_gflops=max_gflops, models=pool,
                                 skip_damaged=skip_damaged)
+    if include_uninstalled:
+        warn_uninstalled(registry, result.models)
     best = result.selection.match.similarity[:, 0]
     weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
     if weak:

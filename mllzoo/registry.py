@@ -223,16 +223,21 @@ class Registry:
             spec = entry.spec
             rows.append({
                 "id": spec.id, "family": spec.family, "arch": spec.arch, "tag": spec.tag,
-                "plugin": entry.plugin, "plugin_version": entry.plugin_version,
-                "metadata": json.dumps(spec.metadata(), sort_keys=True),
+                "plugin": entry.plugin, "plugin_version": entry.plugin_version, "metadata": spec.metadata(),
             })
-        columns = ["id", "family", "arch", "tag", "plugin", "plugin_version", "metadata"]
         with self.transaction():
-            for row in rows:  # first_seen is kept from the first time a model was recorded
-                self.db.execute(
-                    f"insert into models ({', '.join(columns)}, first_seen) values ({', '.join('?' * 8)}) "
-                    f"on conflict(id) do update set {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}",
-                    [row[c] for c in columns] + [now()])
+            self._write_models(rows, update=True)
+
+    def _write_models(self, rows: list[dict], update: bool) -> None:
+        """Insert model rows (``metadata`` a dict); ``update`` refreshes known ones, else they are kept.
+        first_seen is kept from the first time a model was recorded. Call inside a transaction."""
+        columns = ["id", "family", "arch", "tag", "plugin", "plugin_version", "metadata"]
+        conflict = f"do update set {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}" if update else "do nothing"
+        for row in rows:
+            values = {**row, "metadata": json.dumps(row["metadata"], sort_keys=True)}
+            self.db.execute(
+                f"insert into models ({', '.join(columns)}, first_seen) values ({', '.join('?' * 8)}) "
+                f"on conflict(id) {conflict}", [values[c] for c in columns] + [now()])
 
     def models(self) -> list[dict]:
         """Models the registry knows, metadata decoded."""
@@ -240,6 +245,11 @@ class Registry:
             {**row, "metadata": json.loads(row["metadata"] or "{}")}
             for row in self.db["models"].rows_where(order_by="id")
         ]
+
+    def model(self, model_id: str) -> dict | None:
+        """One model's row, metadata decoded, or None when the registry does not know it."""
+        rows = list(self.db["models"].rows_where("id = ?", [model_id]))
+        return {**rows[0], "metadata": json.loads(rows[0]["metadata"] or "{}")} if rows else None
 
     # graphs -------------------------------------------------------------------------------
     def current_graph_id(self) -> str | None:
@@ -250,6 +260,11 @@ class Registry:
         if graph_id is None:
             raise MllzooError(f"{self.path} has no semantic graph yet: run `mllzoo graph build --samples DIR`")
         return graph_id
+
+    def graph_sizes(self, graph_id: str) -> dict[str, int]:
+        """How many nodes, images and samples a graph has: what a label's arrays must match."""
+        return {table: self.db.execute(f"select count(*) from {table} where graph_id = ?", [graph_id]).fetchone()[0]
+                for table in ("nodes", "images", "samples")}
 
     # text embeddings ----------------------------------------------------------------------
     def cached_embeddings(self, embedder: str, hashes: list[str]) -> dict[str, np.ndarray]:
@@ -300,16 +315,64 @@ class Registry:
                    meta: dict) -> None:
         """Publish a complete label in one transaction and drop its partial work."""
         with self.transaction():
-            self.db.execute("delete from label_arrays where model_id = ? and graph_id = ?", [model_id, graph_id])
-            self.db["label_arrays"].insert_all(
-                [{"model_id": model_id, "graph_id": graph_id, "name": name, **blobs.pack(a)}
-                 for name, a in arrays.items()]
-            )
-            self.db["labels"].upsert(
-                {"model_id": model_id, "graph_id": graph_id, "format": fmt, "created": now(),
-                 "meta": json.dumps(meta, sort_keys=True)}, pk=("model_id", "graph_id"),
-            )
-            self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
+            self._write_label(model_id, graph_id, fmt, arrays, meta, now())
+
+    def _write_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray], meta: dict,
+                     created: str) -> None:
+        """Replace a model's label on a graph and drop its partial work. Call inside a transaction."""
+        self._delete_label(model_id, graph_id)
+        self.db["label_arrays"].insert_all(
+            [{"model_id": model_id, "graph_id": graph_id, "name": name, **blobs.pack(a)}
+             for name, a in arrays.items()]
+        )
+        self.db["labels"].insert(
+            {"model_id": model_id, "graph_id": graph_id, "format": fmt, "created": created,
+             "meta": json.dumps(meta, sort_keys=True)}, pk=("model_id", "graph_id"),
+        )
+
+    def _delete_label(self, model_id: str, graph_id: str) -> None:
+        for table in ("labels", "label_arrays", "label_parts"):
+            self.db.execute(f"delete from {table} where model_id = ? and graph_id = ?", [model_id, graph_id])
+
+    def label_created(self, model_id: str, graph_id: str) -> str | None:
+        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        return rows[0]["created"] if rows else None
+
+    def import_labels(self, graph_id: str, labels: list[dict], replace: bool = False) -> list[str]:
+        """Store labels made elsewhere, all in one transaction; the ids stored, in order.
+
+        Each item holds ``model`` (a models-table row, ``metadata`` a dict), ``format``, ``created``,
+        ``meta`` and ``arrays``. A model the registry already knows keeps its own row (its installed
+        plugin's metadata); an existing label is kept unless ``replace``.
+        """
+        stored = []
+        with self.transaction():
+            done = self.labeled_model_ids(graph_id)
+            self._write_models([item["model"] for item in labels], update=False)
+            for item in labels:
+                model_id = item["model"]["id"]
+                if model_id in done and not replace:
+                    continue
+                self._write_label(model_id, graph_id, item["format"], item["arrays"], item["meta"], item["created"])
+                stored.append(model_id)
+        return stored
+
+    def remove_labels(self, model_ids: list[str], graph_id: str) -> None:
+        """Drop these models' labels on a graph in one transaction; all must be labeled, or none is removed."""
+        with self.transaction():
+            missing = sorted(set(model_ids) - self.labeled_model_ids(graph_id))
+            if missing:
+                raise MllzooError(f"not labeled on graph {graph_id}: {', '.join(missing)}")
+            for model_id in model_ids:
+                self._delete_label(model_id, graph_id)
+
+    def label_summaries(self, graph_id: str) -> list[dict]:
+        """Every label on a graph without its arrays: model id, format, created, meta, and the models row."""
+        rows = self.db.execute(
+            "select l.model_id, l.format, l.created, l.meta, m.family, m.plugin, m.plugin_version from labels l "
+            "left join models m on m.id = l.model_id where l.graph_id = ? order by l.model_id", [graph_id])
+        names = ["id", "format", "created", "meta", "family", "plugin", "plugin_version"]
+        return [{**dict(zip(names, row)), "meta": json.loads(row[3] or "{}")} for row in rows]
 
     def load_label(self, model_id: str, graph_id: str) -> tuple[str, dict[str, np.ndarray], dict]:
         rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))

@@ -47,8 +47,9 @@ def registered_specs(plugin: ModuleType) -> list[ModelSpec]:
     return specs
 
 
-def check_registration(plugin: ModuleType, family: str) -> list[ModelSpec]:
-    """Ids well formed and unique, one family, and the metadata selection and reports rely on."""
+def check_registration(plugin: ModuleType, family: str | None) -> list[ModelSpec]:
+    """Ids well formed (:data:`mllzoo.vlm.ID_PART`) and unique, one family (``family`` when given), a
+    licence and a source per model, and the metadata selection and reports rely on."""
     specs = registered_specs(plugin)
     assert specs, f"{plugin.__name__} registers no models"
     ids = [spec.id for spec in specs]
@@ -57,8 +58,11 @@ def check_registration(plugin: ModuleType, family: str) -> list[ModelSpec]:
     for spec in specs:
         assert isinstance(spec, ModelSpec), f"registered {type(spec).__name__}, not a ModelSpec"
         assert parse_model_id(spec.id) == (spec.family, spec.arch, spec.tag), f"{spec.id} does not round-trip"
-        assert spec.family == family, f"{spec.id}: family {spec.family!r}, expected {family!r}"
+        expected = family or specs[0].family
+        assert spec.family == expected, f"{spec.id}: family {spec.family!r}, expected {expected!r}"
         assert spec.source, f"{spec.id}: no source (where its weights come from)"
+        assert isinstance(spec.license, str) and spec.license.strip(), (
+            f"{spec.id}: no licence (the weights' licence as their publisher states it, or 'unknown')")
         for name in ("params_m", "gflops", "image_size"):
             value = getattr(spec, name)
             assert value is None or (isinstance(value, (int, float)) and value > 0), f"{spec.id}: {name}={value!r}"
@@ -156,6 +160,43 @@ def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec],
         check_model(plugin, spec, device)
 
 
+def check_installed(distribution: str) -> list[ModelSpec]:
+    """Check a plugin as ``pip install`` left it, not its source tree: run it where it is installed.
+
+    Its ``mllzoo`` entry points load without torch, its models register (so the tables it reads were
+    packaged), and every file it names is among the distribution's installed files: the label files of
+    ``mllzoo_label_files`` (each a readable label file) and every model ``source`` that is a path inside
+    its package (shipped weights). Returns the registered specs.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution as find
+
+    from .labelfile import open_label_file
+
+    try:
+        dist = find(distribution)
+    except PackageNotFoundError:
+        raise AssertionError(f"{distribution} is not installed") from None
+    points = [ep for ep in dist.entry_points if ep.group == "mllzoo"]
+    assert points, f"{distribution} declares no entry point in the 'mllzoo' group"
+    installed = {Path(str(dist.locate_file(f))).resolve() for f in dist.files or []}
+    specs: list[ModelSpec] = []
+    for point in points:
+        module = point.load()
+        check_light_import(module.__name__)
+        registered = check_registration(module, family=None)
+        package = Path(module.__file__).resolve().parent
+        label_files = [Path(str(path)) for paths in plugin_manager(module).hook.mllzoo_label_files()
+                       for path in paths or []]
+        shipped = [package.parent / spec.source for spec in registered
+                   if spec.source and (package.parent / spec.source).resolve().is_relative_to(package)]
+        for path in label_files + shipped:
+            assert path.resolve() in installed, f"{distribution}: {path} is not an installed file of the distribution"
+        for path in label_files:
+            open_label_file(path)  # raises with one line when the file is not a usable label file
+        specs += registered
+    return specs
+
+
 def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]:
     """A registry in ``folder`` holding a two-concept graph, and the environment that runs ``mllzoo``
     on it with only ``plugins`` loaded (a comma list of distributions): for a plugin's CLI tests of
@@ -174,6 +215,6 @@ def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]
     return full_env
 
 
-__all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "registered_specs",
+__all__ = ["check_plugin", "check_registration", "check_model", "check_light_import", "check_installed", "registered_specs",
            "sample_images", "registry_with_graph"]
 

@@ -1,7 +1,9 @@
 """The model contract: what a plugin registers (a :class:`ModelSpec`) and what loading gives back.
 
 Model ids read ``family/arch.tag`` (``open_clip/ViT-B-32.laion2b_s34b_b79k``), following timm's
-``arch.tag`` names with the family in front so two plugins cannot claim the same id.
+``arch.tag`` names with the family in front so two plugins cannot claim the same id. Each of the three
+parts holds only ASCII letters, digits, ``_`` and ``-`` (:data:`ID_PART`): no dot, so ``f/tiny.vit.t``
+cannot be read two ways, and no ``/`` or space. Every catalogued model's id already fits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 HOOK_BATCH = 256  # the most inputs one encode hook call gets, so that plugins need not batch
-MODEL_ID = re.compile(r"^(?P<family>[A-Za-z0-9_\-]+)/(?P<arch>[^/\s]+?)\.(?P<tag>[^/.\s]+)$")
+ID_PART = r"[A-Za-z0-9_\-]+"
+MODEL_ID = re.compile(rf"^(?P<family>{ID_PART})/(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})\Z")
+ID_GRAMMAR = "family/arch.tag, each part only letters, digits, '_' and '-'"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not MODEL_ID.match(self.id):
-            raise ValueError(f"malformed model id {self.id!r}: expected family/arch.tag")
+            raise ValueError(f"malformed model id {self.id!r}: expected {ID_GRAMMAR}")
 
     @property
     def id(self) -> str:
@@ -53,10 +57,10 @@ class ModelSpec:
 
 
 def parse_model_id(model_id: str) -> tuple[str, str, str]:
-    """Split ``family/arch.tag``; the tag is what follows the last dot."""
+    """Split ``family/arch.tag`` (one dot: no part may hold one)."""
     match = MODEL_ID.match(model_id)
     if not match:
-        raise MllzooError(f"malformed model id {model_id!r}: expected family/arch.tag")
+        raise MllzooError(f"malformed model id {model_id!r}: expected {ID_GRAMMAR}")
     return match["family"], match["arch"], match["tag"]
 
 
@@ -116,6 +120,20 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str | None = None,
         raise _fault(answered, spec.id, f"load returned {_type_name(loaded)}, not a LoadedModel")
     loaded.plugin = answered
     return loaded
+
+
+def model_available(spec: ModelSpec) -> bool:
+    """Whether ``spec`` loads here without a download: its plugin's ``mllzoo_model_available`` answer,
+    else whether ``source`` is an existing local path (a plugin that does not say is not trusted to be
+    offline). No network, no torch unless the plugin needs it to look at its cache."""
+    from pathlib import Path
+
+    from .plugins import call_first
+
+    _, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available", spec=spec)
+    if answer is not None:
+        return bool(answer)
+    return bool(spec.source) and "://" not in spec.source and Path(spec.source).expanduser().exists()
 
 
 def encode_images(model: LoadedModel, images: Any) -> "np.ndarray":

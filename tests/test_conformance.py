@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from mllzoo import hookimpl
 from mllzoo.testing import check_model, check_registration
 from mllzoo.vlm import LoadedModel, ModelSpec
 
-SPEC = ModelSpec(family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin")
+SPEC = ModelSpec(family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin", license="MIT")
 
 
 def pixels_family(fault: str | None = None, any_family: bool = False) -> SimpleNamespace:
@@ -78,3 +79,58 @@ def test_answering_for_other_families_fails():
 def test_a_family_mismatch_in_registration_fails():
     with pytest.raises(AssertionError, match="family 'pixels', expected 'open_clip'"):
         check_registration(pixels_family(), family="open_clip")
+
+
+def test_a_model_without_a_licence_fails():
+    from dataclasses import replace
+
+    family = pixels_family()
+    family.mllzoo_register_models = hookimpl(lambda register: register(replace(SPEC, license=None)))
+    with pytest.raises(AssertionError, match="no licence"):
+        check_registration(family, family="pixels")
+
+
+@pytest.mark.parametrize("family, arch, tag", [("f", "tiny.vit", "t"), ("f", "tiny", "v.t"), ("f", "a b", "t"),
+                                               ("f/g", "a", "t"), ("f", "", "t"), ("f", "a", "t\n")])
+def test_ambiguous_or_malformed_ids_are_refused_at_construction(family, arch, tag):
+    with pytest.raises(ValueError, match="malformed model id .*only letters, digits, '_' and '-'"):
+        ModelSpec(family=family, arch=arch, tag=tag)
+
+
+def test_every_catalogued_id_fits_the_grammar():
+    """The shipped plugins' tables (open_clip, EVA, Hugging Face, minizoo) all construct."""
+    import mllzoo_eva
+    import mllzoo_hf
+    import mllzoo_minizoo
+    import mllzoo_openclip
+
+    from mllzoo.testing import registered_specs
+
+    counts = [len(registered_specs(plugin)) for plugin in (mllzoo_openclip, mllzoo_eva, mllzoo_hf, mllzoo_minizoo)]
+    assert all(counts) and sum(counts) >= 200
+
+
+def test_hf_repository_names_with_dots_become_valid_ids():
+    from mllzoo_hf.catalog import hub_spec
+
+    spec = hub_spec("Qwen/Qwen2.5-VL-3B", "v1.0")
+    assert spec.id == "hf/Qwen--Qwen2_5-VL-3B.v1_0" and spec.extra == {"repo": "Qwen/Qwen2.5-VL-3B", "revision": "v1.0"}
+
+
+def test_a_plugin_registering_a_dotted_id_is_one_warning_line(tmp_path, tinyclip_site):
+    (tmp_path / "dotted.py").write_text(
+        "from mllzoo import ModelSpec, hookimpl\n\n@hookimpl\ndef mllzoo_register_models(register):\n"
+        "    register(ModelSpec(family='f', arch='tiny.vit', tag='t', license='MIT', source='x'))\n")
+    info = tmp_path / "mllzoo_plugin_dotted-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mllzoo-plugin-dotted\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mllzoo]\ndotted = dotted\n")
+    env = {"PYTHONPATH": f"{tmp_path}:{tinyclip_site}", "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-dotted,mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    listed = run_cli("models", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "tinyclip/tiny-a.seed0" in listed.stdout  # the other plugin's models are still offered
+    warning = [line for line in listed.stderr.splitlines() if "dotted" in line]
+    assert len(warning) == 1 and "malformed model id 'f/tiny.vit.t'" in warning[0]
+    refused = run_cli("register", "f/tiny.vit.t", env=env)
+    assert refused.returncode == 2 and "malformed model id 'f/tiny.vit.t'" in refused.stderr

@@ -10,6 +10,7 @@ Imports torch: plugin modules import it lazily.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,12 @@ def location(spec: ModelSpec) -> tuple[str, dict[str, str]]:
 def is_cached(repo: str, revision: str) -> bool:
     """Whether an earlier download left ``repo``'s config at ``revision`` in the Hugging Face cache."""
     return isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str)
+
+
+def available(spec: ModelSpec) -> bool:
+    """Whether the model is here without a download: a local folder, or a repository the cache holds."""
+    where, kwargs = location(spec)
+    return Path(where).is_dir() if spec.extra.get("checkpoint") else is_cached(where, kwargs["revision"])
 
 
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -133,25 +135,42 @@ def test_missing_weights_offline_is_one_clear_line_at_once(cut_off_hub, monkeypa
 
 def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folders):
     """A repository downloaded once loads from the cache without asking the Hub (no retries)."""
-    from mllzoo_hf.loading import load
+    from mllzoo_hf.loading import available, load
 
+    spec = hub_spec("openai/clip-vit-base-patch32")
+    assert not available(spec)
     snapshot = cut_off_hub / "models--openai--clip-vit-base-patch32" / "snapshots" / ("0" * 40)
     shutil.copytree(tiny_folders[0], snapshot)
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    assert available(spec)  # what a plain `mllzoo register` asks before it runs a model
     started = time.perf_counter()
     model = load(hub_spec("openai/clip-vit-base-patch32"), "cpu", "float32")
     assert time.perf_counter() - started < 10
     assert model.context_length == 24 and not huggingface_hub.constants.HF_HUB_OFFLINE
 
 
-def test_register_everything_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
-    """``mllzoo register`` with no ids tries every curated model; offline each must fail at once."""
+def test_plain_register_skips_uncached_models_without_trying_them(cut_off_hub, tmp_path):
+    """``mllzoo register`` with no ids runs only models already in the cache: none here, and no load is tried."""
+    env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
+        "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
+    result = subprocess.run([sys.executable, "-m", "mllzoo", "register", "--json"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["not_here"]) == len(mllzoo_hf.catalog.read_catalog()) and not report["failed"]
+    assert "was not labeled" not in result.stderr
+    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 0  # no model load was attempted
+
+
+def test_register_download_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
+    """``mllzoo register --download`` tries every curated model; offline each must fail at once."""
     env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
         "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
     mllzoo = [sys.executable, "-m", "mllzoo"]
     started = time.perf_counter()
-    result = subprocess.run([*mllzoo, "register"], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*mllzoo, "register", "--download"], env=env, capture_output=True, text=True, timeout=300)
     assert time.perf_counter() - started < 60
     assert result.returncode == 1, result.stderr
     curated = len(mllzoo_hf.catalog.read_catalog())

@@ -6,6 +6,7 @@ this module reads a JSON table only; torch and timm are imported inside the load
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from mllzoo import hookimpl
@@ -40,5 +41,11 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
 mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_minizoo.model")
 
 
+@hookimpl
+def mllzoo_model_available(spec: ModelSpec) -> bool | None:
+    """The weights ship with the plugin: a registered model is always here."""
+    return (WEIGHTS_DIR / Path(spec.source or "").name).is_file() if spec.family == FAMILY else None
+
+
 __all__ = ["mllzoo_register_models", "mllzoo_load_model", "mllzoo_encode_images", "mllzoo_encode_texts",
-           "specs", "WEIGHTS_DIR"]
+           "mllzoo_model_available", "specs", "WEIGHTS_DIR"]

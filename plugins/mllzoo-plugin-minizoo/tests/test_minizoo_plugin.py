@@ -75,3 +75,10 @@ def test_models_sharing_the_text_tower_encode_captions_once(tiny_world, tmp_path
     entries = [CatalogEntry(spec, "mllzoo-plugin-minizoo", None) for spec in mllzoo_minizoo.specs()[:2]]
     report = label_models(registry, graph, tiny_world / "samples", entries, device="cpu", progress=False)
     assert len(report.labeled) == 2 and report.caption_encodings == 1
+
+
+def test_shipped_weights_are_always_available():
+    """A plain `mllzoo register` runs the minizoo's models: their weights ship with the plugin."""
+    specs = registered_specs(mllzoo_minizoo)
+    assert specs and all(mllzoo_minizoo.mllzoo_model_available(spec) for spec in specs)
+    assert mllzoo_minizoo.mllzoo_model_available(ModelSpec(family="open_clip", arch="ViT-B-32", tag="openai")) is None

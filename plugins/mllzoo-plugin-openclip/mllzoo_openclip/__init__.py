@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from mllzoo import hookimpl
-from mllzoo.family import family_hooks
+from mllzoo.family import family_available, family_hooks
 from mllzoo.vlm import ModelSpec
 
 from .catalog import is_eva, local_checkpoint_specs, read_catalog
@@ -27,3 +27,4 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
 
 
 mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_openclip.loading")
+mllzoo_model_available = family_available(FAMILY, "mllzoo_openclip.loading")

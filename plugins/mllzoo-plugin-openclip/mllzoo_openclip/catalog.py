@@ -15,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from mllzoo.vlm import ModelSpec
+from mllzoo.vlm import ID_PART, ModelSpec
 
 CHECKPOINTS_ENV = "MLLZOO_OPENCLIP_CHECKPOINTS"
-_LOCAL_ENTRY = re.compile(r"^(?P<arch>[^/=\s]+)\.(?P<tag>[A-Za-z0-9_\-]+)=(?P<path>.+)$")
+_LOCAL_ENTRY = re.compile(rf"^(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})=(?P<path>.+)$")
 
 
 def is_eva(arch: str) -> bool:
@@ -58,5 +58,5 @@ def local_checkpoint_specs(family: str, owns: Callable[[str], bool]) -> list[Mod
         if owns(match["arch"]):
             path = str(Path(match["path"]).expanduser().resolve())
             specs.append(ModelSpec(family=family, arch=match["arch"], tag=match["tag"], source=path,
-                                   extra={"checkpoint": path}))
+                                   license="unknown", extra={"checkpoint": path}))  # the user's own weights
     return specs

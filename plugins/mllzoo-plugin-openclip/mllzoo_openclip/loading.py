@@ -71,6 +71,12 @@ def cached_weights(spec: ModelSpec) -> str | None:
     return None
 
 
+def available(spec: ModelSpec) -> bool:
+    """Whether the weights are here without a download: a local checkpoint file, or a tag's cached weights."""
+    local = checkpoint_path(spec)
+    return Path(local).is_file() if local else cached_weights(spec) is not None
+
+
 def pretrained_weights(spec: ModelSpec) -> str:
     """What to pass open_clip as ``pretrained``: a local file, else the tag when its source answers.
 

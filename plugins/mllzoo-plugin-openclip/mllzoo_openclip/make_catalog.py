@@ -29,7 +29,8 @@ RESULTS = "openclip_results.csv"  # in mllzoo_openclip/data: see data/README.md
 DEFAULT_HUB_DIR = Path(__file__).resolve().parent / "data"  # see data/README.md
 HUB = "mll49"
 
-# Weights licences as their publishers state them (model cards, repositories); None where unsure.
+# Weights licences as their publishers state them (model cards, repositories); UNKNOWN where unsure.
+UNKNOWN = "unknown"  # said outright, so a user sees it; the conformance check refuses a missing licence
 _LICENCE_BY_TAG_PREFIX = (
     ("openai", "MIT"),                 # github.com/openai/CLIP
     ("metaclip_", "CC-BY-NC-4.0"),     # facebook/metaclip model cards
@@ -47,16 +48,16 @@ _LICENCE_BY_TAG_PREFIX = (
 )
 
 
-def licence(arch: str, tag: str) -> str | None:
+def licence(arch: str, tag: str) -> str:
     """The weights' licence by tag family (CLIPA's and NLLB-CLIP's by architecture)."""
     if arch.startswith("nllb-clip"):
         return "CC-BY-NC-4.0"  # visheratin/nllb-clip model cards
     if "CLIPA" in arch:
-        return None
+        return UNKNOWN
     for prefix, name in _LICENCE_BY_TAG_PREFIX:
         if tag.startswith(prefix):
             return name
-    return None
+    return UNKNOWN
 
 
 def published_results() -> dict[tuple[str, str], dict[str, float]]:

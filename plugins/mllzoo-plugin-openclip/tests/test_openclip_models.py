@@ -85,25 +85,35 @@ def test_missing_weights_offline_is_one_clear_line_at_once(offline_hub):
 
 def test_cached_weights_load_while_the_hub_is_unreachable(tmp_path, monkeypatch):
     """A tag downloaded once loads from the cache, with the tag's preprocessing, and without retries."""
-    from mllzoo_openclip.loading import load
+    from mllzoo_openclip.loading import available, load
 
     cut_off_hub(monkeypatch, tmp_path / "hub")
+    spec = ModelSpec(family="open_clip", arch="ViT-H-14", tag="dfn5b")
+    assert not available(spec)
     with tiny_checkpoint(tmp_path, "ViT-H-14", TINY_VIT) as path:  # a tiny stand-in for the real arch
         put_in_hub_cache(tmp_path / "hub", "apple/DFN5B-CLIP-ViT-H-14", {"open_clip_model.safetensors": path})
+        assert available(spec)  # what a plain `mllzoo register` asks before it runs a model
         started = time.perf_counter()
-        model = load(ModelSpec(family="open_clip", arch="ViT-H-14", tag="dfn5b"), "cpu", "float32")
+        model = load(spec, "cpu", "float32")
     assert time.perf_counter() - started < 10
     assert '"resize_mode": "squash"' in model.preprocess_key
 
 
-def test_register_everything_offline_fails_each_model_at_once(tmp_path, monkeypatch):
-    """``mllzoo register`` with no ids tries every open_clip and EVA model; offline it must end quickly."""
+def test_register_download_offline_fails_each_model_at_once(tmp_path, monkeypatch):
+    """``mllzoo register --download`` tries every open_clip and EVA model; offline it must end quickly.
+    A plain ``mllzoo register`` tries none of them: their weights are not cached."""
     cut_off_hub(monkeypatch, tmp_path / "hub")
     env = registry_with_graph(tmp_path, "mllzoo-plugin-openclip,mllzoo-plugin-eva", HF_HOME=str(tmp_path / "hf"),
                               NLTK_DATA=os.environ.get("NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
     mllzoo = [sys.executable, "-m", "mllzoo"]
+    plain = subprocess.run([*mllzoo, "register", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    skipped = json.loads(plain.stdout)
+    assert len(skipped["not_here"]) > 150 and not skipped["failed"] and "was not labeled" not in plain.stderr
+    assert "open_clip/ViT-B-32.openai" in skipped["not_here"]
     started = time.perf_counter()
-    result = subprocess.run([*mllzoo, "register", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*mllzoo, "register", "--download", "--json"], env=env, capture_output=True, text=True,
+                            timeout=300)
     assert time.perf_counter() - started < 120
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)

@@ -1,0 +1,200 @@
+"""The label file: labels that travel between registries (``mllzoo labels export/import``, shipped labels).
+
+A label file is a zip archive holding
+
+- ``manifest.json``: ``{"format": "mllzoo-labels", "version": 1, "graph": {"id", "nodes", "images",
+  "samples"}, "labels": [...]}``, one entry per model with its models-table row (id, family, arch, tag,
+  plugin, plugin_version, metadata: gflops etc. travel with the label), the label's format, creation
+  time and meta, and per array its member name, dtype, shape and SHA-256;
+- ``manifest.sha256``: the SHA-256 of ``manifest.json``'s bytes, so every byte of the file is covered;
+- one member per array: raw little-endian bytes (:mod:`mllzoo.blobs`), never a pickle.
+
+The graph is named by its id, which is a content hash of its nodes, images and samples, so a label made
+on another graph is recognised without the graph itself. Reading refuses, with one line, anything it
+cannot vouch for: not a zip or a truncated one, a checksum that does not match, another format, a
+newer version, arrays that do not fit the graph. Pure standard library and numpy: no torch, no SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import blobs, labels
+from .errors import MllzooError
+
+FORMAT_NAME = "mllzoo-labels"
+VERSION = 1
+MANIFEST, CHECKSUM = "manifest.json", "manifest.sha256"
+ARRAY_NAMES = ("lists", "lengths", "rank")
+ARRAY_KINDS = "iu"  # node indices, lengths and ranks are integers
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same labels always give the same bytes
+
+
+class LabelFileError(MllzooError):
+    """A label file that cannot be used: named in the one line the CLI prints."""
+
+
+def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
+    """Write ``entries`` (each ``model``, ``format``, ``created``, ``meta``, ``arrays``) made on ``graph``
+    (``id``, ``nodes``, ``images``, ``samples``) to ``path``, atomically."""
+    members: dict[str, bytes] = {}
+    manifest_labels = []
+    for number, entry in enumerate(entries):
+        described = {}
+        for name, array in entry["arrays"].items():
+            packed = blobs.pack(array)
+            member = f"labels/{number}/{name}.bin"
+            members[member] = packed["data"]
+            described[name] = {"file": member, "dtype": packed["dtype"], "shape": json.loads(packed["shape"]),
+                               "sha256": hashlib.sha256(packed["data"]).hexdigest()}
+        manifest_labels.append({"model": entry["model"], "format": entry["format"], "created": entry["created"],
+                                "meta": entry["meta"], "arrays": described})
+    manifest = json.dumps({"format": FORMAT_NAME, "version": VERSION, "graph": graph, "labels": manifest_labels},
+                          indent=1, sort_keys=True).encode()
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in [(MANIFEST, manifest), (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
+                           *members.items()]:
+            archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
+    os.replace(partial, path)
+
+
+@dataclass
+class LabelFile:
+    """An opened label file whose manifest checks out; :meth:`labels` reads and checks the arrays."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def graph_id(self) -> str:
+        return self.manifest["graph"]["id"]
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [entry["model"]["id"] for entry in self.manifest["labels"]]
+
+    def refuse(self, reason: str) -> LabelFileError:
+        return LabelFileError(f"{self.path}: {reason}; nothing was imported")
+
+    def labels(self, graph_id: str, sizes: dict[str, int]) -> list[dict]:
+        """The labels, arrays verified against their checksums and the graph they are for."""
+        if self.graph_id != graph_id:
+            raise self.refuse(f"its labels were made on graph {self.graph_id}, this registry's graph is {graph_id}")
+        if any(self.manifest["graph"].get(key) != sizes[key] for key in sizes):
+            raise self.refuse(f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}")
+        out = []
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                for entry in self.manifest["labels"]:
+                    arrays = {name: self._array(archive, entry["arrays"][name]) for name in ARRAY_NAMES}
+                    self._check_label(entry, arrays, sizes)
+                    out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
+                                "arrays": arrays})
+        except (zipfile.BadZipFile, KeyError, TypeError, ValueError, zlib.error, OSError, EOFError) as exc:
+            raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
+        return out
+
+    def _array(self, archive: zipfile.ZipFile, described: dict) -> np.ndarray:
+        dtype = np.dtype(described["dtype"])
+        if dtype.kind not in ARRAY_KINDS:
+            raise self.refuse(f"array dtype {described['dtype']} is not an integer type")
+        shape = tuple(int(n) for n in described["shape"])
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if archive.getinfo(described["file"]).file_size != expected:
+            raise self.refuse(f"{described['file']} does not hold {shape} x {dtype}")
+        data = archive.read(described["file"])
+        if hashlib.sha256(data).hexdigest() != described["sha256"]:
+            raise self.refuse(f"checksum of {described['file']} does not match: the file was altered")
+        return blobs.array(described["dtype"], json.dumps(list(shape)), data)
+
+    def _check_label(self, entry: dict, arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> None:
+        """A label is usable only in the format replay reads and with one entry per image and sample."""
+        model_id = entry["model"]["id"]
+        if entry["format"] != labels.FORMAT:
+            raise self.refuse(f"{model_id}: label format {entry['format']!r} is unknown to this mllzoo")
+        lists, lengths, rank = arrays["lists"], arrays["lengths"], arrays["rank"]
+        ok = (int(entry["meta"].get("n_nodes", -1)) == sizes["nodes"]
+              and lengths.shape == (sizes["images"],) and rank.shape == (sizes["samples"],) and lists.ndim == 1
+              and (lengths >= 0).all() and int(lengths.sum()) == len(lists)
+              and ((lists >= 0) & (lists < sizes["nodes"])).all() and (rank >= -1).all())
+        if not ok:
+            raise self.refuse(f"{model_id}: its label does not fit graph {self.graph_id}")
+
+
+def open_label_file(path: Path) -> LabelFile:
+    """Open ``path`` and check its container, manifest checksum, format and version (arrays are read later)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelFileError(f"label file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest_bytes = archive.read(MANIFEST)
+            checksum = archive.read(CHECKSUM).decode("ascii", "replace").strip()
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
+        raise LabelFileError(f"{path} is not a readable mllzoo label file (truncated or not one: {exc}); "
+                             f"nothing was imported") from None
+    if hashlib.sha256(manifest_bytes).hexdigest() != checksum:
+        raise LabelFileError(f"{path}: checksum of {MANIFEST} does not match: the file was altered; nothing was imported")
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError:
+        raise LabelFileError(f"{path}: {MANIFEST} is not JSON; nothing was imported") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise LabelFileError(f"{path} is not an mllzoo label file; nothing was imported")
+    version = manifest.get("version")
+    if version != VERSION:
+        newer = isinstance(version, int) and version > VERSION
+        raise LabelFileError(f"{path}: label file version {version!r} is "
+                             + ("newer than this mllzoo reads (1): upgrade mllzoo" if newer else "unknown")
+                             + "; nothing was imported")
+    if not _well_formed(manifest):
+        raise LabelFileError(f"{path}: {MANIFEST} lacks required fields; nothing was imported")
+    return LabelFile(path, manifest)
+
+
+def _well_formed(manifest: dict) -> bool:
+    from .vlm import MODEL_ID
+
+    graph, entries = manifest.get("graph"), manifest.get("labels")
+    if not (isinstance(graph, dict) and isinstance(graph.get("id"), str) and isinstance(entries, list) and entries):
+        return False
+    for entry in entries:
+        if not isinstance(entry, dict):
+            return False
+        model, arrays = entry.get("model"), entry.get("arrays")
+        if not (isinstance(model, dict) and isinstance(model.get("id"), str) and MODEL_ID.match(model["id"])
+                and isinstance(model.get("metadata"), dict) and isinstance(entry.get("meta"), dict)
+                and isinstance(arrays, dict) and set(arrays) == set(ARRAY_NAMES)
+                and all(isinstance(a, dict) and {"file", "dtype", "shape", "sha256"} <= set(a) for a in arrays.values())):
+            return False
+    ids = [entry["model"]["id"] for entry in entries]
+    return len(set(ids)) == len(ids)
+
+
+def read_many(paths: list[Path], graph_id: str, sizes: dict[str, int]) -> list[dict]:
+    """Every label of every file, all checked before any is returned (an import is all or nothing)."""
+    found: dict[str, Path] = {}
+    out = []
+    for path in paths:
+        opened = open_label_file(path)
+        for entry in opened.labels(graph_id, sizes):
+            model_id = entry["model"]["id"]
+            if model_id in found:
+                raise opened.refuse(f"{model_id} is also in {found[model_id]}")
+            found[model_id] = opened.path
+            out.append(entry)
+    return out
+
+
+__all__ = ["LabelFile", "LabelFileError", "open_label_file", "read_many", "write_label_file", "VERSION"]
