@@ -7,6 +7,7 @@ command actually imported rather than timing it (speed lives in benchmarks/recom
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -29,8 +30,6 @@ def shipped(tmp_path_factory):
 
 def run(args: list[str], cache_dir, env: dict | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
     """``mllzoo ARGS`` in a fresh process; its result and every top-level package it imported."""
-    import os
-
     full_env = {**os.environ, "MLLZOO_CACHE_DIR": str(cache_dir), **(env or {})}
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mllzoo", *args], capture_output=True,
                           text=True, env=full_env, timeout=300)
@@ -50,7 +49,8 @@ def test_recommend_imports_nothing_heavy(shipped, tmp_path):
 
 
 def test_warm_cache_skips_the_encoder_and_changes_nothing(shipped, tmp_path):
-    args = ["--registry", str(shipped), "recommend", str(ROOT / "examples" / "pets.txt"), "--domain", "animal", "--json"]
+    pets = ROOT / "examples" / "pets.txt"
+    args = ["--registry", str(shipped), "recommend", str(pets), "--domain", "animal", "--json"]
     cold, cold_imports = run(args, tmp_path)
     warm, warm_imports = run(args, tmp_path)
     bypass, bypass_imports = run([*args, "--no-cache"], tmp_path / "unused")
@@ -76,11 +76,8 @@ def test_damaged_cache_is_rebuilt_not_a_traceback(shipped, tmp_path):
 
 
 def test_concurrent_processes_share_the_cache(shipped, tmp_path):
-    import os
-
-    lists = []
-    for i, name in enumerate(["CIFAR100", "Food101", "DTD", "Flowers102"]):
-        lists.append(ROOT / "benchmarks" / "data" / "mll-classnames" / f"{name}.txt")
+    lists = [ROOT / "benchmarks" / "data" / "mll-classnames" / f"{name}.txt"
+             for name in ["CIFAR100", "Food101", "DTD", "Flowers102"]]
     env = {**os.environ, "MLLZOO_CACHE_DIR": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "--registry", str(shipped), "recommend", str(path),
                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -91,7 +88,9 @@ def test_concurrent_processes_share_the_cache(shipped, tmp_path):
     with sqlite3.connect(tmp_path / "embeddings-cache.db") as db:
         assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
         cached = {text for (text,) in db.execute("select text from embeddings")}
-    assert {"a photo of a apple.", "a photo of a apple pie.", "a photo of a banded.", "a photo of a pink primrose."} <= cached
+    first_of_each = {"a photo of a apple.", "a photo of a apple pie.", "a photo of a banded.",
+                     "a photo of a pink primrose."}
+    assert first_of_each <= cached
 
 
 @pytest.mark.parametrize("bad", ["missing-image", "bad-class-file"])
