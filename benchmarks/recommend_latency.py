@@ -8,7 +8,10 @@ the transformers/torch path of the same embedder (MLLZOO_MINILM_BACKEND=transfor
 `mllzoo --help` (the process start floor), and prints the ratios. --pandas also times, in this process,
 a re-implementation of the MLL reference code's pandas loop on the synthetic registry's labels.
 
-    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/recommend_latency.py [--repeats 5] [--pandas]
+    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/recommend_latency.py [--repeats 5] [--threads N] [--pandas]
+
+--threads N caps numpy's BLAS and torch at N threads in every timed process (default: their own
+choice). On a busy machine one thread is faster: BLAS threads that wait for a core spin.
 
 (WordNet names the synthetic nodes: `make wordnet` lays it out in .nltk_data the first time.)
 """
@@ -117,9 +120,12 @@ def class_file(folder: Path, source: Path, count: int) -> Path:
 def cli_seconds(args: list[str], env: dict[str, str]) -> float:
     """Wall time of one fresh ``mllzoo`` process, from its start to its exit."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mllzoo", *args], check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, **env})
-    return time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-m", "mllzoo", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, **env})
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"mllzoo {' '.join(args)} failed:\n{done.stderr}")
+    return seconds
 
 
 def median_of(repeats: int, args: list[str], env_of) -> float:
@@ -145,6 +151,10 @@ def time_cases(cases: list[tuple[str, Path, Path]], repeats: int, scratch: Path)
 
 def time_pandas(registry: Registry, class_names: list[str]) -> None:
     """In this process: mllzoo's selection against the reference code's pandas loop on the same labels."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        sys.exit("--pandas needs pandas: pip install pandas")
     recommend(class_names, registry=registry, cache=False)  # loads the embedder and warms the page cache
     started = time.perf_counter()
     rec = recommend(class_names, registry=registry, cache=False)
@@ -166,7 +176,11 @@ def main() -> None:
                                               "as `mllzoo register` does]")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pandas", action="store_true", help="also time the reference code's pandas loop")
+    parser.add_argument("--threads", type=int, help="BLAS and torch threads of every timed process")
     args = parser.parse_args()
+    if args.threads:
+        os.environ.update(dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"],
+                                        str(args.threads)))
     cache = ROOT / "benchmarks" / ".cache" / f"synthetic-{args.models}x{args.nodes}-m{args.m or 'auto'}.db"
     if not cache.exists():
         cache.parent.mkdir(exist_ok=True)
@@ -177,7 +191,7 @@ def main() -> None:
     cifar = DATA / "mll-classnames" / "CIFAR100.txt"
     print(f"shipped registry: {ROOT / 'registry.db'}; synthetic: {args.models} models x {args.nodes} nodes, "
           f"{SAMPLES_PER_NODE} samples per node, depth {args.m or 'auto'}, {cache.stat().st_size / 1e6:.0f} MB; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, threads {args.threads or 'default'}")
     with tempfile.TemporaryDirectory(prefix="mllzoo-latency-") as folder:
         scratch = Path(folder)
         shipped = ROOT / "registry.db"
