@@ -52,3 +52,40 @@ def test_unusable_location_gives_up_quietly(tmp_path, capsys):
     cache.put("minilm", ["dog"], np.ones((1, 3), np.float32))
     assert cache.get("minilm", ["dog"]) == {}
     assert capsys.readouterr().err.count("not used") == 1  # one warning, not one per call
+
+
+class CountingEmbedder:
+    """A local embedder that records what it was asked to embed."""
+
+    id = "counting"
+
+    def __init__(self):
+        self.asked: list[list[str]] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.asked.append(list(texts))
+        return np.array([[len(t), 1.0, 0.0] for t in texts], np.float32)
+
+
+def test_embed_reads_known_captions_then_cache_and_computes_each_text_once(tmp_path):
+    from mllzoo.text import embed
+
+    embedder, cache = CountingEmbedder(), EmbeddingCache(tmp_path / "c.db")
+    caption = np.array([9.0, 9.0, 9.0], np.float32)
+    texts = ["dog", "dog which is a canine", "dog", "cat"]
+    first = embed(None, embedder, texts, cache, {"dog which is a canine": caption})
+    assert embedder.asked == [["dog", "cat"]]  # the caption's vector is the registry's; "dog" once
+    assert np.array_equal(first[1], caption) and np.array_equal(first[0], first[2])
+    again = embed(None, embedder, ["cat", "dog"], cache)
+    assert embedder.asked == [["dog", "cat"]] and np.array_equal(again, first[[3, 0]])
+    embed(None, embedder, ["cat"], None)
+    assert embedder.asked[-1] == ["cat"]  # no cache: computed again
+
+
+def test_cached_vectors_of_another_shape_are_recomputed(tmp_path):
+    from mllzoo.text import embed
+
+    embedder, cache = CountingEmbedder(), EmbeddingCache(tmp_path / "c.db")
+    cache.put("counting", ["dog"], np.ones((1, 5), np.float32))
+    out = embed(None, embedder, ["dog", "cat"], cache, {"cat": np.zeros(3, np.float32)})
+    assert out.shape == (2, 3) and embedder.asked == [["dog", "cat"]]
