@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,16 @@ def embed(texts: list[str], max_tokens: int = 512) -> np.ndarray:
     if not texts:
         return out
     ids = tokenize(texts)
-    for chosen in _batches(sorted(range(len(ids)), key=lambda i: len(ids[i])), ids, max_tokens):
-        pooled = _bert().pooled([ids[i] for i in chosen])
-        out[chosen] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    batches = _batches(sorted(range(len(ids)), key=lambda i: len(ids[i])), ids, max_tokens)
+    bert = _bert()
+    # One BLAS thread per batch, batches on parallel threads: BLAS threads sharing one small matrix
+    # product wait for each other at every product, which a busy machine turns into seconds.
+    from threadpoolctl import threadpool_limits
+
+    workers = min(len(batches), os.cpu_count() or 1)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for chosen, pooled in zip(batches, pool.map(lambda chosen: bert.pooled([ids[i] for i in chosen]), batches)):
+            out[chosen] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     return out
 
 
