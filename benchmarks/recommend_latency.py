@@ -1,11 +1,17 @@
-"""`recommend` latency on a synthetic registry of 1,000 models x 10,000 nodes, 100 classes.
+"""`mllzoo recommend` as a user runs it: the real CLI in fresh processes, end to end from process start.
 
-Prints the latency of mllzoo's selection with the text embedder already loaded, both in a fresh
-process (what one ``mllzoo recommend`` costs after start-up) and repeated in one process, and, on the same
-labels, of a straightforward re-implementation of the MLL reference code's pandas loop, and their
-ratio. The registry is built once into benchmarks/.cache/ (node captions embedded with MiniLM).
+Times the median of --repeats fresh `mllzoo recommend` processes, with a cold user embedding cache
+(a new MLLZOO_CACHE_DIR per run) and with it warm, on (a) the shipped registry.db with 5, 100
+(CIFAR-100) and 1,000 classes (benchmarks/data/mll-1000.txt) and (b) a synthetic registry of 1,000
+models x 10,000 nodes with 100 classes, built once into benchmarks/.cache/. In the same run it times
+the transformers/torch path of the same embedder (MLLZOO_MINILM_BACKEND=transformers, no cache) and
+`mllzoo --help` (the process start floor), and prints the ratios. --pandas also times, in this process,
+a re-implementation of the MLL reference code's pandas loop on the synthetic registry's labels.
 
-    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/recommend_latency.py [--models 1000] [--nodes 10000]
+    NLTK_DATA=.nltk_data .venv/bin/python benchmarks/recommend_latency.py [--repeats 5] [--threads N] [--pandas]
+
+--threads N caps numpy's BLAS and torch at N threads in every timed process (default: their own
+choice). On a busy machine one thread is faster: BLAS threads that wait for a core spin.
 
 (WordNet names the synthetic nodes: `make wordnet` lays it out in .nltk_data the first time.)
 """
@@ -13,8 +19,10 @@ ratio. The registry is built once into benchmarks/.cache/ (node captions embedde
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +34,8 @@ from mllzoo.recommend import read_labels, recommend
 from mllzoo.registry import Registry
 from mllzoo.text import get_embedder, node_vectors
 
-CLASSES = Path(__file__).resolve().parent / "data" / "mll-classnames" / "CIFAR100.txt"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / "data"
 SAMPLES_PER_NODE = 3
 
 
@@ -100,16 +109,63 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
     return {column: df[column].nlargest(1).index.tolist() for column in df.columns}
 
 
-def task_classes() -> list[str]:
-    return [c for c in CLASSES.read_text().split("\n")[:100] if c]
+def class_file(folder: Path, source: Path, count: int) -> Path:
+    """The first ``count`` classes of ``source`` as a class file of their own."""
+    names = [line for line in source.read_text().splitlines() if line.strip()][:count]
+    path = folder / f"{source.stem}-{count}.txt"
+    path.write_text("\n".join(names) + "\n")
+    return path
 
 
-def time_once(cache: Path) -> float:
-    """One ``recommend`` in this fresh process, after loading the embedder as a user's session would."""
-    get_embedder("minilm").embed(["warm up", "a photo of a warm up."])
+def cli_seconds(args: list[str], env: dict[str, str]) -> float:
+    """Wall time of one fresh ``mllzoo`` process, from its start to its exit."""
     started = time.perf_counter()
-    recommend(task_classes(), registry=Registry(cache), include_uninstalled=True)  # synthetic models have no plugin
-    return time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-m", "mllzoo", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, env={**os.environ, **env})
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"mllzoo {' '.join(args)} failed:\n{done.stderr}")
+    return seconds
+
+
+def median_of(repeats: int, args: list[str], env_of) -> float:
+    return float(np.median([cli_seconds(args, env_of(i)) for i in range(repeats)]))
+
+
+def time_cases(cases: list[tuple[str, Path, Path]], repeats: int, scratch: Path) -> None:
+    """Per case: cold cache, warm cache and the torch path, each the median of ``repeats`` fresh processes."""
+    floor = median_of(repeats, ["--help"], lambda i: {})
+    print(f"`mllzoo --help` (process start floor): {floor:.3f} s median of {repeats}")
+    print(f"{'registry, classes':<44}{'cold cache':>12}{'warm cache':>12}{'torch path':>12}"
+          f"{'torch/cold':>12}{'cold/--help':>13}")
+    for name, registry, classes in cases:
+        args = ["--registry", str(registry), "recommend", str(classes), "--include-uninstalled"]  # synthetic models have no plugin
+        cold = median_of(repeats, args, lambda i: {"MLLZOO_CACHE_DIR": str(scratch / f"cold-{name}-{i}")})
+        warm_dir = {"MLLZOO_CACHE_DIR": str(scratch / f"warm-{name}")}
+        cli_seconds(args, warm_dir)  # fills the cache
+        warm = median_of(repeats, args, lambda i: warm_dir)
+        torch = median_of(repeats, [*args, "--no-cache"], lambda i: {"MLLZOO_MINILM_BACKEND": "transformers"})
+        print(f"{name:<44}{cold:>11.3f}s{warm:>11.3f}s{torch:>11.3f}s{torch / cold:>11.1f}x{cold / floor:>12.1f}x",
+              flush=True)
+
+
+def time_pandas(registry: Registry, class_names: list[str]) -> None:
+    """In this process: mllzoo's selection against the reference code's pandas loop on the same labels."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        sys.exit("--pandas needs pandas: pip install pandas")
+    recommend(class_names, registry=registry, cache=False, include_uninstalled=True)  # loads the embedder and warms the page cache
+    started = time.perf_counter()
+    rec = recommend(class_names, registry=registry, cache=False, include_uninstalled=True)
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    baseline_choice = reference_pandas_loop(registry, class_names, rec)
+    baseline = time.perf_counter() - started
+    agree = np.mean([baseline_choice[name] == [rec.model_ids[m] for m in rec.selection.chosen[y]]
+                     for y, name in enumerate(class_names)])
+    print(f"in one process, embedder loaded: recommend {ours:.3f} s; reference-style pandas loop on the same "
+          f"labels {baseline:.3f} s; {baseline / ours:.1f}x; same top-1 model for {agree:.0%} of classes")
 
 
 def main() -> None:
@@ -119,42 +175,33 @@ def main() -> None:
     parser.add_argument("--m", type=int, help="cut every list at this depth [default: fit the label budget, "
                                               "as `mllzoo register` does]")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--time-once", type=Path, help=argparse.SUPPRESS)  # one fresh-process timing
+    parser.add_argument("--pandas", action="store_true", help="also time the reference code's pandas loop")
+    parser.add_argument("--threads", type=int, help="BLAS and torch threads of every timed process")
     args = parser.parse_args()
-    if args.time_once:
-        print(time_once(args.time_once))
-        return
-    cache = Path(__file__).parent / ".cache" / f"synthetic-{args.models}x{args.nodes}-m{args.m or 'auto'}.db"
+    if args.threads:
+        os.environ.update(dict.fromkeys(["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"],
+                                        str(args.threads)))
+    cache = ROOT / "benchmarks" / ".cache" / f"synthetic-{args.models}x{args.nodes}-m{args.m or 'auto'}.db"
     if not cache.exists():
         cache.parent.mkdir(exist_ok=True)
         started = time.perf_counter()
         build(cache.with_suffix(".tmp"), args.models, args.nodes, args.m).close()
         cache.with_suffix(".tmp").rename(cache)
         print(f"built {cache} in {time.perf_counter() - started:.0f}s")
-    registry = Registry(cache)
-    class_names = task_classes()
-    recommend(class_names, registry=registry, include_uninstalled=True)  # loads the embedder, warms the page cache
-    timings = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        rec = recommend(class_names, registry=registry, include_uninstalled=True)
-        timings.append(time.perf_counter() - started)
-    fresh = [float(subprocess.run([sys.executable, __file__, "--time-once", str(cache)], check=True,
-                                  capture_output=True, text=True).stdout) for _ in range(args.repeats)]
-    ours = float(np.median(fresh))
-    started = time.perf_counter()
-    baseline_choice = reference_pandas_loop(registry, class_names, rec)
-    baseline = time.perf_counter() - started
-    agree = np.mean([baseline_choice[name] == [rec.model_ids[m] for m in rec.selection.chosen[y]]
-                     for y, name in enumerate(class_names)])
-    size = cache.stat().st_size / 1e6
-    print(f"registry: {args.models} models x {args.nodes} nodes, {SAMPLES_PER_NODE} samples per node, "
-          f"depth {args.m or 'auto'}, {size:.0f} MB")
-    print(f"recommend, {len(class_names)} classes, embedder loaded, median of {args.repeats}: "
-          f"{ours:.3f} s in a fresh process (best {min(fresh):.3f}), "
-          f"{float(np.median(timings)):.3f} s repeated in one process (best {min(timings):.3f})")
-    print(f"reference-style pandas loop on the same labels: {baseline:.3f} s")
-    print(f"speed-up (fresh-process median): {baseline / ours:.1f}x; same top-1 model for {agree:.0%} of classes")
+    cifar = DATA / "mll-classnames" / "CIFAR100.txt"
+    print(f"shipped registry: {ROOT / 'registry.db'}; synthetic: {args.models} models x {args.nodes} nodes, "
+          f"{SAMPLES_PER_NODE} samples per node, depth {args.m or 'auto'}, {cache.stat().st_size / 1e6:.0f} MB; "
+          f"{os.cpu_count()} CPUs, threads {args.threads or 'default'}")
+    with tempfile.TemporaryDirectory(prefix="mllzoo-latency-") as folder:
+        scratch = Path(folder)
+        shipped = ROOT / "registry.db"
+        time_cases([("shipped, 5 classes (pets)", shipped, class_file(scratch, ROOT / "examples" / "pets.txt", 5)),
+                    ("shipped, 100 classes (CIFAR-100)", shipped, cifar),
+                    ("shipped, 1,000 classes (mll-1000)", shipped, DATA / "mll-1000.txt"),
+                    (f"synthetic {args.models:,} x {args.nodes:,}, 100 classes", cache, cifar)],
+                   args.repeats, scratch)
+    if args.pandas:
+        time_pandas(Registry(cache), [line for line in cifar.read_text().splitlines() if line][:100])
 
 
 if __name__ == "__main__":

@@ -354,16 +354,18 @@ def selection_options(command):
         click.option("--include-uninstalled", is_flag=True,
                      help="Also consider labeled models whose plugin is not installed here (predict cannot "
                           "load them; `mllzoo labels list` names the plugin to install)."),
+        click.option("--no-cache", "cache", flag_value=False, default=True,
+                     help="Neither read nor fill the user's cache of class-description embeddings."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _recommend(ctx: click.Context, classes_file: Path, options: dict):
+def _recommend(ctx: click.Context, classes: Path | list[str], options: dict):
     from .recommend import recommend
 
-    return recommend(classes_file, registry=open_registry(ctx), **options)
+    return recommend(classes, registry=open_registry(ctx), **options)
 
 
 @cli.command("recommend")
@@ -400,10 +402,12 @@ def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, dev
 
     A folder whose sub-folders are class names is scored and its accuracy printed.
     """
+    from .classes import read_classes
     from .predict import gather_images
 
-    result = _recommend(ctx, classes_file, options)
-    images, truth = gather_images(paths, result.classes)
+    names = read_classes(classes_file)  # every input checked before selection and model loads
+    images, truth = gather_images(paths, names)
+    result = _recommend(ctx, names, options)
     ensemble = result.ensemble(device=device, batch_size=batch_size)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -19,9 +19,12 @@ from .descriptions import get_captioner
 from .errors import DamagedLabelError, MllzooError
 from .graph import Graph, load_graph
 from .registry import Registry, default_registry_path
-from .reuse import Ensemble
 from .selection import ALPHA, TOP_NODES, Selection, choose_models, select
 from .text import embed, get_embedder, node_vectors
+from .usercache import EmbeddingCache
+
+if TYPE_CHECKING:  # reuse imports the image stack, which a recommendation never needs
+    from .reuse import Ensemble
 
 WEAK_MATCH = 0.25  # below this best-node similarity a class matches no concept well
 
@@ -63,6 +66,7 @@ class Recommendation:
     def ensemble(self, device: str = "auto", batch_size: int = 64) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for."""
         from .catalog import discover_models
+        from .reuse import Ensemble
 
         catalog = discover_models()
         missing = [m for m in self.models if m not in catalog]
@@ -88,11 +92,12 @@ class Selector:
     Each selection streams the labels from the registry and replays each before the next is read,
     so a one-off ``recommend`` never holds a thousand labels in memory.
     ``keep_labels=True`` keeps them after the first selection, for callers that select many
-    times over a small registry (``mllzoo bench``).
+    times over a small registry (``mllzoo bench``). Class descriptions are embedded through the
+    user's ``cache`` when given, and a description that is a node's caption reuses its vector.
     """
 
     def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None,
-                 keep_labels: bool = False):
+                 keep_labels: bool = False, cache: EmbeddingCache | None = None):
         self.registry = registry
         self.graph = load_graph(registry, images=False)
         self.model_ids = sorted(registry.labeled_model_ids(self.graph.id))
@@ -104,6 +109,7 @@ class Selector:
         glosses = {node.name.lower(): node.definition for node in self.graph.nodes}
         self.captioner = get_captioner(captioner, registry, glosses)
         self.node_vectors = node_vectors(registry, self.embedder, self.graph)
+        self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
         self._class_vectors: dict[tuple, np.ndarray] = {}
 
@@ -142,7 +148,8 @@ class Selector:
         if key not in self._class_vectors:
             descriptions = self.captioner.describe(names, domain, task)
             flat = [text for texts in descriptions for text in texts]
-            vectors = embed(self.registry, self.embedder, flat)
+            known = dict(zip(self.graph.captions, self.node_vectors))
+            vectors = embed(self.registry, self.embedder, flat, self.cache, known)
             bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
             means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
             self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
@@ -186,19 +193,21 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
               alpha: float = ALPHA, registry: Registry | str | Path | None = None, embedder: str | None = None,
               captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
               max_gflops: float | None = None, models: list[str] | None = None, family: str | None = None,
-              include_uninstalled: bool = False, skip_damaged: bool = False) -> Recommendation:
+              include_uninstalled: bool = False, skip_damaged: bool = False,
+              cache: bool = True) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels.
 
     The candidates are the labeled models (``models`` when given, of ``family`` when given) whose plugin
     is installed here; ``include_uninstalled`` admits the others, which ``ensemble`` cannot load.
     A damaged label is an error, unless ``skip_damaged``: then it is left out with one warning.
+    ``cache=False`` neither reads nor fills the user's embedding cache (:mod:`mllzoo.usercache`).
     """
     from .candidates import candidate_models, warn_uninstalled
 
     names = read_classes(classes) if isinstance(classes, (str, Path)) else list(classes)
     if not isinstance(registry, Registry):
         registry = Registry(registry or default_registry_path(), create=False, write=False)
-    selector = Selector(registry, embedder, captioner)
+    selector = Selector(registry, embedder, captioner, cache=EmbeddingCache() if cache else None)
     pool = candidate_models(selector.model_ids, registry, models, family, include_uninstalled)
     result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
                                 max_models=max_models, max_gflops=max_gflops, models=pool,

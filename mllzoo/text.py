@@ -15,6 +15,7 @@ import numpy as np
 from .blobs import DamagedBlob
 from .errors import MllzooError
 from .plugins import call_each
+from .usercache import EmbeddingCache
 
 DEFAULT_EMBEDDER = "minilm"
 
@@ -62,9 +63,28 @@ def embed_cached(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
     return np.stack([cached[h] for h in hashes]).astype(np.float32)
 
 
-def embed(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """Embed ``texts``: a paid API's answers are all kept in the registry; a local embedder's are cheap to redo."""
-    return embed_cached(registry, embedder, texts) if getattr(embedder, "remote", False) else embedder.embed(texts)
+def embed(registry, embedder: Embedder, texts: list[str], cache: EmbeddingCache | None = None,
+          known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Embed ``texts``: a paid API's answers are all kept in the registry; a local embedder's are cheap to redo.
+
+    ``known`` vectors (the graph's captions, already in the registry) and the user's ``cache`` are
+    read first; what the embedder computes goes into the cache.
+    """
+    found = {text: known[text] for text in texts if known and text in known}
+    if cache is not None:
+        found.update(cache.get(embedder.id, [text for text in texts if text not in found]))
+    if len({vector.shape for vector in found.values()}) > 1:  # a cache from another embedder version
+        found = {}
+    missing = list(dict.fromkeys(text for text in texts if text not in found))
+    if missing:
+        remote = getattr(embedder, "remote", False)
+        vectors = embed_cached(registry, embedder, missing) if remote else embedder.embed(missing)
+        if cache is not None:
+            cache.put(embedder.id, missing, vectors)
+        found.update(zip(missing, vectors))
+    if not texts:
+        return np.zeros((0, 0), np.float32) if getattr(embedder, "remote", False) else embedder.embed([])
+    return np.stack([found[text] for text in texts]).astype(np.float32)
 
 
 def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:

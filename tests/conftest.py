@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
+# the user's embedding cache (mllzoo.usercache): a throwaway folder per session, never the real one
+os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
 
 
 @pytest.fixture

@@ -25,3 +25,34 @@ def test_batches_keep_padded_size_within_budget():
     assert batches == [[0, 1, 2], [3], [4]]  # a text longer than the budget still gets a batch
     assert sorted(i for batch in batches for i in batch) == [0, 1, 2, 3, 4]
     assert minilm.embed([]).shape == (0, minilm.DIM)
+
+
+def test_numpy_encoder_equals_transformers_on_benchmark_lists_and_node_captions(monkeypatch):
+    """The torch-free encoder keeps selections and registries as they are: every class description of
+    the MLL benchmark's class lists against the transformers path (the reference), and every node
+    caption of the shipped registry against the vectors stored in it (which `make registry` computed
+    with the transformers path)."""
+    from conftest import ROOT
+
+    from mllzoo.descriptions import TemplateCaptioner
+    from mllzoo.graph import load_graph
+    from mllzoo.registry import Registry
+
+    registry = Registry(ROOT / "registry.db", create=False)
+    graph = load_graph(registry, images=False)
+    stored = registry.node_embeddings(graph.id, "minilm")
+    registry.close()
+    captioner = TemplateCaptioner({node.name.lower(): node.definition for node in graph.nodes})
+    lists = sorted((ROOT / "benchmarks" / "data" / "mll-classnames").glob("*.txt"))
+    assert len(lists) == 17
+    texts = sorted({text for path in lists for described in captioner.describe(
+        [name for name in path.read_text().split("\n") if name.strip()], None, None) for text in described})
+    assert len(texts) > 2000
+    ours = minilm.embed(texts)
+    monkeypatch.setenv(minilm.BACKEND_ENV, "transformers")
+    reference = minilm.embed(texts)
+    cosine = (ours * reference).sum(1)
+    assert cosine.min() >= 0.9999, [texts[i] for i in np.argsort(cosine)[:5]]
+    monkeypatch.delenv(minilm.BACKEND_ENV)
+    captions = (minilm.embed(graph.captions) * stored).sum(1)
+    assert len(captions) == len(graph.nodes) > 2000 and captions.min() >= 0.9999
