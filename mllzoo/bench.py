@@ -23,6 +23,7 @@ import numpy as np
 from .catalog import discover_models
 from .classes import display_name
 from .errors import MllzooError
+from .extras import require
 from .graph import IMAGE_SUFFIXES
 from .images import ImageCache
 from .recommend import Selector
@@ -170,8 +171,7 @@ def run_bench(registry: Registry, tasks_dir: Path, device: str = "auto", batch_s
 
 def plot(result: dict, path: Path) -> None:
     """Accuracy per task by method, and accuracy against hub size (the paper's growth plot)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "mllzoo bench --plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .cli_config import config_group
 from .errors import MllzooError
 from .plugins import load_plugins, pm
 
@@ -149,6 +150,9 @@ def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> N
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugins from mllzoo's own environment."""
+    if not yes and not sys.stdin.isatty():
+        raise MllzooError("uninstall asks before removing anything and standard input is not a terminal: "
+                          "pass -y to uninstall without asking")
     sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]))
 
 
@@ -259,8 +263,9 @@ def selection_options(command):
         click.option("--max-models", type=int, help="Use at most this many models in all."),
         click.option("--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."),
         click.option("--captioner", type=click.Choice(["templates", "openai"]),
-                     help="Who describes the classes [default: openai when OPENAI_API_KEY is set]."),
-        click.option("--embedder", help="Text embedder id [default: minilm]."),
+                     help="Who describes the classes [default: the captioner setting, else templates; "
+                          "see mllzoo config]."),
+        click.option("--embedder", help="Text embedder id [default: the embedder setting, else minilm]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -339,7 +344,10 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
           as_json: bool) -> None:
     """Compare MLL with the usual choices on ImageFolder tasks in TASKS_DIR (accuracy and cost)."""
     from .bench import METHODS, plot, run_bench
+    from .extras import require
 
+    if plot_path:  # before the models run, not after
+        require("matplotlib", "bench", "mllzoo bench --plot")
     result = run_bench(open_registry(ctx), tasks_dir, device=device, batch_size=batch_size, orders=orders)
     if plot_path:
         plot(result, plot_path)
@@ -356,6 +364,7 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
                + (f"; plot written to {plot_path}" if plot_path else ""))
 
 
+cli.add_command(config_group)
 load_plugins()
 pm.hook.mllzoo_register_commands(cli=cli)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Protocol
 
 from .classes import display_name
@@ -83,12 +82,18 @@ class OpenAICaptioner:
 
 
 def get_captioner(choice: str | None, registry: Registry, glosses: dict[str, str]) -> Captioner:
-    """``templates`` or ``openai``; by default OpenAI when ``OPENAI_API_KEY`` is set."""
-    choice = choice or ("openai" if os.environ.get("OPENAI_API_KEY") else "templates")
+    """``templates`` or ``openai``: the ``choice`` given, else the ``captioner`` setting (``mllzoo config``).
+
+    Never chosen by the environment: an ``OPENAI_API_KEY`` alone does not switch to the paid captioner.
+    """
+    from .config import setting
+
+    choice = choice or setting("captioner")
     if choice == "templates":
         return TemplateCaptioner(glosses)
     if choice == "openai":
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise MllzooError("--captioner openai needs OPENAI_API_KEY")
+        from .default_plugins.openai_api import check_ready
+
+        check_ready("the openai captioner")
         return OpenAICaptioner(registry)
     raise MllzooError(f"unknown captioner {choice!r}: use templates or openai")
