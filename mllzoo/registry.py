@@ -26,7 +26,7 @@ from . import blobs
 from .errors import MllzooError
 
 migrations = Migrations("mllzoo")
-SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "registry.db"
+SHIPPED_REGISTRY = ("mllzoo", "data/registry.db")  # package data: in the wheel and in a checkout alike
 
 
 @migrations()
@@ -103,10 +103,23 @@ def default_registry_path() -> Path:
     import platformdirs
 
     user = Path(platformdirs.user_data_dir("mllzoo")) / "registry.db"
-    if not user.exists() and SHIPPED_REGISTRY.exists():
-        user.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHIPPED_REGISTRY, user)
+    if not user.exists():
+        copy_shipped_registry(user)
     return user
+
+
+def copy_shipped_registry(target: Path) -> None:
+    """Copy the registry shipped in the package to ``target`` (a new file appears whole or not at all)."""
+    from importlib import resources
+
+    package, name = SHIPPED_REGISTRY
+    with resources.as_file(resources.files(package).joinpath(name)) as shipped:
+        if not shipped.exists():
+            return  # a build without the data file: the user starts with an empty registry
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(shipped, partial)
+        partial.replace(target)
 
 
 MMAP_BYTES = 1 << 30
