@@ -13,7 +13,8 @@ from typing import Protocol
 
 from .classes import display_name
 from .errors import MllzooError
-from .registry import Registry, now
+from .graph import caption
+from .registry import Registry
 
 CHAT_MODEL = "gpt-4o-mini"
 
@@ -43,7 +44,7 @@ class TemplateCaptioner:
                 texts.append(f"{name}, in {task}.")
             gloss = self.glosses.get(name.lower())
             if gloss:
-                texts.append(f"{name} which is {gloss}")
+                texts.append(caption(name, gloss))
             out.append(texts)
         return out
 
@@ -61,9 +62,9 @@ class OpenAICaptioner:
 
     def _one(self, raw: str, domain: str | None, task: str | None) -> list[str]:
         key = hashlib.sha1(json.dumps([raw, domain, task]).encode()).hexdigest()
-        rows = list(self.registry.db["descriptions"].rows_where("captioner = ? and key = ?", [self.id, key]))
-        if rows:
-            return json.loads(rows[0]["texts"])
+        cached = self.registry.cached_descriptions(self.id, key)
+        if cached is not None:
+            return cached
         from .default_plugins.openai_api import client
 
         name = display_name(raw)
@@ -74,10 +75,7 @@ class OpenAICaptioner:
                        f"{context} Do not number the lines."}])
         lines = [line.strip(" -*\t") for line in (response.choices[0].message.content or "").splitlines()]
         texts = [name] + [line for line in lines if line]
-        with self.registry.transaction():
-            self.registry.db["descriptions"].upsert(
-                {"captioner": self.id, "key": key, "name": raw, "texts": json.dumps(texts), "created": now()},
-                pk=("captioner", "key"))
+        self.registry.save_descriptions(self.id, key, raw, texts)
         return texts
 
 

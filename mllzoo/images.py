@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from PIL import Image, UnidentifiedImageError
 
+from .graph import IMAGE_SUFFIXES
+
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
 
 
@@ -31,15 +33,23 @@ def open_rgb(path: Path) -> Image.Image | None:
         return None
 
 
+def class_folder_images(folder: Path) -> list[tuple[Path, str | None]]:
+    """Every image file under ``folder`` (sorted, sub-folders included) with the name of the folder that
+    holds it, or None for files directly in ``folder``: an ImageFolder's images and their class names."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [(file, file.parent.name if file.parent != Path(folder) else None) for file in files]
+
+
 class ImageCache:
     """Preprocessed tensors for chunks of a fixed list of image files, kept per transform.
 
+    Paths are relative to ``root`` (a graph's sample folder), or, with ``root=None``, read as given.
     Entries are keyed by ``(preprocess_key, chunk start)`` and evicted least-recently-used past
     ``budget_bytes``; while a graph's tensors fit, every image is decoded once per transform.
     """
 
-    def __init__(self, root: Path, paths: list[str], budget_bytes: int = 2 * 1024**3):
-        self.root = Path(root)
+    def __init__(self, root: Path | None, paths: list[str], budget_bytes: int = 2 * 1024**3):
+        self.root = Path(root) if root is not None else None
         self.paths = paths
         self.budget = budget_bytes
         self._chunks: OrderedDict[tuple[str, int, int], tuple[Any, list[int]]] = OrderedDict()
@@ -59,11 +69,11 @@ class ImageCache:
         for i in range(start, stop):
             if i in self.unreadable:
                 continue
-            image = open_rgb(self.root / self.paths[i])
+            image = open_rgb(self.path(i))
             self.decodes += 1
             if image is None:
                 self.unreadable.add(i)
-                print(f"Warning: unreadable image skipped: {self.root / self.paths[i]}", file=sys.stderr)
+                print(f"Warning: unreadable image skipped: {self.path(i)}", file=sys.stderr)
                 continue
             stacked.append(preprocess(image))
             ok.append(i)
@@ -74,3 +84,6 @@ class ImageCache:
             _, (evicted, _) = self._chunks.popitem(last=False)
             self._bytes -= evicted.nbytes
         return entry
+
+    def path(self, i: int) -> Path:
+        return Path(self.paths[i]) if self.root is None else self.root / self.paths[i]

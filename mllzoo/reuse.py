@@ -89,8 +89,8 @@ class Ensemble:
 
     def model_probabilities(self, paths: Iterable[str | Path]) -> tuple[dict[str, np.ndarray], list[int]]:
         """Per model, softmax probabilities ``[n_readable, classes]``, and the readable images' indices."""
-        paths = [str(Path(p).resolve()) for p in paths]
-        cache = ImageCache(Path("/"), paths)
+        paths = [str(p) for p in paths]
+        cache = ImageCache(None, paths)
         out, readable = {}, []
         for model_id in self.members:
             model, vectors = self._model(model_id)
