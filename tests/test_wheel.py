@@ -24,6 +24,7 @@ DISTRIBUTIONS = ["mllzoo", "mllzoo_plugin_eva", "mllzoo_plugin_hf", "mllzoo_plug
 BUILD_LEFTOVERS = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".nltk_data",
                                          "world", ".cache", ".pytest_cache", "registry.db-*")
 DEMO = ["recommend", "examples/pets.txt", "--domain", "animal"]  # the README's `make demo` command
+SPDX_SETUPTOOLS = "77.0.1"  # the first setuptools that reads `license = "Apache-2.0"` (PEP 639); see CONTRIBUTING
 
 
 def run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:
@@ -62,6 +63,21 @@ def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in {"PYTHONPATH", "MLLZOO_REGISTRY", "XDG_DATA_HOME", "XDG_CONFIG_HOME"}}
     return {**env, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config")}
+
+
+def test_every_project_asks_for_a_backend_that_reads_its_licence():
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    for pyproject in [ROOT / "pyproject.toml", *sorted(ROOT.glob("plugins/*/pyproject.toml"))]:
+        config = tomllib.loads(pyproject.read_text())
+        if not isinstance(config["project"].get("license"), str):
+            continue
+        (setuptools,) = [Requirement(r) for r in config["build-system"]["requires"] if r.startswith("setuptools")]
+        floors = [Version(s.version) for s in setuptools.specifier if s.operator in (">=", "==", "~=")]
+        assert floors and min(floors) >= Version(SPDX_SETUPTOOLS), f"{pyproject}: {setuptools}"
 
 
 def test_every_distribution_builds_a_wheel(wheels):
