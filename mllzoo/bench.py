@@ -23,8 +23,8 @@ import numpy as np
 from .catalog import discover_models
 from .classes import display_name
 from .errors import MllzooError
-from .graph import IMAGE_SUFFIXES
-from .images import ImageCache
+from .extras import require
+from .images import ImageCache, class_folder_images
 from .recommend import Selector
 from .registry import Registry
 from .reuse import class_vectors, combine, zero_shot_probabilities
@@ -50,17 +50,14 @@ def load_tasks(tasks_dir: Path) -> list[Task]:
         raise MllzooError(f"tasks folder not found: {tasks_dir}")
     tasks = []
     for folder in sorted(p for p in tasks_dir.iterdir() if p.is_dir()):
-        class_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
-        images, truth = [], []
-        for y, class_dir in enumerate(class_dirs):
-            files = sorted(str(f) for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            images += files
-            truth += [y] * len(files)
-        if len(class_dirs) < 2 or not images:
+        labeled = [(str(file), name) for file, name in class_folder_images(folder) if name is not None]
+        class_names = sorted({name for _, name in labeled})
+        if len(class_names) < 2:
             continue
+        index = {name: y for y, name in enumerate(class_names)}
         card = json.loads((folder / "task.json").read_text()) if (folder / "task.json").exists() else {}
-        tasks.append(Task(folder.name, [display_name(c.name) for c in class_dirs], images, np.array(truth),
-                          card.get("domain"), card.get("task")))
+        tasks.append(Task(folder.name, [display_name(c) for c in class_names], [file for file, _ in labeled],
+                          np.array([index[name] for _, name in labeled]), card.get("domain"), card.get("task")))
     if not tasks:
         raise MllzooError(f"no ImageFolder task (a folder of class-named sub-folders) in {tasks_dir}")
     return tasks
@@ -170,8 +167,7 @@ def run_bench(registry: Registry, tasks_dir: Path, device: str = "auto", batch_s
 
 def plot(result: dict, path: Path) -> None:
     """Accuracy per task by method, and accuracy against hub size (the paper's growth plot)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "mllzoo bench --plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -2,16 +2,34 @@
 
 Each plugin's registration runs on its own so that one failing plugin is a warning, and every
 spec is recorded with the plugin that offered it (``mllzoo models`` shows it, the registry keeps it).
+Plugins keep their specs in a shipped ``catalog.json`` that :func:`read_catalog` reads without torch.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 from .errors import MllzooError
 from .plugins import call_each, plugin_version
 from .vlm import ModelSpec, parse_model_id
+
+
+def read_catalog(package: str, name: str = "catalog.json") -> list[ModelSpec]:
+    """The specs stored in a plugin package's catalogue file (package data)."""
+    rows = json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+    return [ModelSpec(**{**row, "hubs": tuple(row["hubs"])}) for row in rows]
+
+
+def write_catalog(specs: list[ModelSpec], path: Path) -> None:
+    """Write specs in the layout :func:`read_catalog` reads (a JSON list sorted by id)."""
+    rows = [{"family": s.family, "arch": s.arch, "tag": s.tag, **s.metadata()} for s in specs]
+    rows.sort(key=lambda row: (row["arch"].lower(), row["tag"]))
+    lines = ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    path.write_text(f"[\n{lines}\n]\n", encoding="utf-8")  # one model a line: readable diffs
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from .defaults import CHUNK
+from .cli_config import config_group
 from .cli_labels import labels as labels_group
+from .defaults import CHUNK
 from .errors import MllzooError
 from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
@@ -158,6 +159,9 @@ def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> N
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugins from mllzoo's own environment."""
+    if not yes and not sys.stdin.isatty():
+        raise MllzooError("uninstall asks before removing anything and standard input is not a terminal: "
+                          "pass -y to uninstall without asking")
     sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]))
 
 
@@ -344,8 +348,9 @@ def selection_options(command):
         click.option("--max-models", type=int, help="Use at most this many models in all."),
         click.option("--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."),
         click.option("--captioner", type=click.Choice(["templates", "openai"]),
-                     help="Who describes the classes [default: openai when OPENAI_API_KEY is set]."),
-        click.option("--embedder", help="Text embedder id [default: minilm]."),
+                     help="Who describes the classes [default: the captioner setting, else templates; "
+                          "see mllzoo config]."),
+        click.option("--embedder", help="Text embedder id [default: the embedder setting, else minilm]."),
         click.option("--skip-damaged", is_flag=True,
                      help="Go on without labels that fail their checksum (one warning each) instead of stopping."),
         click.option("--models", callback=_id_list, metavar="ID,...",
@@ -436,7 +441,10 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
           as_json: bool) -> None:
     """Compare MLL with the usual choices on ImageFolder tasks in TASKS_DIR (accuracy and cost)."""
     from .bench import METHODS, plot, run_bench
+    from .extras import require
 
+    if plot_path:  # before the models run, not after
+        require("matplotlib", "bench", "mllzoo bench --plot")
     result = run_bench(open_registry(ctx), tasks_dir, device=device, batch_size=batch_size, orders=orders)
     if plot_path:
         plot(result, plot_path)
@@ -454,6 +462,9 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
 
 
 cli.add_command(labels_group)
+cli.add_command(config_group)
+
+
 def _add_plugin_commands() -> None:
     """Plugins' commands, each plugin on its own; one may add commands but never replace the core's,
     so ``--help`` and ``uninstall`` always work."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Protocol
 
 from .classes import display_name
 from .errors import MllzooError
-from .registry import Registry, now
+from .graph import caption
+from .registry import Registry
 
 CHAT_MODEL = "gpt-4o-mini"
 
@@ -44,7 +44,7 @@ class TemplateCaptioner:
                 texts.append(f"{name}, in {task}.")
             gloss = self.glosses.get(name.lower())
             if gloss:
-                texts.append(f"{name} which is {gloss}")
+                texts.append(caption(name, gloss))
             out.append(texts)
         return out
 
@@ -62,9 +62,9 @@ class OpenAICaptioner:
 
     def _one(self, raw: str, domain: str | None, task: str | None) -> list[str]:
         key = hashlib.sha1(json.dumps([raw, domain, task]).encode()).hexdigest()
-        rows = list(self.registry.db["descriptions"].rows_where("captioner = ? and key = ?", [self.id, key]))
-        if rows:
-            return json.loads(rows[0]["texts"])
+        cached = self.registry.cached_descriptions(self.id, key)
+        if cached is not None:
+            return cached
         from .default_plugins.openai_api import client
 
         name = display_name(raw)
@@ -75,20 +75,23 @@ class OpenAICaptioner:
                        f"{context} Do not number the lines."}])
         lines = [line.strip(" -*\t") for line in (response.choices[0].message.content or "").splitlines()]
         texts = [name] + [line for line in lines if line]
-        with self.registry.transaction():
-            self.registry.db["descriptions"].upsert(
-                {"captioner": self.id, "key": key, "name": raw, "texts": json.dumps(texts), "created": now()},
-                pk=("captioner", "key"))
+        self.registry.save_descriptions(self.id, key, raw, texts)
         return texts
 
 
 def get_captioner(choice: str | None, registry: Registry, glosses: dict[str, str]) -> Captioner:
-    """``templates`` or ``openai``; by default OpenAI when ``OPENAI_API_KEY`` is set."""
-    choice = choice or ("openai" if os.environ.get("OPENAI_API_KEY") else "templates")
+    """``templates`` or ``openai``: the ``choice`` given, else the ``captioner`` setting (``mllzoo config``).
+
+    Never chosen by the environment: an ``OPENAI_API_KEY`` alone does not switch to the paid captioner.
+    """
+    from .config import setting
+
+    choice = choice or setting("captioner")
     if choice == "templates":
         return TemplateCaptioner(glosses)
     if choice == "openai":
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise MllzooError("--captioner openai needs OPENAI_API_KEY")
+        from .default_plugins.openai_api import check_ready
+
+        check_ready("the openai captioner")
         return OpenAICaptioner(registry)
     raise MllzooError(f"unknown captioner {choice!r}: use templates or openai")

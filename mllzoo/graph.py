@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MllzooError
-from .registry import Registry, now
+from .registry import Registry
 from .samples import UnavailableSample, read_regular, sample_hash
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -161,19 +161,9 @@ def _hypernyms(synset):
 
 def save_graph(registry: Registry, graph: Graph, source: str) -> None:
     """Store the graph in one transaction and make it the registry's current graph."""
-    db = registry.db
-    with registry.transaction():
-        for table in ("samples", "images", "nodes", "graphs"):
-            db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph.id])
-        db["graphs"].insert({"id": graph.id, "name": Path(source).name, "created": now(),
-                             "meta": json.dumps({"source": source, **graph.info()})})
-        db["nodes"].insert_all({"graph_id": graph.id, **{**node.__dict__, "parents": json.dumps(node.parents)}}
-                               for node in graph.nodes)
-        db["images"].insert_all({"graph_id": graph.id, "idx": i, "hash": h, "path": p}
-                                for i, (h, p) in enumerate(zip(graph.image_hashes, graph.image_paths)))
-        db["samples"].insert_all({"graph_id": graph.id, "node_idx": int(n), "image_idx": int(i)}
-                                 for n, i in graph.samples)
-        registry.set_setting("graph", graph.id)
+    registry.save_graph(graph.id, Path(source).name, {"source": source, **graph.info()},
+                        ({**node.__dict__, "parents": json.dumps(node.parents)} for node in graph.nodes),
+                        zip(graph.image_hashes, graph.image_paths), graph.samples)
 
 
 def load_graph(registry: Registry, graph_id: str | None = None, images: bool = True) -> Graph:
@@ -182,18 +172,13 @@ def load_graph(registry: Registry, graph_id: str | None = None, images: bool = T
     Selection needs no image hashes or paths: ``images=False`` leaves those lists empty.
     """
     graph_id = graph_id or registry.require_graph_id()
-    db = registry.db  # plain tuples: a graph has thousands of nodes and tens of thousands of images
-    rows = db.execute("select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
-                      "where graph_id = ? order by idx", [graph_id]).fetchall()
+    rows = registry.graph_nodes(graph_id)
     parents = json.loads("[" + ",".join(row[-1] for row in rows) + "]")  # one parse, not one per node
     nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]
-    image_rows = db.execute("select hash, path from images where graph_id = ? order by idx",
-                            [graph_id]).fetchall() if images else []
-    samples = np.array(db.execute("select node_idx, image_idx from samples where graph_id = ? "
-                                  "order by node_idx, image_idx", [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
-    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows], samples)
+    image_rows = registry.graph_images(graph_id) if images else []
+    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows], registry.graph_samples(graph_id))
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:
-    rows = list(registry.db["graphs"].rows_where("id = ?", [graph_id]))
-    return json.loads(rows[0]["meta"]).get("source") if rows else None
+    meta = registry.graph_meta(graph_id)
+    return meta.get("source") if meta else None

@@ -17,6 +17,8 @@ from functools import lru_cache
 from typing import Iterator
 from urllib.parse import urlsplit
 
+from .errors import ModelLoadError
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
 
@@ -76,6 +78,18 @@ def _accepts_connection(host: str, port: int) -> bool:
             return True
     except OSError:  # unresolvable name, refused, unroutable or timed out
         return False
+
+
+def weights_unavailable(model_id: str, origin: str, why: str | BaseException) -> ModelLoadError:
+    """The one-line :class:`~mllzoo.errors.ModelLoadError` every family raises when weights cannot be had here.
+
+    ``why`` is a phrase ("not cached here and <host> cannot be reached") or the library's exception,
+    of which only the first line is kept.
+    """
+    if isinstance(why, BaseException):
+        why = (str(why).strip().splitlines() or [type(why).__name__])[0][:200]
+    return ModelLoadError(f"cannot load {model_id}: weights are not available here ({why}); they would come from "
+                          f"{origin} (connect to the hub once to cache them, or name local weights)")
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from PIL import Image, UnidentifiedImageError
 
+from .graph import IMAGE_SUFFIXES
 from .samples import DIFFERENT, UnavailableSample, read_regular, read_sample, sample_hash
 
 UNDECODABLE = "undecodable"
@@ -50,9 +51,17 @@ def open_rgb(path: Path) -> Image.Image | None:
         return None
 
 
+def class_folder_images(folder: Path) -> list[tuple[Path, str | None]]:
+    """Every image file under ``folder`` (sorted, sub-folders included) with the name of the folder that
+    holds it, or None for files directly in ``folder``: an ImageFolder's images and their class names."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [(file, file.parent.name if file.parent != Path(folder) else None) for file in files]
+
+
 class ImageCache:
     """Preprocessed tensors for chunks of a fixed list of image files, kept per transform.
 
+    Paths are relative to ``root`` (a graph's sample folder), or, with ``root=None``, read as given.
     Entries are keyed by ``(preprocess_key, chunk start)`` and evicted least-recently-used past
     ``budget_bytes``; while a graph's tensors fit, every image is decoded once per transform.
 
@@ -120,3 +129,6 @@ class ImageCache:
             _, (evicted, _) = self._chunks.popitem(last=False)
             self._bytes -= evicted.nbytes
         return entry
+
+    def path(self, i: int) -> Path:
+        return Path(self.paths[i]) if self.root is None else self.root / self.paths[i]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .classes import display_name
 from .errors import MllzooError
-from .graph import IMAGE_SUFFIXES
+from .images import class_folder_images
 
 
 def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]) -> tuple[list[Path], list[str | None]]:
@@ -19,10 +19,9 @@ def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]) -> t
             images.append(path)
             truth.append(None)
         elif path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            for file, folder in class_folder_images(path):
                 images.append(file)
-                parent = file.parent.name if file.parent != path else None
-                truth.append(by_folder.get(display_name(parent).lower()) if parent else None)
+                truth.append(by_folder.get(display_name(folder).lower()) if folder else None)
         else:
             raise MllzooError(f"no such file or folder: {path}")
     if not images:

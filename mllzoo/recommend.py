@@ -51,7 +51,7 @@ class Recommendation:
                 for model_id in self.models}
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``mllzoo recommend --json`` (DESIGN.md)."""
+        """The JSON shape of ``mllzoo recommend --json``: per class its models and matched nodes, and the models to load."""
         sel = self.selection
         rows = []
         for y, name in enumerate(self.classes):

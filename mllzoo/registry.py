@@ -29,7 +29,7 @@ from .errors import DamagedLabelError, MllzooError
 
 migrations = Migrations("mllzoo")
 MIGRATION_NAMES: list[str] = []  # in order: a registry that applied any other name is newer than this code
-SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "registry.db"
+SHIPPED_REGISTRY = ("mllzoo", "data/registry.db")  # package data: in the wheel and in a checkout alike
 BLOB_TABLES = ("label_arrays", "label_parts", "node_embeddings", "text_embeddings")
 
 
@@ -123,10 +123,23 @@ def default_registry_path() -> Path:
     import platformdirs
 
     user = Path(platformdirs.user_data_dir("mllzoo")) / "registry.db"
-    if not user.exists() and SHIPPED_REGISTRY.exists():
-        user.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHIPPED_REGISTRY, user)
+    if not user.exists():
+        copy_shipped_registry(user)
     return user
+
+
+def copy_shipped_registry(target: Path) -> None:
+    """Copy the registry shipped in the package to ``target`` (a new file appears whole or not at all)."""
+    from importlib import resources
+
+    package, name = SHIPPED_REGISTRY
+    with resources.as_file(resources.files(package).joinpath(name)) as shipped:
+        if not shipped.exists():
+            return  # a build without the data file: the user starts with an empty registry
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(shipped, partial)
+        partial.replace(target)
 
 
 MMAP_BYTES = 1 << 30
@@ -472,6 +485,53 @@ class Registry:
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
         with self.transaction():
             self.db["runs"].update(run_id, {"finished": now(), "status": status, "info": json.dumps(info)})
+
+    # graphs -------------------------------------------------------------------------------
+    def save_graph(self, graph_id: str, name: str, meta: dict, nodes: Iterable[dict], images: Iterable[tuple[str, str]],
+                   samples: Iterable[tuple[int, int]]) -> None:
+        """Store a graph (node rows, ``(hash, path)`` per image, ``(node, image)`` pairs) in one transaction,
+        replacing one with the same id, and make it the current graph."""
+        with self.transaction():
+            for table in ("samples", "images", "nodes", "graphs"):
+                self.db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph_id])
+            self.db["graphs"].insert({"id": graph_id, "name": name, "created": now(), "meta": json.dumps(meta)})
+            self.db["nodes"].insert_all({"graph_id": graph_id, **node} for node in nodes)
+            self.db["images"].insert_all({"graph_id": graph_id, "idx": i, "hash": h, "path": p}
+                                         for i, (h, p) in enumerate(images))
+            self.db["samples"].insert_all({"graph_id": graph_id, "node_idx": int(n), "image_idx": int(i)}
+                                          for n, i in samples)
+            self.set_setting("graph", graph_id)
+
+    def graph_nodes(self, graph_id: str) -> list[tuple]:
+        """``(idx, synset, wnid, name, definition, caption, depth, parents JSON)`` per node, by idx (plain
+        tuples: a graph has thousands of nodes)."""
+        return self.db.execute("select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
+                               "where graph_id = ? order by idx", [graph_id]).fetchall()
+
+    def graph_images(self, graph_id: str) -> list[tuple[str, str]]:
+        """``(hash, path)`` per unique image, by idx."""
+        return self.db.execute("select hash, path from images where graph_id = ? order by idx", [graph_id]).fetchall()
+
+    def graph_samples(self, graph_id: str) -> np.ndarray:
+        """The (node, image) pairs as int32 ``[n, 2]``, sorted."""
+        rows = self.db.execute("select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
+                               [graph_id]).fetchall()
+        return np.array(rows, dtype=np.int32).reshape(-1, 2)
+
+    def graph_meta(self, graph_id: str) -> dict | None:
+        rows = list(self.db["graphs"].rows_where("id = ?", [graph_id]))
+        return json.loads(rows[0]["meta"]) if rows else None
+
+    # class descriptions of remote captioners ----------------------------------------------
+    def cached_descriptions(self, captioner: str, key: str) -> list[str] | None:
+        rows = list(self.db["descriptions"].rows_where("captioner = ? and key = ?", [captioner, key]))
+        return json.loads(rows[0]["texts"]) if rows else None
+
+    def save_descriptions(self, captioner: str, key: str, name: str, texts: list[str]) -> None:
+        with self.transaction():
+            self.db["descriptions"].upsert(
+                {"captioner": captioner, "key": key, "name": name, "texts": json.dumps(texts), "created": now()},
+                pk=("captioner", "key"))
 
 
 def _refused_write(exc: sqlite3.OperationalError) -> bool:

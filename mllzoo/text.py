@@ -17,11 +17,13 @@ from .errors import MllzooError
 from .plugins import call_each
 from .usercache import EmbeddingCache
 
-DEFAULT_EMBEDDER = "minilm"
-
 
 class Embedder(Protocol):
-    """``remote = True`` (optional attribute) marks a paid API: all its answers are cached."""
+    """``remote = True`` (optional attribute) marks a paid API: all its answers are cached.
+
+    ``check_ready()`` (optional method) raises one :class:`MllzooError` line when the embedder is chosen
+    but cannot run here (no key, a missing package).
+    """
 
     id: str
 
@@ -37,11 +39,17 @@ def embedders() -> dict[str, Embedder]:
 
 
 def get_embedder(embedder_id: str | None = None) -> Embedder:
+    """The embedder named, else the ``embedder`` setting (``mllzoo config``, default ``minilm``)."""
+    from .config import setting
+
     available = embedders()
-    embedder_id = embedder_id or DEFAULT_EMBEDDER
+    embedder_id = embedder_id or setting("embedder")
     if embedder_id not in available:
         raise MllzooError(f"unknown embedder {embedder_id!r}; available: {', '.join(sorted(available))}")
-    return available[embedder_id]
+    embedder = available[embedder_id]
+    if hasattr(embedder, "check_ready"):
+        embedder.check_ready()
+    return embedder
 
 
 def text_hash(text: str) -> str:

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -42,5 +42,15 @@ def install(nltk_data: Path, source: Path = DEBIAN_WORDNET) -> Path:
     return target
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mllzoo.wordnet_setup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("nltk_data", type=Path, metavar="NLTK_DATA_DIR",
+                        help="folder NLTK reads (set NLTK_DATA to it); WordNet goes to corpora/wordnet inside")
+    parser.add_argument("--source", type=Path, default=DEBIAN_WORDNET,
+                        help=f"where the Debian WordNet files are [default: {DEBIAN_WORDNET}]")
+    args = parser.parse_args(argv)
+    print(f"WordNet ready in {install(args.nltk_data, args.source)}")
+
+
 if __name__ == "__main__":
-    print(f"WordNet ready in {install(Path(sys.argv[1]))}")
+    main()

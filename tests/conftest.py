@@ -17,6 +17,13 @@ os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
 os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path, monkeypatch):
+    """Each test gets its own, empty user config folder: a developer's settings never change a result."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
+    return tmp_path / "user-config"
+
+
 @pytest.fixture
 def registry(tmp_path):
     from mllzoo.registry import Registry
@@ -30,18 +37,17 @@ def registry(tmp_path):
 def tinyclip_dir(tmp_path_factory):
     import tinyclip
 
-    folder = tinyclip.build_checkpoints(tmp_path_factory.mktemp("tinyclip"))
-    os.environ["TINYCLIP_DIR"] = str(folder)
-    return folder
+    return tinyclip.build_checkpoints(tmp_path_factory.mktemp("tinyclip"))
 
 
 @pytest.fixture
-def tinyclip_plugin(tinyclip_dir):
+def tinyclip_plugin(tinyclip_dir, monkeypatch):
     """The tiny family registered in this process only, unregistered afterwards (llm's pattern)."""
     import tinyclip
 
     from mllzoo.plugins import load_plugins, pm
 
+    monkeypatch.setenv("TINYCLIP_DIR", str(tinyclip_dir))
     load_plugins()
     pm.register(tinyclip, "tinyclip")
     yield tinyclip
@@ -52,7 +58,7 @@ def tinyclip_plugin(tinyclip_dir):
 def tinyclip_site(tmp_path_factory, tinyclip_dir):
     import tinyclip
 
-    return tinyclip.install_entry_point(tmp_path_factory.mktemp("site"))
+    return tinyclip.install_entry_point(tmp_path_factory.mktemp("site"), tinyclip_dir)
 
 
 SYNSETS = {"dog.n.01": (200, 60, 60), "cat.n.01": (60, 200, 60), "n02958343": (60, 60, 200),
@@ -101,8 +107,10 @@ def world(tmp_path_factory, tinyclip_site):
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300):
-    """``mllzoo ARGS`` as a real subprocess."""
+    """``mllzoo ARGS`` as a real subprocess; a ``PYTHONPATH`` in ``env`` goes before the current one."""
     full_env = {**os.environ, **(env or {})}
+    if env and env.get("PYTHONPATH") and os.environ.get("PYTHONPATH"):
+        full_env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
 

@@ -92,7 +92,7 @@ def test_lists_cut_at_different_depths_replay_exactly_wherever_decided():
 
 
 def test_design_worked_example():
-    # DESIGN.md: nodes a, b, c; samples a1, a2 (a), b1, b2 (b), c1 (c); restricted to V = {a, b, c}
+    # docs/design.md, "Worked example": nodes a, b, c; samples a1, a2 (a), b1, b2 (b), c1 (c); restricted to V = {a, b, c}
     # a1->a, a2->b, b1->b, b2->b, c1->a gives F1 a 0.50, b 0.80, c 0.
     a, b, c = 0, 1, 2
     similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .9, .2], [.0, .7, .3], [.8, .1, .3]], np.float32)

@@ -62,7 +62,8 @@ def openai_server():
 def test_openai_descriptions_and_embeddings_are_cached(world, openai_server):
     root, env = world
     env = {**env, "OPENAI_API_KEY": "sk-test-not-a-secret", "OPENAI_BASE_URL": openai_server}
-    args = ["recommend", str(root / "classes.txt"), "--embedder", "openai:text-embedding-3-large", "--json"]
+    args = ["recommend", str(root / "classes.txt"), "--captioner", "openai", "--embedder",
+            "openai:text-embedding-3-large", "--json"]
     first = run_cli(*args, env=env)
     assert first.returncode == 0, first.stderr
     chats = [body for path, body in FakeOpenAI.calls if path.endswith("/chat/completions")]
@@ -80,3 +81,36 @@ def test_openai_captioner_without_key_is_a_user_error(world):
     result = run_cli("recommend", str(root / "classes.txt"), "--captioner", "openai",
                      env={**env, "OPENAI_API_KEY": ""})
     assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr
+
+
+def test_a_key_alone_switches_nothing_on(world, openai_server):
+    root, env = world
+    plain = run_cli("recommend", str(root / "classes.txt"), "--json", env=env)
+    keyed = run_cli("recommend", str(root / "classes.txt"), "--json",
+                    env={**env, "OPENAI_API_KEY": "sk-test-not-a-secret", "OPENAI_BASE_URL": openai_server})
+    assert plain.returncode == 0 and keyed.returncode == 0, keyed.stderr
+    assert FakeOpenAI.calls == [] and json.loads(keyed.stdout) == json.loads(plain.stdout)
+
+
+def test_the_captioner_setting_chooses_openai(world, openai_server):
+    root, env = world
+    env = {**env, "OPENAI_API_KEY": "sk-test-not-a-secret", "OPENAI_BASE_URL": openai_server}
+    assert run_cli("config", "set", "captioner", "openai", env=env).returncode == 0
+    result = run_cli("recommend", str(root / "classes.txt"), "--domain", "house pets", "--json", env=env)  # not cached
+    assert result.returncode == 0, result.stderr
+    assert len([path for path, _ in FakeOpenAI.calls if path.endswith("/chat/completions")]) == 3
+    FakeOpenAI.calls.clear()
+    explicit = run_cli("recommend", str(root / "classes.txt"), "--captioner", "templates", env=env)
+    assert explicit.returncode == 0 and FakeOpenAI.calls == []  # a flag beats the setting
+
+
+def test_openai_embedder_is_offered_but_needs_a_key_when_chosen(world, monkeypatch):
+    from mllzoo.text import embedders
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert {"minilm", "openai:text-embedding-3-large"} <= set(embedders())  # offered without a key
+    root, env = world
+    env = {**env, "OPENAI_API_KEY": ""}
+    result = run_cli("recommend", str(root / "classes.txt"), "--embedder", "openai:text-embedding-3-large", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "Error: the openai:text-embedding-3-large embedder needs OPENAI_API_KEY"

@@ -106,7 +106,12 @@ def test_hookimpl_marker_is_mllzoos():
     import mllzoo
 
     assert isinstance(mllzoo.hookimpl, pluggy.HookimplMarker) and mllzoo.hookimpl.project_name == "mllzoo"
-    assert entry_points(group="mllzoo") is not None
+
+
+def test_the_family_plugins_are_entry_points_of_the_group():
+    installed = {ep.name: ep.value for ep in entry_points(group="mllzoo")}
+    assert {"openclip": "mllzoo_openclip", "eva": "mllzoo_eva", "hf": "mllzoo_hf",
+            "minizoo": "mllzoo_minizoo"}.items() <= installed.items()
 
 
 def test_uninstall_works_while_a_broken_plugin_is_installed(tmp_path):
@@ -127,3 +132,36 @@ def test_install_runs_pip_in_mllzoos_environment(tmp_path):
 def test_install_needs_a_package():
     result = run_cli("install")
     assert result.returncode == 2 and "name a plugin to install" in result.stderr
+
+
+def test_models_filters_list_exactly_what_they_name(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    registry = tmp_path / "registry.db"
+    shutil.copyfile(ROOT / "registry.db", registry)  # eight minizoo models labeled
+
+    def listed(*args):
+        result = run_cli("--registry", str(registry), "models", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    everything = listed()
+    minizoo = listed("--family", "minizoo")
+    assert len(minizoo) == 8 and {row["family"] for row in minizoo} == {"minizoo"}
+    assert {row["id"] for row in minizoo} == {row["id"] for row in everything if row["family"] == "minizoo"}
+    hub = listed("--hub", "mll49")
+    assert len(hub) == 49 and all("mll49" in row["hubs"] for row in hub)
+    assert {row["id"] for row in hub} == {row["id"] for row in everything if "mll49" in row.get("hubs", [])}
+    labeled = listed("--labeled")
+    assert {row["id"] for row in labeled} == {row["id"] for row in minizoo} and all(row["labeled"] for row in labeled)
+    assert listed("--family", "open_clip", "--labeled") == []
+    assert len(everything) > len(hub) + len(minizoo)
+
+
+def test_session_fixtures_leave_the_environment_alone(tinyclip_site, world):
+    """Subprocesses get their settings through ``env``; nothing a fixture sets leaks into later tests."""
+    import os
+
+    assert "TINYCLIP_DIR" not in os.environ

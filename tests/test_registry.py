@@ -110,9 +110,9 @@ def test_claims_keep_two_processes_apart(registry, tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert other.claim("f/a.b", "g")
+    assert conn.execute("select pid from label_claims").fetchall() == [(os.getpid(),)]  # taken over by us
     other.close()
     conn.close()
-    assert os.getpid()
 
 
 def test_registry_path_rules(tmp_path, monkeypatch):

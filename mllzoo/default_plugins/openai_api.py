@@ -1,5 +1,8 @@
-"""OpenAI text embeddings (``text-embedding-3-large``, as in the MLL paper), offered when a key is set.
+"""OpenAI text embeddings (``text-embedding-3-large``, as in the MLL paper) and the client they share
+with the OpenAI captioner.
 
+The embedder is always offered and used only when chosen (``--embedder`` or ``mllzoo config set
+embedder``); chosen without a key or without the ``openai`` package, it fails with one line.
 ``OPENAI_BASE_URL`` points the client elsewhere (a proxy, a compatible server, the tests' local one).
 """
 
@@ -12,20 +15,30 @@ from mllzoo.hookspecs import hookimpl
 EMBEDDING_MODEL = "text-embedding-3-large"
 
 
+def check_ready(purpose: str) -> None:
+    """One :class:`MllzooError` line when ``purpose`` cannot call OpenAI: no package or no key."""
+    from mllzoo.errors import MllzooError
+    from mllzoo.extras import require
+
+    require("openai", "openai", purpose)
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise MllzooError(f"{purpose} needs OPENAI_API_KEY")
+
+
 def client():
     """An ``openai.OpenAI`` client from the environment; imported lazily (no network at import)."""
+    check_ready("OpenAI")
     from openai import OpenAI
 
-    from mllzoo.errors import MllzooError
-
-    if not os.environ.get("OPENAI_API_KEY"):
-        raise MllzooError("OPENAI_API_KEY is not set")
     return OpenAI()
 
 
 class OpenAIEmbedder:
     id = f"openai:{EMBEDDING_MODEL}"
     remote = True  # every answer is cached in the registry: a second run makes no API call
+
+    def check_ready(self) -> None:
+        check_ready(f"the {self.id} embedder")
 
     def embed(self, texts: list[str]):
         import numpy as np
@@ -40,5 +53,4 @@ class OpenAIEmbedder:
 
 @hookimpl
 def mllzoo_register_embedders(register) -> None:
-    if os.environ.get("OPENAI_API_KEY"):
-        register(OpenAIEmbedder())
+    register(OpenAIEmbedder())

@@ -10,10 +10,11 @@ import open_clip
 import pytest
 
 import mllzoo_eva
+from mllzoo.catalog import read_catalog
 from mllzoo.errors import ModelLoadError
 from mllzoo.testing import check_plugin, registered_specs
 from mllzoo.vlm import ModelSpec
-from mllzoo_openclip.catalog import is_eva, read_catalog
+from mllzoo_openclip.catalog import is_eva
 from mllzoo_openclip.testing import TINY_TEXT, cut_off_hub, tiny_checkpoint
 
 ARCH = "EVA02-mllzoo-tiny"

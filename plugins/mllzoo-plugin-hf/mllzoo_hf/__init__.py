@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import Callable
 
 from mllzoo import hookimpl
+from mllzoo.catalog import read_catalog
 from mllzoo.family import family_available, family_hooks
 from mllzoo.vlm import ModelSpec
 
-from .catalog import FAMILY, read_catalog, user_specs
+from .catalog import FAMILY, user_specs
 
 
 @hookimpl
 def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
-    for spec in user_specs() + read_catalog():
+    for spec in user_specs() + read_catalog(__name__):
         register(spec)
 
 

@@ -9,10 +9,8 @@ grammar does not allow (a dot, as in ``Qwen2.5``) becomes ``_`` (the exact repos
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,6 @@ from mllzoo.vlm import ModelSpec
 FAMILY = "hf"
 MODELS_ENV = "MLLZOO_HF_MODELS"
 UNKNOWN_LICENCE = "unknown"  # a model the user names: only its publisher knows its licence
-
-
-def read_catalog() -> list[ModelSpec]:
-    """The curated checkpoints shipped in ``catalog.json`` (see :mod:`mllzoo_hf.make_catalog`)."""
-    rows = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
-    return [ModelSpec(**{**row, "hubs": tuple(row["hubs"])}) for row in rows]
 
 
 def hub_spec(repo: str, revision: str = "main", extra: dict[str, Any] | None = None, **metadata: Any) -> ModelSpec:

@@ -18,7 +18,7 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 
 from mllzoo.errors import ModelLoadError
-from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable
+from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, weights_unavailable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
 
@@ -59,17 +59,13 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     if not spec.extra.get("checkpoint") and not is_cached(where, kwargs["revision"]):
         unreachable = hub_unreachable_reason()
         if unreachable:
-            raise ModelLoadError(f"cannot load {spec.id}: weights are not cached here and {unreachable}; "
-                                 f"they would come from {spec.source}")
+            raise weights_unavailable(spec.id, spec.source, f"not cached here and {unreachable}")
     try:
         with offline_unless_reachable():  # a partly cached model fails at once rather than after retries
             processor = AutoProcessor.from_pretrained(where, **kwargs)
             module = AutoModel.from_pretrained(where, **kwargs)
     except Exception as exc:
-        origin = where if spec.extra.get("checkpoint") else spec.source
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelLoadError(f"cannot load {spec.id}: weights from {origin} are not available here (connect to "
-                             f"the hub once to cache them, or name a local folder): {reason}") from None
+        raise weights_unavailable(spec.id, where if spec.extra.get("checkpoint") else spec.source, exc) from None
     if not (hasattr(module, "get_image_features") and hasattr(module, "get_text_features")):
         raise ModelLoadError(f"cannot load {spec.id}: {type(module).__name__} is not an image-text dual encoder")
     module = module.to(device=device, dtype=getattr(torch, dtype)).eval()

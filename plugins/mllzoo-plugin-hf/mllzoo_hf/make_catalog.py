@@ -11,8 +11,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from mllzoo_openclip.catalog import read_catalog as read_open_clip_catalog
-from mllzoo_openclip.catalog import write_catalog
+from mllzoo.catalog import read_catalog, write_catalog
 
 from .catalog import hub_spec
 
@@ -33,7 +32,7 @@ CURATED = (
 
 
 def main() -> None:
-    twins = {f"{spec.arch}.{spec.tag}": spec for spec in read_open_clip_catalog("mllzoo_openclip")}
+    twins = {f"{spec.arch}.{spec.tag}": spec for spec in read_catalog("mllzoo_openclip")}
     specs = []
     for repo, twin_name, licence in CURATED:
         twin = twins[twin_name]

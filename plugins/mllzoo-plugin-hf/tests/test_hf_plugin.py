@@ -19,6 +19,7 @@ from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcess
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 import mllzoo_hf
+from mllzoo.catalog import read_catalog
 from mllzoo.errors import ModelLoadError
 from mllzoo.testing import check_plugin, check_registration, registered_specs, registry_with_graph
 from mllzoo_hf.catalog import hub_spec
@@ -173,7 +174,7 @@ def test_register_download_offline_ends_quickly_with_status_1(cut_off_hub, tmp_p
     result = subprocess.run([*mllzoo, "register", "--download"], env=env, capture_output=True, text=True, timeout=300)
     assert time.perf_counter() - started < 60
     assert result.returncode == 1, result.stderr
-    curated = len(mllzoo_hf.catalog.read_catalog())
+    curated = len(read_catalog("mllzoo_hf"))
     assert f"labeled 0, already labeled 0, failed {curated}" in result.stdout
     assert "hf/openai--clip-vit-base-patch32.main was not labeled" in result.stderr
     assert "they would come from hf-hub:openai/clip-vit-base-patch32" in result.stderr

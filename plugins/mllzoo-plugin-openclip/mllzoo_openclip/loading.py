@@ -24,7 +24,7 @@ from open_clip.constants import HF_WEIGHTS_NAME
 from open_clip.pretrained import _get_safe_alternatives  # open_clip's own safetensors-first file order
 
 from mllzoo.errors import ModelLoadError
-from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, reachable
+from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, reachable, weights_unavailable
 from mllzoo.vlm import LoadedModel, ModelSpec
 
 
@@ -99,8 +99,7 @@ def pretrained_weights(spec: ModelSpec) -> str:
     else:
         unreachable = None if reachable(cfg["url"]) else f"{urlsplit(cfg['url']).netloc} cannot be reached"
     if unreachable:
-        raise ModelLoadError(f"cannot load {spec.id}: weights are not cached here and {unreachable}; "
-                             f"they would come from {weights_origin(spec)}")
+        raise weights_unavailable(spec.id, weights_origin(spec), f"not cached here and {unreachable}")
     return spec.tag
 
 
@@ -118,10 +117,7 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
                 spec.arch, pretrained=pretrained, device=device, weights_only=True, **overrides)
             tokenizer = open_clip.get_tokenizer(spec.arch)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelLoadError(
-            f"cannot load {spec.id}: weights from {weights_origin(spec)} are not available here "
-            f"(connect to the hub once to cache them, or name a local checkpoint): {reason}") from None
+        raise weights_unavailable(spec.id, weights_origin(spec), exc) from None
     module = module.to(dtype=getattr(torch, dtype)).eval()
     return LoadedModel(spec=spec, module=module, preprocess=preprocess,
                        preprocess_key=preprocess_key(module.visual.preprocess_cfg), tokenizer=tokenizer,

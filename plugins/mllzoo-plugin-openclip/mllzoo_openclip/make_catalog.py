@@ -23,7 +23,9 @@ from typing import Any, Callable
 
 from mllzoo.vlm import ModelSpec
 
-from .catalog import is_eva, write_catalog
+from mllzoo.catalog import write_catalog
+
+from .catalog import is_eva
 
 RESULTS = "openclip_results.csv"  # in mllzoo_openclip/data: see data/README.md
 DEFAULT_HUB_DIR = Path(__file__).resolve().parent / "data"  # see data/README.md

@@ -5,8 +5,9 @@ from __future__ import annotations
 import open_clip
 
 import mllzoo_openclip
+from mllzoo.catalog import read_catalog
 from mllzoo.testing import check_registration
-from mllzoo_openclip.catalog import is_eva, read_catalog
+from mllzoo_openclip.catalog import is_eva
 
 
 def test_catalogue_matches_installed_open_clip():
