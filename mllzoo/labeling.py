@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -63,15 +64,124 @@ def default_batch_size(device: str) -> int:
     return 256 if device.startswith("cuda") else 64
 
 
+@dataclass
+class ModelWork:
+    """One claimed model and the image ranges (chunks) of its label still to compute."""
+
+    entry: CatalogEntry
+    ranges: list[tuple[int, int]]
+
+
+@dataclass
+class PartDone:
+    """A computed part as an executor hands it to the driver, with what computing it cost."""
+
+    model_id: str
+    start: int
+    arrays: dict[str, np.ndarray]
+    dim: int
+    device: str
+    image_decodes: int
+    caption_encodings: int
+
+
+@dataclass
+class ModelFailed:
+    model_id: str
+    message: str
+
+
+Event = PartDone | ModelFailed
+
+
+class Executor(Protocol):
+    """Computes the parts of claimed models; the driver (:func:`label_models`) stores and publishes.
+
+    ``run`` may consume ``works`` lazily (each model is claimed as it is drawn), and yields events in
+    any order; it must not write to the registry.
+    """
+
+    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
+            batch_size: int | None, depth: int | None) -> Iterator[Event]: ...
+
+
+class LocalExecutor:
+    """Labels in this process, one model after another, sharing decoded images and caption embeddings."""
+
+    def __init__(self, cache_bytes: int = 2 * 1024**3):
+        self.cache_bytes = cache_bytes
+
+    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
+            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+        device = resolve_device(device)
+        batch_size = batch_size or default_batch_size(device)
+        cache = ImageCache(Path(samples_root), graph.image_paths, self.cache_bytes)
+        captions = CaptionFeatures(graph.captions, batch_size)
+        for work in works:
+            yield from compute_parts(work, graph, cache, captions, device, batch_size, depth)
+
+
+def compute_parts(work: ModelWork, graph: Graph, cache: ImageCache, captions: CaptionFeatures, device: str,
+                  batch_size: int, depth: int | None) -> Iterator[Event]:
+    """Load the model through the plugin hooks and compute its parts for ``work.ranges``, in order.
+
+    What every executor runs, locally or on a Ray worker; a failure ends the model with
+    :class:`ModelFailed` (KeyboardInterrupt passes through).
+    """
+    model_id = work.entry.spec.id
+    try:
+        model = load_model(work.entry.spec, device)
+        decodes, encodings = cache.decodes, captions.encodings
+        text = captions.of(model)
+        for start, stop in work.ranges:
+            arrays = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
+            yield PartDone(model_id, start, arrays, int(text.shape[1]), model.device,
+                           cache.decodes - decodes, captions.encodings - encodings)
+            decodes, encodings = cache.decodes, captions.encodings
+    except Exception as exc:  # one failing model must not stop the others
+        yield ModelFailed(model_id, failure_message(exc))
+
+
+def failure_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
+
+
+def compute_part(model, text: np.ndarray, graph: Graph, cache: ImageCache, start: int, stop: int,
+                 depth: int | None, batch_size: int) -> dict[str, np.ndarray]:
+    """The label part of images ``start:stop``: encode them, rank the nodes, cut the lists."""
+    tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
+    features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
+    similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, len(graph.nodes)), np.float32)
+    return {**_chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth),
+            "depth": depth_setting(depth)}
+
+
+def depth_setting(depth: int | None) -> np.ndarray:
+    """How a part records the depth it was cut at; 0: fitted to the budget."""
+    return np.array([depth or 0], np.int32)
+
+
+def plan(registry: Registry, graph: Graph, model_id: str, depth: int | None, chunk: int
+         ) -> tuple[dict[int, dict[str, np.ndarray]], list[tuple[int, int]]]:
+    """``(saved parts that still count, image ranges still to compute)`` for one model."""
+    setting = depth_setting(depth)
+    parts = {start: part for start, part in registry.label_parts(model_id, graph.id).items()
+             if np.array_equal(part.get("depth"), setting)}  # work saved with another depth is redone
+    n_images = len(graph.image_paths)
+    ranges = [(start, min(start + chunk, n_images)) for start in range(0, n_images, chunk) if start not in parts]
+    return parts, ranges
+
+
 def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
                  device: str = "auto", batch_size: int | None = None, depth: int | None = None,
                  chunk: int = CHUNK, progress: bool | None = None,
-                 cache_bytes: int = 2 * 1024**3) -> LabelingReport:
+                 cache_bytes: int = 2 * 1024**3, executor: Executor | None = None) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
     ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
     (:func:`labels.budget_depth`). ``cache_bytes`` bounds the preprocessed images kept for the
-    next model with the same transform.
+    next model with the same transform (local executor). ``executor`` computes the parts (default:
+    :class:`LocalExecutor`); this process alone writes them, publishes labels and holds the claims.
     """
     report = LabelingReport()
     done = registry.labeled_model_ids(graph.id)
@@ -81,78 +191,144 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
         return report
     if not Path(samples_root).is_dir():
         raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
-    device = resolve_device(device)
-    batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes)
-    captions = CaptionFeatures(graph.captions, batch_size)
+    executor = executor or LocalExecutor(cache_bytes)
     registry.record_models(todo)
     started = time.perf_counter()
-    for entry in todo:
-        model_id = entry.spec.id
-        if not registry.claim(model_id, graph.id):
-            report.busy.append(model_id)
-            continue
-        if model_id in registry.labeled_model_ids(graph.id):  # finished by another process meanwhile
-            registry.release(model_id, graph.id)
-            report.skipped.append(model_id)
-            continue
-        run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
-        try:
-            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, depth, chunk, progress)
-        except KeyboardInterrupt:
-            registry.finish_run(run_id, "interrupted", {"model": model_id})
-            raise
-        except Exception as exc:  # one failing model must not stop the others
-            message = str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
-            report.failed[model_id] = message
-            registry.finish_run(run_id, "failed", {"model": model_id, "error": message})
-            print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
-        else:
-            report.labeled.append(model_id)
-            report.images_encoded += encoded
-            registry.finish_run(run_id, "done", {"model": model_id, "images": encoded})
-        finally:
-            registry.release(model_id, graph.id)
-    report.unreadable_images = len(cache.unreadable)
-    report.image_decodes = cache.decodes
-    report.caption_encodings = captions.encodings
+    driver = _Driver(registry, graph, report, depth, chunk, len(todo), progress)
+    try:
+        for event in executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size, depth):
+            driver.handle(event)
+        driver.fail_unfinished("the executor returned without all of its parts")
+    except KeyboardInterrupt:
+        driver.interrupt()
+        raise
+    finally:
+        driver.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "CaptionFeatures", entry: CatalogEntry, device: str,
-               batch_size: int, depth: int | None, chunk: int, progress: bool | None) -> int:
-    from tqdm import tqdm
+@dataclass
+class _Open:
+    """A claimed model being labeled: its run record and the part starts still missing."""
 
-    model = load_model(entry.spec, device)
-    text = captions.of(model)
-    n_images, n_nodes = len(graph.image_paths), len(graph.nodes)
-    setting = np.array([depth or 0], np.int32)  # 0: fitted to the budget
-    parts = {start: part for start, part in registry.label_parts(entry.spec.id, graph.id).items()
-             if np.array_equal(part.get("depth"), setting)}  # work saved with another depth is redone
-    encoded = 0
-    bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
-               desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
-    for start in range(0, n_images, chunk):
-        if start in parts:
-            continue
-        stop = min(start + chunk, n_images)
-        tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
-        features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
-        similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, n_nodes), np.float32)
-        parts[start] = {**_chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth),
-                        "depth": setting}
-        registry.save_label_part(entry.spec.id, graph.id, start, parts[start])
-        encoded += len(ok)
-        bar.update(stop - start)
-    bar.close()
-    label = _assemble(graph, parts)
-    meta = {"n_nodes": n_nodes, "depth": depth or "auto", "max_length": int(label.lengths.max(initial=0)),
-            "n_images": n_images, "n_samples": int(len(graph.samples)),
-            "unreadable": len(cache.unreadable), "bytes": label.nbytes, "dim": int(text.shape[1]), "device": device,
-            "plugin": entry.plugin, "plugin_version": entry.plugin_version}
-    registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
-    return encoded
+    entry: CatalogEntry
+    run_id: int
+    missing: set[int]
+    dim: int | None = None
+    device: str | None = None
+    encoded: int = 0
+
+
+class _Driver:
+    """The one writer: claims models, stores each finished part, publishes complete labels, reports."""
+
+    def __init__(self, registry: Registry, graph: Graph, report: LabelingReport, depth: int | None, chunk: int,
+                 n_models: int, progress: bool | None):
+        from tqdm import tqdm
+
+        self.registry, self.graph, self.report, self.depth, self.chunk = registry, graph, report, depth, chunk
+        self.open: dict[str, _Open] = {}
+        disable = None if progress is None else not progress
+        n_images = len(graph.image_paths)
+        self.models_bar = tqdm(total=n_models, unit="model", desc="models", disable=disable, file=sys.stderr)
+        self.images_bar = tqdm(total=n_models * n_images, unit="img", desc="images", disable=disable,
+                               file=sys.stderr, position=1)
+
+    def claim(self, todo: list[CatalogEntry]) -> Iterator[ModelWork]:
+        """Claim each model as the executor draws it; models done or busy elsewhere are passed over."""
+        n_images = len(self.graph.image_paths)
+        for entry in todo:
+            model_id = entry.spec.id
+            if not self.registry.claim(model_id, self.graph.id):
+                self.report.busy.append(model_id)
+                self._pass_over()
+                continue
+            if model_id in self.registry.labeled_model_ids(self.graph.id):  # finished by another process meanwhile
+                self.registry.release(model_id, self.graph.id)
+                self.report.skipped.append(model_id)
+                self._pass_over()
+                continue
+            parts, ranges = plan(self.registry, self.graph, model_id, self.depth, self.chunk)
+            run_id = self.registry.start_run("register", {"model": model_id, "graph": self.graph.id})
+            self.open[model_id] = _Open(entry, run_id, {start for start, _ in ranges})
+            self.images_bar.update(n_images - sum(stop - start for start, stop in ranges))
+            if ranges:
+                yield ModelWork(entry, ranges)
+            else:  # every part was saved by an earlier run
+                self._publish(model_id)
+
+    def _pass_over(self) -> None:
+        self.models_bar.total -= 1
+        self.images_bar.total -= len(self.graph.image_paths)
+        self.models_bar.refresh()
+        self.images_bar.refresh()
+
+    def handle(self, event: Event) -> None:
+        state = self.open.get(event.model_id)
+        if state is None:  # a late part of a model that has already failed
+            return
+        if isinstance(event, ModelFailed):
+            self._fail(event.model_id, event.message)
+            return
+        self.report.image_decodes += event.image_decodes
+        self.report.caption_encodings += event.caption_encodings
+        if event.start not in state.missing:  # a retried task computed it again
+            return
+        self.registry.save_label_part(event.model_id, self.graph.id, event.start, event.arrays)
+        state.missing.discard(event.start)
+        state.dim, state.device = event.dim, event.device
+        state.encoded += len(event.arrays["image_idx"])
+        self.images_bar.update(min(self.chunk, len(self.graph.image_paths) - event.start))
+        if not state.missing:
+            self._publish(event.model_id)
+
+    def _publish(self, model_id: str) -> None:
+        """Assemble the label from the stored parts and publish it in one transaction."""
+        state = self.open.pop(model_id)
+        entry, graph = state.entry, self.graph
+        try:
+            parts, _ = plan(self.registry, graph, model_id, self.depth, self.chunk)
+            label = _assemble(graph, parts)
+            unreadable = len(graph.image_paths) - sum(len(part["image_idx"]) for part in parts.values())
+            meta = {"n_nodes": len(graph.nodes), "depth": self.depth or "auto",
+                    "max_length": int(label.lengths.max(initial=0)), "n_images": len(graph.image_paths),
+                    "n_samples": int(len(graph.samples)), "unreadable": unreadable, "bytes": label.nbytes,
+                    "dim": state.dim, "device": state.device, "plugin": entry.plugin,
+                    "plugin_version": entry.plugin_version}
+            self.registry.save_label(model_id, graph.id, labels.FORMAT, label.arrays(), meta)
+        except Exception as exc:
+            self.open[model_id] = state
+            self._fail(model_id, failure_message(exc))
+            return
+        self.report.labeled.append(model_id)
+        self.report.images_encoded += state.encoded
+        self.report.unreadable_images = max(self.report.unreadable_images, unreadable)
+        self.registry.finish_run(state.run_id, "done", {"model": model_id, "images": state.encoded})
+        self.registry.release(model_id, graph.id)
+        self.models_bar.update(1)
+
+    def _fail(self, model_id: str, message: str) -> None:
+        state = self.open.pop(model_id)
+        self.report.failed[model_id] = message
+        self.registry.finish_run(state.run_id, "failed", {"model": model_id, "error": message})
+        self.registry.release(model_id, self.graph.id)
+        print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
+
+    def fail_unfinished(self, message: str) -> None:
+        for model_id in list(self.open):
+            self._fail(model_id, message)
+
+    def interrupt(self) -> None:
+        for model_id, state in self.open.items():
+            self.registry.finish_run(state.run_id, "interrupted", {"model": model_id})
+
+    def close(self) -> None:
+        for model_id in self.open:
+            self.registry.release(model_id, self.graph.id)
+        self.open.clear()
+        self.images_bar.close()
+        self.models_bar.close()
 
 
 def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,
