@@ -217,10 +217,22 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
               help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
                    "per model at 9,000 nodes x 75 images; a number trades size for exactness "
                    "(benchmarks/label_size.py measures both).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where models are run: this process, or a Ray cluster (pip install 'mllzoo[ray]'); "
+                   "this process alone writes the registry either way.")
+@click.option("--address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance].")
+@click.option("--gpus-per-model", type=click.FloatRange(min=0),
+              help="GPUs each Ray task holds (fractions share a GPU) [default: 1 if the cluster has GPUs, else 0].")
+@click.option("--cpus-per-task", type=click.FloatRange(min=0), default=1, show_default=True,
+              help="CPUs each Ray task holds.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=16384, show_default=True,
+              help="Most images per Ray task: each task loads its model once, so smaller shards spread "
+                   "one model over more workers at the cost of more loads.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, depth: int | None, as_json: bool) -> None:
+             batch_size: int | None, chunk_size: int, depth: int | None, executor: str, address: str | None,
+             gpus_per_model: float | None, cpus_per_task: float, shard_size: int, as_json: bool) -> None:
     """Label installed models on the registry's graph (all not yet labeled, or the ones named)."""
     from dataclasses import asdict
 
@@ -228,13 +240,20 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from .graph import load_graph
     from .labeling import label_models, samples_root_for
 
+    computer = None
+    if executor == "ray":
+        from .ray_executor import RayExecutor
+
+        computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
+    elif address or gpus_per_model is not None:
+        raise click.UsageError("--address and --gpus-per-model go with --executor ray")
     registry = open_registry(ctx, create=True)
     catalog = discover_models()
     registry.record_models(catalog.values())
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
     built = load_graph(registry)
     report = label_models(registry, built, samples_root_for(registry, built, samples), entries,
-                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth)
+                          device=device, batch_size=batch_size, chunk=chunk_size, depth=depth, executor=computer)
     if as_json:
         emit_json(asdict(report))
     else:

@@ -102,3 +102,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
+
+
+def kill_after_parts(proc: subprocess.Popen, db: Path, parts: int, timeout: float = 120) -> None:
+    """SIGKILL ``proc`` (a ``register`` run) once ``db`` holds ``parts`` saved label parts."""
+    import signal
+    import sqlite3
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        with sqlite3.connect(db) as conn:
+            if conn.execute("select count(distinct part) from label_parts").fetchone()[0] >= parts:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from conftest import run_cli
+from conftest import kill_after_parts, run_cli
 from mllzoo import labels
 from mllzoo.catalog import discover_models
 from mllzoo.graph import build_graph, save_graph
@@ -135,14 +133,7 @@ def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site)
     proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "tinyclip/tiny-a.seed0",
                              "--chunk-size", "4", "--batch-size", "4"], env=slow,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.2)
-        with sqlite3.connect(db) as conn:
-            if conn.execute("select count(distinct part) from label_parts").fetchone()[0] >= 2:
-                break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_parts(proc, db, 2)
     with sqlite3.connect(db) as conn:
         done_parts = conn.execute("select count(distinct part) from label_parts").fetchone()[0]
         assert conn.execute("select count(*) from labels").fetchone()[0] == 0
