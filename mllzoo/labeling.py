@@ -9,6 +9,7 @@ reported and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -196,8 +197,10 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     started = time.perf_counter()
     driver = _Driver(registry, graph, report, depth, chunk, len(todo), progress)
     try:
-        for event in executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size, depth):
-            driver.handle(event)
+        with contextlib.closing(executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size,
+                                             depth)) as events:  # closing stops an executor's remaining work
+            for event in events:
+                driver.handle(event)
         driver.fail_unfinished("the executor returned without all of its parts")
     except KeyboardInterrupt:
         driver.interrupt()

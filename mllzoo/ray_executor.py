@@ -59,7 +59,11 @@ class RayExecutor:
         started_here = not ray.is_initialized()
         if started_here:
             local = {} if self.address else {"include_dashboard": False}
-            ray.init(address=self.address, logging_level=logging.WARNING, **local)
+            try:
+                ray.init(address=self.address, logging_level=logging.WARNING, **local)
+            except Exception as exc:  # an unreachable address, a cluster of another Ray version
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+                raise MllzooError(f"could not start or join {where}: {exc}") from None
         pending: dict = {}  # streaming task -> model id
         try:
             task = ray.remote(_label_shard).options(num_cpus=self.cpus_per_task, num_gpus=self._gpus(),
