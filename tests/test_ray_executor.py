@@ -115,7 +115,8 @@ def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_pl
 
 
 @needs_ray
-def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinyclip_plugin, tinyclip_site, ray_cluster):
+def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinyclip_plugin, tinyclip_site, ray_cluster,
+                                                capsys):
     from mllzoo.ray_executor import RayExecutor
 
     knobs, address, ray_env = ray_cluster
@@ -142,9 +143,11 @@ def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinycli
 
     graph = load_graph(registry)
     entries = [e for e in discover_models().values() if e.spec.arch == "tiny-a"]
-    report = label_models(registry, graph, sample_folder, entries, device="cpu", progress=False, chunk=4,
+    report = label_models(registry, graph, sample_folder, entries, device="cpu", progress=True, chunk=4,
                           batch_size=4, executor=RayExecutor(shard_images=8))
     assert report.labeled == ["tinyclip/tiny-a.seed0"]
+    progress = capsys.readouterr().err  # models and images done, the saved parts counted from the start
+    assert "models: 100%" in progress and "1/1" in progress and "images: 100%" in progress and "30/30" in progress
     assert report.images_encoded == 30 - sum(len(part["image_idx"]) for part in saved.values())
     local = Registry(tmp_path / "local.db")
     save_graph(local, graph, str(sample_folder))
