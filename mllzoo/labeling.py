@@ -5,6 +5,11 @@ stopped; each chunk cuts its images' node lists as deep as the label budget allo
 (:func:`labels.budget_depth`); the finished label is published in one transaction. A claim per
 (model, graph) keeps two processes from labeling the same model; a model that fails to load is
 reported and skipped.
+
+Three steps: :func:`plan` finds the chunks a model still needs; :func:`compute_parts` loads the model
+through the plugin hooks and computes those parts (what an executor runs: :class:`LocalExecutor` in
+this process, ``ray_executor.RayExecutor`` on Ray workers); the driver in :func:`label_models`, the
+only writer, stores each part as it arrives and publishes the label once all are in.
 """
 
 from __future__ import annotations
