@@ -39,30 +39,45 @@ DATA = ROOT / "benchmarks" / "data"
 SAMPLES_PER_NODE = 3
 
 
-def build(path: Path, n_models: int, n_nodes: int, m: int | None, seed: int = 0) -> Registry:
+def build(path: Path, n_models: int, n_nodes: int, m: int | None, seed: int = 0,
+          per_node: int = SAMPLES_PER_NODE) -> Registry:
     """WordNet noun synsets as nodes, one image per sample, synthetic labels of varied quality."""
+    registry = Registry(path)
+    graph = synthetic_graph(registry, n_nodes, per_node)
+    add_labels(registry, graph, range(n_models), m, np.random.default_rng(seed))
+    return registry
+
+
+def synthetic_graph(registry: Registry, n_nodes: int, per_node: int) -> Graph:
+    """The first ``n_nodes`` WordNet noun synsets, ``per_node`` samples each, every sample its own image."""
     from nltk.corpus import wordnet as wn
 
-    registry = Registry(path)
     synsets = sorted(wn.all_synsets("n"), key=lambda s: s.name())[:n_nodes]
     nodes = [Node(i, s.name(), f"n{s.offset():08d}", s.lemma_names()[0].replace("_", " "), s.definition(),
                   f"{s.lemma_names()[0].replace('_', ' ')} which is {s.definition()}", s.min_depth(), [])
              for i, s in enumerate(synsets)]
-    n_images = n_nodes * SAMPLES_PER_NODE
-    samples = np.stack([np.repeat(np.arange(n_nodes), SAMPLES_PER_NODE), np.arange(n_images)], 1).astype(np.int32)
+    n_images = n_nodes * per_node
+    samples = np.stack([np.repeat(np.arange(n_nodes), per_node), np.arange(n_images)], 1).astype(np.int32)
     graph = Graph("synthetic", nodes, [f"{i:040x}" for i in range(n_images)], [""] * n_images, samples)
     save_graph(registry, graph, "synthetic")
     node_vectors(registry, get_embedder("minilm"), graph)
-    rng = np.random.default_rng(seed)
-    for model in range(n_models):
-        quality = rng.uniform(0.1, 0.9)
-        rank = np.where(rng.random(n_images) < quality, 0, rng.geometric(0.05, n_images)).astype(np.int32)
+    return graph
+
+
+def add_labels(registry: Registry, graph: Graph, models: range, m: int | None, rng: np.random.Generator,
+               quality: tuple[float, float] = (0.1, 0.9), miss_rank: float = 20) -> None:
+    """Labels of varied quality (the share of samples whose own node ranks first, drawn from
+    ``quality``; the others rank ``miss_rank`` on average), cut at ``m`` or fitted to the label budget
+    as ``register`` does."""
+    n_nodes, samples, n_images = len(graph.nodes), graph.samples, len(graph.image_paths)
+    for model in models:
+        first = rng.uniform(*quality)
+        rank = np.where(rng.random(n_images) < first, 0, rng.geometric(1 / miss_rank, n_images)).astype(np.int32)
         depth = m or labels.budget_depth(labels.image_needs(n_images, samples[:, 1], rank), n_nodes)
         topm = rng.integers(0, n_nodes, (n_images, depth)).astype(labels.index_dtype(n_nodes))
         label = labels.Label.from_ranking(topm, samples, rank, n_nodes)
         registry.save_label(f"synthetic/model.m{model:04d}", graph.id, labels.FORMAT, label.arrays(),
                             {"n_nodes": n_nodes, "depth": m or "auto"})
-    return registry
 
 
 def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> dict[str, list[str]]:

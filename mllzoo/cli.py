@@ -269,11 +269,23 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--download", is_flag=True,
               help="With no ids, also label models whose weights are not on this machine (downloads them, "
                    "often gigabytes each).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where models are run: this process, or a Ray cluster (pip install 'mllzoo[ray]'); "
+                   "this process alone writes the registry either way.")
+@click.option("--address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance].")
+@click.option("--gpus-per-model", type=click.FloatRange(min=0),
+              help="GPUs each Ray task holds (fractions share a GPU) [default: 1 if the cluster has GPUs, else 0].")
+@click.option("--cpus-per-task", type=click.FloatRange(min=0), default=1, show_default=True,
+              help="CPUs each Ray task holds.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=16384, show_default=True,
+              help="Most images per Ray task: each task loads its model once, so smaller shards spread "
+                   "one model over more workers at the cost of more loads.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
              batch_size: int | None, chunk_size: int, depth: int | None, allow_missing: float, download: bool,
-             as_json: bool) -> None:
+             executor: str, address: str | None, gpus_per_model: float | None, cpus_per_task: float,
+             shard_size: int, as_json: bool) -> None:
     """Label installed models on the registry's graph (the ones named, or all not yet labeled).
 
     A label a plugin ships for this graph is imported instead of running the model. With no ids, only
@@ -289,6 +301,13 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from .transfer import import_shipped
     from .vlm import model_available
 
+    computer = None
+    if executor == "ray":
+        from .ray_executor import RayExecutor
+
+        computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
+    elif address or gpus_per_model is not None:
+        raise click.UsageError("--address and --gpus-per-model go with --executor ray")
     registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     catalog = discover_models()
     entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
@@ -302,7 +321,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
     report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
                           entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
-                          allow_missing=allow_missing)
+                          allow_missing=allow_missing, executor=computer)
     if as_json:
         emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:

@@ -11,18 +11,21 @@ reported and skipped. No label is made from images it did not see: before any mo
 folder is checked against the graph's image hashes (:mod:`.samples`), every file is checked again as
 it is read, and a label whose missing and different images exceed the tolerance is never published.
 
-The unit of work is three calls, so any executor can run the chunks: :func:`compute_part` (a
-model and an image range to the part's arrays), :func:`store_part` and :func:`publish`
-(assemble, validate, save).
+Three steps: :func:`plan` finds the chunks a model still needs; :func:`compute_parts` loads the model
+through the plugin hooks and computes those parts (what an executor runs: :class:`LocalExecutor` in
+this process, ``ray_executor.RayExecutor`` on Ray workers); the driver in :func:`label_models`, the
+only writer, stores each part as it arrives and publishes the label once all are in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -74,95 +77,89 @@ def default_batch_size(device: str) -> int:
     return 256 if device.startswith("cuda") else 64
 
 
-def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
-                 device: str = "auto", batch_size: int | None = None, depth: int | None = None,
-                 chunk: int = CHUNK, progress: bool | None = None,
-                 cache_bytes: int = 2 * 1024**3, allow_missing: float = DEFAULT_ALLOW_MISSING) -> LabelingReport:
-    """Label every entry not yet labeled on ``graph``; the rest are left untouched.
+@dataclass
+class ModelWork:
+    """One claimed model and the image ranges (chunks) of its label still to compute."""
 
-    ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
-    (:func:`labels.budget_depth`). ``cache_bytes`` bounds the preprocessed images kept for the
-    next model with the same transform. More than ``allow_missing`` (a share of the graph's images)
-    missing or different refuses every model before any runs, with one line.
+    entry: CatalogEntry
+    ranges: list[tuple[int, int]]
+
+
+@dataclass
+class PartDone:
+    """A computed part as an executor hands it to the driver, with what computing it cost."""
+
+    model_id: str
+    start: int
+    stop: int
+    arrays: dict[str, np.ndarray]
+    unavailable: dict[int, str]  # images of the range not seen, and why (missing, different, undecodable)
+    dim: int
+    device: str
+    image_decodes: int
+    caption_encodings: int
+
+
+@dataclass
+class ModelFailed:
+    model_id: str
+    message: str
+
+
+Event = PartDone | ModelFailed
+
+
+class Executor(Protocol):
+    """Computes the parts of claimed models; the driver (:func:`label_models`) stores and publishes.
+
+    ``run`` may consume ``works`` lazily (each model is claimed as it is drawn), and yields events in
+    any order; it must not write to the registry.
     """
-    report = LabelingReport()
-    registry.record_models(entries)
-    done = registry.labeled_model_ids(graph.id)
-    todo = [e for e in entries if e.spec.id not in done]
-    report.skipped = [e.spec.id for e in entries if e.spec.id in done]
-    if not todo:
-        return report
-    if not Path(samples_root).is_dir():
-        raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
-    check = check_samples(graph.id, graph.image_hashes, graph.image_paths, Path(samples_root))
-    refuse_beyond_tolerance(len(check.missing), len(check.different), check.images, allow_missing, check.folder)
-    device = resolve_device(device)
-    batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths, cache_bytes, graph.image_hashes, check.unavailable())
-    captions = CaptionFeatures(graph.captions)
-    started = time.perf_counter()
-    for entry in todo:
-        model_id = entry.spec.id
-        if not registry.claim(model_id, graph.id):
-            report.busy.append(model_id)
-            continue
-        if model_id in registry.labeled_model_ids(graph.id):  # finished by another process meanwhile
-            registry.release(model_id, graph.id)
-            report.skipped.append(model_id)
-            continue
-        run_id = registry.start_run("register", {"model": model_id, "graph": graph.id})
-        try:
-            encoded = _label_one(registry, graph, cache, captions, entry, device, batch_size, depth, chunk, progress,
-                                 allow_missing)
-        except KeyboardInterrupt:
-            registry.finish_run(run_id, "interrupted", {"model": model_id})
-            raise
-        except Exception as exc:  # one failing model must not stop the others
-            message = str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
-            report.failed[model_id] = message
-            registry.finish_run(run_id, "failed", {"model": model_id, "error": message})
-            print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
-        else:
-            report.labeled.append(model_id)
-            report.images_encoded += encoded
-            registry.finish_run(run_id, "done", {"model": model_id, "images": encoded})
-        finally:
-            registry.release(model_id, graph.id)
-    report.missing_images, report.different_images = cache.count(MISSING), cache.count(DIFFERENT)
-    report.undecodable_images = cache.count(UNDECODABLE)
-    report.image_decodes = cache.decodes
-    report.caption_encodings = captions.encodings
-    report.seconds = time.perf_counter() - started
-    return report
+
+    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
+            batch_size: int | None, depth: int | None) -> Iterator[Event]: ...
 
 
-def _label_one(registry: Registry, graph: Graph, cache: ImageCache, captions: "CaptionFeatures", entry: CatalogEntry, device: str,
-               batch_size: int, depth: int | None, chunk: int, progress: bool | None, allow_missing: float) -> int:
-    from tqdm import tqdm
+class LocalExecutor:
+    """Labels in this process, one model after another, sharing decoded images and caption embeddings."""
 
-    model = load_model(entry.spec, device, plugin=entry.plugin)
-    text = captions.of(model)
-    n_images = len(graph.image_paths)
-    parts = saved_parts(registry, entry, graph, depth, chunk)
-    encoded = 0
-    bar = tqdm(total=n_images, initial=sum(len(p["image_idx"]) for p in parts.values()), unit="img",
-               desc=entry.spec.id, disable=None if progress is None else not progress, file=sys.stderr)
-    for start, stop in chunk_bounds(n_images, chunk):
-        if start in parts:
-            continue
-        parts[start] = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
-        store_part(registry, entry, graph, start, stop, depth, parts[start])
-        encoded += len(parts[start]["image_idx"])
-        bar.update(stop - start)
-    bar.close()
-    coverage = sample_coverage(cache, parts, n_images)
-    refuse_beyond_tolerance(coverage["missing"], coverage["different"], n_images, allow_missing, str(cache.root))
-    if not coverage["seen"]:
-        raise MllzooError(f"none of the {n_images} sample images in {cache.root} was seen ({coverage['missing']} "
-                          f"missing, {coverage['different']} different, {coverage['undecodable']} undecodable)")
-    publish(registry, entry, graph, parts, depth, {"coverage": coverage,
-                                                   "dim": int(text.shape[1]), "device": device})
-    return encoded
+    def __init__(self, cache_bytes: int = 2 * 1024**3):
+        self.cache_bytes = cache_bytes
+
+    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
+            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+        device = resolve_device(device)
+        batch_size = batch_size or default_batch_size(device)
+        cache = ImageCache(Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes)
+        captions = CaptionFeatures(graph.captions)
+        for work in works:
+            yield from compute_parts(work, graph, cache, captions, device, batch_size, depth)
+
+
+def compute_parts(work: ModelWork, graph: Graph, cache: ImageCache, captions: CaptionFeatures, device: str,
+                  batch_size: int, depth: int | None) -> Iterator[Event]:
+    """Load the model through the plugin hooks and compute its parts for ``work.ranges``, in order.
+
+    What every executor runs, locally or on a Ray worker; a failure ends the model with
+    :class:`ModelFailed` (KeyboardInterrupt passes through).
+    """
+    model_id = work.entry.spec.id
+    try:
+        model = load_model(work.entry.spec, device, plugin=work.entry.plugin)
+        decodes, encodings = cache.decodes, captions.encodings
+        text = captions.of(model)
+        for start, stop in work.ranges:
+            arrays = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
+            unavailable = {i: cache.status[i] for i in range(start, stop) if i in cache.status}
+            yield PartDone(model_id, start, stop, arrays, unavailable, int(text.shape[1]), model.device,
+                           cache.decodes - decodes, captions.encodings - encodings)
+            decodes, encodings = cache.decodes, captions.encodings
+    except Exception as exc:  # one failing model must not stop the others
+        yield ModelFailed(model_id, failure_message(exc))
+
+
+def failure_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
 
 
 def chunk_bounds(n_images: int, chunk: int) -> list[tuple[int, int]]:
@@ -226,18 +223,206 @@ def publish(registry: Registry, entry: CatalogEntry, graph: Graph, parts: dict[i
     return label
 
 
-def sample_coverage(cache: ImageCache, parts: dict[int, dict[str, np.ndarray]], n_images: int) -> dict[str, int]:
+def plan(registry: Registry, graph: Graph, entry: CatalogEntry, depth: int | None, chunk: int
+         ) -> tuple[dict[int, dict[str, np.ndarray]], list[tuple[int, int]]]:
+    """``(saved parts that fit this run, image ranges still to compute)`` for one model."""
+    parts = saved_parts(registry, entry, graph, depth, chunk)
+    return parts, [(start, stop) for start, stop in chunk_bounds(len(graph.image_paths), chunk) if start not in parts]
+
+
+def sample_coverage(parts: dict[int, dict[str, np.ndarray]], unavailable: dict[int, str], n_images: int
+                    ) -> dict[str, int]:
     """Images the label saw, and why the others were not seen (as known when it is published).
 
-    An image of a part saved by an earlier run that this run found present and unchanged was
-    skipped then for failing to decode.
+    An unseen image with no known reason was present and unchanged when an earlier run saved its
+    part, so it was skipped then for failing to decode.
     """
     seen = np.zeros(n_images, bool)
     for part in parts.values():
         seen[part["image_idx"]] = True
-    unseen = [cache.status.get(i, UNDECODABLE) for i in np.flatnonzero(~seen)]
+    unseen = [unavailable.get(i, UNDECODABLE) for i in np.flatnonzero(~seen)]
     return {"images": n_images, "seen": int(seen.sum()), "missing": unseen.count(MISSING),
             "different": unseen.count(DIFFERENT), "undecodable": unseen.count(UNDECODABLE)}
+
+
+def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
+                 device: str = "auto", batch_size: int | None = None, depth: int | None = None,
+                 chunk: int = CHUNK, progress: bool | None = None,
+                 cache_bytes: int = 2 * 1024**3, executor: Executor | None = None,
+                 allow_missing: float = DEFAULT_ALLOW_MISSING) -> LabelingReport:
+    """Label every entry not yet labeled on ``graph``; the rest are left untouched.
+
+    ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
+    (:func:`labels.budget_depth`). ``cache_bytes`` bounds the preprocessed images kept for the
+    next model with the same transform (local executor). ``executor`` computes the parts (default:
+    :class:`LocalExecutor`); this process alone writes them, publishes labels and holds the claims.
+    More than ``allow_missing`` (a share of the graph's images) missing or different refuses every
+    model before any runs, with one line.
+    """
+    report = LabelingReport()
+    registry.record_models(entries)
+    done = registry.labeled_model_ids(graph.id)
+    todo = [e for e in entries if e.spec.id not in done]
+    report.skipped = [e.spec.id for e in entries if e.spec.id in done]
+    if not todo:
+        return report
+    if not Path(samples_root).is_dir():
+        raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
+    check = check_samples(graph.id, graph.image_hashes, graph.image_paths, Path(samples_root))
+    refuse_beyond_tolerance(len(check.missing), len(check.different), check.images, allow_missing, check.folder)
+    executor = executor or LocalExecutor(cache_bytes)
+    started = time.perf_counter()
+    driver = _Driver(registry, graph, report, depth, chunk, len(todo), progress, allow_missing, str(samples_root),
+                     check.unavailable())
+    try:
+        with contextlib.closing(executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size,
+                                             depth)) as events:  # closing stops an executor's remaining work
+            for event in events:
+                driver.handle(event)
+        driver.fail_unfinished("the executor returned without all of its parts")
+    except KeyboardInterrupt:
+        driver.interrupt()
+        raise
+    finally:
+        driver.close()
+    report.missing_images, report.different_images, report.undecodable_images = (
+        driver.count(kind) for kind in (MISSING, DIFFERENT, UNDECODABLE))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Open:
+    """A claimed model being labeled: its run record and the part starts still missing."""
+
+    entry: CatalogEntry
+    run_id: int
+    missing: set[int]
+    unavailable: dict[int, str]
+    dim: int | None = None
+    device: str | None = None
+    encoded: int = 0
+
+
+class _Driver:
+    """The one writer: claims models, stores each finished part, publishes complete labels, reports."""
+
+    def __init__(self, registry: Registry, graph: Graph, report: LabelingReport, depth: int | None, chunk: int,
+                 n_models: int, progress: bool | None, allow_missing: float, folder: str,
+                 unavailable: dict[int, str]):
+        from tqdm import tqdm
+
+        self.registry, self.graph, self.report, self.depth, self.chunk = registry, graph, report, depth, chunk
+        self.allow_missing, self.folder = allow_missing, folder
+        self.unavailable = dict(unavailable)  # every image not seen in this run so far, and why
+        self.open: dict[str, _Open] = {}
+        disable = None if progress is None else not progress
+        n_images = len(graph.image_paths)
+        self.models_bar = tqdm(total=n_models, unit="model", desc="models", disable=disable, file=sys.stderr)
+        self.images_bar = tqdm(total=n_models * n_images, unit="img", desc="images", disable=disable,
+                               file=sys.stderr, position=1)
+
+    def claim(self, todo: list[CatalogEntry]) -> Iterator[ModelWork]:
+        """Claim each model as the executor draws it; models done or busy elsewhere are passed over."""
+        n_images = len(self.graph.image_paths)
+        for entry in todo:
+            model_id = entry.spec.id
+            if not self.registry.claim(model_id, self.graph.id):
+                self.report.busy.append(model_id)
+                self._pass_over()
+                continue
+            if model_id in self.registry.labeled_model_ids(self.graph.id):  # finished by another process meanwhile
+                self.registry.release(model_id, self.graph.id)
+                self.report.skipped.append(model_id)
+                self._pass_over()
+                continue
+            parts, ranges = plan(self.registry, self.graph, entry, self.depth, self.chunk)
+            run_id = self.registry.start_run("register", {"model": model_id, "graph": self.graph.id})
+            self.open[model_id] = _Open(entry, run_id, {start for start, _ in ranges}, dict(self.unavailable))
+            self.images_bar.update(n_images - sum(stop - start for start, stop in ranges))
+            if ranges:
+                yield ModelWork(entry, ranges)
+            else:  # every part was saved by an earlier run
+                self._publish(model_id)
+
+    def _pass_over(self) -> None:
+        self.models_bar.total -= 1
+        self.images_bar.total -= len(self.graph.image_paths)
+        self.models_bar.refresh()
+        self.images_bar.refresh()
+
+    def handle(self, event: Event) -> None:
+        state = self.open.get(event.model_id)
+        if state is None:  # a late part of a model that has already failed
+            return
+        if isinstance(event, ModelFailed):
+            self._fail(event.model_id, event.message)
+            return
+        self.report.image_decodes += event.image_decodes
+        self.report.caption_encodings += event.caption_encodings
+        if event.start not in state.missing:  # a retried task computed it again
+            return
+        store_part(self.registry, state.entry, self.graph, event.start, event.stop, self.depth, event.arrays)
+        state.unavailable.update(event.unavailable)
+        self.unavailable.update(event.unavailable)
+        state.missing.discard(event.start)
+        state.dim, state.device = event.dim, event.device
+        state.encoded += len(event.arrays["image_idx"])
+        self.images_bar.update(event.stop - event.start)
+        if not state.missing:
+            self._publish(event.model_id)
+
+    def _publish(self, model_id: str) -> None:
+        """Assemble the label from the stored parts, check its coverage, validate and publish it."""
+        state = self.open.pop(model_id)
+        entry, graph = state.entry, self.graph
+        n_images = len(graph.image_paths)
+        try:
+            parts, _ = plan(self.registry, graph, entry, self.depth, self.chunk)
+            coverage = sample_coverage(parts, state.unavailable, n_images)
+            refuse_beyond_tolerance(coverage["missing"], coverage["different"], n_images, self.allow_missing,
+                                    self.folder)
+            if not coverage["seen"]:
+                raise MllzooError(f"none of the {n_images} sample images in {self.folder} was seen "
+                                  f"({coverage['missing']} missing, {coverage['different']} different, "
+                                  f"{coverage['undecodable']} undecodable)")
+            publish(self.registry, entry, graph, parts, self.depth,
+                    {"coverage": coverage, "dim": state.dim, "device": state.device})
+        except Exception as exc:
+            self.open[model_id] = state
+            self._fail(model_id, failure_message(exc))
+            return
+        self.report.labeled.append(model_id)
+        self.report.images_encoded += state.encoded
+        self.registry.finish_run(state.run_id, "done", {"model": model_id, "images": state.encoded})
+        self.registry.release(model_id, graph.id)
+        self.models_bar.update(1)
+
+    def count(self, kind: str) -> int:
+        """Images not seen in this run for reason ``kind`` (missing, different, undecodable)."""
+        return sum(1 for reason in self.unavailable.values() if reason == kind)
+
+    def _fail(self, model_id: str, message: str) -> None:
+        state = self.open.pop(model_id)
+        self.report.failed[model_id] = message
+        self.registry.finish_run(state.run_id, "failed", {"model": model_id, "error": message})
+        self.registry.release(model_id, self.graph.id)
+        print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
+
+    def fail_unfinished(self, message: str) -> None:
+        for model_id in list(self.open):
+            self._fail(model_id, message)
+
+    def interrupt(self) -> None:
+        for model_id, state in self.open.items():
+            self.registry.finish_run(state.run_id, "interrupted", {"model": model_id})
+
+    def close(self) -> None:
+        for model_id in self.open:
+            self.registry.release(model_id, self.graph.id)
+        self.open.clear()
+        self.images_bar.close()
+        self.models_bar.close()
 
 
 def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,

@@ -118,19 +118,24 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 def kill_register_after_parts(args: list[str], env: dict, db: Path, parts: int) -> int:
     """Run ``mllzoo register ARGS`` and SIGKILL it once ``parts`` label parts are saved; return how many
     were saved when it died (the registry is left as a crash leaves it)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return kill_after_parts(proc, db, parts)
+
+
+def kill_after_parts(proc: subprocess.Popen, db: Path, parts: int, timeout: float = 120) -> int:
+    """SIGKILL ``proc`` (a ``register`` run) once ``db`` holds ``parts`` saved label parts; return how
+    many were saved when it died."""
     import signal
     import sqlite3
     import time
-
-    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", *args], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def saved() -> int:
         with sqlite3.connect(db) as conn:
             return conn.execute("select count(distinct part) from label_parts").fetchone()[0]
 
-    deadline = time.time() + 120
-    while time.time() < deadline and saved() < parts:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and saved() < parts:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
