@@ -116,7 +116,7 @@ class LabelFile:
         data = archive.read(described["file"])
         if hashlib.sha256(data).hexdigest() != described["sha256"]:
             raise self.refuse(f"checksum of {described['file']} does not match: the file was altered")
-        return blobs.array(described["dtype"], json.dumps(list(shape)), data)
+        return blobs.fitting(described["dtype"], json.dumps(list(shape)), data)
 
     def _check_label(self, entry: dict, arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> None:
         """A label is usable only in the format replay reads and with one entry per image and sample."""

@@ -21,7 +21,7 @@ CACHE_ENV = "MLLZOO_CACHE_DIR"
 FILE_NAME = "embeddings-cache.db"
 BUSY_MS = 10_000
 SCHEMA = ("create table if not exists embeddings (embedder text not null, text text not null, dtype text not null, "
-          "shape text not null, data blob not null, primary key (embedder, text)) without rowid")
+          "shape text not null, data blob not null, checksum text not null, primary key (embedder, text)) without rowid")
 
 
 def default_path() -> Path:
@@ -47,11 +47,11 @@ class EmbeddingCache:
         unique = sorted(set(texts))
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
-            rows = self._run(f"select text, dtype, shape, data from embeddings where embedder = ? "
+            rows = self._run(f"select text, dtype, shape, data, checksum from embeddings where embedder = ? "
                              f"and text in ({','.join('?' * len(chunk))})", [embedder, *chunk])
-            for text, dtype, shape, data in rows or []:
+            for text, dtype, shape, data, stored in rows or []:
                 try:
-                    found[text] = blobs.array(dtype, shape, data)
+                    found[text] = blobs.array(dtype, shape, data, stored)
                 except (TypeError, ValueError):  # a damaged row is a miss, and is replaced by put()
                     continue
         return found
@@ -59,9 +59,10 @@ class EmbeddingCache:
     def put(self, embedder: str, texts: list[str], vectors: np.ndarray) -> None:
         """Remember ``vectors`` (one row per text) for ``embedder``, in one transaction."""
         packed = [blobs.pack(np.asarray(v, np.float32)) for v in vectors]
-        rows = [(embedder, text, p["dtype"], p["shape"], p["data"]) for text, p in zip(texts, packed)]
+        rows = [(embedder, text, p["dtype"], p["shape"], p["data"], p["checksum"]) for text, p in zip(texts, packed)]
         if rows:
-            self._run("insert or replace into embeddings (embedder, text, dtype, shape, data) values (?, ?, ?, ?, ?)",
+            self._run("insert or replace into embeddings (embedder, text, dtype, shape, data, checksum) "
+                      "values (?, ?, ?, ?, ?, ?)",
                       rows, many=True)
 
     def close(self) -> None:
