@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from mllzoo import hookspecs
 from mllzoo.plugins import pm
 
@@ -136,8 +136,6 @@ def test_install_needs_a_package():
 
 def test_models_filters_list_exactly_what_they_name(tmp_path):
     import shutil
-
-    from conftest import ROOT
 
     registry = tmp_path / "registry.db"
     shutil.copyfile(ROOT / "registry.db", registry)  # eight minizoo models labeled
