@@ -177,7 +177,7 @@ class Registry:
             raise (registry_file.read_only(self.path) if _refused_write(exc)
                    else MllzooError(f"registry {self.path} cannot be opened ({exc})")) from None
         except sqlite3.DatabaseError as exc:
-            raise MllzooError(f"{self.path} is not a readable mllzoo registry ({exc})") from None
+            raise registry_file.not_sqlite(self.path, exc) from None
 
     def _check_schema(self, empty_ok: bool) -> None:
         """Refuse, before any write, a file that is not an mllzoo registry or was written by a newer mllzoo."""

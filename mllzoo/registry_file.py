@@ -3,8 +3,8 @@ cannot identify and every refusal is one line saying what is wrong.
 
 Opening a file with SQLite for writing is not harmless: migrations would turn an empty or foreign
 file into a registry and leave ``-wal``/``-shm`` files beside it. So the path is checked first
-(missing, folder, not a regular file, unreadable, empty, not SQLite, read-only file or folder), and
-a registry that cannot be written is opened read-only.
+(missing, folder, not a regular file, unreadable, empty, read-only file or folder), then SQLite tells
+whether it is a database at all, and a registry that cannot be written is opened read-only.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import MllzooError
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-
 
 def check(path: Path, create: bool, write: bool) -> bool:
     """Whether the registry at ``path`` can be written; a one-line :class:`MllzooError` when it cannot be
@@ -41,13 +38,18 @@ def check(path: Path, create: bool, write: bool) -> bool:
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
     if write and not writable:
         raise read_only(path)
-    with path.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if not header and not (create and write):  # an empty file loses nothing by becoming a registry
+    # Only stat here: closing a descriptor of a database file drops every SQLite lock this process holds
+    # on it (POSIX), so the header is left to SQLite (see not_sqlite).
+    if path.stat().st_size == 0 and not (create and write):  # an empty file loses nothing by becoming a registry
         raise MllzooError(f"{path} is an empty file, not an mllzoo registry")
-    if header and header != SQLITE_HEADER:
-        raise MllzooError(f"{path} is not an SQLite file, so not an mllzoo registry")
     return writable
+
+
+def not_sqlite(path: Path, exc: sqlite3.DatabaseError) -> MllzooError:
+    """The one line for a file SQLite could not read as a database."""
+    if "not a database" in str(exc):
+        return MllzooError(f"{path} is not an SQLite file, so not an mllzoo registry")
+    return MllzooError(f"{path} is not a readable mllzoo registry ({exc})")
 
 
 def read_only(path: Path) -> MllzooError:

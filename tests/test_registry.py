@@ -124,3 +124,21 @@ def test_registry_path_rules(tmp_path, monkeypatch):
     monkeypatch.delenv("MLLZOO_REGISTRY")
     (tmp_path / "registry.db").write_bytes(b"")
     assert default_registry_path().name == "registry.db" and default_registry_path().parent == type(tmp_path)(".")
+
+
+def test_opening_a_registry_again_in_one_process_keeps_the_first_connection_safe(tmp_path):
+    """Reading the file outside SQLite would drop the first connection's locks (POSIX): another process
+    closing the file would then take itself for the last reader and remove the WAL under it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.db"
+    first = Registry(path)
+    first.set_setting("k", "1")
+    Registry(path, create=False, write=False).close()
+    reader = f"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('select * from settings').fetchall(); c.close()"
+    subprocess.run([sys.executable, "-c", reader], check=True)
+    assert path.with_name("r.db-wal").exists()
+    first.set_setting("k", "2")
+    assert first.get_setting("k") == "2"
+    first.close()
