@@ -12,10 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
+ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "open_clip", "timm")
 CIFAR100 = ROOT / "benchmarks" / "data" / "mll-classnames" / "CIFAR100.txt"
 

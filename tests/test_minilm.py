@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mllzoo import minilm
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_token_budget_batches_equal_one_text_at_a_time():
@@ -32,8 +36,6 @@ def test_numpy_encoder_equals_transformers_on_benchmark_lists_and_node_captions(
     the MLL benchmark's class lists against the transformers path (the reference), and every node
     caption of the shipped registry against the vectors stored in it (which `make registry` computed
     with the transformers path)."""
-    from conftest import ROOT
-
     from mllzoo.descriptions import TemplateCaptioner
     from mllzoo.graph import load_graph
     from mllzoo.registry import Registry
