@@ -308,12 +308,13 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
-    registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     catalog = discover_models()
-    entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())
+    entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())  # bad ids first
+    registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
     built = load_graph(registry)
     done = registry.labeled_model_ids(built.id)
     imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
+    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
     entries = [e for e in entries if e.spec.id not in imported]
     not_here = [] if model_ids or download else [
         e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]

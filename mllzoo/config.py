@@ -29,10 +29,10 @@ def config_path() -> Path:
 def read_config() -> dict[str, str]:
     """The settings the user set (defaults not included); a damaged file is one clear error."""
     path = config_path()
-    if not path.exists():
-        return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
     except (OSError, ValueError) as exc:
         raise MllzooError(f"cannot read the settings in {path}: {exc}; fix or delete the file") from None
     if not isinstance(data, dict):

@@ -284,8 +284,12 @@ def _as_user_prefix() -> list[str]:
 
 
 def run_as_user(*args: str, env: dict, home: Path) -> subprocess.CompletedProcess:
-    """``mllzoo ARGS`` as a real subprocess of an unprivileged user (``nobody`` when we are root)."""
-    full_env = {**os.environ, **env, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache")}
+    """``mllzoo ARGS`` as a real subprocess of an unprivileged user (``nobody`` when we are root).
+
+    That user cannot read the test's root-owned plugin site, so its labeled models count as
+    uninstalled: selections pass ``--include-uninstalled``."""
+    full_env = {**os.environ, **env, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+                "XDG_CONFIG_HOME": str(home / "config")}
     return subprocess.run([*_as_user_prefix(), sys.executable, "-m", "mllzoo", *args], capture_output=True,
                           text=True, env=full_env, cwd=ROOT, timeout=300)
 
@@ -317,7 +321,7 @@ def test_a_read_only_registry_file_serves_reads_and_refuses_writes_in_one_line(u
     path.chmod(0o444)
     before = sha1(path)
     classes = str(folder / "classes.txt")
-    result = run_as_user("recommend", classes, "--json", env=env, home=home)
+    result = run_as_user("recommend", classes, "--json", "--include-uninstalled", env=env, home=home)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["models"]
     assert run_as_user("models", "--labeled", env=env, home=home).returncode == 0
@@ -334,7 +338,7 @@ def test_a_registry_in_a_read_only_folder_is_told_apart_from_a_read_only_file(us
     os.chown(data, 0, 0) if os.geteuid() == 0 else None
     data.chmod(0o555)  # the file itself stays writable by its owner
     before = sha1(path)
-    result = run_as_user("recommend", str(folder / "classes.txt"), "--json", env=env, home=home)
+    result = run_as_user("recommend", str(folder / "classes.txt"), "--json", "--include-uninstalled", env=env, home=home)
     assert result.returncode == 0, result.stderr
     one_line_error(run_as_user("register", env=env, home=home), "read-only folder")
     assert sha1(path) == before and sorted(p.name for p in data.iterdir()) == ["r.db"]
@@ -345,7 +349,7 @@ def test_a_read_only_registry_that_needs_a_migration_says_so(user_space):
     make_pre_checksum(path)
     path.chmod(0o444)
     before = sha1(path)
-    result = run_as_user("recommend", str(folder / "classes.txt"), env=env, home=home)
+    result = run_as_user("recommend", str(folder / "classes.txt"), "--include-uninstalled", env=env, home=home)
     one_line_error(result, "needs a schema upgrade", "m003_checksums", "read-only")
     assert sha1(path) == before
 

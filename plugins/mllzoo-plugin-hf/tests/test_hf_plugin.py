@@ -159,7 +159,7 @@ def test_plain_register_skips_uncached_models_without_trying_them(cut_off_hub, t
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert len(report["not_here"]) == len(mllzoo_hf.catalog.read_catalog()) and not report["failed"]
+    assert len(report["not_here"]) == len(read_catalog("mllzoo_hf")) and not report["failed"]
     assert "was not labeled" not in result.stderr
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
         assert conn.execute("select count(*) from runs").fetchone()[0] == 0  # no model load was attempted
