@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import socket
@@ -142,7 +143,9 @@ def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinycli
     from mllzoo.graph import load_graph
 
     graph = load_graph(registry)
-    entries = [e for e in discover_models().values() if e.spec.arch == "tiny-a"]
+    # the killed driver's parts name the installed distribution: resume as that plugin, or they are redone
+    entries = [dataclasses.replace(e, plugin="mllzoo-plugin-tinyclip", plugin_version="0.1")
+               for e in discover_models().values() if e.spec.arch == "tiny-a"]
     report = label_models(registry, graph, sample_folder, entries, device="cpu", progress=True, chunk=4,
                           batch_size=4, executor=RayExecutor(shard_images=8))
     assert report.labeled == ["tinyclip/tiny-a.seed0"]
