@@ -72,7 +72,7 @@ def model_probabilities(model_ids: list[str], tasks: list[Task], device: str, ba
     caches = {t.name: ImageCache(None, [str(Path(p).resolve()) for p in t.images]) for t in tasks}
     out: dict[str, dict[str, np.ndarray]] = {}
     for model_id in model_ids:
-        model = load_model(catalog[model_id].spec, device)
+        model = load_model(catalog[model_id].spec, device, plugin=catalog[model_id].plugin)
         out[model_id] = {}
         for task in tasks:
             vectors = class_vectors(model, task.classes, task.domain)

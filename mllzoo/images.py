@@ -92,7 +92,7 @@ class ImageCache:
     def _open(self, i: int) -> Image.Image | None:
         """Image ``i`` decoded, or None with its reason recorded in ``status``."""
         try:
-            data = read_regular(Path(self.paths[i])) if self.root is None else read_sample(self.root, self.paths[i])
+            data = read_regular(self.path(i)) if self.root is None else read_sample(self.root, self.paths[i])
         except UnavailableSample as exc:
             self.status[i] = exc.kind
             return None

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import blobs, labels
-from .errors import MllzooError
+from .errors import InvalidLabel, MllzooError
 
 FORMAT_NAME = "mllzoo-labels"
 VERSION = 1
@@ -87,8 +87,9 @@ class LabelFile:
     def refuse(self, reason: str) -> LabelFileError:
         return LabelFileError(f"{self.path}: {reason}; nothing was imported")
 
-    def labels(self, graph_id: str, sizes: dict[str, int]) -> list[dict]:
-        """The labels, arrays verified against their checksums and the graph they are for."""
+    def labels(self, graph_id: str, sizes: dict[str, int], samples: np.ndarray) -> list[dict]:
+        """The labels, arrays verified against their checksums and the graph they are for (its
+        ``sizes`` and ``[n_samples, 2]`` (node, image) ``samples``)."""
         if self.graph_id != graph_id:
             raise self.refuse(f"its labels were made on graph {self.graph_id}, this registry's graph is {graph_id}")
         if any(self.manifest["graph"].get(key) != sizes[key] for key in sizes):
@@ -98,7 +99,7 @@ class LabelFile:
             with zipfile.ZipFile(self.path) as archive:
                 for entry in self.manifest["labels"]:
                     arrays = {name: self._array(archive, entry["arrays"][name]) for name in ARRAY_NAMES}
-                    self._check_label(entry, arrays, sizes)
+                    self._check_label(entry, arrays, samples, sizes)
                     out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
                                 "arrays": arrays})
         except (zipfile.BadZipFile, KeyError, TypeError, ValueError, zlib.error, OSError, EOFError) as exc:
@@ -118,18 +119,21 @@ class LabelFile:
             raise self.refuse(f"checksum of {described['file']} does not match: the file was altered")
         return blobs.fitting(described["dtype"], json.dumps(list(shape)), data)
 
-    def _check_label(self, entry: dict, arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> None:
-        """A label is usable only in the format replay reads and with one entry per image and sample."""
+    def _check_label(self, entry: dict, arrays: dict[str, np.ndarray], samples: np.ndarray,
+                     sizes: dict[str, int]) -> None:
+        """A label is usable only in the format replay reads and when it is a valid label of this graph
+        (:func:`labels.validate`, the check ``register`` makes before it publishes)."""
         model_id = entry["model"]["id"]
         if entry["format"] != labels.FORMAT:
             raise self.refuse(f"{model_id}: label format {entry['format']!r} is unknown to this mllzoo")
-        lists, lengths, rank = arrays["lists"], arrays["lengths"], arrays["rank"]
-        ok = (int(entry["meta"].get("n_nodes", -1)) == sizes["nodes"]
-              and lengths.shape == (sizes["images"],) and rank.shape == (sizes["samples"],) and lists.ndim == 1
-              and (lengths >= 0).all() and int(lengths.sum()) == len(lists)
-              and ((lists >= 0) & (lists < sizes["nodes"])).all() and (rank >= -1).all())
-        if not ok:
-            raise self.refuse(f"{model_id}: its label does not fit graph {self.graph_id}")
+        does_not_fit = f"{model_id}: its label does not fit graph {self.graph_id}"
+        if int(entry["meta"].get("n_nodes", -1)) != sizes["nodes"] or arrays["lengths"].ndim != 1:
+            raise self.refuse(does_not_fit)
+        label = labels.Label(arrays["lists"], arrays["lengths"], arrays["rank"], sizes["nodes"])
+        try:
+            labels.validate(label, sizes["images"], samples, sizes["nodes"])
+        except InvalidLabel as exc:
+            raise self.refuse(f"{does_not_fit} ({exc})") from None
 
 
 def open_label_file(path: Path) -> LabelFile:
@@ -182,13 +186,13 @@ def _well_formed(manifest: dict) -> bool:
     return len(set(ids)) == len(ids)
 
 
-def read_many(paths: list[Path], graph_id: str, sizes: dict[str, int]) -> list[dict]:
+def read_many(paths: list[Path], graph_id: str, sizes: dict[str, int], samples: np.ndarray) -> list[dict]:
     """Every label of every file, all checked before any is returned (an import is all or nothing)."""
     found: dict[str, Path] = {}
     out = []
     for path in paths:
         opened = open_label_file(path)
-        for entry in opened.labels(graph_id, sizes):
+        for entry in opened.labels(graph_id, sizes, samples):
             model_id = entry["model"]["id"]
             if model_id in found:
                 raise opened.refuse(f"{model_id} is also in {found[model_id]}")

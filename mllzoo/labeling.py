@@ -35,6 +35,7 @@ from .defaults import CHUNK
 from .errors import InvalidLabel, MllzooError
 from .graph import Graph
 from .images import UNDECODABLE, ImageCache
+from .plugins import one_line
 from .registry import Registry
 from .samples import DEFAULT_ALLOW_MISSING, DIFFERENT, MISSING, check_samples, refuse_beyond_tolerance
 from .vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
@@ -155,11 +156,7 @@ def compute_parts(work: ModelWork, graph: Graph, cache: ImageCache, captions: Ca
                            cache.decodes - decodes, captions.encodings - encodings)
             decodes, encodings = cache.decodes, captions.encodings
     except Exception as exc:  # one failing model must not stop the others
-        yield ModelFailed(model_id, failure_message(exc))
-
-
-def failure_message(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
+        yield ModelFailed(model_id, one_line(exc))
 
 
 def chunk_bounds(n_images: int, chunk: int) -> list[tuple[int, int]]:
@@ -390,7 +387,7 @@ class _Driver:
                     {"coverage": coverage, "dim": state.dim, "device": state.device})
         except Exception as exc:
             self.open[model_id] = state
-            self._fail(model_id, failure_message(exc))
+            self._fail(model_id, one_line(exc))
             return
         self.report.labeled.append(model_id)
         self.report.images_encoded += state.encoded

@@ -72,15 +72,15 @@ def load_plugins() -> None:
             if _strict():
                 raise
             version = ep.dist.version if ep.dist else None
-            _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {_reason(exc)}")
-            print(f"Warning: plugin {dist} failed to load: {_reason(exc)}", file=sys.stderr)
+            _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {one_line(exc)}")
+            print(f"Warning: plugin {dist} failed to load: {one_line(exc)}", file=sys.stderr)
 
 
 def _strict() -> bool:
     return os.environ.get("MLLZOO_STRICT_PLUGINS") == "1"
 
 
-def _reason(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception as one line: a plugin's own user error as its message, anything else with its type."""
     text = str(exc) if isinstance(exc, MllzooError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split()) or type(exc).__name__
@@ -114,8 +114,8 @@ def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, A
         except BaseException as exc:
             if _strict():
                 raise
-            mark_failed(impl.plugin_name, f"failed to {doing}: {_reason(exc)}")
-            print(f"Warning: plugin {impl.plugin_name} failed to {doing}: {_reason(exc)}", file=sys.stderr)
+            mark_failed(impl.plugin_name, f"failed to {doing}: {one_line(exc)}")
+            print(f"Warning: plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}", file=sys.stderr)
 
 
 def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs: Any) -> tuple[str | None, Any]:
@@ -134,8 +134,8 @@ def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs
             if _strict():
                 raise
             if not isinstance(exc, MllzooError):  # a plugin's own one-line error is not a plugin fault
-                mark_failed(impl.plugin_name, f"{context}: {_reason(exc)}")
-            raise PluginError(f"plugin {impl.plugin_name}: {context}: {_reason(exc)}") from None
+                mark_failed(impl.plugin_name, f"{context}: {one_line(exc)}")
+            raise PluginError(f"plugin {impl.plugin_name}: {context}: {one_line(exc)}") from None
         if answer is not None:
             return impl.plugin_name, answer
     return None, None

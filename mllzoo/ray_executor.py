@@ -25,8 +25,8 @@ from typing import Iterable, Iterator
 
 from .errors import MllzooError
 from .graph import Graph
-from .labeling import (CaptionFeatures, Event, ModelFailed, ModelWork, compute_parts, default_batch_size,
-                       failure_message)
+from .labeling import CaptionFeatures, Event, ModelFailed, ModelWork, compute_parts, default_batch_size
+from .plugins import one_line
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'mllzoo[ray]'"
 SHARD_IMAGES = 16_384  # images per task by default: a model load per 16 chunks of 1,024
@@ -99,7 +99,7 @@ class RayExecutor:
             return None
         except Exception as exc:  # the task's retries are spent: a worker or node kept dying
             model_id = pending.pop(stream)
-            return ModelFailed(model_id, failure_message(getattr(exc, "cause", None) or exc))
+            return ModelFailed(model_id, one_line(getattr(exc, "cause", None) or exc))
 
     def _gpus(self) -> float:
         """GPUs per task: as asked, else one where the cluster has GPUs."""

@@ -73,7 +73,7 @@ class Recommendation:
         if missing:
             raise MllzooError(f"selected model(s) not installed: {', '.join(missing)} (mllzoo install the plugin)")
         members = self.votes()
-        return Ensemble(self.classes, members, {m: catalog[m].spec for m in members}, self.domain, device, batch_size)
+        return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
 
 
 def read_labels(registry: Registry, graph: Graph, skip_damaged: bool = False

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .catalog import CatalogEntry
 from .classes import display_name
 from .images import ImageCache
 from .vlm import LoadedModel, encode_images, encode_texts, load_model
@@ -74,7 +75,7 @@ class Ensemble:
 
     classes: list[str]
     members: dict[str, np.ndarray]  # model id -> bool mask over classes
-    specs: dict[str, object]
+    entries: dict[str, CatalogEntry]  # model id -> what the catalogue offers: spec and owning plugin
     domain: str | None = None
     device: str = "auto"
     batch_size: int = 64
@@ -83,7 +84,8 @@ class Ensemble:
 
     def _model(self, model_id: str) -> tuple[LoadedModel, np.ndarray]:
         if model_id not in self._loaded:
-            model = load_model(self.specs[model_id], self.device)
+            entry = self.entries[model_id]
+            model = load_model(entry.spec, self.device, plugin=entry.plugin)
             self._loaded[model_id] = (model, class_vectors(model, self.classes, self.domain))
         return self._loaded[model_id]
 

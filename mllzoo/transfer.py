@@ -45,7 +45,7 @@ def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
 def import_labels(registry: Registry, paths: list[Path], replace: bool = False) -> dict[str, list[str]]:
     """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``."""
     graph_id = registry.require_graph_id()
-    found = read_many(paths, graph_id, registry.graph_sizes(graph_id))
+    found = read_many(paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id))
     stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
     return {"imported": stored, "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored]}
 
@@ -93,10 +93,10 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
                 if model_id in model_ids:
                     wanted.setdefault(model_id, opened.path)
     imported: list[str] = []
+    sizes, samples = registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
     for path in dict.fromkeys(wanted.values()):
         try:
-            entries = [e for e in read_many([path], graph_id, registry.graph_sizes(graph_id))
-                       if e["model"]["id"] in model_ids]
+            entries = [e for e in read_many([path], graph_id, sizes, samples) if e["model"]["id"] in model_ids]
         except LabelFileError as exc:
             print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
             continue
