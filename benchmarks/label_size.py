@@ -28,7 +28,7 @@ from mllzoo.catalog import discover_models
 from mllzoo.graph import load_graph
 from mllzoo.images import ImageCache
 from mllzoo.classes import read_classes
-from mllzoo.recommend import Selector, read_labels
+from mllzoo.recommend import Selector
 from mllzoo.selection import choose, match_nodes, smooth
 from mllzoo.registry import Registry
 from mllzoo.vlm import encode_images, encode_texts, load_model
@@ -93,7 +93,7 @@ def main() -> None:
     depths = [int(d) for d in args.depths.split(",") if d]
     found = {}  # "registry" or depth -> per model: (agreements, replays on the real subsets, bytes per sample, per image)
     dense_replays = []
-    for model_id, stored in read_labels(registry, graph):
+    for model_id, stored in registry.whole_labels(graph.id):
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
         dense = {name: [labels.dense_predictions(similarity, graph.samples, subset, n_nodes) for subset in subsets]
                  for name, subsets in (("real", real), ("random", random))}

@@ -30,7 +30,7 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.graph import Graph, Node, save_graph
-from mllzoo.recommend import read_labels, recommend
+from mllzoo.recommend import recommend
 from mllzoo.registry import Registry
 from mllzoo.text import get_embedder, node_vectors
 
@@ -90,7 +90,7 @@ def reference_pandas_loop(registry: Registry, class_names: list[str], rec) -> di
     subset = sorted(set(match.nodes.ravel().tolist()))
     in_subset = set(subset)
     frames = []
-    for model_id, label in read_labels(registry, graph):
+    for model_id, label in registry.whole_labels(graph.id):
         offsets = label.offsets
         tp = dict.fromkeys(subset, 0)
         fp = dict.fromkeys(subset, 0)

@@ -135,7 +135,7 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
     larger one split into its fixed part and the reading and replaying of each label."""
     from recommend_latency import add_labels, synthetic_graph, task_classes
 
-    from mllzoo.recommend import read_labels, recommend
+    from mllzoo.recommend import Selector, recommend
     from mllzoo.registry import Registry
     from mllzoo.selection import class_scores
     from mllzoo.text import get_embedder
@@ -153,8 +153,10 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
         sizes.append((folder / "paper-scale.db").stat().st_size)
     rec = recommend(task_classes(), registry=registry)
     total = timed(lambda: recommend(task_classes(), registry=registry), 3)
-    replay = timed(lambda: class_scores((label for _, label in read_labels(registry, rec.graph)), rec.graph.samples,
-                                        rec.selection.match, len(rec.graph.nodes)), 3)
+    selector = Selector(registry)
+    subset = np.unique(rec.selection.match.nodes)
+    replay = timed(lambda: class_scores(selector.replay(selector.model_ids)(subset), rec.selection.match,
+                                        len(rec.graph.nodes)), 3)
     per_label = (sizes[1] - sizes[0]) / (counts[1] - counts[0])
     return {"counts": counts, "sizes": sizes, "label_bytes": per_label, "base_bytes": sizes[0] - counts[0] * per_label,
             "recommend": total, "recommend_per_model": replay / counts[1], "recommend_fixed": total - replay}

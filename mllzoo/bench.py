@@ -97,7 +97,7 @@ def leaderboard(selector: Selector) -> list[str]:
     if all(v is not None for v in top1.values()):
         return sorted(selector.model_ids, key=lambda m: -top1[m])
     sample_accuracy = {m: float((label.rank[label.rank >= 0] == 0).mean())
-                       for m, label in zip(selector.model_ids, selector.labels)}
+                       for m, label in zip(selector.model_ids, selector.whole_labels())}
     return sorted(selector.model_ids, key=lambda m: -sample_accuracy[m])
 
 

@@ -44,7 +44,7 @@ class Graph:
     nodes: list[Node]
     image_hashes: list[str]
     image_paths: list[str]
-    samples: np.ndarray  # int32 [n_samples, 2]: node_idx, image_idx
+    samples: np.ndarray | None  # int32 [n_samples, 2]: node_idx, image_idx (None: not loaded)
     unknown_folders: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # not regular files, or too large
 
@@ -53,6 +53,7 @@ class Graph:
         return [node.caption for node in self.nodes]
 
     def info(self) -> dict:
+        assert self.samples is not None, "info() of a graph loaded without its samples"
         edges = sum(len(node.parents) for node in self.nodes)
         return {"id": self.id, "nodes": len(self.nodes), "edges": edges, "images": len(self.image_hashes),
                 "samples": int(len(self.samples)), "depth": max((n.depth for n in self.nodes), default=0),
@@ -166,17 +167,19 @@ def save_graph(registry: Registry, graph: Graph, source: str) -> None:
                         zip(graph.image_hashes, graph.image_paths), graph.samples)
 
 
-def load_graph(registry: Registry, graph_id: str | None = None, images: bool = True) -> Graph:
+def load_graph(registry: Registry, graph_id: str | None = None, images: bool = True, samples: bool = True) -> Graph:
     """Read a graph back (the current one by default); no WordNet needed.
 
-    Selection needs no image hashes or paths: ``images=False`` leaves those lists empty.
+    Selection needs only the nodes: ``images=False`` leaves the image lists empty and
+    ``samples=False`` leaves :attr:`Graph.samples` ``None`` (a paper-scale graph has 675,000 of each).
     """
     graph_id = graph_id or registry.require_graph_id()
     rows = registry.graph_nodes(graph_id)
     parents = json.loads("[" + ",".join(row[-1] for row in rows) + "]")  # one parse, not one per node
     nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]
     image_rows = registry.graph_images(graph_id) if images else []
-    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows], registry.graph_samples(graph_id))
+    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows],
+                 registry.graph_samples(graph_id) if samples else None)
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:

@@ -148,6 +148,61 @@ def own_ranks(similarity: np.ndarray, nodes: np.ndarray, rows: np.ndarray) -> np
 
 
 @dataclass
+class SampleLists:
+    """A label seen sample by sample, for some samples in graph order: what replaying needs of it.
+
+    Per sample its own node's rank and its image's list length, and flat, per sample, the first
+    ``above`` entries of its image's list (the nodes ranked above its own node that the list holds).
+    The registry stores a label this way, one node's samples per block, so a query reads only the
+    nodes it matched (:mod:`mllzoo.label_store`).
+    """
+
+    rank: np.ndarray     # [n] rank of the sample's own node; -1 = image unreadable
+    length: np.ndarray   # [n] list length of the sample's image
+    entries: np.ndarray  # flat: per sample its first ``above`` list entries
+
+    @property
+    def above(self) -> np.ndarray:
+        """How many list entries each sample holds: ``min(rank, length)``, 0 when unreadable."""
+        return np.clip(np.minimum(self.rank.astype(np.int64), self.length), 0, None)
+
+
+def ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] + 0 .. counts[i] - 1`` for every ``i``, concatenated."""
+    counts = np.asarray(counts, np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def sample_lists(label: Label, sample_idx: np.ndarray, images: np.ndarray) -> SampleLists:
+    """The samples ``sample_idx`` (whose images are ``images``) of a whole label."""
+    rank = label.rank[sample_idx]
+    length = label.lengths[images]
+    view = SampleLists(rank, length, label.lists[:0])
+    view.entries = label.lists[ragged_index(label.offsets[images], view.above)]
+    return view
+
+
+def whole_label(view: SampleLists, sample_images: np.ndarray, n_images: int, n_nodes: int) -> Label:
+    """The label whose every sample (``sample_images`` their images) ``view`` holds, rebuilt: an
+    image's list is the entries of its sample ranked lowest, which holds the whole list. Raises
+    :class:`InvalidLabel` when the samples of an image disagree on its list."""
+    dtype = index_dtype(n_nodes)
+    lengths = np.zeros(n_images, dtype)
+    lengths[sample_images] = view.length
+    above = view.above
+    starts = np.cumsum(above) - above
+    order = np.lexsort((-above, sample_images))  # by image, the sample holding most entries first
+    first = order[np.flatnonzero(np.diff(sample_images[order], prepend=-1))]
+    images = sample_images[first]
+    if (len(images) != n_images or (lengths[sample_images] != view.length).any()
+            or (above[first] != lengths[images]).any()):
+        raise InvalidLabel("the samples of an image disagree on its list")
+    lists = view.entries[ragged_index(starts[first], above[first])].astype(dtype)
+    return Label(lists, lengths, view.rank.astype(dtype), n_nodes)
+
+
+@dataclass
 class Restriction:
     """The samples of a node subset, found once and replayed for every model."""
 
@@ -174,24 +229,25 @@ def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray
     undecided sample (see the module docstring) is judged wrong.
     """
     r = subset if isinstance(subset, Restriction) else Restriction.of(samples, subset, label.n_nodes)
-    return _predict(label, r)
+    return predict(sample_lists(label, r.sample_idx, r.image), r.own, r.in_subset, label.n_nodes)
 
 
-def _predict(label: Label, r: Restriction) -> tuple[np.ndarray, np.ndarray]:
-    rank = label.rank[r.sample_idx].astype(np.int64)
-    own, image = r.own, r.image
-    if len(rank) and rank.min() < 0:  # unreadable images
+def predict(view: SampleLists, own: np.ndarray, in_subset: np.ndarray, n_nodes: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(own node, predicted node)`` per readable sample of ``view`` (``own`` its nodes, all in
+    the subset ``in_subset``, a ``[n_nodes]`` mask), as :func:`restricted_predictions`."""
+    rank, length = view.rank.astype(np.int64), view.length.astype(np.int64)
+    own = own.astype(np.int64, copy=False)
+    if len(rank) and rank.min() < 0:  # unreadable images (they hold no entries)
         readable = rank >= 0
-        own, image, rank = own[readable], image[readable], rank[readable]
-    length = label.lengths[image].astype(np.int64)
+        own, rank, length = own[readable], rank[readable], length[readable]
     above = np.minimum(rank, length)  # how much of the image's list lies above the sample's own node
     ends = np.cumsum(above)
-    index = np.repeat(label.offsets[image] - (ends - above), above) + np.arange(ends[-1] if len(ends) else 0)
-    entries = label.lists[index]
-    hits = np.flatnonzero(r.in_subset[entries])
+    entries = view.entries
+    hits = np.flatnonzero(in_subset[entries])
     rows = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
     first = np.flatnonzero(np.diff(rows, prepend=-1))  # the first hit of each sample
-    predicted = np.where(rank >= _undecided_from(length, label.n_nodes, len(r.subset)), -1, own)
+    predicted = np.where(rank >= _undecided_from(length, n_nodes, int(in_subset.sum())), -1, own)
     predicted[rows[first]] = entries[hits[first]]
     return own, predicted
 
@@ -215,13 +271,21 @@ class Predictions:
     n_models: int
 
 
-def predictions_of_many(model_labels: Iterable[Label], r: Restriction) -> Predictions:
-    """:func:`restricted_predictions` of many labels on one graph. The labels may stream from the
-    registry: each is dropped once replayed, so they are never all in memory at once."""
-    found = [_predict(label, r) for label in model_labels]
+def predictions_of_many(found: Iterable[tuple[np.ndarray, np.ndarray]]) -> Predictions:
+    """Many models' ``(own, predicted)`` on one node subset, in one set of arrays. They may stream
+    from the registry: each is kept as two small arrays, never as a label."""
+    found = list(found)
     model = np.repeat(np.arange(len(found)), [len(own) for own, _ in found])
     own, predicted = (np.concatenate(arrays) for arrays in zip(*found)) if found else (model, model)
     return Predictions(model, own, predicted, len(found))
+
+
+def replayer(model_labels: Iterable[Label], samples: np.ndarray, n_nodes: int):
+    """For whole labels in memory: a function from a node subset to each label's ``(own, predicted)``."""
+    def replay_subset(subset: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        r = Restriction.of(samples, subset, n_nodes)
+        return (restricted_predictions(label, samples, r) for label in model_labels)
+    return replay_subset
 
 
 def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,

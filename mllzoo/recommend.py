@@ -19,7 +19,7 @@ from .descriptions import get_captioner
 from .errors import DamagedLabelError, MllzooError
 from .graph import Graph, load_graph
 from .registry import Registry, default_registry_path
-from .selection import ALPHA, TOP_NODES, Selection, choose_models, select
+from .selection import ALPHA, TOP_NODES, Replay, Selection, choose_models, select
 from .text import embed, get_embedder, node_vectors
 from .usercache import EmbeddingCache
 
@@ -76,30 +76,21 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
 
 
-def read_labels(registry: Registry, graph: Graph, skip_damaged: bool = False
-                ) -> Iterator[tuple[str, labels.Label | DamagedLabelError]]:
-    """``(model id, label)`` for every complete label on the graph, in model-id order, as SQLite returns them.
-
-    A damaged label raises :class:`DamagedLabelError`, or with ``skip_damaged`` comes as that error.
-    """
-    for model_id, arrays, meta in registry.iter_labels(graph.id, labels.FORMAT, skip_damaged):
-        yield model_id, arrays if isinstance(arrays, DamagedLabelError) else labels.Label.from_arrays(arrays, meta)
-
-
 class Selector:
-    """The registry's graph and caption embeddings, loaded once for many selections.
+    """The registry's graph nodes and caption embeddings, loaded once for many selections.
 
-    Each selection streams the labels from the registry and replays each before the next is read,
-    so a one-off ``recommend`` never holds a thousand labels in memory.
-    ``keep_labels=True`` keeps them after the first selection, for callers that select many
-    times over a small registry (``mllzoo bench``). Class descriptions are embedded through the
-    user's ``cache`` when given, and a description that is a node's caption reuses its vector.
+    Each selection reads, label by label, only the blocks of the nodes its classes matched
+    (:meth:`Registry.label_views`) and replays each label before the next is read, so a one-off
+    ``recommend`` never holds a label whole, let alone a thousand. ``keep_labels=True`` keeps the
+    whole labels in memory after the first selection, for callers that select many times over a
+    small registry (``mllzoo bench``). Class descriptions are embedded through the user's
+    ``cache`` when given, and a description that is a node's caption reuses its vector.
     """
 
     def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None,
                  keep_labels: bool = False, cache: EmbeddingCache | None = None):
         self.registry = registry
-        self.graph = load_graph(registry, images=False)
+        self.graph = load_graph(registry, images=False, samples=keep_labels)
         self.model_ids = sorted(registry.labeled_model_ids(self.graph.id))
         if not self.model_ids:
             raise MllzooError(f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`")
@@ -113,34 +104,41 @@ class Selector:
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
         self._class_vectors: dict[tuple, np.ndarray] = {}
 
-    @property
-    def labels(self) -> list[labels.Label]:
-        """The labels of :attr:`model_ids`, in that order."""
-        return self._labels if self._labels is not None else list(self._iter_labels())
+    def whole_labels(self) -> list[labels.Label]:
+        """The whole labels of :attr:`model_ids`, in that order (kept with ``keep_labels``)."""
+        if self._labels is None:
+            found = [label for _, label in self.registry.whole_labels(self.graph.id, self.model_ids)]
+            if not self.keep_labels:
+                return found
+            self._labels = found
+        return self._labels
 
-    def _iter_labels(self, skipped: list[str] | None = None) -> Iterator[labels.Label]:
-        """The labels of :attr:`model_ids`, in that order. A damaged one raises, or, when a ``skipped``
-        list is given, is warned about, added to it and stands in as a label that predicts nothing."""
-        if self._labels is not None:
-            yield from self._labels
-            return
-        known, loaded, seen = set(self.model_ids), [], 0
-        for model_id, label in read_labels(self.registry, self.graph, skip_damaged=skipped is not None):
-            if model_id not in known:  # labeled since the selector opened: not part of this selection
-                continue
-            seen += 1
-            if isinstance(label, DamagedLabelError):
-                print(f"Warning: skipped {model_id}: {label}", file=sys.stderr)
-                skipped.append(model_id)
-                label = labels.Label(np.zeros(0, np.int32), np.zeros(0, np.int32),
-                                     np.full(len(self.graph.samples), -1, np.int32), len(self.graph.nodes))
-            if self.keep_labels:
-                loaded.append(label)
-            yield label
-        if seen != len(self.model_ids):
-            raise MllzooError(f"labels were removed from {self.registry.path} while reading them; run the command again")
+    def replay(self, model_ids: list[str], skipped: list[str] | None = None) -> Replay:
+        """Each of ``model_ids``' ``(own, predicted)`` on a node subset, in id order. A damaged label
+        raises, or, when a ``skipped`` list is given, is warned about, added to it and predicts nothing."""
         if self.keep_labels:
-            self._labels = loaded
+            index = {m: i for i, m in enumerate(self.model_ids)}
+            whole = self.whole_labels()
+            return labels.replayer([whole[index[m]] for m in model_ids], self.graph.samples, len(self.graph.nodes))
+
+        def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            in_subset = np.zeros(len(self.graph.nodes), bool)
+            in_subset[subset] = True
+            seen = 0
+            for model_id, found in self.registry.label_views(self.graph.id, model_ids, subset, labels.FORMAT,
+                                                             skip_damaged=skipped is not None):
+                seen += 1
+                if isinstance(found, DamagedLabelError):
+                    print(f"Warning: skipped {model_id}: {found}", file=sys.stderr)
+                    skipped.append(model_id)
+                    yield np.zeros(0, np.int64), np.zeros(0, np.int64)
+                    continue
+                own, view = found
+                yield labels.predict(view, own, in_subset, len(self.graph.nodes))
+            if seen != len(model_ids):
+                raise MllzooError(f"labels were removed from {self.registry.path} while reading them; "
+                                  f"run the command again")
+        return replay_subset
 
     def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
@@ -175,12 +173,9 @@ class Selector:
         model_ids = [self.model_ids[i] for i in keep]
         class_vectors = self.class_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
-        wanted = set(keep)
         skipped: list[str] | None = [] if skip_damaged else None
-        chosen_labels = (label for i, label in enumerate(self._iter_labels(skipped)) if i in wanted)
-        selection = select(class_vectors, self.node_vectors, chosen_labels, self.graph.samples,
-                           k=k, alpha=alpha, top_nodes=top_nodes, cost=cost, max_models=max_models,
-                           max_gflops=max_gflops)
+        selection = select(class_vectors, self.node_vectors, self.replay(model_ids, skipped), k=k, alpha=alpha,
+                           top_nodes=top_nodes, cost=cost, max_models=max_models, max_gflops=max_gflops)
         skipped = [m for m in skipped or [] if m in model_ids]
         if skipped:  # known only once the labels have streamed: choose again without them
             selection.scores[[model_ids.index(m) for m in skipped]] = -np.inf

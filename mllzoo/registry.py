@@ -10,8 +10,6 @@ checked before SQLite opens it (:mod:`mllzoo.registry_file`).
 from __future__ import annotations
 
 import contextlib
-import datetime
-import itertools
 import json
 import os
 import shutil
@@ -24,13 +22,14 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from . import blobs, registry_file
-from .errors import DamagedLabelError, MllzooError
+from . import blobs, labels, registry_file
+from .label_store import LabelStore, block_rows, utc_now
+from .errors import MllzooError
 
 migrations = Migrations("mllzoo")
 MIGRATION_NAMES: list[str] = []  # in order: a registry that applied any other name is newer than this code
 SHIPPED_REGISTRY = ("mllzoo", "data/registry.db")  # package data: in the wheel and in a checkout alike
-BLOB_TABLES = ("label_arrays", "label_parts", "node_embeddings", "text_embeddings")
+BLOB_TABLES = ("label_blocks", "label_parts", "node_embeddings", "text_embeddings")
 
 
 def migration(fn):
@@ -104,13 +103,37 @@ def m003_checksums(db: sqlite_utils.Database) -> None:
     """A checksum beside every stored array, verified on read; a blob that already did not fit its
     dtype and shape gets none, so it reads as damaged."""
     db.conn.create_function("mllzoo_checksum", 3, blobs.migrated_checksum, deterministic=True)
-    for table in BLOB_TABLES:
+    for table in ("label_arrays", "label_parts", "node_embeddings", "text_embeddings"):
         db[table].add_column("checksum", str)
         db.execute(f"update {table} set checksum = mllzoo_checksum(dtype, shape, data)")
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+@migration
+def m004_label_blocks(db: sqlite_utils.Database) -> None:
+    """Labels as one checksummed block per graph node (:mod:`mllzoo.label_store`), so a query reads only
+    the nodes it matched. Each whole label is converted; one already damaged keeps its labels row
+    and no blocks, so it still reads as damaged."""
+    db["label_blocks"].create(
+        {"model_id": str, "graph_id": str, "node": int, "dtype": str, "samples": int, "entries": int,
+         "data": bytes, "checksum": str},
+        pk=("model_id", "graph_id", "node"),
+    )
+    samples_of: dict[str, np.ndarray] = {}
+    for model_id, graph_id, meta in db.execute("select model_id, graph_id, meta from labels").fetchall():
+        if graph_id not in samples_of:
+            samples_of[graph_id] = np.array(db.execute(
+                "select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
+                [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
+        try:
+            arrays = {name: blobs.array(*columns) for name, *columns in db.execute(
+                "select name, dtype, shape, data, checksum from label_arrays where model_id = ? and graph_id = ?",
+                [model_id, graph_id])}
+            rows = block_rows(model_id, graph_id, labels.Label.from_arrays(arrays, json.loads(meta)),
+                                          samples_of[graph_id])
+        except (blobs.DamagedBlob, KeyError, ValueError, IndexError):
+            continue
+        db["label_blocks"].insert_all(rows, batch_size=1000)
+    db["label_arrays"].drop()
 
 
 def default_registry_path() -> Path:
@@ -145,7 +168,7 @@ def copy_shipped_registry(target: Path) -> None:
 MMAP_BYTES = 1 << 30
 
 
-class Registry:
+class Registry(LabelStore):
     """A registry file, migrated on open.
 
     ``create=False`` refuses to make a new file; ``write=False`` (read-only commands) opens a registry
@@ -250,7 +273,7 @@ class Registry:
             values = {**row, "metadata": json.dumps(row["metadata"], sort_keys=True)}
             self.db.execute(
                 f"insert into models ({', '.join(columns)}, first_seen) values ({', '.join('?' * 8)}) "
-                f"on conflict(id) {conflict}", [values[c] for c in columns] + [now()])
+                f"on conflict(id) {conflict}", [values[c] for c in columns] + [utc_now()])
 
     def models(self) -> list[dict]:
         """Models the registry knows, metadata decoded."""
@@ -320,143 +343,7 @@ class Registry:
                 {"graph_id": graph_id, "embedder": embedder, **blobs.pack(vectors.astype(np.float32))},
                 pk=("graph_id", "embedder"))
 
-    # labels -------------------------------------------------------------------------------
-    def labeled_model_ids(self, graph_id: str) -> set[str]:
-        return {row["model_id"] for row in self.db["labels"].rows_where("graph_id = ?", [graph_id])}
-
-    def save_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray],
-                   meta: dict) -> None:
-        """Publish a complete label in one transaction and drop its partial work."""
-        with self.transaction():
-            self._write_label(model_id, graph_id, fmt, arrays, meta, now())
-
-    def _write_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray], meta: dict,
-                     created: str) -> None:
-        """Replace a model's label on a graph and drop its partial work. Call inside a transaction."""
-        self._delete_label(model_id, graph_id)
-        self.db["label_arrays"].insert_all(
-            [{"model_id": model_id, "graph_id": graph_id, "name": name, **blobs.pack(a)}
-             for name, a in arrays.items()]
-        )
-        self.db["labels"].insert(
-            {"model_id": model_id, "graph_id": graph_id, "format": fmt, "created": created,
-             "meta": json.dumps(meta, sort_keys=True)}, pk=("model_id", "graph_id"),
-        )
-
-    def _delete_label(self, model_id: str, graph_id: str) -> None:
-        for table in ("labels", "label_arrays", "label_parts"):
-            self.db.execute(f"delete from {table} where model_id = ? and graph_id = ?", [model_id, graph_id])
-
-    def label_created(self, model_id: str, graph_id: str) -> str | None:
-        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
-        return rows[0]["created"] if rows else None
-
-    def import_labels(self, graph_id: str, labels: list[dict], replace: bool = False) -> list[str]:
-        """Store labels made elsewhere, all in one transaction; the ids stored, in order.
-
-        Each item holds ``model`` (a models-table row, ``metadata`` a dict), ``format``, ``created``,
-        ``meta`` and ``arrays``. A model the registry already knows keeps its own row (its installed
-        plugin's metadata); an existing label is kept unless ``replace``.
-        """
-        stored = []
-        with self.transaction():
-            done = self.labeled_model_ids(graph_id)
-            self._write_models([item["model"] for item in labels], update=False)
-            for item in labels:
-                model_id = item["model"]["id"]
-                if model_id in done and not replace:
-                    continue
-                self._write_label(model_id, graph_id, item["format"], item["arrays"], item["meta"], item["created"])
-                stored.append(model_id)
-        return stored
-
-    def remove_labels(self, model_ids: list[str], graph_id: str) -> None:
-        """Drop these models' labels on a graph in one transaction; all must be labeled, or none is removed."""
-        with self.transaction():
-            missing = sorted(set(model_ids) - self.labeled_model_ids(graph_id))
-            if missing:
-                raise MllzooError(f"not labeled on graph {graph_id}: {', '.join(missing)}")
-            for model_id in model_ids:
-                self._delete_label(model_id, graph_id)
-
-    def label_summaries(self, graph_id: str) -> list[dict]:
-        """Every label on a graph without its arrays: model id, format, created, meta, and the models row."""
-        rows = self.db.execute(
-            "select l.model_id, l.format, l.created, l.meta, m.family, m.plugin, m.plugin_version from labels l "
-            "left join models m on m.id = l.model_id where l.graph_id = ? order by l.model_id", [graph_id])
-        names = ["id", "format", "created", "meta", "family", "plugin", "plugin_version"]
-        return [{**dict(zip(names, row)), "meta": json.loads(row[3] or "{}")} for row in rows]
-
-    def load_label(self, model_id: str, graph_id: str) -> tuple[str, dict[str, np.ndarray], dict]:
-        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
-        if not rows:
-            raise MllzooError(f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`")
-        arrays = {}
-        for row in self.db["label_arrays"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
-            try:
-                arrays[row["name"]] = blobs.unpack(row)
-            except blobs.DamagedBlob as exc:
-                raise DamagedLabelError(model_id, f"is damaged (array {row['name']!r}: {exc})") from None
-        return rows[0]["format"], arrays, json.loads(rows[0]["meta"] or "{}")
-
-    def iter_labels(self, graph_id: str, fmt: str, skip_damaged: bool = False
-                    ) -> Iterator[tuple[str, dict[str, np.ndarray] | DamagedLabelError, dict]]:
-        """Every complete label on a graph, ``(model_id, arrays, meta)`` in model-id order, one at a time.
-
-        One statement reads one consistent state of the file (WAL), so a label published meanwhile
-        is either whole or absent; a caller can use each label before the next is read. A label
-        that is damaged or not in format ``fmt`` raises :class:`DamagedLabelError`; with
-        ``skip_damaged`` that error is yielded in place of its arrays and reading goes on.
-        """
-        rows = self.db.execute(
-            "select a.model_id, a.name, a.dtype, a.shape, a.data, a.checksum, l.meta, l.format "
-            "from label_arrays a join labels l on a.model_id = l.model_id and a.graph_id = l.graph_id "
-            "where a.graph_id = ? order by a.model_id", [graph_id])
-        for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
-            arrays: dict[str, np.ndarray] = {}
-            meta, problem = "{}", None
-            for _, name, dtype, shape, data, checksum, meta, stored_fmt in group:
-                if stored_fmt != fmt:
-                    problem = f"has format {stored_fmt!r}, which this mllzoo does not read"
-                elif problem is None:
-                    try:
-                        arrays[name] = blobs.array(dtype, shape, data, checksum)
-                    except blobs.DamagedBlob as exc:
-                        problem = f"is damaged (array {name!r}: {exc})"
-            if problem is None:
-                yield model_id, arrays, json.loads(meta or "{}")
-            elif skip_damaged:
-                yield model_id, DamagedLabelError(model_id, problem), json.loads(meta or "{}")
-            else:
-                raise DamagedLabelError(model_id, problem)
-
-    def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
-        """Keep one finished chunk of a label so that an interrupted run resumes from it; it replaces
-        whatever was saved under the same part number."""
-        with self.transaction():
-            self.db.execute("delete from label_parts where model_id = ? and graph_id = ? and part = ?",
-                            [model_id, graph_id, part])
-            self.db["label_parts"].upsert_all(
-                [{"model_id": model_id, "graph_id": graph_id, "part": part, "name": name, **blobs.pack(a)}
-                 for name, a in arrays.items()], pk=("model_id", "graph_id", "part", "name"),
-            )
-
-    def drop_label_parts(self, model_id: str, graph_id: str) -> None:
-        """Forget a model's saved partial work (it did not assemble into a valid label)."""
-        with self.transaction():
-            self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
-
-    def label_parts(self, model_id: str, graph_id: str) -> dict[int, dict[str, np.ndarray]]:
-        """Saved chunks by part; a part with a damaged array is left out, so it is redone."""
-        parts: dict[int, dict[str, np.ndarray]] = {}
-        damaged = set()
-        for row in self.db["label_parts"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
-            try:
-                parts.setdefault(row["part"], {})[row["name"]] = blobs.unpack(row)
-            except blobs.DamagedBlob:
-                damaged.add(row["part"])
-        return {part: arrays for part, arrays in parts.items() if part not in damaged}
-
+    # claims -------------------------------------------------------------------------------
     def claim(self, model_id: str, graph_id: str) -> bool:
         """Take the right to label a model; a claim whose process died is taken over."""
         host, pid = socket.gethostname(), os.getpid()
@@ -465,7 +352,7 @@ class Registry:
             if rows and not (rows[0]["host"] == host and rows[0]["pid"] == pid) and _alive(rows[0], host):
                 return False
             self.db["label_claims"].upsert(
-                {"model_id": model_id, "graph_id": graph_id, "host": host, "pid": pid, "claimed": now()},
+                {"model_id": model_id, "graph_id": graph_id, "host": host, "pid": pid, "claimed": utc_now()},
                 pk=("model_id", "graph_id"),
             )
         return True
@@ -479,12 +366,12 @@ class Registry:
     def start_run(self, command: str, info: dict) -> int:
         with self.transaction():
             return self.db["runs"].insert(
-                {"command": command, "started": now(), "status": "running", "info": json.dumps(info)}
+                {"command": command, "started": utc_now(), "status": "running", "info": json.dumps(info)}
             ).last_pk
 
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
         with self.transaction():
-            self.db["runs"].update(run_id, {"finished": now(), "status": status, "info": json.dumps(info)})
+            self.db["runs"].update(run_id, {"finished": utc_now(), "status": status, "info": json.dumps(info)})
 
     # graphs -------------------------------------------------------------------------------
     def save_graph(self, graph_id: str, name: str, meta: dict, nodes: Iterable[dict], images: Iterable[tuple[str, str]],
@@ -494,7 +381,7 @@ class Registry:
         with self.transaction():
             for table in ("samples", "images", "nodes", "graphs"):
                 self.db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph_id])
-            self.db["graphs"].insert({"id": graph_id, "name": name, "created": now(), "meta": json.dumps(meta)})
+            self.db["graphs"].insert({"id": graph_id, "name": name, "created": utc_now(), "meta": json.dumps(meta)})
             self.db["nodes"].insert_all({"graph_id": graph_id, **node} for node in nodes)
             self.db["images"].insert_all({"graph_id": graph_id, "idx": i, "hash": h, "path": p}
                                          for i, (h, p) in enumerate(images))
@@ -530,7 +417,7 @@ class Registry:
     def save_descriptions(self, captioner: str, key: str, name: str, texts: list[str]) -> None:
         with self.transaction():
             self.db["descriptions"].upsert(
-                {"captioner": captioner, "key": key, "name": name, "texts": json.dumps(texts), "created": now()},
+                {"captioner": captioner, "key": key, "name": name, "texts": json.dumps(texts), "created": utc_now()},
                 pk=("captioner", "key"))
 
 

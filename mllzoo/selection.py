@@ -9,7 +9,7 @@ over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -50,16 +50,21 @@ def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: 
     return Match(nodes, weights, matched)
 
 
-def class_scores(model_labels: Iterable[labels.Label], samples: np.ndarray, match: Match, n_nodes: int
-                 ) -> np.ndarray:
+Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""From a sorted node subset, each model's ``(own node, predicted node)`` per sample of those nodes
+(:func:`mllzoo.labels.replayer` for labels in memory; the registry streams them, reading only the
+subset's part of each label)."""
+
+
+def class_scores(predictions: Iterable[tuple[np.ndarray, np.ndarray]], match: Match, n_nodes: int) -> np.ndarray:
     """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes.
 
-    ``model_labels`` may stream from the registry (each label is dropped once replayed). Counts
-    live on the matched nodes only, so a thousand models over a large graph cost one bincount,
-    not one node-sized array per model.
+    ``predictions`` are the models' ``(own, predicted)`` on ``np.unique(match.nodes)`` and may
+    stream. Counts live on the matched nodes only, so a thousand models over a large graph cost
+    one bincount, not one node-sized array per model.
     """
     subset = np.unique(match.nodes)
-    found = labels.predictions_of_many(model_labels, labels.Restriction.of(samples, subset, n_nodes))
+    found = labels.predictions_of_many(predictions)
     position = np.full(n_nodes + 1, -1)  # node -> place in subset; -1 stays -1
     position[subset] = np.arange(len(subset))
     base = found.model * len(subset)
@@ -125,13 +130,13 @@ def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: flo
         max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops)
 
 
-def select(class_vectors: np.ndarray, node_vectors: np.ndarray, model_labels: Iterable[labels.Label],
-           samples: np.ndarray, k: int = 1, alpha: float = ALPHA, top_nodes: int = TOP_NODES,
-           cost: np.ndarray | None = None, max_models: int | None = None,
-           max_gflops: float | None = None) -> Selection:
+def select(class_vectors: np.ndarray, node_vectors: np.ndarray, replay: Replay, k: int = 1,
+           alpha: float = ALPHA, top_nodes: int = TOP_NODES, cost: np.ndarray | None = None,
+           max_models: int | None = None, max_gflops: float | None = None) -> Selection:
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
     match = match_nodes(class_vectors, node_vectors, top_nodes)
-    scores = smooth(class_scores(model_labels, samples, match, len(node_vectors)), alpha)
+    predictions = replay(np.unique(match.nodes))
+    scores = smooth(class_scores(predictions, match, len(node_vectors)), alpha)
     return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
 
 

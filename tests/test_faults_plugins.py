@@ -65,10 +65,12 @@ def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Pa
     return root, root / "r.db"
 
 
-def label_arrays(db: Path, model_id: str) -> dict[str, bytes] | None:
+def stored_label(db: Path, model_id: str) -> dict[int, tuple] | None:
+    """A stored label's blocks as raw rows, by node; None when the model has no label."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("select name, dtype, shape, data from label_arrays where model_id = ?", [model_id]).fetchall()
-    return {name: (dtype, shape, data) for name, dtype, shape, data in rows} or None
+        rows = conn.execute("select node, dtype, samples, entries, data from label_blocks where model_id = ?",
+                            [model_id]).fetchall()
+    return {node: tuple(rest) for node, *rest in rows} or None
 
 
 def assert_one_line(stderr: str, *needles: str) -> None:
@@ -155,7 +157,7 @@ def test_a_model_whose_plugin_fails_is_reported_and_not_labeled(mode, message, f
     line = f"plugin {FAULTY}: model {BAD} {message}"
     assert line in report["failed"][BAD]
     assert_one_line(result.stderr, f"Warning: {BAD} was not labeled: {line}")
-    assert label_arrays(fresh_registry, BAD) is None and label_arrays(fresh_registry, GOOD) is not None
+    assert stored_label(fresh_registry, BAD) is None and stored_label(fresh_registry, GOOD) is not None
 
 
 def test_only_failing_models_exit_non_zero(faulty_site, fresh_registry):
@@ -215,7 +217,7 @@ def test_resume_with_another_chunk_size_after_kill_matches_a_clean_run(faulty_si
         assert conn.execute("select count(*) from labels").fetchone()[0] == 0
     resumed = run_cli("register", GOOD, "--chunk-size", "6", "--json", env=faulty_env(faulty_site, fresh_registry))
     assert resumed.returncode == 0, resumed.stderr
-    assert label_arrays(fresh_registry, GOOD) == label_arrays(clean_db, GOOD)
+    assert stored_label(fresh_registry, GOOD) == stored_label(clean_db, GOOD)
     assert json.loads(resumed.stdout)["images_encoded"] == 30  # no part of the 4-image layout fits a 6-image chunk
 
 

@@ -76,8 +76,7 @@ MODEL = "tinyclip/tiny-a.seed0"
 
 def test_a_truncated_label_blob_is_one_line_naming_the_model_and_the_repair(world, labeled):
     path, env = labeled
-    execute(path, "update label_arrays set data = substr(data, 1, length(data) - 3) "
-                  "where model_id = ? and name = 'lists'", (MODEL,))
+    execute(path, "update label_blocks set data = substr(data, 1, length(data) - 3) where model_id = ?", (MODEL,))
     error = one_line_error(recommend(world, env), MODEL, f"mllzoo labels remove {MODEL}", f"mllzoo register {MODEL}")
     assert "bytes where" in error
 
@@ -85,10 +84,11 @@ def test_a_truncated_label_blob_is_one_line_naming_the_model_and_the_repair(worl
 def test_a_flipped_byte_in_a_label_blob_fails_its_checksum(world, labeled):
     path, env = labeled
     conn = sqlite3.connect(path)
-    data = bytearray(conn.execute("select data from label_arrays where model_id = ? and name = 'rank'",
-                                  [MODEL]).fetchone()[0])
-    data[len(data) // 2] ^= 0x01  # same length, one bit off: only a checksum can tell
-    conn.execute("update label_arrays set data = ? where model_id = ? and name = 'rank'", [bytes(data), MODEL])
+    for node, data in conn.execute("select node, data from label_blocks where model_id = ? and samples > 0",
+                                   [MODEL]).fetchall():  # every block a query could read
+        data = bytearray(data)
+        data[len(data) // 2] ^= 0x01  # same length, one bit off: only a checksum can tell
+        conn.execute("update label_blocks set data = ? where model_id = ? and node = ?", [bytes(data), MODEL, node])
     conn.commit()
     conn.close()
     error = one_line_error(recommend(world, env), MODEL, "checksum mismatch", "mllzoo register")
@@ -106,11 +106,11 @@ def test_skip_damaged_goes_on_without_the_label_and_says_so(world, labeled, tmp_
     removed_dir = tmp_path / "removed"
     removed_dir.mkdir()
     removed, removed_env = copy_registry(world, removed_dir)
-    execute(removed, "delete from label_arrays where model_id = ?", (MODEL,))
+    execute(removed, "delete from label_blocks where model_id = ?", (MODEL,))
     execute(removed, "delete from labels where model_id = ?", (MODEL,))
     without = recommend(world, removed_env, "-k", "3")
     assert without.returncode == 0
-    execute(path, "update label_arrays set data = substr(data, 2) where model_id = ? and name = 'lengths'", (MODEL,))
+    execute(path, "update label_blocks set data = substr(data, 2) where model_id = ?", (MODEL,))
     skipped = recommend(world, env, "-k", "3", "--skip-damaged")
     assert skipped.returncode == 0, skipped.stderr
     warnings = skipped.stderr.strip().splitlines()
@@ -231,21 +231,44 @@ def test_register_on_a_missing_path_leaves_no_file_behind(world, tmp_path):
 
 def test_an_older_registry_is_migrated_with_checksums_when_writable(world, labeled):
     path, env = labeled
+    want = recommend(world, env)
     make_pre_checksum(path)
     clean = recommend(world, env)
     assert clean.returncode == 0, clean.stderr
+    assert clean.stdout == want.stdout
     conn = sqlite3.connect(path)
-    assert conn.execute("select count(*) from _sqlite_migrations where name = 'm003_checksums'").fetchone()[0] == 1
-    for table in ("label_arrays", "node_embeddings"):
+    applied = {row[0] for row in conn.execute("select name from _sqlite_migrations")}
+    assert {"m003_checksums", "m004_label_blocks"} <= applied
+    for table in ("label_blocks", "node_embeddings"):
         assert conn.execute(f"select count(*) from {table} where checksum is null").fetchone()[0] == 0
+    assert conn.execute("select count(*) from sqlite_master where name = 'label_arrays'").fetchone()[0] == 0
     conn.close()
 
 
 def make_pre_checksum(path: Path) -> None:
-    """Turn a registry back into what mllzoo wrote before checksums (schema m002)."""
-    for table in ("label_arrays", "label_parts", "node_embeddings", "text_embeddings"):
-        execute(path, f"alter table {table} drop column checksum")
-    execute(path, "delete from _sqlite_migrations where name = 'm003_checksums'")
+    """Turn a registry back into what mllzoo wrote before checksums (schema m002: each label as whole
+    arrays in ``label_arrays``, no checksum columns)."""
+    from mllzoo import blobs
+    from mllzoo.registry import Registry
+
+    registry = Registry(path)
+    graph_id = registry.require_graph_id()
+    arrays = {m: registry.load_label(m, graph_id)[1] for m in registry.labeled_model_ids(graph_id)}
+    registry.close()
+    conn = sqlite3.connect(path)
+    conn.execute("create table label_arrays (model_id text, graph_id text, name text, dtype text, shape text, "
+                 "data blob, primary key (model_id, graph_id, name))")
+    for model_id, named in arrays.items():
+        for name, array in named.items():
+            packed = blobs.pack(array)
+            conn.execute("insert into label_arrays values (?, ?, ?, ?, ?, ?)",
+                         [model_id, graph_id, name, packed["dtype"], packed["shape"], packed["data"]])
+    conn.execute("drop table label_blocks")
+    for table in ("label_parts", "node_embeddings", "text_embeddings"):
+        conn.execute(f"alter table {table} drop column checksum")
+    conn.execute("delete from _sqlite_migrations where name in ('m003_checksums', 'm004_label_blocks')")
+    conn.commit()
+    conn.close()
 
 
 def test_a_blob_already_truncated_before_checksums_reads_as_damaged(world, labeled):
@@ -350,7 +373,7 @@ def test_a_read_only_registry_that_needs_a_migration_says_so(user_space):
     path.chmod(0o444)
     before = sha1(path)
     result = run_as_user("recommend", str(folder / "classes.txt"), "--include-uninstalled", env=env, home=home)
-    one_line_error(result, "needs a schema upgrade", "m003_checksums", "read-only")
+    one_line_error(result, "needs a schema upgrade", "m004_label_blocks", "read-only")
     assert sha1(path) == before
 
 

@@ -86,7 +86,7 @@ def test_work_saved_at_another_depth_is_redone(registry, sample_folder, tinyclip
     spec = entries[0].spec
     want = registry.load_label(spec.id, graph.id)[1]
     registry.db.execute("delete from labels")
-    registry.db.execute("delete from label_arrays")
+    registry.db.execute("delete from label_blocks")
     stale = {"image_idx": np.arange(8, dtype=np.int32), "lists": np.zeros(0, np.int16),  # depth 3, wrong
              "lengths": np.zeros(8, np.int16), "sample_idx": np.zeros(0, np.int32), "rank": np.zeros(0, np.int32),
              "depth": np.array([3], np.int32)}

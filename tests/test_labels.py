@@ -119,7 +119,7 @@ def test_many_labels_at_once_equal_one_at_a_time():
     model_labels[1].rank[5] = -1
     subset = np.random.default_rng(6).choice(60, 12, replace=False)
     restriction = labels.Restriction.of(samples, subset, 60)
-    found = labels.predictions_of_many(iter(model_labels), restriction)  # a stream, as from the registry
+    found = labels.predictions_of_many(labels.replayer(iter(model_labels), samples, 60)(subset))  # a stream
     assert found.n_models == 3
     for i, label in enumerate(model_labels):
         one_own, one_predicted = labels.restricted_predictions(label, samples, subset)

@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from conftest import run_cli
-from mllzoo import blobs
+from mllzoo import blobs, labels
 from mllzoo.errors import MllzooError
 from mllzoo.registry import Registry, migrations
 
@@ -59,18 +59,23 @@ def test_known_migration_names_are_what_a_new_registry_applies(tmp_path):
 
     registry = Registry(tmp_path / "r.db")
     assert [m.name for m in migrations.applied(registry.db)] == MIGRATION_NAMES
-    assert MIGRATION_NAMES[-1] == "m003_checksums"
+    assert MIGRATION_NAMES[-1] == "m004_label_blocks"
 
 
 def test_label_visible_only_when_saved(registry):
+    samples = np.array([[0, 0], [1, 1]], np.int32)
+    nodes = [{"idx": i, "synset": f"n{i}.n.01", "parents": "[]"} for i in range(2)]
+    registry.save_graph("g", "g", {}, nodes, [("a", ""), ("b", "")], samples)
     registry.save_label_part("f/a.b", "g", 0, {"x": np.ones(3)})
     assert registry.labeled_model_ids("g") == set()
     assert list(registry.label_parts("f/a.b", "g")) == [0]
-    registry.save_label("f/a.b", "g", "topm-v1", {"topm": np.ones((2, 2), np.int16)}, {"n_nodes": 2})
+    label = labels.Label(np.array([1], np.int16), np.array([1, 0], np.int16), np.array([1, 0], np.int16), 2)
+    registry.save_label("f/a.b", "g", labels.FORMAT, label.arrays(), {"n_nodes": 2})
     assert registry.labeled_model_ids("g") == {"f/a.b"}
     assert registry.label_parts("f/a.b", "g") == {}
     fmt, arrays, meta = registry.load_label("f/a.b", "g")
-    assert fmt == "topm-v1" and arrays["topm"].dtype == np.int16 and meta == {"n_nodes": 2}
+    assert fmt == labels.FORMAT and meta == {"n_nodes": 2}
+    assert {name: a.tolist() for name, a in arrays.items()} == {"lists": [1], "lengths": [1, 0], "rank": [1, 0]}
 
 
 def test_not_a_registry_and_newer_schema_are_one_line_errors(tmp_path):

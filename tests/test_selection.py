@@ -20,7 +20,7 @@ def test_design_worked_example_scores():
     label, samples = worked_example_label()
     match = selection.Match(nodes=np.array([[0, 1], [2, 1]]),
                             weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]))
-    p = selection.class_scores([label], samples, match, n_nodes=3)
+    p = selection.class_scores(labels.replayer([label], samples, 3)(np.unique(match.nodes)), match, n_nodes=3)
     assert p[0] == pytest.approx([0.615385 * 0.5 + 0.384615 * 0.8, 0.75 * 0 + 0.25 * 0.8], abs=1e-6)
     r = selection.smooth(p, 0.7)
     assert r[0] == pytest.approx([0.7 * p[0, 0] + 0.3 * p[0, 1], 0.7 * p[0, 1] + 0.3 * p[0, 0]])
@@ -73,5 +73,6 @@ def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
                     for s in (good_on_low, good_on_high)]
     node_vectors = np.eye(n_nodes)
     class_vectors = np.eye(n_nodes)[[1, 4]]
-    chosen = selection.select(class_vectors, node_vectors, model_labels, samples, top_nodes=1).chosen
+    chosen = selection.select(class_vectors, node_vectors, labels.replayer(model_labels, samples, n_nodes),
+                              top_nodes=1).chosen
     assert chosen == [[0], [1]]

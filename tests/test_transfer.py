@@ -33,9 +33,9 @@ def dump(env: dict) -> list[str]:
         return list(conn.iterdump())
 
 
-def label_bytes(env: dict) -> dict[tuple[str, str], bytes]:
+def label_bytes(env: dict) -> dict[tuple[str, int], bytes]:
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
-        return {(m, n): d for m, n, d in conn.execute("select model_id, name, data from label_arrays")}
+        return {(m, n): d for m, n, d in conn.execute("select model_id, node, data from label_blocks")}
 
 
 def ok(result) -> str:
@@ -107,7 +107,7 @@ def test_import_records_the_model_row_so_metadata_travels(world, tmp_path):
         row = conn.execute("select family, arch, tag, plugin, metadata from models where id = ?", [MODELS[0]]).fetchone()
     fresh = copy_registry(world, tmp_path, "fresh.db")
     with sqlite3.connect(fresh["MLLZOO_REGISTRY"]) as conn:  # a registry that has the graph, not the model
-        for table in ("labels", "label_arrays", "models"):
+        for table in ("labels", "label_blocks", "models"):
             conn.execute(f"delete from {table}")
     ok(run_cli("labels", "import", str(path), env={**fresh, "MLLZOO_LOAD_PLUGINS": ""}))
     with sqlite3.connect(fresh["MLLZOO_REGISTRY"]) as conn:
@@ -221,7 +221,7 @@ def test_candidates_by_name_family_and_installed_plugin(world, tmp_path):
     ok(run_cli("labels", "export", MODELS[1], "-o", str(path), env=env))
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
         conn.execute("update labels set model_id = 'elsewhere/tiny-b.seed0' where model_id = ?", [MODELS[1]])
-        conn.execute("update label_arrays set model_id = 'elsewhere/tiny-b.seed0' where model_id = ?", [MODELS[1]])
+        conn.execute("update label_blocks set model_id = 'elsewhere/tiny-b.seed0' where model_id = ?", [MODELS[1]])
     mixed = run_cli("recommend", classes, "-k", "2", "--json", env=env)
     assert json.loads(ok(mixed))["models"] == [MODELS[0]] and "1 labeled model(s) left out" in mixed.stderr
     chosen = json.loads(ok(run_cli("recommend", classes, "-k", "2", "--include-uninstalled", "--json", env=env)))
