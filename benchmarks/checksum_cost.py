@@ -37,9 +37,9 @@ def main() -> None:
     graph_id = registry.require_graph_id()
     model_ids = sorted(registry.labeled_model_ids(graph_id))
     nodes = np.arange(registry.graph_sizes(graph_id)["nodes"])
-    blocks = registry.db.execute("select dtype, samples, entries, data from label_blocks where graph_id = ?",
+    blocks = registry.db.execute("select dtype, ranks, lengths, entries from label_blocks where graph_id = ?",
                                  [graph_id]).fetchall()
-    size = sum(len(row[3]) for row in blocks)
+    size = sum(len(row[1]) + len(row[2]) + len(row[3]) for row in blocks)
     read = best_of(args.repeats, lambda: list(registry.label_views(graph_id, model_ids, nodes, labels.FORMAT)))
     crc = best_of(args.repeats, lambda: [block_checksum(*row) for row in blocks])
     print(f"{len(model_ids)} labels, {len(blocks)} blocks, {size / 1e6:.1f} MB: verified read of every block "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import zlib
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
@@ -38,48 +39,46 @@ def block_rows(model_id: str, graph_id: str, label: labels.Label, samples: np.nd
     node, nodes without samples included, so a missing row reads as damage."""
     view = labels.sample_lists(label, np.arange(len(samples)), samples[:, 1])
     dtype = labels.index_dtype(label.n_nodes).newbyteorder("<")
-    counts = np.bincount(samples[:, 0], minlength=label.n_nodes)
-    sample_ends = np.cumsum(counts)
-    entry_ends = np.concatenate([[0], np.cumsum(view.above)])[sample_ends]
-    rows = []
-    for node, (s_end, e_end) in enumerate(zip(sample_ends.tolist(), entry_ends.tolist())):
-        s_start, e_start = s_end - int(counts[node]), (int(entry_ends[node - 1]) if node else 0)
-        data = np.concatenate([view.rank[s_start:s_end], view.length[s_start:s_end],
-                               view.entries[e_start:e_end]]).astype(dtype).tobytes()
-        rows.append({"model_id": model_id, "graph_id": graph_id, "node": node, "dtype": dtype.str,
-                     "samples": s_end - s_start, "entries": e_end - e_start, "data": data,
-                     "checksum": block_checksum(dtype.str, s_end - s_start, e_end - e_start, data)})
+    ranks, lengths, entries = (a.astype(dtype).tobytes() for a in (view.rank, view.length, view.entries))
+    sample_ends = np.cumsum(np.bincount(samples[:, 0], minlength=label.n_nodes)).tolist()
+    entry_ends = np.concatenate([[0], np.cumsum(view.above)])[sample_ends].tolist()
+    rows, s_start, e_start, size = [], 0, 0, dtype.itemsize
+    for node, (s_end, e_end) in enumerate(zip(sample_ends, entry_ends)):
+        columns = {"dtype": dtype.str, "ranks": ranks[s_start * size:s_end * size],
+                   "lengths": lengths[s_start * size:s_end * size], "entries": entries[e_start * size:e_end * size]}
+        rows.append({"model_id": model_id, "graph_id": graph_id, "node": node, **columns,
+                     "checksum": block_checksum(*columns.values())})
+        s_start, e_start = s_end, e_end
     return rows
 
 
-def block_checksum(dtype: str, n_samples: int, n_entries: int, data: bytes) -> str:
-    return blobs.checksum(dtype, json.dumps([n_samples, n_entries]), data)
+def block_checksum(dtype: str, ranks: bytes, lengths: bytes, entries: bytes) -> str:
+    """CRC-32 over a block's dtype and its three arrays (each length implied by the next start)."""
+    crc = zlib.crc32(f"{dtype} {len(ranks)} {len(entries)}".encode())
+    return f"crc32:{zlib.crc32(entries, zlib.crc32(lengths, zlib.crc32(ranks, crc))):08x}"
 
 
 def decode_blocks(rows: list[tuple]) -> tuple[np.ndarray, labels.SampleLists]:
-    """``(own node per sample, view)`` from ``(node, dtype, samples, entries, data, checksum)`` rows in
+    """``(own node per sample, view)`` from ``(node, dtype, ranks, lengths, entries, checksum)`` rows in
     node order; raises :class:`blobs.DamagedBlob` naming the first block that fails its checks."""
     dtypes = {row[1] for row in rows}
     if len(dtypes) > 1:
         raise blobs.DamagedBlob(f"blocks of several dtypes {sorted(dtypes)}")
-    dtype = np.dtype(dtypes.pop()) if dtypes else np.dtype(np.int16)
-    for node, dtype_str, n_samples, n_entries, data, checksum in rows:
-        needed = (2 * n_samples + n_entries) * dtype.itemsize
-        if not isinstance(data, bytes) or len(data) != needed:
-            raise blobs.DamagedBlob(f"block of node {node}: {len(data or b'')} bytes where its counts need {needed}")
-        if checksum != block_checksum(dtype_str, n_samples, n_entries, data):
+    try:
+        dtype = np.dtype(dtypes.pop()) if dtypes else np.dtype("<i2")
+    except TypeError:
+        raise blobs.DamagedBlob("a block of an unreadable dtype") from None
+    for node, dtype_str, ranks, lengths, entries, checksum in rows:
+        if not all(isinstance(b, bytes) for b in (ranks, lengths, entries)) or len(ranks) != len(lengths) \
+                or (len(ranks) | len(entries)) % dtype.itemsize:
+            raise blobs.DamagedBlob(f"block of node {node}: its arrays do not fit {dtype}")
+        if checksum != block_checksum(dtype_str, ranks, lengths, entries):
             raise blobs.DamagedBlob(f"block of node {node}: checksum mismatch")
-    nodes = np.array([row[0] for row in rows], np.int64)
-    counts = np.array([row[2] for row in rows], np.int64)
-    n_entries = np.array([row[3] for row in rows], np.int64)
-    flat = np.frombuffer(b"".join(row[4] for row in rows), dtype)
-    starts = np.cumsum(2 * counts + n_entries) - (2 * counts + n_entries)
-    view = labels.SampleLists(flat[labels.ragged_index(starts, counts)],
-                              flat[labels.ragged_index(starts + counts, counts)],
-                              flat[labels.ragged_index(starts + 2 * counts, n_entries)])
+    counts = np.array([len(row[2]) // dtype.itemsize for row in rows], np.int64)
+    view = labels.SampleLists(*(np.frombuffer(b"".join(row[i] for row in rows), dtype) for i in (2, 3, 4)))
     if int(view.above.sum()) != len(view.entries):
         raise blobs.DamagedBlob("block entries do not match their ranks")
-    return np.repeat(nodes, counts), view
+    return np.repeat(np.array([row[0] for row in rows], np.int64), counts), view
 
 
 class LabelStore:
@@ -164,7 +163,7 @@ class LabelStore:
         samples = self.graph_samples(graph_id)
         n_nodes, n_images = self.graph_sizes(graph_id)["nodes"], self.graph_sizes(graph_id)["images"]
         blocks = self.db.execute(
-            "select node, dtype, samples, entries, data, checksum from label_blocks "
+            "select node, dtype, ranks, lengths, entries, checksum from label_blocks "
             "where model_id = ? and graph_id = ? order by node", [model_id, graph_id]).fetchall()
         try:
             if [row[0] for row in blocks] != list(range(n_nodes)):
@@ -197,7 +196,7 @@ class LabelStore:
         """
         wanted = [int(n) for n in nodes]
         rows = self.db.execute(
-            "select l.model_id, l.format, b.node, b.dtype, b.samples, b.entries, b.data, b.checksum "
+            "select l.model_id, l.format, b.node, b.dtype, b.ranks, b.lengths, b.entries, b.checksum "
             "from labels l left join label_blocks b on b.model_id = l.model_id and b.graph_id = l.graph_id "
             "and b.node in (select value from json_each(:nodes)) "
             "where l.graph_id = :graph and l.model_id in (select value from json_each(:models)) "

@@ -76,6 +76,31 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
 
 
+def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: list[str],
+                  skipped: list[str] | None = None) -> Replay:
+    """Each of ``model_ids``' ``(own, predicted)`` on a node subset, in id order, read from the registry's
+    node blocks of that subset only. A damaged label raises, or, when a ``skipped`` list is given, is
+    warned about, added to it and predicts nothing."""
+    def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        in_subset = np.zeros(n_nodes, bool)
+        in_subset[subset] = True
+        seen = 0
+        for model_id, found in registry.label_views(graph_id, model_ids, subset, labels.FORMAT,
+                                                    skip_damaged=skipped is not None):
+            seen += 1
+            if isinstance(found, DamagedLabelError):
+                print(f"Warning: skipped {model_id}: {found}", file=sys.stderr)
+                assert skipped is not None  # label_views yields errors only with skip_damaged
+                skipped.append(model_id)
+                yield np.zeros(0, np.int64), np.zeros(0, np.int64)
+                continue
+            own, view = found
+            yield labels.predict(view, own, in_subset, n_nodes)
+        if seen != len(model_ids):
+            raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
+    return replay_subset
+
+
 class Selector:
     """The registry's graph nodes and caption embeddings, loaded once for many selections.
 
@@ -114,31 +139,13 @@ class Selector:
         return self._labels
 
     def replay(self, model_ids: list[str], skipped: list[str] | None = None) -> Replay:
-        """Each of ``model_ids``' ``(own, predicted)`` on a node subset, in id order. A damaged label
-        raises, or, when a ``skipped`` list is given, is warned about, added to it and predicts nothing."""
+        """:func:`stored_replay` of ``model_ids``, or with ``keep_labels`` the same from whole labels in memory."""
         if self.keep_labels:
             index = {m: i for i, m in enumerate(self.model_ids)}
             whole = self.whole_labels()
             return labels.replayer([whole[index[m]] for m in model_ids], self.graph.samples, len(self.graph.nodes))
 
-        def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            in_subset = np.zeros(len(self.graph.nodes), bool)
-            in_subset[subset] = True
-            seen = 0
-            for model_id, found in self.registry.label_views(self.graph.id, model_ids, subset, labels.FORMAT,
-                                                             skip_damaged=skipped is not None):
-                seen += 1
-                if isinstance(found, DamagedLabelError):
-                    print(f"Warning: skipped {model_id}: {found}", file=sys.stderr)
-                    skipped.append(model_id)
-                    yield np.zeros(0, np.int64), np.zeros(0, np.int64)
-                    continue
-                own, view = found
-                yield labels.predict(view, own, in_subset, len(self.graph.nodes))
-            if seen != len(model_ids):
-                raise MllzooError(f"labels were removed from {self.registry.path} while reading them; "
-                                  f"run the command again")
-        return replay_subset
+        return stored_replay(self.registry, self.graph.id, len(self.graph.nodes), model_ids, skipped)
 
     def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""

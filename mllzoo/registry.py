@@ -114,8 +114,8 @@ def m004_label_blocks(db: sqlite_utils.Database) -> None:
     the nodes it matched. Each whole label is converted; one already damaged keeps its labels row
     and no blocks, so it still reads as damaged."""
     db["label_blocks"].create(
-        {"model_id": str, "graph_id": str, "node": int, "dtype": str, "samples": int, "entries": int,
-         "data": bytes, "checksum": str},
+        {"model_id": str, "graph_id": str, "node": int, "dtype": str, "ranks": bytes, "lengths": bytes,
+         "entries": bytes, "checksum": str},
         pk=("model_id", "graph_id", "node"),
     )
     samples_of: dict[str, np.ndarray] = {}

@@ -68,7 +68,7 @@ def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Pa
 def stored_label(db: Path, model_id: str) -> dict[int, tuple] | None:
     """A stored label's blocks as raw rows, by node; None when the model has no label."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("select node, dtype, samples, entries, data from label_blocks where model_id = ?",
+        rows = conn.execute("select node, dtype, ranks, lengths, entries from label_blocks where model_id = ?",
                             [model_id]).fetchall()
     return {node: tuple(rest) for node, *rest in rows} or None
 

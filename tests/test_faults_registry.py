@@ -76,19 +76,20 @@ MODEL = "tinyclip/tiny-a.seed0"
 
 def test_a_truncated_label_blob_is_one_line_naming_the_model_and_the_repair(world, labeled):
     path, env = labeled
-    execute(path, "update label_blocks set data = substr(data, 1, length(data) - 3) where model_id = ?", (MODEL,))
+    execute(path, "update label_blocks set entries = substr(entries, 1, length(entries) - 3) where model_id = ?",
+            (MODEL,))
     error = one_line_error(recommend(world, env), MODEL, f"mllzoo labels remove {MODEL}", f"mllzoo register {MODEL}")
-    assert "bytes where" in error
+    assert "do not fit" in error
 
 
 def test_a_flipped_byte_in_a_label_blob_fails_its_checksum(world, labeled):
     path, env = labeled
     conn = sqlite3.connect(path)
-    for node, data in conn.execute("select node, data from label_blocks where model_id = ? and samples > 0",
-                                   [MODEL]).fetchall():  # every block a query could read
+    for node, data in conn.execute("select node, entries from label_blocks where model_id = ? and "
+                                   "length(entries) > 0", [MODEL]).fetchall():  # every block a query could read
         data = bytearray(data)
         data[len(data) // 2] ^= 0x01  # same length, one bit off: only a checksum can tell
-        conn.execute("update label_blocks set data = ? where model_id = ? and node = ?", [bytes(data), MODEL, node])
+        conn.execute("update label_blocks set entries = ? where model_id = ? and node = ?", [bytes(data), MODEL, node])
     conn.commit()
     conn.close()
     error = one_line_error(recommend(world, env), MODEL, "checksum mismatch", "mllzoo register")
@@ -110,7 +111,7 @@ def test_skip_damaged_goes_on_without_the_label_and_says_so(world, labeled, tmp_
     execute(removed, "delete from labels where model_id = ?", (MODEL,))
     without = recommend(world, removed_env, "-k", "3")
     assert without.returncode == 0
-    execute(path, "update label_blocks set data = substr(data, 2) where model_id = ?", (MODEL,))
+    execute(path, "update label_blocks set lengths = substr(lengths, 2) where model_id = ?", (MODEL,))
     skipped = recommend(world, env, "-k", "3", "--skip-damaged")
     assert skipped.returncode == 0, skipped.stderr
     warnings = skipped.stderr.strip().splitlines()

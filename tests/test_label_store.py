@@ -86,7 +86,7 @@ def test_a_query_of_random_node_subsets_answers_as_whole_labels_do(stocked):
 def test_only_candidate_labels_and_matched_nodes_are_read(stocked):
     """A damaged block outside the query cannot matter; one inside it is one error naming the model."""
     registry, graph_id, _, whole = stocked
-    registry.db.execute("update label_blocks set data = substr(data, 2) where model_id = 'f/m1.t' and node = 7")
+    registry.db.execute("update label_blocks set lengths = substr(lengths, 2) where model_id = 'f/m1.t' and node = 7")
     registry.db.conn.commit()
     untouched = [n for n in range(N_NODES) if n != 7]
     assert len(list(registry.label_views(graph_id, sorted(whole), np.array(untouched), labels.FORMAT))) == 3
@@ -103,7 +103,8 @@ def test_only_candidate_labels_and_matched_nodes_are_read(stocked):
 @pytest.mark.parametrize("damage", [
     "update label_blocks set checksum = 'crc32:00000000' where model_id = 'f/m0.t' and node = 5",
     "delete from label_blocks where model_id = 'f/m0.t' and node = 5",
-    "update label_blocks set entries = entries + 1 where model_id = 'f/m0.t' and node = 5",
+    "update label_blocks set entries = substr(entries, 3) where model_id = 'f/m0.t' and node = 5",
+    "update label_blocks set ranks = substr(ranks, 2) where model_id = 'f/m0.t' and node = 5",
     "update label_blocks set dtype = '<i4' where model_id = 'f/m0.t' and node = 5",
 ])
 def test_every_kind_of_block_damage_is_caught(stocked, damage):
@@ -155,3 +156,44 @@ def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
     with pytest.raises(DamagedLabelError, match="f/bad.t"):
         registry.load_label("f/bad.t", "g")
     registry.close()
+
+
+def test_the_shipped_registry_answers_as_whole_labels_do_for_every_mll_class_list():
+    """Node-block reading against replaying whole labels, on the real graph and the real class lists."""
+    from conftest import ROOT
+
+    from mllzoo.classes import read_classes
+    from mllzoo.recommend import Selector
+
+    registry = Registry(ROOT / "registry.db", create=False, write=False)
+    by_blocks = Selector(registry)
+    whole = Selector(registry, keep_labels=True)
+    for path in sorted((ROOT / "benchmarks" / "data" / "mll-classnames").glob("*.txt")):
+        names = read_classes(path)
+        for k in (1, 3):
+            got = by_blocks.recommend(names, k=k).to_dict()
+            want = whole.recommend(names, k=k).to_dict()
+            assert json.dumps(got) == json.dumps(want), (path.name, k)
+    registry.close()
+
+
+def test_a_synthetic_registry_answers_as_whole_labels_do(stocked):
+    """Random class vectors over a graph with shared and unreadable images, with and without a budget:
+    scores and choices from node blocks equal those from whole labels, to the bit."""
+    from mllzoo.recommend import stored_replay
+    from mllzoo.selection import select
+
+    registry, graph_id, samples, whole = stocked
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(N_NODES, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model_ids = sorted(whole)
+    for _ in range(10):
+        classes = rng.normal(size=(int(rng.integers(1, 12)), 8)).astype(np.float32)
+        classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+        for top_nodes, max_models in ((1, None), (3, None), (5, 1)):
+            options = {"k": 2, "top_nodes": top_nodes, "max_models": max_models}
+            got = select(classes, vectors, stored_replay(registry, graph_id, N_NODES, model_ids), **options)
+            want = select(classes, vectors, labels.replayer([whole[m] for m in model_ids], samples, N_NODES),
+                          **options)
+            assert np.array_equal(got.scores, want.scores) and got.chosen == want.chosen

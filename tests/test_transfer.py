@@ -35,7 +35,8 @@ def dump(env: dict) -> list[str]:
 
 def label_bytes(env: dict) -> dict[tuple[str, int], bytes]:
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
-        return {(m, n): d for m, n, d in conn.execute("select model_id, node, data from label_blocks")}
+        return {(m, n): d for m, n, d in conn.execute("select model_id, node, ranks || lengths || entries "
+                                                      "from label_blocks")}
 
 
 def ok(result) -> str:
