@@ -7,14 +7,14 @@ Builds synthetic paper-scale registries with each of --labels N1 N2 ... labels (
 added between the counts), and for each times fresh `mllzoo recommend CIFAR100.txt` processes, the
 median of --repeats, with a cold user embedding cache (a new MLLZOO_CACHE_DIR each run) and a warm
 one, all labels and `--models <one id>`, against `mllzoo --help` and against a fresh process that
-reads every candidate label whole (all its blocks) and replays it, as `recommend` did before labels
-were stored by node. It prints the label bytes one query reads, the peak RSS of each process, and
+reads every block of every candidate label and then replays the matched nodes: what reading labels
+whole costs, in the same storage and code. It prints the label bytes one query reads, the peak RSS of each process, and
 the marginal cost per label between the first and last count.
 
     NLTK_DATA=.nltk_data .venv/bin/python benchmarks/scale.py --labels 12 49 [--keep DIR] [--repeats 3]
 
 --keep DIR keeps DIR/registry.db (with the last count of labels) for timing from outside. Building
-takes about 2 s and 65 MB of disk per label. WordNet names the synthetic nodes (`make wordnet`).
+takes about 1.5 s and 65 MB of disk per label. WordNet names the synthetic nodes (`make wordnet`).
 """
 
 from __future__ import annotations
@@ -49,11 +49,19 @@ from mllzoo.registry import Registry
 from mllzoo.selection import select
 from mllzoo.usercache import EmbeddingCache
 registry = Registry(sys.argv[1], create=False, write=False)
-selector = Selector(registry, cache=EmbeddingCache(), keep_labels=True)
+selector = Selector(registry, cache=EmbeddingCache())
 vectors = selector.class_vectors(read_classes(sys.argv[2]), None, None)
 chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else selector.model_ids
-whole = [labels.Label.from_arrays(*registry.load_label(m, selector.graph.id)[1:]) for m in chosen]
-select(vectors, selector.node_vectors, labels.replayer(whole, selector.graph.samples, len(selector.graph.nodes)))
+n_nodes = len(selector.graph.nodes)
+def replay_whole(subset):  # read every block of each label, then replay the subset's samples
+    in_subset = np.isin(np.arange(n_nodes), subset)
+    for _, (own, view) in registry.label_views(selector.graph.id, chosen, np.arange(n_nodes), labels.FORMAT):
+        keep = in_subset[own]
+        above = view.above
+        entries = view.entries[labels.ragged_index((np.cumsum(above) - above)[keep], above[keep])]
+        part = labels.SampleLists(view.rank[keep], view.length[keep], entries)
+        yield labels.predict(part, own[keep], in_subset, n_nodes)
+select(vectors, selector.node_vectors, replay_whole)
 """
 
 

@@ -244,7 +244,7 @@ def predict(view: SampleLists, own: np.ndarray, in_subset: np.ndarray, n_nodes: 
     above = np.minimum(rank, length)  # how much of the image's list lies above the sample's own node
     ends = np.cumsum(above)
     entries = view.entries
-    hits = np.flatnonzero(in_subset[entries])
+    hits = np.flatnonzero(np.take(in_subset.view(np.uint8), entries))  # take: no intp copy of the entries
     rows = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
     first = np.flatnonzero(np.diff(rows, prepend=-1))  # the first hit of each sample
     predicted = np.where(rank >= _undecided_from(length, n_nodes, int(in_subset.sum())), -1, own)

@@ -6,7 +6,9 @@ needs no images and no model weights; only :meth:`Recommendation.ensemble` loads
 
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -76,28 +78,53 @@ class Recommendation:
         return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
 
 
+LABELS_PER_WORKER = 8  # below this many labels a thread's start and connection cost more than they save
+
+
 def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: list[str],
-                  skipped: list[str] | None = None) -> Replay:
+                  skipped: list[str] | None = None, workers: int | None = None) -> Replay:
     """Each of ``model_ids``' ``(own, predicted)`` on a node subset, in id order, read from the registry's
     node blocks of that subset only. A damaged label raises, or, when a ``skipped`` list is given, is
-    warned about, added to it and predicts nothing."""
-    def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    warned about, added to it and predicts nothing.
+
+    The labels are shared out, in id order, over ``workers`` threads (default: one per core, at most one
+    per :data:`LABELS_PER_WORKER` labels), each with its own connection: SQLite, the checksums and
+    numpy's replay release the GIL, so the cores read and replay at once.
+    """
+    if workers is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = max(1, min(cores, len(model_ids) // LABELS_PER_WORKER))
+    shares = [list(share) for share in np.array_split(np.array(model_ids, dtype=object), workers) if len(share)]
+
+    def replay_share(share: list[str], subset: np.ndarray, own_registry: bool) -> list[tuple]:
+        reader = Registry(registry.path, create=False, write=False) if own_registry else registry
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
-        seen = 0
-        for model_id, found in registry.label_views(graph_id, model_ids, subset, labels.FORMAT,
-                                                    skip_damaged=skipped is not None):
-            seen += 1
-            if isinstance(found, DamagedLabelError):
-                print(f"Warning: skipped {model_id}: {found}", file=sys.stderr)
+        try:
+            return [(model_id, found if isinstance(found, DamagedLabelError)
+                     else labels.predict(found[1], found[0], in_subset, n_nodes))
+                    for model_id, found in reader.label_views(graph_id, share, subset, labels.FORMAT,
+                                                              skip_damaged=skipped is not None)]
+        finally:
+            if own_registry:
+                reader.close()
+
+    def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if len(shares) == 1:
+            found = replay_share(shares[0], subset, own_registry=False)
+        else:
+            with ThreadPoolExecutor(len(shares)) as pool:
+                parts = [pool.submit(replay_share, share, subset, True) for share in shares]
+                found = [item for part in parts for item in part.result()]
+        if [model_id for model_id, _ in found] != model_ids:
+            raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
+        for model_id, predictions in found:
+            if isinstance(predictions, DamagedLabelError):
+                print(f"Warning: skipped {model_id}: {predictions}", file=sys.stderr)
                 assert skipped is not None  # label_views yields errors only with skip_damaged
                 skipped.append(model_id)
-                yield np.zeros(0, np.int64), np.zeros(0, np.int64)
-                continue
-            own, view = found
-            yield labels.predict(view, own, in_subset, n_nodes)
-        if seen != len(model_ids):
-            raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
+                predictions = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            yield predictions
     return replay_subset
 
 

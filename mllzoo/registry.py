@@ -165,9 +165,6 @@ def copy_shipped_registry(target: Path) -> None:
         partial.replace(target)
 
 
-MMAP_BYTES = 1 << 30
-
-
 class Registry(LabelStore):
     """A registry file, migrated on open.
 
@@ -184,8 +181,6 @@ class Registry(LabelStore):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = registry_file.connect(self.path, self.writable)
             conn.execute("PRAGMA busy_timeout = 60000")
-            # labels are read whole and often: mapped pages skip a read() call per 4 KB overflow page
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             self.db = sqlite_utils.Database(conn)
             self._check_schema(empty_ok=create and write)
             pending = migrations.pending(self.db)
