@@ -155,8 +155,7 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
     total = timed(lambda: recommend(task_classes(), registry=registry), 3)
     selector = Selector(registry)
     subset = np.unique(rec.selection.match.nodes)
-    replay = timed(lambda: class_scores(selector.replay(selector.model_ids)(subset), rec.selection.match,
-                                        len(rec.graph.nodes)), 3)
+    replay = timed(lambda: class_scores(selector.replay(selector.model_ids)(subset), rec.selection.match), 3)
     per_label = (sizes[1] - sizes[0]) / (counts[1] - counts[0])
     return {"counts": counts, "sizes": sizes, "label_bytes": per_label, "base_bytes": sizes[0] - counts[0] * per_label,
             "recommend": total, "recommend_per_model": replay / counts[1], "recommend_fixed": total - replay}

@@ -261,30 +261,28 @@ def _undecided_from(length: np.ndarray, n_nodes: int, subset_size: int) -> np.nd
     return length + 0.5 * np.maximum(n_nodes - length, 1) / (subset_size - 1)
 
 
-@dataclass
-class Predictions:
-    """Per readable sample of the subset nodes, over ``n_models`` labels: which label, own node, predicted node."""
-
-    model: np.ndarray
-    own: np.ndarray
-    predicted: np.ndarray
-    n_models: int
+def subset_position(subset: np.ndarray, n_nodes: int) -> np.ndarray:
+    """``[n_nodes + 1]``: each node's place in the sorted ``subset``, -1 elsewhere and at index -1."""
+    position = np.full(n_nodes + 1, -1)
+    position[subset] = np.arange(len(subset))
+    return position
 
 
-def predictions_of_many(found: Iterable[tuple[np.ndarray, np.ndarray]]) -> Predictions:
-    """Many models' ``(own, predicted)`` on one node subset, in one set of arrays. They may stream
-    from the registry: each is kept as two small arrays, never as a label."""
-    found = list(found)
-    model = np.repeat(np.arange(len(found)), [len(own) for own, _ in found])
-    own, predicted = (np.concatenate(arrays) for arrays in zip(*found)) if found else (model, model)
-    return Predictions(model, own, predicted, len(found))
+def subset_confusion(own: np.ndarray, predicted: np.ndarray, position: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per subset node TP, FP, FN from per-sample decisions (``position`` from :func:`subset_position`):
+    what a label's replay leaves behind, a few numbers per matched node, however many samples it had."""
+    size = int(position.max()) + 1
+    return confusion(position[own], position[predicted], size)
 
 
 def replayer(model_labels: Iterable[Label], samples: np.ndarray, n_nodes: int):
-    """For whole labels in memory: a function from a node subset to each label's ``(own, predicted)``."""
-    def replay_subset(subset: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """For whole labels in memory: a function from a sorted node subset to each label's
+    :func:`subset_confusion`, as :data:`mllzoo.selection.Replay` asks."""
+    def replay_subset(subset: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         r = Restriction.of(samples, subset, n_nodes)
-        return (restricted_predictions(label, samples, r) for label in model_labels)
+        position = subset_position(subset, n_nodes)
+        return (subset_confusion(*restricted_predictions(label, samples, r), position) for label in model_labels)
     return replay_subset
 
 

@@ -83,8 +83,8 @@ LABELS_PER_WORKER = 8  # below this many labels a thread's start and connection 
 
 def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: list[str],
                   skipped: list[str] | None = None, workers: int | None = None) -> Replay:
-    """Each of ``model_ids``' ``(own, predicted)`` on a node subset, in id order, read from the registry's
-    node blocks of that subset only. A damaged label raises, or, when a ``skipped`` list is given, is
+    """Each of ``model_ids``' TP, FP, FN on a node subset (a :data:`~mllzoo.selection.Replay`), in id
+    order, read from the registry's node blocks of that subset only. A damaged label raises, or, when a ``skipped`` list is given, is
     warned about, added to it and predicts nothing.
 
     The labels are shared out, in id order, over ``workers`` threads (default: one per core, at most one
@@ -100,16 +100,17 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
         reader = Registry(registry.path, create=False, write=False) if own_registry else registry
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
+        position = labels.subset_position(subset, n_nodes)
         try:
             return [(model_id, found if isinstance(found, DamagedLabelError)
-                     else labels.predict(found[1], found[0], in_subset, n_nodes))
+                     else labels.subset_confusion(*labels.predict(found[1], found[0], in_subset, n_nodes), position))
                     for model_id, found in reader.label_views(graph_id, share, subset, labels.FORMAT,
                                                               skip_damaged=skipped is not None)]
         finally:
             if own_registry:
                 reader.close()
 
-    def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def replay_subset(subset: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if len(shares) == 1:
             found = replay_share(shares[0], subset, own_registry=False)
         else:
@@ -118,13 +119,13 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
                 found = [item for part in parts for item in part.result()]
         if [model_id for model_id, _ in found] != model_ids:
             raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
-        for model_id, predictions in found:
-            if isinstance(predictions, DamagedLabelError):
-                print(f"Warning: skipped {model_id}: {predictions}", file=sys.stderr)
+        for model_id, counts in found:
+            if isinstance(counts, DamagedLabelError):
+                print(f"Warning: skipped {model_id}: {counts}", file=sys.stderr)
                 assert skipped is not None  # label_views yields errors only with skip_damaged
                 skipped.append(model_id)
-                predictions = np.zeros(0, np.int64), np.zeros(0, np.int64)
-            yield predictions
+                counts = (np.zeros(len(subset), np.int64),) * 3  # predicts nothing: scores 0, then left out
+            yield counts
     return replay_subset
 
 

@@ -50,29 +50,22 @@ def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: 
     return Match(nodes, weights, matched)
 
 
-Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray]]]
-"""From a sorted node subset, each model's ``(own node, predicted node)`` per sample of those nodes
+Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+"""From a sorted node subset, each model's TP, FP and FN on those nodes, in subset order
 (:func:`mllzoo.labels.replayer` for labels in memory; the registry streams them, reading only the
-subset's part of each label)."""
+subset's part of each label: :func:`mllzoo.recommend.stored_replay`)."""
 
 
-def class_scores(predictions: Iterable[tuple[np.ndarray, np.ndarray]], match: Match, n_nodes: int) -> np.ndarray:
+def class_scores(counts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], match: Match) -> np.ndarray:
     """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes.
 
-    ``predictions`` are the models' ``(own, predicted)`` on ``np.unique(match.nodes)`` and may
-    stream. Counts live on the matched nodes only, so a thousand models over a large graph cost
-    one bincount, not one node-sized array per model.
+    ``counts`` are the models' TP, FP, FN on ``np.unique(match.nodes)`` (a :data:`Replay`'s answer) and
+    may stream: a model costs three numbers per matched node, so memory does not grow with the
+    labels' samples, only with the number of models.
     """
     subset = np.unique(match.nodes)
-    found = labels.predictions_of_many(predictions)
-    position = np.full(n_nodes + 1, -1)  # node -> place in subset; -1 stays -1
-    position[subset] = np.arange(len(subset))
-    base = found.model * len(subset)
-    predicted_at = position[found.predicted]
-    counts = labels.confusion(position[found.own] + base, np.where(predicted_at >= 0, predicted_at + base, -1),
-                              found.n_models * len(subset))
-    node_f1 = labels.f1(*counts).reshape(found.n_models, len(subset))
-    return (node_f1[:, position[match.nodes]] * match.weights).sum(axis=2)
+    node_f1 = np.array([labels.f1(tp, fp, fn) for tp, fp, fn in counts]).reshape(-1, len(subset))
+    return (node_f1[:, np.searchsorted(subset, match.nodes)] * match.weights).sum(axis=2)
 
 
 def smooth(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
@@ -136,7 +129,7 @@ def select(class_vectors: np.ndarray, node_vectors: np.ndarray, replay: Replay, 
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
     match = match_nodes(class_vectors, node_vectors, top_nodes)
     predictions = replay(np.unique(match.nodes))
-    scores = smooth(class_scores(predictions, match, len(node_vectors)), alpha)
+    scores = smooth(class_scores(predictions, match), alpha)
     return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
 
 
