@@ -55,12 +55,13 @@ chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else selector.model_ids
 n_nodes = len(selector.graph.nodes)
 def replay_whole(subset):  # read every block of each label, then replay the subset's samples
     in_subset = np.isin(np.arange(n_nodes), subset)
+    position = labels.subset_position(subset, n_nodes)
     for _, (own, view) in registry.label_views(selector.graph.id, chosen, np.arange(n_nodes), labels.FORMAT):
         keep = in_subset[own]
         above = view.above
         entries = view.entries[labels.ragged_index((np.cumsum(above) - above)[keep], above[keep])]
         part = labels.SampleLists(view.rank[keep], view.length[keep], entries)
-        yield labels.predict(part, own[keep], in_subset, n_nodes)
+        yield labels.subset_confusion(*labels.predict(part, own[keep], in_subset, n_nodes), position)
 select(vectors, selector.node_vectors, replay_whole)
 """
 

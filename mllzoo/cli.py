@@ -396,20 +396,37 @@ def _recommend(ctx: click.Context, classes: Path | list[str], options: dict):
 @cli.command("recommend")
 @click.argument("classes_file", type=click.Path(path_type=Path))
 @selection_options
+@click.option("--explain", is_flag=True, help="Per class, the matched concepts with their similarity and weight, "
+                                              "and the runner-up model.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, **options) -> None:
+def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, explain: bool, **options) -> None:
     """Recommend models for the classes in CLASSES_FILE (one class per line)."""
+    from .recommend import WEAK_MATCH
+
     result = _recommend(ctx, classes_file, options)
-    data = result.to_dict()
+    data = result.to_dict(explain=explain)
     if as_json:
         emit_json(data)
         return
+    click.echo(f"score: the model's expected F1 on the class's concepts (0-1) | <- the closest graph concepts "
+               f"| [weak]: none matches well (similarity < {WEAK_MATCH})")
     for row in data["classes"]:
         models = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in row["models"])
-        concepts = ", ".join(n["synset"].split(".")[0].replace("_", " ") for n in row["nodes"][:3])
-        click.echo(f"{row['name']:<28} {models}   <- {concepts}")
+        concepts = ", ".join(concept_names(row["nodes"][:3]))
+        click.echo(f"{row['name']:<28} {models}   <- {concepts}{'   [weak]' if row['weak'] else ''}")
+        if explain:
+            for node, name in zip(row["nodes"], concept_names(row["nodes"])):
+                click.echo(f"    {name:<30} similarity {node['similarity']:.3f}  weight {node['weight']:.3f}")
+            runner = row["runner_up"]
+            click.echo(f"    runner-up: {runner['id']} ({runner['score']:.3f})" if runner else "    runner-up: none")
     click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
+
+
+def concept_names(nodes: list[dict]) -> list[str]:
+    """Readable concept names, with the synset id where a name would repeat (``mouse.n.01``, ``mouse.n.04``)."""
+    names = [node["name"] for node in nodes]
+    return [node["synset"] if names.count(node["name"]) > 1 else node["name"] for node in nodes]
 
 
 @cli.command()

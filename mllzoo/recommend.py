@@ -28,10 +28,10 @@ from .usercache import EmbeddingCache
 if TYPE_CHECKING:  # reuse imports the image stack, which a recommendation never needs
     from .reuse import Ensemble
 
-WEAK_MATCH = 0.25  # below this best-node similarity a class matches no concept well
+WEAK_MATCH = 0.66  # below this best-node similarity no concept matches well: benchmarks/weak_match.py
 
 
-@dataclass
+@dataclass(repr=False)
 class Recommendation:
     classes: list[str]
     model_ids: list[str]
@@ -52,18 +52,64 @@ class Recommendation:
         return {model_id: np.array([self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen])
                 for model_id in self.models}
 
-    def to_dict(self) -> dict:
-        """The JSON shape of ``mllzoo recommend --json``: per class its models and matched nodes, and the models to load."""
+    @property
+    def weak(self) -> list[bool]:
+        """Per class: does its best-matching concept fall below :data:`WEAK_MATCH`? (Then no model's score
+        speaks for the class: it is not in the graph, or not a word the embedder knows.)"""
+        return [bool(best < WEAK_MATCH) for best in self.selection.match.similarity[:, 0]]
+
+    def runner_up(self, y: int) -> int | None:
+        """The best model not chosen for class ``y`` (the one that would come next), if any."""
+        scores = self.selection.scores[:, y]
+        rest = [m for m in np.argsort(-scores, kind="stable") if m not in self.selection.chosen[y]
+                and np.isfinite(scores[m])]
+        return int(rest[0]) if rest else None
+
+    def to_dict(self, explain: bool = False) -> dict:
+        """The JSON shape of ``mllzoo recommend --json``: per class its models, whether it matches the graph
+        only weakly and its matched nodes, and the models to load; ``explain`` adds each class's runner-up."""
         sel = self.selection
         rows = []
         for y, name in enumerate(self.classes):
-            rows.append({
+            row = {
                 "name": name,
+                "weak": self.weak[y],
                 "models": [{"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)} for m in sel.chosen[y]],
-                "nodes": [{"synset": self.graph.nodes[n].synset, "weight": round(float(w), 6)}
-                          for n, w in zip(sel.match.nodes[y], sel.match.weights[y])],
-            })
+                "nodes": [{"synset": self.graph.nodes[n].synset, "name": self.graph.nodes[n].name,
+                           "weight": round(float(w), 6), "similarity": round(float(similarity), 6)}
+                          for n, w, similarity in zip(sel.match.nodes[y], sel.match.weights[y], sel.match.similarity[y])],
+            }
+            if explain:
+                other = self.runner_up(y)
+                row["runner_up"] = None if other is None else {"id": self.model_ids[other],
+                                                                "score": round(float(sel.scores[other, y]), 6)}
+            rows.append(row)
         return {"classes": rows, "models": self.models, **({"skipped": self.skipped} if self.skipped else {})}
+
+    def to_records(self) -> list[dict]:
+        """One flat row per (class, chosen model), best first: for a DataFrame or a CSV writer."""
+        return [{"class": row["name"], "rank": rank, "model": model["id"], "score": model["score"], "weak": row["weak"],
+                 "concepts": ", ".join(node["synset"] for node in row["nodes"])}
+                for row in self.to_dict()["classes"] for rank, model in enumerate(row["models"], 1)]
+
+    def __repr__(self) -> str:
+        models = ", ".join(self.models[:3]) + (f" (+{len(self.models) - 3} more)" if len(self.models) > 3 else "")
+        weak = sum(self.weak)
+        return (f"<Recommendation: {len(self.classes)} classes, {len(self.models)} model(s) to load: {models}"
+                f"{f'; {weak} weak match(es)' if weak else ''}>")
+
+    def _repr_html_(self) -> str:
+        """A table per class for notebooks (every text escaped)."""
+        from html import escape
+
+        cells = []
+        for row in self.to_dict()["classes"]:
+            models = "<br>".join(f"{escape(m['id'])} ({m['score']:.3f})" for m in row["models"])
+            concepts = ", ".join(escape(n["synset"]) for n in row["nodes"][:3])
+            flag = " <em>(weak match)</em>" if row["weak"] else ""
+            cells.append(f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>")
+        return ("<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
+                f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>")
 
     def ensemble(self, device: str = "auto", batch_size: int = 64) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for."""

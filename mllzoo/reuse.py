@@ -69,7 +69,7 @@ def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-@dataclass
+@dataclass(repr=False)
 class Ensemble:
     """The selected models with the classes each votes for; loads each model once, on first use."""
 
@@ -81,6 +81,20 @@ class Ensemble:
     batch_size: int = 64
     _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
     unreadable: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        members = ", ".join(f"{m} ({int(votes.sum())} classes)" for m, votes in list(self.members.items())[:3])
+        more = f" (+{len(self.members) - 3} more)" if len(self.members) > 3 else ""
+        return (f"<Ensemble: {len(self.members)} model(s) over {len(self.classes)} classes: {members}{more}; "
+                f"{len(self._loaded)} loaded, device {self.device}>")
+
+    def _repr_html_(self) -> str:
+        """Which model votes for which classes, for notebooks (every text escaped)."""
+        from html import escape
+
+        rows = "".join(f"<tr><td>{escape(m)}</td><td>{escape(', '.join(c for c, v in zip(self.classes, votes) if v))}"
+                       f"</td></tr>" for m, votes in self.members.items())
+        return f"<table><thead><tr><th>model</th><th>votes for</th></tr></thead><tbody>{rows}</tbody></table>"
 
     def _model(self, model_id: str) -> tuple[LoadedModel, np.ndarray]:
         if model_id not in self._loaded:

@@ -1,0 +1,61 @@
+"""What a person reads: the weak-match flag, the legend, disambiguated concepts, --explain, notebook objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, run_cli
+from mllzoo.recommend import WEAK_MATCH, recommend
+
+REGISTRY = ROOT / "registry.db"
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return recommend(["apple", "mouse", "flibbertigrunk", "dog"], registry=REGISTRY, k=2, cache=False)
+
+
+def test_json_says_which_classes_match_weakly_with_each_nodes_similarity(rec):
+    data = rec.to_dict()
+    weak = {row["name"]: row["weak"] for row in data["classes"]}
+    assert weak == {"apple": False, "mouse": False, "flibbertigrunk": True, "dog": False}
+    for row in data["classes"]:
+        similarities = [node["similarity"] for node in row["nodes"]]
+        assert similarities == sorted(similarities, reverse=True)
+        assert row["weak"] == (similarities[0] < WEAK_MATCH)
+
+
+def test_explain_names_the_runner_up_below_the_chosen(rec):
+    for row in rec.to_dict(explain=True)["classes"]:
+        runner = row["runner_up"]
+        assert runner["id"] not in [m["id"] for m in row["models"]]
+        assert runner["score"] <= min(m["score"] for m in row["models"])
+
+
+def test_notebook_objects_are_short_and_escaped(rec):
+    assert len(repr(rec)) < 300 and repr(rec).startswith("<Recommendation: 4 classes")
+    assert "1 weak match" in repr(rec)
+    html = rec._repr_html_()
+    assert html.count("<tr>") == 5 and "(weak match)" in html
+    escaped = recommend(["<b>cat</b>"], registry=REGISTRY, cache=False)._repr_html_()
+    assert "<b>" not in escaped and "&lt;b&gt;cat&lt;/b&gt;" in escaped
+    records = rec.to_records()
+    assert len(records) == 8 and records[0]["class"] == "apple" and records[0]["rank"] == 1
+    assert {r["class"] for r in records if r["weak"]} == {"flibbertigrunk"}
+
+
+def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("mouse\nflibbertigrunk\n")
+    done = run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--explain", env={})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("score: ") and "[weak]" in lines[0]
+    mouse = next(line for line in lines if line.startswith("mouse"))
+    assert "mouse.n.01" in mouse and "[weak]" not in mouse  # two concepts named mouse: shown by synset id
+    assert next(line for line in lines if line.startswith("flibbertigrunk")).endswith("[weak]")
+    assert sum("runner-up:" in line for line in lines) == 2 and sum("similarity" in line for line in lines) >= 10
+    data = json.loads(run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--json", env={}).stdout)
+    assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data["classes"][0]
