@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -161,8 +162,13 @@ def _hypernyms(synset):
 
 
 def save_graph(registry: Registry, graph: Graph, source: str) -> None:
-    """Store the graph in one transaction and make it the registry's current graph."""
-    registry.save_graph(graph.id, Path(source).name, {"source": source, **graph.info()},
+    """Store the graph in one transaction and make it the registry's current graph.
+
+    The sample folder is recorded relative to the registry's folder, so a registry copied with its
+    samples (a clone, a shipped registry) finds its own copy and names no path of the machine that built it.
+    """
+    relative = os.path.relpath(Path(source).resolve(), registry.path.resolve().parent)
+    registry.save_graph(graph.id, Path(source).name, {"source": Path(relative).as_posix(), **graph.info()},
                         ({**node.__dict__, "parents": json.dumps(node.parents)} for node in graph.nodes),
                         zip(graph.image_hashes, graph.image_paths), graph.samples)
 
@@ -183,5 +189,8 @@ def load_graph(registry: Registry, graph_id: str | None = None, images: bool = T
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:
+    """The folder the graph was built from, resolved against the registry's folder (older registries
+    recorded it absolute)."""
     meta = registry.graph_meta(graph_id)
-    return meta.get("source") if meta else None
+    source = meta.get("source") if meta else None
+    return None if source is None else str(registry.path.parent / source)

@@ -147,3 +147,38 @@ def test_opening_a_registry_again_in_one_process_keeps_the_first_connection_safe
     first.set_setting("k", "2")
     assert first.get_setting("k") == "2"
     first.close()
+
+
+def test_the_shipped_registry_names_no_path_of_the_machine_that_built_it():
+    from conftest import ROOT
+
+    conn = sqlite3.connect(ROOT / "registry.db")
+    leaks = []
+    for (table,) in conn.execute("select name from sqlite_master where type = 'table'").fetchall():
+        for column in [row[1] for row in conn.execute(f"pragma table_info({table})")]:
+            leaks += [(table, column, value) for (value,) in conn.execute(
+                f"select {column} from {table} where typeof({column}) = 'text' and ({column} like '/%' "
+                f"or {column} like '%\"/%' or {column} like '%:\\%')").fetchall()]
+    conn.close()
+    assert not leaks, leaks[:3]
+
+
+def test_a_registry_moved_with_its_samples_finds_them_where_it_now_is(tmp_path):
+    """The sample folder is recorded relative to the registry, so a clone reads its own images."""
+    import shutil
+
+    from conftest import SYNSETS, write_images
+    from mllzoo.graph import graph_source
+
+    built = tmp_path / "built"
+    for seed, (name, color) in enumerate(list(SYNSETS.items())[:2]):
+        write_images(built / "samples" / name, color, 2, seed)
+    done = run_cli("--registry", str(built / "r.db"), "graph", "build", "--samples", str(built / "samples"))
+    assert done.returncode == 0, done.stderr
+    moved = tmp_path / "moved"
+    shutil.move(built, moved)
+    registry = Registry(moved / "r.db")
+    graph_id = registry.require_graph_id()
+    assert registry.graph_meta(graph_id)["source"] == "samples"
+    assert graph_source(registry, graph_id) == str(moved / "samples")
+    registry.close()
