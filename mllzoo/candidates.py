@@ -21,7 +21,10 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
     if models is not None:
         unknown = sorted(set(models) - set(labeled))
         if unknown:
-            raise MllzooError(f"not labeled in this registry: {', '.join(unknown)} (see `mllzoo labels list`)")
+            from .model_card import did_you_mean
+
+            raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
+                              f"(see `mllzoo labels list`)")
     pool = [m for m in labeled if models is None or m in models]
     if family is not None:
         pool = [m for m in pool if m.split("/", 1)[0] == family]

@@ -59,3 +59,30 @@ def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path)
     assert sum("runner-up:" in line for line in lines) == 2 and sum("similarity" in line for line in lines) >= 10
     data = json.loads(run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--json", env={}).stdout)
     assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data["classes"][0]
+
+
+def test_models_show_is_a_card_read_from_the_label():
+    from mllzoo import labels
+    from mllzoo.graph import load_graph
+    from mllzoo.registry import Registry
+
+    model_id = "minizoo/convnext-xs.nature"
+    done = run_cli("--registry", str(REGISTRY), "models", "show", model_id, "--json", env={})
+    assert done.returncode == 0, done.stderr
+    card = json.loads(done.stdout)
+    assert card["installed"] and card["labeled"] and card["plugin"] == "mllzoo-plugin-minizoo"
+    assert card["metadata"]["license"] and card["label"]["samples"] == 39885
+    registry = Registry(REGISTRY, create=False, write=False)
+    graph = load_graph(registry, images=False)
+    label = labels.Label.from_arrays(*registry.load_label(model_id, graph.id)[1:])
+    synsets = [n.synset for n in graph.nodes]
+    for concept in card["strongest"] + card["weakest"]:  # each figure recomputed from the label's ranks
+        own = label.rank[graph.samples[:, 0] == synsets.index(concept["synset"])]
+        assert concept["samples"] == len(own) and concept["accuracy"] == round(float((own == 0).mean()), 6)
+    assert card["strongest"][0]["accuracy"] >= card["strongest"][-1]["accuracy"] >= card["weakest"][0]["accuracy"]
+    registry.close()
+    text = run_cli("--registry", str(REGISTRY), "models", "show", model_id, env={}).stdout
+    assert "strongest concepts" in text and "licence:" in text
+    typo = run_cli("--registry", str(REGISTRY), "models", "show", "minizoo/convnext-xs.natur", env={})
+    assert typo.returncode == 2 and "did you mean minizoo/convnext-xs.nature?" in typo.stderr
+    assert typo.stderr.count("\n") == 1

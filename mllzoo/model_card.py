@@ -1,0 +1,77 @@
+"""A model's card: what the catalogue and the registry know about it, and what its label says it is good at.
+
+A concept's accuracy is the share of the node's readable samples whose own node the model ranks first
+among all nodes of the graph: the zero-shot accuracy of the model on that concept against the whole
+graph, read straight from the label's ranks. ``mllzoo models show ID`` prints the card.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+from . import labels
+from .errors import MllzooError
+from .registry import Registry
+
+MIN_SAMPLES = 3  # a concept with fewer readable samples says too little to rank it strongest or weakest
+
+
+def did_you_mean(model_id: str, known: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest known id, or nothing."""
+    close = difflib.get_close_matches(model_id, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def concept_accuracy(label: labels.Label, samples: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per node: the share of its readable samples ranked first (NaN without any), and how many it has."""
+    readable = label.rank >= 0
+    nodes = samples[readable, 0]
+    counts = np.bincount(nodes, minlength=n_nodes)
+    first = np.bincount(nodes[label.rank[readable] == 0], minlength=n_nodes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, first / np.maximum(counts, 1), np.nan), counts
+
+
+def model_card(registry: Registry, model_id: str, top: int = 5) -> dict:
+    """Metadata, plugin, whether it is installed and labeled, and from its label on the current graph its
+    coverage and its strongest and weakest concepts."""
+    from .catalog import discover_models
+    from .graph import load_graph
+
+    catalog = discover_models()
+    row = registry.model(model_id)
+    if model_id not in catalog and row is None:
+        known = sorted(set(catalog) | {m["id"] for m in registry.models()})
+        raise MllzooError(f"unknown model id {model_id!r}{did_you_mean(model_id, known)}")
+    entry = catalog.get(model_id)
+    card = {"id": model_id,
+            "family": entry.spec.family if entry else row["family"],
+            "plugin": entry.plugin if entry else row["plugin"],
+            "plugin_version": entry.plugin_version if entry else row["plugin_version"],
+            "installed": entry is not None,
+            "metadata": entry.spec.metadata() if entry else row["metadata"]}
+    graph_id = registry.current_graph_id()
+    card["labeled"] = graph_id is not None and model_id in registry.labeled_model_ids(graph_id)
+    if not card["labeled"]:
+        return card
+    graph = load_graph(registry, images=False)
+    _, arrays, meta = registry.load_label(model_id, graph.id)
+    label = labels.Label.from_arrays(arrays, meta)
+    accuracy, counts = concept_accuracy(label, graph.samples, len(graph.nodes))
+    readable = label.rank >= 0
+    card["label"] = {"graph": graph.id, "created": registry.label_created(model_id, graph.id),
+                     "depth": meta.get("depth"), "samples": int(len(label.rank)),
+                     "readable_samples": int(readable.sum()),
+                     "ranked_first": round(float((label.rank[readable] == 0).mean()) if readable.any() else 0.0, 6)}
+    ranked = [n for n in np.argsort(-np.nan_to_num(accuracy, nan=-1), kind="stable") if counts[n] >= MIN_SAMPLES]
+
+    def concept(n: int) -> dict:
+        node = graph.nodes[n]
+        return {"synset": node.synset, "name": node.name, "accuracy": round(float(accuracy[n]), 6),
+                "samples": int(counts[n])}
+
+    card["strongest"] = [concept(n) for n in ranked[:top]]
+    card["weakest"] = [concept(n) for n in ranked[::-1][:top]]
+    return card
