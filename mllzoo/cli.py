@@ -484,24 +484,34 @@ def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, dev
     A folder whose sub-folders are class names is scored and its accuracy printed.
     """
     from .classes import read_classes
-    from .predict import gather_images
+    from .predict import gather_images, per_class_report
 
     names = read_classes(classes_file)  # every input checked before selection and model loads
-    images, truth = gather_images(paths, names)
+    images, truth, unmatched = gather_images(paths, names)
+    if unmatched:
+        folders = ", ".join(f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5])
+        click.echo(f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
+                   f"class are predicted but left out of the accuracy: {folders}"
+                   f"{' ...' if len(unmatched) > 5 else ''}", err=True)
     result = _recommend(ctx, names, options)
     ensemble = result.ensemble(device=device, batch_size=batch_size)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
+    report = per_class_report(names, truth, labels)
     rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
     if as_json:
-        emit_json({"predictions": rows, "accuracy": accuracy, "models": result.models,
-                   "unreadable": len(ensemble.unreadable)})
+        emit_json({"predictions": rows, "accuracy": accuracy, "per_class": report, "models": result.models,
+                   "unreadable": len(ensemble.unreadable), "unmatched_folders": unmatched})
         return
     for row in rows:
         click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
     if accuracy is not None:
         click.echo(f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}")
+        for entry in report:
+            confusions = ", ".join(f"{c['class']} ({c['images']})" for c in entry["confused_with"]) or "none"
+            click.echo(f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
+                       f"{confusions}")
 
 
 @cli.command()

@@ -38,6 +38,33 @@ def test_predict_folder_prints_accuracy(world):
     assert text.returncode == 0 and "accuracy" not in text.stdout and "000.png" in text.stdout
 
 
+def test_predict_reports_per_class_and_warns_about_folders_of_no_class(world, tmp_path):
+    import shutil
+
+    from conftest import write_images
+
+    root, env = world
+    task = tmp_path / "task"
+    shutil.copytree(root / "task", task)
+    write_images(task / "zebra", (10, 10, 10), 3, 7)  # a sub-folder not in the class list
+    result = run_cli("predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "named like no class" in line]
+    assert len(warning) == 1 and "3 image(s) in 1 sub-folder(s)" in warning[0] and "zebra (3)" in warning[0]
+    data = json.loads(result.stdout)
+    assert data["unmatched_folders"] == {"zebra": 3} and len(data["predictions"]) == 15
+    truth = {p["path"]: p["path"].split("/")[-2] for p in data["predictions"]}
+    for entry in data["per_class"]:  # every figure recomputed from the predictions
+        own = [p["label"] for p in data["predictions"] if truth[p["path"]] == entry["class"]]
+        assert entry["images"] == len(own) == 4
+        assert entry["accuracy"] == round(sum(label == entry["class"] for label in own) / 4, 6)
+        wrong = [label for label in own if label != entry["class"]]
+        assert sum(c["images"] for c in entry["confused_with"]) == len(wrong)
+    assert {e["class"] for e in data["per_class"]} == {"dog", "cat", "banana"}
+    text = run_cli("predict", str(task), "--classes", str(root / "classes.txt"), env=env).stdout
+    assert sum("confused with:" in line for line in text.splitlines()) == 3
+
+
 def test_ensemble_follows_inverse_entropy_rule(world, tinyclip_plugin, monkeypatch):
     import mllzoo
     from mllzoo.reuse import inverse_entropy_weights
