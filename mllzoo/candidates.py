@@ -14,8 +14,10 @@ from .registry import Registry
 
 
 def candidate_models(labeled: list[str], registry: Registry, models: list[str] | None = None,
-                     family: str | None = None, include_uninstalled: bool = False) -> list[str]:
-    """The ids among ``labeled`` a selection considers, in ``labeled`` order."""
+                     family: str | None = None, include_uninstalled: bool = False, runnable: bool = False
+                     ) -> list[str]:
+    """The ids among ``labeled`` a selection considers, in ``labeled`` order; with no model plugin
+    installed, all of them unless ``runnable`` (the models must run here)."""
     from .catalog import discover_models
 
     if models is not None:
@@ -35,7 +37,7 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
     if include_uninstalled:
         return pool
     installed = set(discover_models())
-    if not installed:  # a recommend-only install: every label is a candidate, and the output names the plugins
+    if not installed and not runnable:  # a recommend-only install: every label is a candidate, and the output names the plugins
         print("Note: no model plugin is installed here (a recommend-only install): choosing among all labeled "
               "models; `mllzoo install PLUGIN` runs them", file=sys.stderr)
         return pool

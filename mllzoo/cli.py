@@ -493,7 +493,7 @@ def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, dev
         click.echo(f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
                    f"class are predicted but left out of the accuracy: {folders}"
                    f"{' ...' if len(unmatched) > 5 else ''}", err=True)
-    result = _recommend(ctx, names, options)
+    result = _recommend(ctx, names, {**options, "runnable": True})
     ensemble = result.ensemble(device=device, batch_size=batch_size)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]

@@ -122,7 +122,10 @@ class Recommendation:
         catalog = discover_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
-            raise MllzooError(f"selected model(s) not installed: {', '.join(missing)} (mllzoo install the plugin)")
+            from .candidates import install_hint
+
+            raise MllzooError(f"selected model(s) not installed: {', '.join(missing)}; to run them: "
+                              f"{install_hint(self.registry, missing)}")
         members = self.votes()
         return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
 
@@ -273,11 +276,13 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
               captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
               max_gflops: float | None = None, models: list[str] | None = None, family: str | None = None,
               include_uninstalled: bool = False, skip_damaged: bool = False,
-              cache: bool = True) -> Recommendation:
+              cache: bool = True, runnable: bool = False) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels.
 
     The candidates are the labeled models (``models`` when given, of ``family`` when given) whose plugin
-    is installed here; ``include_uninstalled`` admits the others, which ``ensemble`` cannot load.
+    is installed here; ``include_uninstalled`` admits the others, which ``ensemble`` cannot load. Where no
+    model plugin is installed at all (a recommend-only install) every label is a candidate, unless
+    ``runnable`` (the caller will run the models, as ``predict`` does).
     A damaged label is an error, unless ``skip_damaged``: then it is left out with one warning.
     ``cache=False`` neither reads nor fills the user's embedding cache (:mod:`mllzoo.usercache`).
     """
@@ -287,7 +292,7 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
     if not isinstance(registry, Registry):
         registry = Registry(registry or default_registry_path(), create=False, write=False)
     selector = Selector(registry, embedder, captioner, cache=EmbeddingCache() if cache else None)
-    pool = candidate_models(selector.model_ids, registry, models, family, include_uninstalled)
+    pool = candidate_models(selector.model_ids, registry, models, family, include_uninstalled, runnable)
     result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
                                 max_models=max_models, max_gflops=max_gflops, models=pool,
                                 skip_damaged=skip_damaged)

@@ -46,17 +46,23 @@ def graph_registry(tmp_path_factory, faulty_site) -> Path:
     return root / "r.db"
 
 
+def copy_with_samples(registry: Path, folder: Path) -> Path:
+    """A copy of the registry in ``folder``, beside a link to its samples: it records them relative to itself."""
+    shutil.copyfile(registry, folder / "r.db")
+    (folder / "samples").symlink_to(registry.parent / "samples")
+    return folder / "r.db"
+
+
 @pytest.fixture
 def fresh_registry(graph_registry, tmp_path) -> Path:
-    shutil.copyfile(graph_registry, tmp_path / "r.db")
-    return tmp_path / "r.db"
+    return copy_with_samples(graph_registry, tmp_path)
 
 
 @pytest.fixture(scope="module")
 def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
     """A registry where only faulty/bad.v0 is labeled (it behaved then), so ``predict`` must load it."""
     root = tmp_path_factory.mktemp("badlabeled")
-    shutil.copyfile(graph_registry, root / "r.db")
+    copy_with_samples(graph_registry, root)
     result = run_cli("register", BAD, env=faulty_env(faulty_site, root / "r.db"))
     assert result.returncode == 0, result.stderr
     (root / "classes.txt").write_text("dog\ncat\nbanana\n")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
+from conftest import ROOT
 from mllzoo import labels
 from mllzoo.errors import DamagedLabelError
 from mllzoo.registry import Registry, migrations
@@ -160,8 +161,6 @@ def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
 
 def test_the_shipped_registry_answers_as_whole_labels_do_for_every_mll_class_list():
     """Node-block reading against replaying whole labels, on the real graph and the real class lists."""
-    from conftest import ROOT
-
     from mllzoo.classes import read_classes
     from mllzoo.recommend import Selector
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, write_images
 
 
 def test_recommend_json_shape(world):
@@ -40,8 +40,6 @@ def test_predict_folder_prints_accuracy(world):
 
 def test_predict_reports_per_class_and_warns_about_folders_of_no_class(world, tmp_path):
     import shutil
-
-    from conftest import write_images
 
     root, env = world
     task = tmp_path / "task"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from conftest import run_cli
+from conftest import ROOT, SYNSETS, run_cli, write_images
 from mllzoo import blobs, labels
 from mllzoo.errors import MllzooError
 from mllzoo.registry import Registry, migrations
@@ -150,8 +150,6 @@ def test_opening_a_registry_again_in_one_process_keeps_the_first_connection_safe
 
 
 def test_the_shipped_registry_names_no_path_of_the_machine_that_built_it():
-    from conftest import ROOT
-
     conn = sqlite3.connect(ROOT / "registry.db")
     leaks = []
     for (table,) in conn.execute("select name from sqlite_master where type = 'table'").fetchall():
@@ -167,7 +165,6 @@ def test_a_registry_moved_with_its_samples_finds_them_where_it_now_is(tmp_path):
     """The sample folder is recorded relative to the registry, so a clone reads its own images."""
     import shutil
 
-    from conftest import SYNSETS, write_images
     from mllzoo.graph import graph_source
 
     built = tmp_path / "built"

@@ -207,10 +207,13 @@ def test_candidates_by_name_family_and_installed_plugin(world, tmp_path):
     assert set(both["models"]) == set(MODELS)
     one_line_error(run_cli("recommend", classes, "--family", "open_clip", env=env), "no labeled model of family 'open_clip'")
 
-    # a labeled model whose plugin is not installed is left out unless asked for, and predict names the plugin
+    # with no model plugin at all (a recommend-only install) every label is a candidate, and predict
+    # names the plugin to install
     no_plugin = {**env, "MLLZOO_LOAD_PLUGINS": ""}
-    one_line_error(run_cli("recommend", classes, env=no_plugin), "mllzoo install mllzoo-plugin-tinyclip")
-    one_line_error(run_cli("recommend", classes, "--models", MODELS[0], env=no_plugin), "--include-uninstalled")
+    alone = run_cli("recommend", classes, "-k", "2", "--json", env=no_plugin)
+    assert json.loads(ok(alone)) == both and "recommend-only install" in alone.stderr
+    assert json.loads(ok(run_cli("recommend", classes, "--models", MODELS[0], "--json", env=no_plugin)))["models"] == [
+        MODELS[0]]
     asked = run_cli("recommend", classes, "-k", "2", "--include-uninstalled", "--json", env=no_plugin)
     assert json.loads(ok(asked)) == both
     assert "mllzoo install mllzoo-plugin-tinyclip" in asked.stderr
