@@ -79,7 +79,7 @@ def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, a
 def remove_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
     """Remove the labels of MODEL_IDS from the registry's graph (all must be labeled, or none is removed)."""
     from .cli import open_registry
+    from .transfer import remove_labels
 
-    registry = open_registry(ctx, create=False)
-    registry.remove_labels(list(dict.fromkeys(model_ids)), registry.require_graph_id())
+    remove_labels(open_registry(ctx, create=False), list(model_ids))
     click.echo(f"removed {len(set(model_ids))} label(s)")

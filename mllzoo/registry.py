@@ -470,6 +470,14 @@ class Registry:
             )
         return True
 
+    def claim_holder(self, model_id: str, graph_id: str) -> str | None:
+        """Who holds a live claim on a model other than this process, in words; ``None`` when nobody does."""
+        rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        host = socket.gethostname()
+        if not rows or (rows[0]["host"] == host and rows[0]["pid"] == os.getpid()) or not _alive(rows[0], host):
+            return None
+        return f"process {rows[0]['pid']} on {rows[0]['host']} (since {rows[0]['claimed']})"
+
     def release(self, model_id: str, graph_id: str) -> None:
         with self.transaction():
             self.db.execute("delete from label_claims where model_id = ? and graph_id = ? and pid = ?",

@@ -8,6 +8,7 @@ label a plugin ships (hook ``mllzoo_label_files``) for the registry's graph inst
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,43 @@ def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
     return {key: row[key] for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")}
 
 
+class Claimed(MllzooError):
+    """A model another live process has claimed for labeling."""
+
+
+@contextlib.contextmanager
+def claimed(registry: Registry, model_ids: list[str], graph_id: str, doing: str):
+    """Hold the labeling claim of every model while their labels change, so that no running
+    ``register`` has its saved work replaced or removed underneath it; a model claimed by another
+    live process refuses the whole command in one line naming the claim."""
+    taken: list[str] = []
+    try:
+        for model_id in dict.fromkeys(model_ids):
+            if not registry.claim(model_id, graph_id):
+                holder = registry.claim_holder(model_id, graph_id) or "another process"
+                raise Claimed(f"cannot {doing} {model_id}: it is claimed for labeling on graph {graph_id} by "
+                                  f"{holder}; wait for that `mllzoo register` to finish, then retry; nothing was changed")
+            taken.append(model_id)
+        yield
+    finally:
+        for model_id in taken:
+            registry.release(model_id, graph_id)
+
+
 def import_labels(registry: Registry, paths: list[Path], replace: bool = False) -> dict[str, list[str]]:
     """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``."""
     graph_id = registry.require_graph_id()
     found = read_many(paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id))
-    stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
+    with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
+        stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
     return {"imported": stored, "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored]}
+
+
+def remove_labels(registry: Registry, model_ids: list[str]) -> None:
+    """Remove these models' labels on the registry's graph, all or none, none of them claimed by a running register."""
+    graph_id = registry.require_graph_id()
+    with claimed(registry, model_ids, graph_id, "remove the label of"):
+        registry.remove_labels(list(dict.fromkeys(model_ids)), graph_id)
 
 
 def _normalised(entry: dict) -> dict:
@@ -100,7 +132,12 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         except LabelFileError as exc:
             print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
             continue
-        imported += registry.import_labels(graph_id, [_normalised(entry) for entry in entries])
+        free = [e for e in entries if registry.claim_holder(e["model"]["id"], graph_id) is None]
+        try:  # a model another register is labeling is left to it
+            with claimed(registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"):
+                imported += registry.import_labels(graph_id, [_normalised(entry) for entry in free])
+        except Claimed as exc:  # claimed since the check above
+            print(f"Warning: shipped label file {path} skipped: {exc}", file=sys.stderr)
     return imported
 
 
