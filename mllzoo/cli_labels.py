@@ -44,13 +44,14 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
 @click.argument("model_ids", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The label file to write.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (never the registry itself).")
 @click.pass_context
-def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path) -> None:
+def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path, force: bool) -> None:
     """Write the labels of MODEL_IDS (on the registry's graph) to one label file."""
     from .cli import open_registry
     from .transfer import export_labels
 
-    export_labels(open_registry(ctx, create=False), list(model_ids), output)
+    export_labels(open_registry(ctx, create=False), list(model_ids), output, force=force)
     click.echo(f"exported {len(set(model_ids))} label(s) to {output}")
 
 

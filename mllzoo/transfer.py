@@ -19,8 +19,18 @@ from .registry import Registry
 from .vlm import parse_model_id
 
 
-def export_labels(registry: Registry, model_ids: list[str], path: Path) -> None:
-    """Write the labels of ``model_ids`` on the registry's graph, with their models rows, to ``path``."""
+def export_labels(registry: Registry, model_ids: list[str], path: Path, force: bool = False) -> None:
+    """Write the labels of ``model_ids`` on the registry's graph, with their models rows, to ``path``.
+
+    Never onto the registry being read (or its ``-wal``/``-shm``/``-journal`` files); an existing file
+    only with ``force``."""
+    path = Path(path)
+    own = [registry.path.with_name(registry.path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    if any(_same_file(path, file) for file in own):
+        raise MllzooError(f"refusing to export onto {path}: it is the registry being read ({registry.path}); "
+                          f"choose another output file")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise MllzooError(f"{path} already exists: pass --force to overwrite it, or choose another output file")
     graph_id = registry.require_graph_id()
     missing = sorted(set(model_ids) - registry.labeled_model_ids(graph_id))
     if missing:
@@ -31,6 +41,14 @@ def export_labels(registry: Registry, model_ids: list[str], path: Path) -> None:
         entries.append({"model": model_row(registry, model_id, meta), "format": fmt, "meta": meta,
                         "created": registry.label_created(model_id, graph_id), "arrays": arrays})
     write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, or the same path before it exists)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def model_row(registry: Registry, model_id: str, meta: dict) -> dict:

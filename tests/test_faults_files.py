@@ -1,0 +1,116 @@
+"""Fault injection on the files around a registry (issue 21): label files written and read, the
+output of ``labels export``, full and read-only disks. Real ``mllzoo`` subprocesses on real SQLite
+files; a full or read-only disk is a real small tmpfs (mounted when the tests may mount, as root in
+CI). Every case ends in one clear line, never a traceback, a stray file or a changed registry."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from test_faults_registry import MODEL, copy_registry, one_line_error, sha1
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str = "1m", read_only: bool = False):
+    """A real small filesystem at ``folder`` (skips the test where mounting is not allowed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill(folder: Path) -> None:
+    """Fill the filesystem holding ``folder`` to the last byte."""
+    for name, block in (("filler", 65536), ("filler-small", 1)):
+        handle = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(handle, b"\0" * block)
+        os.close(handle)
+
+
+# labels export --------------------------------------------------------------------------------------
+
+def test_export_never_overwrites_the_registry_being_read(world, tmp_path):
+    path, env = copy_registry(world, tmp_path)
+    before = sha1(path)
+    (tmp_path / "link.db").symlink_to(path)
+    for target in (path, tmp_path / "link.db", Path(str(path) + "-wal")):
+        for force in ([], ["--force"]):
+            one_line_error(run_cli("labels", "export", MODEL, "-o", str(target), *force, env=env),
+                           "it is the registry being read")
+    assert sha1(path) == before
+    assert run_cli("models", env=env).returncode == 0
+
+
+def test_export_refuses_an_existing_file_unless_forced(world, tmp_path):
+    _, env = copy_registry(world, tmp_path)
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    one_line_error(run_cli("labels", "export", MODEL, "-o", str(existing), env=env), "already exists", "--force")
+    assert existing.read_text() == "keep me\n"
+    forced = run_cli("labels", "export", MODEL, "-o", str(existing), "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert existing.read_bytes()[:2] == b"PK"
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+
+def test_export_into_a_missing_folder_is_one_line(world, tmp_path):
+    _, env = copy_registry(world, tmp_path)
+    one_line_error(run_cli("labels", "export", MODEL, "-o", str(tmp_path / "nope" / "x.mllzoo-labels"), env=env),
+                   "does not exist", "nothing was written")
+    assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("kind", ["read-only", "full"])
+def test_export_onto_a_read_only_or_full_disk_leaves_nothing_behind(world, tmp_path, kind):
+    _, env = copy_registry(world, tmp_path)
+    with tmpfs(tmp_path / "disk", "256k", read_only=kind == "read-only") as disk:
+        if kind == "full":
+            fill(disk)
+        before = sorted(p.name for p in disk.iterdir())
+        error = one_line_error(run_cli("labels", "export", MODEL, "-o", str(disk / "x.mllzoo-labels"), env=env),
+                               "cannot write label file", "nothing was written")
+        assert ("Read-only file system" if kind == "read-only" else "No space left on device") in error
+        assert sorted(p.name for p in disk.iterdir()) == before  # no .partial left behind
+
+
+def label_count(path: Path) -> tuple[int, str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return (conn.execute("select count(*) from labels").fetchone()[0],
+                conn.execute("pragma integrity_check").fetchone()[0])
+
+
+def test_a_full_disk_during_import_and_register_is_one_line_and_the_registry_stays_consistent(world, tmp_path):
+    root, _ = world
+    path, env = copy_registry(world, tmp_path)
+    exported = tmp_path / "both.mllzoo-labels"
+    assert run_cli("labels", "export", MODEL, "tinyclip/tiny-b.seed0", "-o", str(exported), env=env).returncode == 0
+    assert run_cli("labels", "remove", MODEL, "tinyclip/tiny-b.seed0", env=env).returncode == 0
+    size = path.stat().st_size
+    with tmpfs(tmp_path / "disk", f"{3 * size // 1024 + 256}k") as disk:
+        on_disk = disk / "r.db"
+        on_disk.write_bytes(path.read_bytes())
+        env = {**env, "MLLZOO_REGISTRY": str(on_disk)}
+        before = label_count(on_disk)
+        fill(disk)
+        for args in (["labels", "import", str(exported)], ["register", MODEL, "--samples", str(root / "samples")]):
+            error = one_line_error(run_cli(*args, env=env), "database or disk is full", "the registry is consistent")
+            assert "Traceback" not in error
+            assert label_count(on_disk) == before
+        for filler in disk.glob("filler*"):
+            filler.unlink()
+        assert run_cli("labels", "import", str(exported), env=env).returncode == 0
+        assert label_count(on_disk) == (before[0] + 2, "ok")
