@@ -209,16 +209,25 @@ class Registry:
         except sqlite3.OperationalError as exc:
             if _refused_write(exc):
                 raise registry_file.read_only(self.path) from None
-            raise
+            raise self._disk_full(exc) or exc
         try:
             yield self.db
+            self.db.conn.execute("COMMIT")
         except BaseException as exc:
             if self.db.conn.in_transaction:
                 self.db.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and _refused_write(exc):
                 raise registry_file.read_only(self.path) from None
+            if isinstance(exc, sqlite3.OperationalError) and self._disk_full(exc):
+                raise self._disk_full(exc) from None
             raise
-        self.db.conn.execute("COMMIT")
+
+    def _disk_full(self, exc: sqlite3.OperationalError) -> MllzooError | None:
+        """SQLite's "database or disk is full": the transaction was rolled back, so the registry is as before."""
+        if "disk is full" not in str(exc):
+            return None
+        return MllzooError(f"registry {self.path}: {exc}; that write was rolled back, the registry is consistent "
+                           f"as it was before it: free some space and run the command again")
 
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
