@@ -185,7 +185,21 @@ def open_label_file(path: Path) -> LabelFile:
                              + "; nothing was imported")
     if not _well_formed(manifest):
         raise LabelFileError(f"{path}: {MANIFEST} lacks required fields; nothing was imported")
+    for entry in manifest["labels"]:
+        problem = _model_problem(entry["model"])
+        if problem:
+            raise LabelFileError(f"{path}: model {entry['model']['id']}: {problem}; nothing was imported")
     return LabelFile(path, manifest)
+
+
+def _model_problem(model: dict) -> str | None:
+    """What is wrong with a label's models row: its plugin fields and its metadata (types and ranges)."""
+    from .vlm import metadata_problem
+
+    for key in ("plugin", "plugin_version"):
+        if model.get(key) is not None and not isinstance(model[key], str):
+            return f"{key} must be text, not {type(model[key]).__name__}"
+    return metadata_problem(model["metadata"])
 
 
 def _well_formed(manifest: dict) -> bool:

@@ -90,6 +90,10 @@ def import_labels(registry: Registry, paths: list[Path], replace: bool = False) 
     found = read_many(paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id))
     with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
         stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
+    from .catalog import discover_models
+
+    catalog = discover_models()  # where an installed plugin describes the model, its catalogue wins
+    registry.record_models([catalog[model_id] for model_id in stored if model_id in catalog])
     return {"imported": stored, "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored]}
 
 

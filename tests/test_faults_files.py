@@ -114,3 +114,93 @@ def test_a_full_disk_during_import_and_register_is_one_line_and_the_registry_sta
             filler.unlink()
         assert run_cli("labels", "import", str(exported), env=env).returncode == 0
         assert label_count(on_disk) == (before[0] + 2, "ok")
+
+
+# label file contents --------------------------------------------------------------------------------
+
+def rewrite(source: Path, target: Path, change) -> Path:
+    """A copy of a label file whose manifest ``change(manifest)`` edited, re-checksummed as a forger would."""
+    import hashlib
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    change(manifest)
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members["manifest.sha256"] = hashlib.sha256(members["manifest.json"]).hexdigest().encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+@pytest.fixture
+def exported(world, tmp_path) -> tuple[Path, dict]:
+    """A registry copy without MODEL's label or models row, and MODEL's label file."""
+    path, env = copy_registry(world, tmp_path)
+    assert run_cli("labels", "export", MODEL, "-o", str(tmp_path / "m.mllzoo-labels"), env=env).returncode == 0
+    assert run_cli("labels", "remove", MODEL, env=env).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("delete from models where id = ?", [MODEL])
+    return tmp_path / "m.mllzoo-labels", env
+
+
+def dump(path: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+def set_model(key: str, value, metadata: bool = True):
+    def change(manifest):
+        target = manifest["labels"][0]["model"]
+        (target["metadata"] if metadata else target)[key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (set_model("gflops", -1000), "metadata gflops must be a non-negative finite number, not -1000"),
+    (set_model("gflops", "4.6"), "metadata gflops must be a non-negative finite number, not '4.6'"),
+    (set_model("params_m", "big"), "metadata params_m must be a non-negative finite number, not 'big'"),
+    (set_model("params_m", True), "metadata params_m must be a non-negative finite number, not True"),
+    (set_model("imagenet_top1", 7), "metadata imagenet_top1 must be a number from 0 to 1"),
+    (set_model("id", "spoofed/model.x"), "unknown metadata key(s) 'id'"),
+    (set_model("plugin", ["a", "b"], metadata=False), "plugin must be text, not list"),
+    (set_model("plugin_version", {"v": 1}, metadata=False), "plugin_version must be text, not dict"),
+])
+def test_label_file_model_rows_are_checked_before_import(exported, tmp_path, change, message):
+    label_file, env = exported
+    forged = rewrite(label_file, tmp_path / "forged.mllzoo-labels", change)
+    before = dump(Path(env["MLLZOO_REGISTRY"]))
+    one_line_error(run_cli("labels", "import", str(forged), env=env), f"model {MODEL}: {message}",
+                   "nothing was imported")
+    assert dump(Path(env["MLLZOO_REGISTRY"])) == before
+
+
+def test_the_installed_plugins_catalogue_wins_over_a_files_metadata(exported, tmp_path):
+    import json
+
+    label_file, env = exported
+    forged = rewrite(label_file, tmp_path / "cheap.mllzoo-labels", set_model("gflops", 0.0))
+    assert run_cli("labels", "import", str(forged), env=env).returncode == 0
+    listed = {row["id"]: row for row in json.loads(run_cli("models", "--json", env=env).stdout)}
+    assert listed[MODEL]["gflops"] is None and listed[MODEL]["params_m"] == 0.1  # tinyclip's catalogue
+    import sqlite3
+
+    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
+        stored = json.loads(conn.execute("select metadata from models where id = ?", [MODEL]).fetchone()[0])
+    assert stored["gflops"] is None and stored["params_m"] == 0.1
+
+
+@pytest.mark.parametrize("field, value", [("gflops", -1.0), ("gflops", float("nan")), ("params_m", "40"),
+                                          ("image_size", 0), ("imagenet_top1", 78.5)])
+def test_a_plugin_cannot_register_metadata_a_label_file_could_not_carry(field, value):
+    from mllzoo import ModelSpec
+
+    with pytest.raises(ValueError, match=f"model f/a.b: metadata {field} must be"):
+        ModelSpec(family="f", arch="a", tag="b", **{field: value})
