@@ -80,3 +80,46 @@ def test_register_never_publishes_a_label_whose_saved_parts_vanished(faulty_site
     assert label_arrays(db, GOOD) is None
     resumed = run_cli("register", GOOD, env=faulty_env(faulty_site, db))
     assert resumed.returncode == 0, resumed.stderr
+
+
+# settings written by several processes at once -------------------------------------------------------
+
+WRITER = """
+import sys
+from mllzoo import config
+worker, calls = int(sys.argv[1]), int(sys.argv[2])
+for n in range(calls):
+    if worker % 2:
+        config.set_setting("captioner", ("templates", "openai")[n % 2])
+    else:
+        config.set_setting("embedder", f"w{worker}-{n}")
+    config.read_config()  # never a half-written or corrupt file
+print(("templates", "openai")[(calls - 1) % 2] if worker % 2 else f"w{worker}-{calls - 1}")
+"""
+
+
+def test_concurrent_config_writers_never_corrupt_the_file_or_lose_an_update(tmp_path):
+    import json
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "home")}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(worker), "150"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for worker in range(4)]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [err for _, err in results]
+    final = json.loads((tmp_path / "home" / "mllzoo" / "config.json").read_text())
+    assert final["captioner"] in {out.strip() for out, _ in results[1::2]}
+    assert final["embedder"] in {out.strip() for out, _ in results[0::2]}
+    assert sorted(p.name for p in (tmp_path / "home" / "mllzoo").iterdir()) == ["config.json", "config.json.lock"]
+
+
+def test_simultaneous_config_set_commands_keep_both_settings(tmp_path):
+    import json
+
+    for pair in range(8):
+        env = {"XDG_CONFIG_HOME": str(tmp_path / f"home{pair}")}
+        procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "config", "set", *args], env={**os.environ, **env},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for args in (["captioner", "openai"], ["embedder", "faulty-hash"])]
+        assert [proc.wait(timeout=120) for proc in procs] == [0, 0], [proc.stderr.read() for proc in procs]
+        final = json.loads((tmp_path / f"home{pair}" / "mllzoo" / "config.json").read_text())
+        assert final == {"captioner": "openai", "embedder": "faulty-hash"}, pair
