@@ -204,3 +204,41 @@ def test_a_plugin_cannot_register_metadata_a_label_file_could_not_carry(field, v
 
     with pytest.raises(ValueError, match=f"model f/a.b: metadata {field} must be"):
         ModelSpec(family="f", arch="a", tag="b", **{field: value})
+
+
+# settings files -------------------------------------------------------------------------------------
+
+def config_run(home: Path, *args: str):
+    return run_cli("config", *args, env={"XDG_CONFIG_HOME": str(home)}, timeout=60)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("fifo", "is not a regular file"),
+    ("dev-zero", "is not a regular file"),
+    ("huge", "is larger than 64 KB"),
+    ("nested", "nested too deeply"),
+    ("folder", "is not a regular file"),
+])
+def test_a_config_file_that_is_not_one_is_one_line_in_every_command(tmp_path, kind, message):
+    folder = tmp_path / "home" / "mllzoo"
+    folder.mkdir(parents=True)
+    path = folder / "config.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "huge":
+        path.write_text('{"embedder": "' + "x" * 100_000 + '"}')
+    elif kind == "nested":
+        path.write_text('{"embedder": ' + "[" * 30_000 + "]" * 30_000 + "}")
+    else:
+        path.mkdir()
+    for args in (["get", "embedder"], ["list"], ["set", "captioner", "openai"]):
+        one_line_error(config_run(tmp_path / "home", *args), message)
+
+
+def test_config_set_in_a_read_only_folder_is_one_line(tmp_path):
+    with tmpfs(tmp_path / "home", "64k", read_only=True) as home:
+        for args in (["set", "captioner", "openai"], ["unset", "captioner"]):
+            one_line_error(config_run(home, *args), "cannot change the settings", "Read-only file system")
+        assert config_run(home, "get", "captioner").stdout == "templates\n"
