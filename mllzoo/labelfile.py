@@ -39,6 +39,7 @@ MANIFEST, CHECKSUM = "manifest.json", "manifest.sha256"
 ARRAY_NAMES = ("lists", "lengths", "rank")
 ARRAY_KINDS = "iu"  # node indices, lengths and ranks are integers
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same labels always give the same bytes
+MAX_MANIFEST_BYTES = 64 * 1024**2  # a few KB per label: far more than any real manifest
 
 
 class LabelFileError(MllzooError):
@@ -116,10 +117,11 @@ class LabelFile:
         if any(self.manifest["graph"].get(key) != sizes[key] for key in sizes):
             raise self.refuse(f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}")
         out = []
+        limits = {"lengths": sizes["images"], "rank": sizes["samples"], "lists": sizes["images"] * sizes["nodes"]}
         try:
             with zipfile.ZipFile(self.path) as archive:
                 for entry in self.manifest["labels"]:
-                    arrays = {name: self._array(archive, entry["arrays"][name]) for name in ARRAY_NAMES}
+                    arrays = {name: self._array(archive, name, entry["arrays"][name], limits) for name in ARRAY_NAMES}
                     self._check_label(entry, arrays, samples, sizes)
                     out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
                                 "arrays": arrays})
@@ -127,11 +129,14 @@ class LabelFile:
             raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
         return out
 
-    def _array(self, archive: zipfile.ZipFile, described: dict) -> np.ndarray:
+    def _array(self, archive: zipfile.ZipFile, name: str, described: dict, limits: dict[str, int]) -> np.ndarray:
         dtype = np.dtype(described["dtype"])
         if dtype.kind not in ARRAY_KINDS:
             raise self.refuse(f"array dtype {described['dtype']} is not an integer type")
         shape = tuple(int(n) for n in described["shape"])
+        if len(shape) != 1 or not 0 <= shape[0] <= limits[name]:  # before reading: never more than the graph allows
+            raise self.refuse(f"array {name} declares shape {list(shape)}, more than graph {self.graph_id} "
+                              f"allows ({limits[name]})")
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if archive.getinfo(described["file"]).file_size != expected:
             raise self.refuse(f"{described['file']} does not hold {shape} x {dtype}")
@@ -160,21 +165,26 @@ class LabelFile:
 def open_label_file(path: Path) -> LabelFile:
     """Open ``path`` and check its container, manifest checksum, format and version (arrays are read later)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LabelFileError(f"label file not found: {path}")
+    if not path.is_file():
+        raise LabelFileError(f"{path} is not a regular file (a folder, FIFO or device), so not a label file; "
+                             f"nothing was imported")
     try:
         with zipfile.ZipFile(path) as archive:
+            _refuse_members(path, archive)
             manifest_bytes = archive.read(MANIFEST)
             checksum = archive.read(CHECKSUM).decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise LabelFileError(f"{path} is not a readable mllzoo label file (truncated or not one: {exc}); "
                              f"nothing was imported") from None
     if hashlib.sha256(manifest_bytes).hexdigest() != checksum:
         raise LabelFileError(f"{path}: checksum of {MANIFEST} does not match: the file was altered; nothing was imported")
     try:
         manifest = json.loads(manifest_bytes)
-    except ValueError:
-        raise LabelFileError(f"{path}: {MANIFEST} is not JSON; nothing was imported") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise LabelFileError(f"{path}: {MANIFEST} is {reason}; nothing was imported") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise LabelFileError(f"{path} is not an mllzoo label file; nothing was imported")
     version = manifest.get("version")
@@ -200,6 +210,21 @@ def _model_problem(model: dict) -> str | None:
         if model.get(key) is not None and not isinstance(model[key], str):
             return f"{key} must be text, not {type(model[key]).__name__}"
     return metadata_problem(model["metadata"])
+
+
+def _refuse_members(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse, before reading any member, what this reader cannot vouch for: encrypted members, a
+    compression other than stored or deflate, and a manifest or checksum declared larger than any is."""
+    for info in archive.infolist():
+        if info.flag_bits & 0x1:
+            raise LabelFileError(f"{path}: member {info.filename} is encrypted; nothing was imported")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise LabelFileError(f"{path}: member {info.filename} uses compression method {info.compress_type}, "
+                                 f"not stored or deflate; nothing was imported")
+    for name, cap in ((MANIFEST, MAX_MANIFEST_BYTES), (CHECKSUM, 1024)):
+        if name in archive.NameToInfo and archive.getinfo(name).file_size > cap:
+            raise LabelFileError(f"{path}: {name} declares {archive.getinfo(name).file_size} bytes, more than "
+                                 f"a label file's {cap}; nothing was imported")
 
 
 def _well_formed(manifest: dict) -> bool:

@@ -242,3 +242,112 @@ def test_config_set_in_a_read_only_folder_is_one_line(tmp_path):
         for args in (["set", "captioner", "openai"], ["unset", "captioner"]):
             one_line_error(config_run(home, *args), "cannot change the settings", "Read-only file system")
         assert config_run(home, "get", "captioner").stdout == "templates\n"
+
+
+def members(label_file: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(label_file) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def write_members(target: Path, contents: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    return target
+
+
+def with_manifest(contents: dict[str, bytes], manifest: bytes) -> dict[str, bytes]:
+    import hashlib
+
+    return {**contents, "manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()}
+
+
+def patched(label_file: Path, target: Path, local: int, central: int, value: int) -> Path:
+    """A stored copy of ``label_file`` whose every local and central header has ``value`` (two bytes)
+    at the given offsets: general-purpose flags at 6/8, compression method at 8/10."""
+    data = bytearray(write_members(target, members(label_file)).read_bytes())
+    for signature, offset in ((b"PK\x03\x04", local), (b"PK\x01\x02", central)):
+        at = data.find(signature)
+        while at >= 0:
+            data[at + offset:at + offset + 2] = value.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_encrypted_members_and_unknown_compression_are_refused(exported, tmp_path):
+    label_file, env = exported
+    encrypted = patched(label_file, tmp_path / "enc.mllzoo-labels", 6, 8, 0x1)
+    one_line_error(run_cli("labels", "import", str(encrypted), env=env), "is encrypted", "nothing was imported")
+    aes = patched(label_file, tmp_path / "m99.mllzoo-labels", 8, 10, 99)
+    one_line_error(run_cli("labels", "import", str(aes), env=env), "uses compression method 99",
+                   "nothing was imported")
+
+
+def test_a_deeply_nested_manifest_is_one_line(exported, tmp_path):
+    label_file, env = exported
+    deep = with_manifest(members(label_file), b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    one_line_error(run_cli("labels", "import", str(write_members(tmp_path / "deep.mllzoo-labels", deep)), env=env),
+                   "manifest.json is nested too deeply", "nothing was imported")
+
+
+@pytest.mark.parametrize("kind", ["manifest", "array"])
+def test_declared_sizes_are_capped_before_reading(exported, tmp_path, kind):
+    """A small zip declaring 256 MiB (deflated zeros or spaces) is refused before it is read: the
+    importing process never grows by the declared size."""
+    import json
+    import sys
+    import zipfile
+
+    label_file, env = exported
+    contents = members(label_file)
+    manifest = json.loads(contents["manifest.json"])
+    big = 256 * 1024**2
+    if kind == "manifest":
+        contents = with_manifest(contents, contents["manifest.json"] + b" " * big)  # still valid JSON
+    else:
+        import hashlib
+
+        lists = manifest["labels"][0]["arrays"]["lists"]
+        lists["shape"] = [big // np_itemsize(lists["dtype"])]
+        lists["sha256"] = hashlib.sha256(b"\0" * big).hexdigest()
+        contents = with_manifest(contents, json.dumps(manifest).encode())
+        contents[lists["file"]] = b"\0" * big
+    target = tmp_path / "big.mllzoo-labels"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    del contents
+    assert target.stat().st_size < 2 * 1024**2
+    measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "sys.stderr.write(r.stderr)")
+    import os
+
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "mllzoo", "labels", "import",
+                             str(target)], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    code, peak_kb = map(int, result.stdout.split())
+    assert code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert ("manifest.json declares" if kind == "manifest" else "array lists declares shape") in result.stderr
+    assert peak_kb * 1024 < big, peak_kb
+
+
+def np_itemsize(dtype: str) -> int:
+    import numpy as np
+
+    return np.dtype(dtype).itemsize
+
+
+def test_a_label_file_that_is_a_folder_or_fifo_is_not_reported_missing(exported, tmp_path):
+    import os
+
+    _, env = exported
+    (tmp_path / "folder.mllzoo-labels").mkdir()
+    os.mkfifo(tmp_path / "fifo.mllzoo-labels")
+    for name in ("folder.mllzoo-labels", "fifo.mllzoo-labels"):
+        one_line_error(run_cli("labels", "import", str(tmp_path / name), env=env), "is not a regular file")
+    one_line_error(run_cli("labels", "import", "/dev/null", env=env), "is not a regular file")
