@@ -113,17 +113,38 @@ def _normalised(entry: dict) -> dict:
     return {**entry, "model": row}
 
 
-def shipped_label_files() -> list[Path]:
-    """The label files installed plugins ship (hook ``mllzoo_label_files``)."""
-    from .plugins import load_plugins, pm
+def shipped_label_files() -> list[tuple[str, Path]]:
+    """``(plugin, path)`` of every label file installed plugins ship (hook ``mllzoo_label_files``).
+
+    A plugin that raises (``sys.exit`` included) or answers anything but a list of paths is one
+    warning naming it, and its answer is left out; the other plugins' files still count."""
+    import os
+
+    from .plugins import _impls, _strict, load_plugins, mark_failed, one_line
 
     load_plugins()
-    files: list[Path] = []
-    for impl in pm.hook.mllzoo_label_files.get_hookimpls():
+    files: list[tuple[str, Path]] = []
+    for impl in _impls("mllzoo_label_files"):
         try:
-            files += [Path(str(path)) for path in impl.function() or []]
-        except Exception as exc:  # one broken plugin must not stop register
-            print(f"Warning: plugin {impl.plugin_name} failed to list its label files: {exc}", file=sys.stderr)
+            answer = impl.function()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # one broken plugin must not stop register
+            if _strict():
+                raise
+            problem = f"failed to list its label files: {one_line(exc)}"
+        else:
+            answer = [] if answer is None else answer
+            bad = (answer if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
+                   else next((item for item in answer if not isinstance(item, (str, os.PathLike))
+                              and not hasattr(item, "joinpath")), None))
+            if bad is None:
+                files += [(impl.plugin_name, Path(str(path))) for path in answer]
+                continue
+            problem = (f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
+                       if bad is answer else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path")
+        mark_failed(impl.plugin_name, problem)
+        print(f"Warning: plugin {impl.plugin_name} {problem}", file=sys.stderr)
     return files
 
 
@@ -136,12 +157,15 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         return []
     graph_id = registry.require_graph_id()
     wanted: dict[str, Path] = {}
-    for path in shipped_label_files():
+    for plugin, path in shipped_label_files():
         try:
             opened = open_label_file(path)
         except LabelFileError as exc:
             print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
             continue
+        if opened.graph_id != graph_id and set(opened.model_ids) & model_ids:
+            print(f"Warning: plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
+                  f"graph is {graph_id}: its models are labeled the usual way instead", file=sys.stderr)
         if opened.graph_id == graph_id:
             for model_id in opened.model_ids:
                 if model_id in model_ids:

@@ -167,9 +167,21 @@ def model_available(spec: ModelSpec) -> bool:
     offline). No network, no torch unless the plugin needs it to look at its cache."""
     from pathlib import Path
 
-    from .plugins import call_first
+    import sys
 
-    _, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available", spec=spec)
+    from .plugins import call_first, mark_failed
+
+    try:
+        plugin, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available",
+                                    spec=spec)
+    except PluginError as exc:  # one plugin failing must not stop a register of every plugin's models
+        print(f"Warning: {exc}; counted as not here", file=sys.stderr)
+        return False
+    if answer is not None and type(answer).__name__ not in ("bool", "bool_"):  # "no" must not count as here
+        problem = f"answered {answer!r} for whether {spec.id} is available, not True or False"
+        mark_failed(plugin, problem)
+        print(f"Warning: plugin {plugin} {problem}; counted as not here", file=sys.stderr)
+        return False
     if answer is not None:
         return bool(answer)
     return bool(spec.source) and "://" not in spec.source and Path(spec.source).expanduser().exists()

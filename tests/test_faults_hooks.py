@@ -1,0 +1,67 @@
+"""Fault injection on the hooks ``register`` asks before labeling (issue 21): ``mllzoo_model_available``
+and ``mllzoo_label_files`` are isolated like the other hooks and their answers type-checked, and a
+shipped label made on another graph is one warning. Real plugin distributions, real ``mllzoo``
+subprocesses, real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import SYNSETS, run_cli, write_images
+from test_faults_plugins import (BAD, FAULTY, GOOD, assert_one_line, faulty_env, faulty_site,  # noqa: F401
+                                 fresh_registry, graph_registry, label_arrays)
+
+
+def plain_register(site: Path, db: Path, mode: str, **extra: str):
+    return run_cli("register", "--json", env=faulty_env(site, db, mode, **extra))
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("available-raise", f"plugin {FAULTY}: could not tell whether {BAD} is available: RuntimeError: boom in available-raise"),
+    ("available-exit", f"plugin {FAULTY}: could not tell whether {BAD} is available: SystemExit: 6"),
+    ("available-no", f"plugin {FAULTY} answered 'no' for whether {BAD} is available, not True or False"),
+])
+def test_a_failing_availability_answer_stops_only_its_model(mode, message, faulty_site, fresh_registry):
+    result = plain_register(faulty_site, fresh_registry, f"available,{mode}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["labeled"] == [GOOD] and report["not_here"] == [BAD]
+    assert_one_line(result.stderr, message)
+    assert label_arrays(fresh_registry, BAD) is None
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("labels-raise", f"plugin {FAULTY} failed to list its label files: RuntimeError: boom in labels-raise"),
+    ("labels-exit", f"plugin {FAULTY} failed to list its label files: SystemExit: 8"),
+    ("labels-string", f"plugin {FAULTY} listed its label files as str 'abc.mllzoo-labels', not a list of paths"),
+])
+def test_a_failing_label_files_answer_is_one_warning_and_register_labels(mode, message, faulty_site, fresh_registry):
+    result = plain_register(faulty_site, fresh_registry, f"available,{mode}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(result.stdout)["labeled"]) == [BAD, GOOD]
+    assert_one_line(result.stderr, message)
+    assert result.stderr.count("Warning") == 1, result.stderr
+
+
+def test_a_shipped_label_of_another_graph_is_one_warning_naming_both_graphs(faulty_site, fresh_registry, tmp_path):
+    other = tmp_path / "other"
+    for seed, (name, color) in enumerate(SYNSETS.items()):
+        write_images(other / "samples" / name, color, 5, 50 + seed)
+    env = faulty_env(faulty_site, other / "r.db")
+    assert run_cli("graph", "build", "--samples", str(other / "samples"), env=env).returncode == 0
+    assert run_cli("register", GOOD, env=env).returncode == 0
+    shipped = other / "good.mllzoo-labels"
+    assert run_cli("labels", "export", GOOD, "-o", str(shipped), env=env).returncode == 0
+    graphs = [json.loads(run_cli("graph", "info", "--json", env=faulty_env(faulty_site, db)).stdout)["id"]
+              for db in (other / "r.db", fresh_registry)]
+    result = run_cli("register", GOOD, "--json", env=faulty_env(faulty_site, fresh_registry, FAULTY_LABELS=str(shipped)))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["imported"] == [] and report["labeled"] == [GOOD]
+    assert_one_line(result.stderr, f"Warning: plugin {FAULTY} ships {shipped}, made on graph {graphs[0]}, "
+                                   f"but this registry's graph is {graphs[1]}")
+    assert result.stderr.count("Warning") == 1
