@@ -351,3 +351,25 @@ def test_a_label_file_that_is_a_folder_or_fifo_is_not_reported_missing(exported,
     for name in ("folder.mllzoo-labels", "fifo.mllzoo-labels"):
         one_line_error(run_cli("labels", "import", str(tmp_path / name), env=env), "is not a regular file")
     one_line_error(run_cli("labels", "import", "/dev/null", env=env), "is not a regular file")
+
+
+# class files ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("dog\ncat" + "s" * 300 + "\n", "class 2 is 303 characters long; at most 256"),
+    ("dog\n" + "x" * 10_000_000 + "\n", "is larger than 8 MB"),
+    ("dog\nflag\u202egod\n", "invisible formatting character U+202E"),  # a right-to-left override
+    ("dog\nc\u200bat\n", "invisible formatting character U+200B"),  # zero width space
+    ("dog\ncat\U000e0041\n", "invisible formatting character U+E0041"),  # a tag character
+])
+def test_class_files_are_bounded_and_invisible_characters_refused(world, tmp_path, text, message):
+    _, env = world
+    classes = tmp_path / "classes.txt"
+    classes.write_text(text, encoding="utf-8")
+    error = one_line_error(run_cli("recommend", str(classes), env=env, timeout=60), message)
+    assert "\u202e" not in error and "\u200b" not in error
+
+
+def test_a_class_file_that_never_ends_is_refused(world):
+    _, env = world
+    one_line_error(run_cli("recommend", "/dev/zero", env=env, timeout=60), "is larger than 8 MB")
