@@ -373,3 +373,19 @@ def test_class_files_are_bounded_and_invisible_characters_refused(world, tmp_pat
 def test_a_class_file_that_never_ends_is_refused(world):
     _, env = world
     one_line_error(run_cli("recommend", "/dev/zero", env=env, timeout=60), "is larger than 8 MB")
+
+
+# registry contents ----------------------------------------------------------------------------------
+
+def test_a_nul_byte_in_a_registry_image_path_is_a_missing_image(world, tmp_path):
+    import sqlite3
+
+    root, _ = world
+    path, env = copy_registry(world, tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("update images set path = path || char(0) || '.png' where idx = 0")
+    checked = run_cli("graph", "check", "--samples", str(root / "samples"), env=env)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr, checked.stderr
+    assert "1 missing" in checked.stdout + checked.stderr
+    assert run_cli("labels", "remove", MODEL, env=env).returncode == 0
+    one_line_error(run_cli("register", MODEL, "--samples", str(root / "samples"), env=env), "missing")
