@@ -123,3 +123,16 @@ def test_simultaneous_config_set_commands_keep_both_settings(tmp_path):
         assert [proc.wait(timeout=120) for proc in procs] == [0, 0], [proc.stderr.read() for proc in procs]
         final = json.loads((tmp_path / f"home{pair}" / "mllzoo" / "config.json").read_text())
         assert final == {"captioner": "openai", "embedder": "faulty-hash"}, pair
+
+
+def test_register_on_an_unreachable_ray_address_gives_up_in_one_line(faulty_site, graph_registry, tmp_path):
+    pytest.importorskip("ray")
+    db = tmp_path / "r.db"
+    shutil.copyfile(graph_registry, db)
+    started = time.time()
+    result = run_cli("register", GOOD, "--executor", "ray", "--address", "127.0.0.1:1",
+                     env=faulty_env(faulty_site, db), timeout=120)
+    assert time.time() - started < 60
+    assert result.returncode == 2, result.stderr
+    assert_one_line(result.stderr, "could not join the Ray cluster at 127.0.0.1:1: nothing accepted a connection")
+    assert label_arrays(db, GOOD) is None
