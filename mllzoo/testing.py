@@ -182,9 +182,18 @@ def check_installed(distribution: str) -> list[ModelSpec]:
     specs: list[ModelSpec] = []
     for point in points:
         module = point.load()
+        where = Path(module.__file__).resolve()
+        if dist.files is not None and where not in installed:  # e.g. run from the plugin's source folder
+            raise AssertionError(f"{distribution}: {module.__name__} was imported from {where}, not from the "
+                                 f"installed distribution: a source tree on sys.path (the current folder?) shadows "
+                                 f"the install; run check_installed from another folder")
         check_light_import(module.__name__)
-        registered = check_registration(module, family=None)
-        package = Path(module.__file__).resolve().parent
+        try:
+            registered = check_registration(module, family=None)
+        except FileNotFoundError as exc:
+            raise AssertionError(f"{distribution}: {exc.filename or exc} is not installed: list it in "
+                                 f"[tool.setuptools.package-data] of the plugin's pyproject.toml") from None
+        package = where.parent
         label_files = [Path(str(path)) for paths in plugin_manager(module).hook.mllzoo_label_files()
                        for path in paths or []]
         shipped = [package.parent / spec.source for spec in registered

@@ -65,3 +65,59 @@ def test_a_shipped_label_of_another_graph_is_one_warning_naming_both_graphs(faul
     assert_one_line(result.stderr, f"Warning: plugin {FAULTY} ships {shipped}, made on graph {graphs[0]}, "
                                    f"but this registry's graph is {graphs[1]}")
     assert result.stderr.count("Warning") == 1
+
+
+SHADOW = '''import json
+from pathlib import Path
+
+from mllzoo import ModelSpec, hookimpl
+
+
+@hookimpl
+def mllzoo_register_models(register):
+    for row in json.loads((Path(__file__).parent / "shadowplug_models.json").read_text()):
+        register(ModelSpec(family="shadow", **row))
+'''
+
+
+def install_with_record(site: Path, files: dict[str, str]) -> None:
+    """A distribution ``mllzoo-plugin-shadow`` as pip leaves it: its files and a RECORD naming them."""
+    site.mkdir(parents=True)
+    for name, text in files.items():
+        (site / name).write_text(text)
+    info = site / "mllzoo_plugin_shadow-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mllzoo-plugin-shadow\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mllzoo]\nshadowplug = shadowplug\n")
+    record = [*files, f"{info.name}/METADATA", f"{info.name}/entry_points.txt", f"{info.name}/RECORD"]
+    (info / "RECORD").write_text("".join(f"{name},,\n" for name in record))
+
+
+def check_installed_in(pythonpath: list[Path]):
+    import os
+    import subprocess
+    import sys
+
+    code = "from mllzoo.testing import check_installed; print(len(check_installed('mllzoo-plugin-shadow')))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_check_installed_says_when_a_source_tree_shadows_the_install(tmp_path):
+    table = json.dumps([{"arch": "a", "tag": "b", "license": "MIT", "source": "x"}])
+    install_with_record(tmp_path / "site", {"shadowplug.py": SHADOW, "shadowplug_models.json": table})
+    assert check_installed_in([tmp_path / "site"]).stdout == "1\n"
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "shadowplug.py").write_text(SHADOW)
+    (tmp_path / "source" / "shadowplug_models.json").write_text(table)
+    result = check_installed_in([tmp_path / "source", tmp_path / "site"])
+    assert result.returncode == 1
+    assert "a source tree on sys.path (the current folder?) shadows the install" in result.stderr, result.stderr
+
+
+def test_check_installed_names_a_data_file_missing_from_the_wheel(tmp_path):
+    install_with_record(tmp_path / "site", {"shadowplug.py": SHADOW})  # no package-data table: no models table
+    result = check_installed_in([tmp_path / "site"])
+    assert result.returncode == 1
+    assert "AssertionError: mllzoo-plugin-shadow:" in result.stderr and "shadowplug_models.json is not installed: " \
+        "list it in [tool.setuptools.package-data]" in result.stderr, result.stderr
