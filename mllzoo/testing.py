@@ -73,6 +73,29 @@ def check_registration(plugin: ModuleType, family: str | None) -> list[ModelSpec
     return specs
 
 
+def check_offline_hooks(plugin: ModuleType, specs: list[ModelSpec]) -> None:
+    """``mllzoo_model_available`` answers ``True``/``False`` for each of the plugin's models and ``None``
+    for another family's; ``mllzoo_label_files`` answers a list of paths, each a readable label file."""
+    import os
+
+    from .labelfile import open_label_file
+
+    hook = plugin_manager(plugin).hook
+    if hook.mllzoo_model_available.get_hookimpls():
+        for spec in specs:
+            answer = hook.mllzoo_model_available(spec=spec)
+            assert isinstance(answer, bool), f"{spec.id}: mllzoo_model_available answered {answer!r}, not True or False"
+        other = ModelSpec(family=f"not-{specs[0].family}", arch="x", tag="y", source="elsewhere")
+        answer = hook.mllzoo_model_available(spec=other)
+        assert answer is None, f"mllzoo_model_available answered {answer!r} for {other.id}, another family's model"
+    for answer in hook.mllzoo_label_files():
+        assert isinstance(answer, (list, tuple)), f"mllzoo_label_files answered {type(answer).__name__}, not a list"
+        for path in answer:
+            assert isinstance(path, (str, os.PathLike)) or hasattr(path, "joinpath"), (
+                f"mllzoo_label_files listed {path!r}, not a path")
+            open_label_file(Path(str(path)))  # raises with one line when it is not a usable label file
+
+
 def check_light_import(module_name: str) -> None:
     """Importing the plugin module must not import torch or a model library (``mllzoo --help`` stays fast)."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module_name}"],
@@ -153,7 +176,7 @@ def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> Loa
 def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec], device: str = "cpu") -> None:
     """The whole check: light import, registration, and every loadable spec end to end."""
     check_light_import(plugin.__name__)
-    check_registration(plugin, family)
+    check_offline_hooks(plugin, check_registration(plugin, family))
     specs = list(loadable)
     assert specs, "give at least one spec the test can load offline"
     for spec in specs:

@@ -121,3 +121,23 @@ def test_check_installed_names_a_data_file_missing_from_the_wheel(tmp_path):
     assert result.returncode == 1
     assert "AssertionError: mllzoo-plugin-shadow:" in result.stderr and "shadowplug_models.json is not installed: " \
         "list it in [tool.setuptools.package-data]" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("available, labels, message", [
+    (lambda spec: "no", lambda: [], "mllzoo_model_available answered 'no', not True or False"),
+    (lambda spec: True, lambda: [], "mllzoo_model_available answered True for not-kit/x.y, another family's model"),
+    (None, lambda: "abc.mllzoo-labels", "mllzoo_label_files answered str, not a list"),
+    (None, lambda: ["/nonexistent.mllzoo-labels"], "label file not found"),
+])
+def test_the_conformance_kit_checks_the_offline_hooks(available, labels, message):
+    import types
+
+    from mllzoo import ModelSpec, hookimpl
+    from mllzoo.testing import check_offline_hooks
+
+    plugin = types.ModuleType("kitplug")
+    if available is not None:
+        plugin.mllzoo_model_available = hookimpl(lambda spec: available(spec))
+    plugin.mllzoo_label_files = hookimpl(lambda: labels())
+    with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_offline_hooks(plugin, [ModelSpec(family="kit", arch="a", tag="b", source="here")])
