@@ -9,17 +9,26 @@ from pathlib import Path
 from .errors import MllzooError
 
 MAX_CLASSES = 5_000  # zero-shot over more classes is beyond what selection is tuned for
+MAX_NAME_CHARS = 256  # the longest WordNet or benchmark class name is far shorter
+MAX_FILE_BYTES = 8 * 1024**2  # MAX_CLASSES names of MAX_NAME_CHARS in UTF-8, with comments and blank lines
 
 
 def read_classes(path: str | Path) -> list[str]:
     """The class names of a file (``-`` is standard input), in order; bad files are one-line user errors."""
     path = Path(path)
     if str(path) == "-":
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
     elif not path.exists() or path.is_dir():  # pipes such as <(...) are not regular files but read fine
         raise MllzooError(f"class file not found: {path}")
     else:
-        data = path.read_bytes()
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero never ends
+        except OSError as exc:
+            raise MllzooError(f"cannot read class file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise MllzooError(f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
+                          f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -27,10 +36,15 @@ def read_classes(path: str | Path) -> list[str]:
     names = [line.strip() for line in text.splitlines()]
     names = [name for name in names if name and not name.startswith("#")]
     for number, name in enumerate(names, 1):
-        control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
-        if control is not None:  # ESC and friends would drive the terminal that prints the name
+        if len(name) > MAX_NAME_CHARS:  # the tokenizer's memory grows with it: 10 MB needed 3.6 GB
+            raise MllzooError(f"{path}: class {number} is {len(name)} characters long; at most {MAX_NAME_CHARS}")
+        # Cc: ESC and friends would drive the terminal that prints the name; Cf: bidi overrides,
+        # zero-width and tag characters would make a name read as another or hide text in it
+        control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf")), None)
+        if control is not None:
+            kind = "control" if unicodedata.category(control) == "Cc" else "invisible formatting"
             raise MllzooError(f"{path}: class {number} ({name.encode('unicode_escape').decode('ascii')}) contains "
-                              f"the control character U+{ord(control):04X}; class names must be plain text")
+                              f"the {kind} character U+{ord(control):04X}; class names must be plain text")
     if not names:
         raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")
     seen: set[str] = set()

@@ -44,13 +44,14 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
 @click.argument("model_ids", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The label file to write.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (never the registry itself).")
 @click.pass_context
-def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path) -> None:
+def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path, force: bool) -> None:
     """Write the labels of MODEL_IDS (on the registry's graph) to one label file."""
     from .cli import open_registry
     from .transfer import export_labels
 
-    export_labels(open_registry(ctx, create=False), list(model_ids), output)
+    export_labels(open_registry(ctx, create=False), list(model_ids), output, force=force)
     click.echo(f"exported {len(set(model_ids))} label(s) to {output}")
 
 
@@ -79,7 +80,7 @@ def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, a
 def remove_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
     """Remove the labels of MODEL_IDS from the registry's graph (all must be labeled, or none is removed)."""
     from .cli import open_registry
+    from .transfer import remove_labels
 
-    registry = open_registry(ctx, create=False)
-    registry.remove_labels(list(dict.fromkeys(model_ids)), registry.require_graph_id())
+    remove_labels(open_registry(ctx, create=False), list(model_ids))
     click.echo(f"removed {len(set(model_ids))} label(s)")

@@ -7,8 +7,18 @@ embeds them) are made here or by a flag, never by what the environment happens t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
+from typing import Callable
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there a concurrent `config set` may lose an update
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import MllzooError
 
@@ -26,18 +36,53 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir("mllzoo")) / "config.json"
 
 
+MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines: anything larger is not one
+
+
 def read_config() -> dict[str, str]:
     """The settings the user set (defaults not included); a damaged file is one clear error."""
     path = config_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    text = _read_regular(path)
+    if text is None:
         return {}
-    except (OSError, ValueError) as exc:
-        raise MllzooError(f"cannot read the settings in {path}: {exc}; fix or delete the file") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise MllzooError(f"cannot read the settings in {path}: {reason}; fix or delete the file") from None
     if not isinstance(data, dict):
         raise MllzooError(f"{path} is not a JSON object of settings; fix or delete the file")
     return {str(key): str(value) for key, value in data.items()}
+
+
+def _read_regular(path: Path) -> str | None:
+    """The file's text, read only when it is a regular file of at most :data:`MAX_CONFIG_BYTES` (a FIFO
+    would block every command, a link to ``/dev/zero`` never ends); ``None`` when there is none."""
+    try:  # O_NONBLOCK: opening a FIFO returns at once, and fstat then tells it apart
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise MllzooError(f"{path} is not a regular file, so it holds no settings; delete it")
+        data = b""
+        while len(data) <= MAX_CONFIG_BYTES:
+            block = os.read(handle, MAX_CONFIG_BYTES + 1 - len(data))
+            if not block:
+                break
+            data += block
+        if len(data) > MAX_CONFIG_BYTES:
+            raise MllzooError(f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KB, so it is not a settings file; "
+                              f"fix or delete it")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MllzooError(f"cannot read the settings in {path}: not UTF-8 text; fix or delete the file") from None
+    except OSError as exc:
+        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+    finally:
+        os.close(handle)
 
 
 def _check_key(key: str) -> None:
@@ -56,17 +101,37 @@ def set_setting(key: str, value: str) -> None:
     allowed = SETTINGS[key][1]
     if allowed is not None and value not in allowed:
         raise MllzooError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
-    _write({**read_config(), key: value})
+    _update(lambda values: {**values, key: value})
 
 
 def unset_setting(key: str) -> None:
     _check_key(key)
-    _write({k: v for k, v in read_config().items() if k != key})
+    _update(lambda values: {k: v for k, v in values.items() if k != key})
 
 
-def _write(values: dict[str, str]) -> None:
+def _update(change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    """Read, change and write the settings under an exclusive lock, so that concurrent ``config set``
+    calls never lose an update; the new file is written to a temporary file of its own and replaced
+    onto the old one, so a reader or a crash sees the old file or the new one, never half of one."""
     path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(path)  # a crash leaves the old file or the new one, never half of one
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            values = change(read_config())
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(temporary, 0o666 & ~mask)
+            os.replace(temporary, path)
+    except OSError as exc:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise MllzooError(f"cannot change the settings in {path}: {exc.strerror or exc}") from None

@@ -17,9 +17,11 @@ newer version, arrays that do not fit the graph. Pure standard library and numpy
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ MANIFEST, CHECKSUM = "manifest.json", "manifest.sha256"
 ARRAY_NAMES = ("lists", "lengths", "rank")
 ARRAY_KINDS = "iu"  # node indices, lengths and ranks are integers
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same labels always give the same bytes
+MAX_MANIFEST_BYTES = 64 * 1024**2  # a few KB per label: far more than any real manifest
 
 
 class LabelFileError(MllzooError):
@@ -61,12 +64,31 @@ def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
     manifest = json.dumps({"format": FORMAT_NAME, "version": VERSION, "graph": graph, "labels": manifest_labels},
                           indent=1, sort_keys=True).encode()
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in [(MANIFEST, manifest), (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
-                           *members.items()]:
-            archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
-    os.replace(partial, path)
+    if not path.parent.is_dir():
+        raise MllzooError(f"cannot write label file {path}: folder {path.parent} does not exist; nothing was written")
+    partial = None
+    try:  # a temporary file of its own beside the target, replaced onto it only once complete
+        handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in [(MANIFEST, manifest), (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
+                               *members.items()]:
+                archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
+            archive.close()
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, path)
+    except OSError as exc:
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+        raise MllzooError(f"cannot write label file {path}: {exc.strerror or exc}; nothing was written") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @dataclass
@@ -95,10 +117,11 @@ class LabelFile:
         if any(self.manifest["graph"].get(key) != sizes[key] for key in sizes):
             raise self.refuse(f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}")
         out = []
+        limits = {"lengths": sizes["images"], "rank": sizes["samples"], "lists": sizes["images"] * sizes["nodes"]}
         try:
             with zipfile.ZipFile(self.path) as archive:
                 for entry in self.manifest["labels"]:
-                    arrays = {name: self._array(archive, entry["arrays"][name]) for name in ARRAY_NAMES}
+                    arrays = {name: self._array(archive, name, entry["arrays"][name], limits) for name in ARRAY_NAMES}
                     self._check_label(entry, arrays, samples, sizes)
                     out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
                                 "arrays": arrays})
@@ -106,11 +129,14 @@ class LabelFile:
             raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
         return out
 
-    def _array(self, archive: zipfile.ZipFile, described: dict) -> np.ndarray:
+    def _array(self, archive: zipfile.ZipFile, name: str, described: dict, limits: dict[str, int]) -> np.ndarray:
         dtype = np.dtype(described["dtype"])
         if dtype.kind not in ARRAY_KINDS:
             raise self.refuse(f"array dtype {described['dtype']} is not an integer type")
         shape = tuple(int(n) for n in described["shape"])
+        if len(shape) != 1 or not 0 <= shape[0] <= limits[name]:  # before reading: never more than the graph allows
+            raise self.refuse(f"array {name} declares shape {list(shape)}, more than graph {self.graph_id} "
+                              f"allows ({limits[name]})")
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if archive.getinfo(described["file"]).file_size != expected:
             raise self.refuse(f"{described['file']} does not hold {shape} x {dtype}")
@@ -139,21 +165,26 @@ class LabelFile:
 def open_label_file(path: Path) -> LabelFile:
     """Open ``path`` and check its container, manifest checksum, format and version (arrays are read later)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LabelFileError(f"label file not found: {path}")
+    if not path.is_file():
+        raise LabelFileError(f"{path} is not a regular file (a folder, FIFO or device), so not a label file; "
+                             f"nothing was imported")
     try:
         with zipfile.ZipFile(path) as archive:
+            _refuse_members(path, archive)
             manifest_bytes = archive.read(MANIFEST)
             checksum = archive.read(CHECKSUM).decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise LabelFileError(f"{path} is not a readable mllzoo label file (truncated or not one: {exc}); "
                              f"nothing was imported") from None
     if hashlib.sha256(manifest_bytes).hexdigest() != checksum:
         raise LabelFileError(f"{path}: checksum of {MANIFEST} does not match: the file was altered; nothing was imported")
     try:
         manifest = json.loads(manifest_bytes)
-    except ValueError:
-        raise LabelFileError(f"{path}: {MANIFEST} is not JSON; nothing was imported") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise LabelFileError(f"{path}: {MANIFEST} is {reason}; nothing was imported") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise LabelFileError(f"{path} is not an mllzoo label file; nothing was imported")
     version = manifest.get("version")
@@ -164,7 +195,36 @@ def open_label_file(path: Path) -> LabelFile:
                              + "; nothing was imported")
     if not _well_formed(manifest):
         raise LabelFileError(f"{path}: {MANIFEST} lacks required fields; nothing was imported")
+    for entry in manifest["labels"]:
+        problem = _model_problem(entry["model"])
+        if problem:
+            raise LabelFileError(f"{path}: model {entry['model']['id']}: {problem}; nothing was imported")
     return LabelFile(path, manifest)
+
+
+def _model_problem(model: dict) -> str | None:
+    """What is wrong with a label's models row: its plugin fields and its metadata (types and ranges)."""
+    from .vlm import metadata_problem
+
+    for key in ("plugin", "plugin_version"):
+        if model.get(key) is not None and not isinstance(model[key], str):
+            return f"{key} must be text, not {type(model[key]).__name__}"
+    return metadata_problem(model["metadata"])
+
+
+def _refuse_members(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse, before reading any member, what this reader cannot vouch for: encrypted members, a
+    compression other than stored or deflate, and a manifest or checksum declared larger than any is."""
+    for info in archive.infolist():
+        if info.flag_bits & 0x1:
+            raise LabelFileError(f"{path}: member {info.filename} is encrypted; nothing was imported")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise LabelFileError(f"{path}: member {info.filename} uses compression method {info.compress_type}, "
+                                 f"not stored or deflate; nothing was imported")
+    for name, cap in ((MANIFEST, MAX_MANIFEST_BYTES), (CHECKSUM, 1024)):
+        if name in archive.NameToInfo and archive.getinfo(name).file_size > cap:
+            raise LabelFileError(f"{path}: {name} declares {archive.getinfo(name).file_size} bytes, more than "
+                                 f"a label file's {cap}; nothing was imported")
 
 
 def _well_formed(manifest: dict) -> bool:

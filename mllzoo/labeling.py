@@ -376,6 +376,12 @@ class _Driver:
         n_images = len(graph.image_paths)
         try:
             parts, _ = plan(self.registry, graph, entry, self.depth, self.chunk)
+            vanished = len(chunk_bounds(n_images, self.chunk)) - len(parts)
+            if vanished or model_id in self.registry.labeled_model_ids(graph.id):
+                raise MllzooError(f"{vanished} of its saved parts vanished from the registry while it ran "
+                                  f"(another process imported or removed its label); not published, run "
+                                  f"`mllzoo register {model_id}` again" if vanished else
+                                  "another process stored a label for it while it ran; that label is kept")
             coverage = sample_coverage(parts, state.unavailable, n_images)
             refuse_beyond_tolerance(coverage["missing"], coverage["different"], n_images, self.allow_missing,
                                     self.folder)

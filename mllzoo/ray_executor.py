@@ -41,6 +41,25 @@ def import_ray():
     return ray
 
 
+CONNECT_TIMEOUT_S = 10  # Ray itself retries an unreachable address for minutes without a word
+
+
+def _reachable(address: str | None) -> None:
+    """Refuse in one line, within :data:`CONNECT_TIMEOUT_S`, a ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    where nothing accepts a connection; ``auto``, ``local`` and no address are left to Ray."""
+    import socket
+
+    target = (address or "").removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise MllzooError(f"could not join the Ray cluster at {address}: nothing accepted a connection there "
+                          f"within {CONNECT_TIMEOUT_S} s ({exc.strerror or exc}); check --address or RAY_ADDRESS") from None
+
+
 class RayExecutor:
     """Computes label parts as Ray tasks: ``gpus_per_model`` and ``cpus_per_task`` per task, at most
     ``shard_images`` images each. Joins the cluster at ``address`` (default: ``RAY_ADDRESS``, else a
@@ -58,6 +77,7 @@ class RayExecutor:
         started_here = not ray.is_initialized()
         if started_here:
             local = {} if self.address else {"include_dashboard": False}
+            _reachable(self.address)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, **local)
             except Exception as exc:  # an unreachable address, a cluster of another Ray version

@@ -227,16 +227,25 @@ class Registry(LabelStore):
         except sqlite3.OperationalError as exc:
             if _refused_write(exc):
                 raise registry_file.read_only(self.path) from None
-            raise
+            raise self._disk_full(exc) or exc
         try:
             yield self.db
+            self.db.conn.execute("COMMIT")
         except BaseException as exc:
             if self.db.conn.in_transaction:
                 self.db.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and _refused_write(exc):
                 raise registry_file.read_only(self.path) from None
+            if isinstance(exc, sqlite3.OperationalError) and self._disk_full(exc):
+                raise self._disk_full(exc) from None
             raise
-        self.db.conn.execute("COMMIT")
+
+    def _disk_full(self, exc: sqlite3.OperationalError) -> MllzooError | None:
+        """SQLite's "database or disk is full": the transaction was rolled back, so the registry is as before."""
+        if "disk is full" not in str(exc):
+            return None
+        return MllzooError(f"registry {self.path}: {exc}; that write was rolled back, the registry is consistent "
+                           f"as it was before it: free some space and run the command again")
 
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
@@ -351,6 +360,14 @@ class Registry(LabelStore):
                 pk=("model_id", "graph_id"),
             )
         return True
+
+    def claim_holder(self, model_id: str, graph_id: str) -> str | None:
+        """Who holds a live claim on a model other than this process, in words; ``None`` when nobody does."""
+        rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        host = socket.gethostname()
+        if not rows or (rows[0]["host"] == host and rows[0]["pid"] == os.getpid()) or not _alive(rows[0], host):
+            return None
+        return f"process {rows[0]['pid']} on {rows[0]['host']} (since {rows[0]['claimed']})"
 
     def release(self, model_id: str, graph_id: str) -> None:
         with self.transaction():

@@ -70,13 +70,18 @@ def connect(path: Path, writable: bool) -> sqlite3.Connection:
     if writable:
         return sqlite3.connect(path, timeout=60, isolation_level=None)
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    journal = path.with_name(path.name + "-wal")
+    if not path.stat().st_mode & 0o222 and not journal.exists():
+        # nobody may write the file and no journal holds changes: opened ``mode=ro`` in a writable folder,
+        # SQLite would leave -wal/-shm files as read-only as the file, and once the file is writable again
+        # every write would fail on them
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
     try:
         conn.execute("select count(*) from sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:
         conn.close()
-    journal = path.with_name(path.name + "-wal")
     if journal.exists() and journal.stat().st_size:
         raise MllzooError(f"registry {path} is read-only and its journal {journal} holds unsaved changes: "
                           f"open it once with write access")

@@ -41,8 +41,8 @@ def read_regular(path: Path, max_bytes: int = MAX_SAMPLE_BYTES) -> bytes:
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UnavailableSample(MISSING, f"cannot open: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnavailableSample(MISSING, f"cannot open: {getattr(exc, 'strerror', None) or exc}") from None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -62,6 +62,8 @@ def inside(root: Path, relative: str) -> Path:
     a ``..`` component can only come from a damaged or hostile registry. Symlinks inside the folder
     are the folder owner's choice and are followed (to regular files only, see :func:`read_regular`).
     """
+    if "\0" in relative:  # no file system path holds one: a damaged or hostile registry
+        raise UnavailableSample(MISSING, "path holds a NUL byte")
     parts = PurePosixPath(relative).parts
     if not relative or PurePosixPath(relative).is_absolute() or ".." in parts:
         raise UnavailableSample(MISSING, "path leaves the sample folder")

@@ -73,6 +73,29 @@ def check_registration(plugin: ModuleType, family: str | None) -> list[ModelSpec
     return specs
 
 
+def check_offline_hooks(plugin: ModuleType, specs: list[ModelSpec]) -> None:
+    """``mllzoo_model_available`` answers ``True``/``False`` for each of the plugin's models and ``None``
+    for another family's; ``mllzoo_label_files`` answers a list of paths, each a readable label file."""
+    import os
+
+    from .labelfile import open_label_file
+
+    hook = plugin_manager(plugin).hook
+    if hook.mllzoo_model_available.get_hookimpls():
+        for spec in specs:
+            answer = hook.mllzoo_model_available(spec=spec)
+            assert isinstance(answer, bool), f"{spec.id}: mllzoo_model_available answered {answer!r}, not True or False"
+        other = ModelSpec(family=f"not-{specs[0].family}", arch="x", tag="y", source="elsewhere")
+        answer = hook.mllzoo_model_available(spec=other)
+        assert answer is None, f"mllzoo_model_available answered {answer!r} for {other.id}, another family's model"
+    for answer in hook.mllzoo_label_files():
+        assert isinstance(answer, (list, tuple)), f"mllzoo_label_files answered {type(answer).__name__}, not a list"
+        for path in answer:
+            assert isinstance(path, (str, os.PathLike)) or hasattr(path, "joinpath"), (
+                f"mllzoo_label_files listed {path!r}, not a path")
+            open_label_file(Path(str(path)))  # raises with one line when it is not a usable label file
+
+
 def check_light_import(module_name: str) -> None:
     """Importing the plugin module must not import torch or a model library (``mllzoo --help`` stays fast)."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module_name}"],
@@ -153,7 +176,7 @@ def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> Loa
 def check_plugin(plugin: ModuleType, family: str, loadable: Iterable[ModelSpec], device: str = "cpu") -> None:
     """The whole check: light import, registration, and every loadable spec end to end."""
     check_light_import(plugin.__name__)
-    check_registration(plugin, family)
+    check_offline_hooks(plugin, check_registration(plugin, family))
     specs = list(loadable)
     assert specs, "give at least one spec the test can load offline"
     for spec in specs:
@@ -182,9 +205,18 @@ def check_installed(distribution: str) -> list[ModelSpec]:
     specs: list[ModelSpec] = []
     for point in points:
         module = point.load()
+        where = Path(module.__file__).resolve()
+        if dist.files is not None and where not in installed:  # e.g. run from the plugin's source folder
+            raise AssertionError(f"{distribution}: {module.__name__} was imported from {where}, not from the "
+                                 f"installed distribution: a source tree on sys.path (the current folder?) shadows "
+                                 f"the install; run check_installed from another folder")
         check_light_import(module.__name__)
-        registered = check_registration(module, family=None)
-        package = Path(module.__file__).resolve().parent
+        try:
+            registered = check_registration(module, family=None)
+        except FileNotFoundError as exc:
+            raise AssertionError(f"{distribution}: {exc.filename or exc} is not installed: list it in "
+                                 f"[tool.setuptools.package-data] of the plugin's pyproject.toml") from None
+        package = where.parent
         label_files = [Path(str(path)) for paths in plugin_manager(module).hook.mllzoo_label_files()
                        for path in paths or []]
         shipped = [package.parent / spec.source for spec in registered

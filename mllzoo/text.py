@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from .blobs import DamagedBlob
-from .errors import MllzooError
+from .errors import MllzooError, PluginError
 from .plugins import call_each
 from .usercache import EmbeddingCache
 
@@ -30,12 +30,53 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
+_owners: dict[str, str] = {}  # embedder id -> the plugin that offered it
+
+
 def embedders() -> dict[str, Embedder]:
     """Every embedder the plugins offer, by id; a plugin that fails to offer its own is one warning."""
     found: dict[str, Embedder] = {}
+
+    def offer(plugin: str, embedder: Embedder) -> None:
+        if embedder.id not in found:
+            found[embedder.id] = embedder
+            _owners[embedder.id] = plugin
+
     call_each("mllzoo_register_embedders", "register embedders",
-              lambda plugin: {"register": lambda embedder: found.setdefault(embedder.id, embedder)})
+              lambda plugin: {"register": lambda embedder: offer(plugin, embedder)})
     return found
+
+
+def checked_embed(embedder: Embedder, texts: list[str], dim: int | None = None) -> np.ndarray:
+    """``embedder.embed(texts)`` checked like an encode answer (:func:`mllzoo.vlm.checked_features`: a
+    float numpy ``[len(texts), dim]``, finite, nonzero; L2-normalised float32). An embedder that raises
+    (``sys.exit`` included) or answers wrongly is one :class:`PluginError` line naming its plugin."""
+    from .plugins import _strict, mark_failed, one_line
+    from .vlm import checked_features
+
+    plugin = _owners.get(embedder.id, "(unknown)")
+    try:
+        answer = embedder.embed(texts)
+    except KeyboardInterrupt:
+        raise
+    except MllzooError:  # the embedder's own one-line error (no key, a missing package)
+        raise
+    except BaseException as exc:
+        if _strict():
+            raise
+        mark_failed(plugin, f"embedder {embedder.id} failed: {one_line(exc)}")
+        raise PluginError(f"plugin {plugin}: embedder {embedder.id} failed: {one_line(exc)}") from None
+    try:
+        if not texts and isinstance(answer, np.ndarray) and answer.ndim == 2 and not len(answer):
+            return answer.astype(np.float32)
+        return checked_features(answer, len(texts), "text", dim)
+    except ValueError as exc:
+        raise PluginError(f"plugin {plugin}: embedder {embedder.id} {exc}; nothing of it was cached") from None
+
+
+def _usable(vector: np.ndarray, dim: int | None) -> bool:
+    """A cached vector worth reusing: one finite row of the expected width (anything else is a miss)."""
+    return vector.ndim == 1 and bool(np.isfinite(vector).all()) and (dim is None or len(vector) == dim)
 
 
 def get_embedder(embedder_id: str | None = None) -> Embedder:
@@ -56,13 +97,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def embed_cached(registry, embedder: Embedder, texts: list[str]) -> np.ndarray:
+def embed_cached(registry, embedder: Embedder, texts: list[str], dim: int | None = None) -> np.ndarray:
     """Embed ``texts``, reading and filling the registry's cache for this embedder."""
     hashes = [text_hash(t) for t in texts]
-    cached = registry.cached_embeddings(embedder.id, sorted(set(hashes)))
+    cached = {h: v for h, v in registry.cached_embeddings(embedder.id, sorted(set(hashes))).items() if _usable(v, dim)}
     missing = {h: t for h, t in zip(hashes, texts) if h not in cached}
     if missing:
-        vectors = embedder.embed(list(missing.values()))
+        dim = dim or next((len(v) for v in cached.values()), None)
+        vectors = checked_embed(embedder, list(missing.values()), dim)
         new = list(zip(missing.keys(), missing.values(), vectors))
         registry.cache_embeddings(embedder.id, new)
         cached.update({h: v for h, _, v in new})
@@ -78,20 +120,23 @@ def embed(registry, embedder: Embedder, texts: list[str], cache: EmbeddingCache 
     ``known`` vectors (the graph's captions, already in the registry) and the user's ``cache`` are
     read first; what the embedder computes goes into the cache.
     """
+    dim = next((len(vector) for vector in (known or {}).values()), None)  # the graph's captions set the width
     found = {text: known[text] for text in texts if known and text in known}
     if cache is not None:
-        found.update(cache.get(embedder.id, [text for text in texts if text not in found]))
+        found.update({text: vector for text, vector in cache.get(embedder.id, [t for t in texts if t not in found]).items()
+                      if _usable(vector, dim)})
     if len({vector.shape for vector in found.values()}) > 1:  # a cache from another embedder version
         found = {}
     missing = list(dict.fromkeys(text for text in texts if text not in found))
     if missing:
         remote = getattr(embedder, "remote", False)
-        vectors = embed_cached(registry, embedder, missing) if remote else embedder.embed(missing)
+        dim = dim or next((len(vector) for vector in found.values()), None)
+        vectors = embed_cached(registry, embedder, missing, dim) if remote else checked_embed(embedder, missing, dim)
         if cache is not None:
             cache.put(embedder.id, missing, vectors)
         found.update(zip(missing, vectors))
     if not texts:
-        return np.zeros((0, 0), np.float32) if getattr(embedder, "remote", False) else embedder.embed([])
+        return np.zeros((0, 0), np.float32) if getattr(embedder, "remote", False) else checked_embed(embedder, [])
     return np.stack([found[text] for text in texts]).astype(np.float32)
 
 
@@ -107,6 +152,11 @@ def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
         kept = "recomputing and replacing them" if registry.writable else "recomputing them (not kept: read-only)"
         print(f"Warning: the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
               f"({exc}); {kept}", file=sys.stderr)
+        vectors = None
+    if vectors is not None and (vectors.ndim != 2 or len(vectors) != len(graph.captions)
+                                or not np.isfinite(vectors).all()):
+        print(f"Warning: the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} do not fit "
+              f"its {len(graph.captions)} captions or are not finite; recomputing them", file=sys.stderr)
         vectors = None
     if vectors is None:
         vectors = embed(registry, embedder, graph.captions)

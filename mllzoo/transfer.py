@@ -8,6 +8,7 @@ label a plugin ships (hook ``mllzoo_label_files``) for the registry's graph inst
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,18 @@ from .registry import Registry
 from .vlm import parse_model_id
 
 
-def export_labels(registry: Registry, model_ids: list[str], path: Path) -> None:
-    """Write the labels of ``model_ids`` on the registry's graph, with their models rows, to ``path``."""
+def export_labels(registry: Registry, model_ids: list[str], path: Path, force: bool = False) -> None:
+    """Write the labels of ``model_ids`` on the registry's graph, with their models rows, to ``path``.
+
+    Never onto the registry being read (or its ``-wal``/``-shm``/``-journal`` files); an existing file
+    only with ``force``."""
+    path = Path(path)
+    own = [registry.path.with_name(registry.path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    if any(_same_file(path, file) for file in own):
+        raise MllzooError(f"refusing to export onto {path}: it is the registry being read ({registry.path}); "
+                          f"choose another output file")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise MllzooError(f"{path} already exists: pass --force to overwrite it, or choose another output file")
     graph_id = registry.require_graph_id()
     missing = sorted(set(model_ids) - registry.labeled_model_ids(graph_id))
     if missing:
@@ -32,6 +43,14 @@ def export_labels(registry: Registry, model_ids: list[str], path: Path) -> None:
     write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, or the same path before it exists)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
     """The models-table row that travels with a label (from the label's meta when the registry has none)."""
     row = registry.model(model_id)
@@ -42,12 +61,47 @@ def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
     return {key: row[key] for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")}
 
 
+class Claimed(MllzooError):
+    """A model another live process has claimed for labeling."""
+
+
+@contextlib.contextmanager
+def claimed(registry: Registry, model_ids: list[str], graph_id: str, doing: str):
+    """Hold the labeling claim of every model while their labels change, so that no running
+    ``register`` has its saved work replaced or removed underneath it; a model claimed by another
+    live process refuses the whole command in one line naming the claim."""
+    taken: list[str] = []
+    try:
+        for model_id in dict.fromkeys(model_ids):
+            if not registry.claim(model_id, graph_id):
+                holder = registry.claim_holder(model_id, graph_id) or "another process"
+                raise Claimed(f"cannot {doing} {model_id}: it is claimed for labeling on graph {graph_id} by "
+                                  f"{holder}; wait for that `mllzoo register` to finish, then retry; nothing was changed")
+            taken.append(model_id)
+        yield
+    finally:
+        for model_id in taken:
+            registry.release(model_id, graph_id)
+
+
 def import_labels(registry: Registry, paths: list[Path], replace: bool = False) -> dict[str, list[str]]:
     """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``."""
     graph_id = registry.require_graph_id()
     found = read_many(paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id))
-    stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
+    with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
+        stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
+    from .catalog import discover_models
+
+    catalog = discover_models()  # where an installed plugin describes the model, its catalogue wins
+    registry.record_models([catalog[model_id] for model_id in stored if model_id in catalog])
     return {"imported": stored, "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored]}
+
+
+def remove_labels(registry: Registry, model_ids: list[str]) -> None:
+    """Remove these models' labels on the registry's graph, all or none, none of them claimed by a running register."""
+    graph_id = registry.require_graph_id()
+    with claimed(registry, model_ids, graph_id, "remove the label of"):
+        registry.remove_labels(list(dict.fromkeys(model_ids)), graph_id)
 
 
 def _normalised(entry: dict) -> dict:
@@ -59,17 +113,38 @@ def _normalised(entry: dict) -> dict:
     return {**entry, "model": row}
 
 
-def shipped_label_files() -> list[Path]:
-    """The label files installed plugins ship (hook ``mllzoo_label_files``)."""
-    from .plugins import load_plugins, pm
+def shipped_label_files() -> list[tuple[str, Path]]:
+    """``(plugin, path)`` of every label file installed plugins ship (hook ``mllzoo_label_files``).
+
+    A plugin that raises (``sys.exit`` included) or answers anything but a list of paths is one
+    warning naming it, and its answer is left out; the other plugins' files still count."""
+    import os
+
+    from .plugins import _impls, _strict, load_plugins, mark_failed, one_line
 
     load_plugins()
-    files: list[Path] = []
-    for impl in pm.hook.mllzoo_label_files.get_hookimpls():
+    files: list[tuple[str, Path]] = []
+    for impl in _impls("mllzoo_label_files"):
         try:
-            files += [Path(str(path)) for path in impl.function() or []]
-        except Exception as exc:  # one broken plugin must not stop register
-            print(f"Warning: plugin {impl.plugin_name} failed to list its label files: {exc}", file=sys.stderr)
+            answer = impl.function()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # one broken plugin must not stop register
+            if _strict():
+                raise
+            problem = f"failed to list its label files: {one_line(exc)}"
+        else:
+            answer = [] if answer is None else answer
+            bad = (answer if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
+                   else next((item for item in answer if not isinstance(item, (str, os.PathLike))
+                              and not hasattr(item, "joinpath")), None))
+            if bad is None:
+                files += [(impl.plugin_name, Path(str(path))) for path in answer]
+                continue
+            problem = (f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
+                       if bad is answer else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path")
+        mark_failed(impl.plugin_name, problem)
+        print(f"Warning: plugin {impl.plugin_name} {problem}", file=sys.stderr)
     return files
 
 
@@ -82,12 +157,15 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         return []
     graph_id = registry.require_graph_id()
     wanted: dict[str, Path] = {}
-    for path in shipped_label_files():
+    for plugin, path in shipped_label_files():
         try:
             opened = open_label_file(path)
         except LabelFileError as exc:
             print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
             continue
+        if opened.graph_id != graph_id and set(opened.model_ids) & model_ids:
+            print(f"Warning: plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
+                  f"graph is {graph_id}: its models are labeled the usual way instead", file=sys.stderr)
         if opened.graph_id == graph_id:
             for model_id in opened.model_ids:
                 if model_id in model_ids:
@@ -100,7 +178,12 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         except LabelFileError as exc:
             print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
             continue
-        imported += registry.import_labels(graph_id, [_normalised(entry) for entry in entries])
+        free = [e for e in entries if registry.claim_holder(e["model"]["id"], graph_id) is None]
+        try:  # a model another register is labeling is left to it
+            with claimed(registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"):
+                imported += registry.import_labels(graph_id, [_normalised(entry) for entry in free])
+        except Claimed as exc:  # claimed since the check above
+            print(f"Warning: shipped label file {path} skipped: {exc}", file=sys.stderr)
     return imported
 
 

@@ -8,6 +8,7 @@ cannot be read two ways, and no ``/`` or space. Every catalogued model's id alre
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -42,6 +43,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if not MODEL_ID.match(self.id):
             raise ValueError(f"malformed model id {self.id!r}: expected {ID_GRAMMAR}")
+        problem = metadata_problem({key: getattr(self, key) for key in _CHECKED})
+        if problem:
+            raise ValueError(f"model {self.id}: {problem}")
 
     @property
     def id(self) -> str:
@@ -54,6 +58,41 @@ class ModelSpec:
             data.pop(key)
         data["hubs"] = list(self.hubs)
         return data
+
+
+METADATA_KEYS = ("params_m", "gflops", "image_size", "license", "source", "imagenet_top1", "hubs", "extra")
+_CHECKED = ("params_m", "gflops", "image_size", "imagenet_top1")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """What is wrong with a model's metadata (:meth:`ModelSpec.metadata`, as stored and as label files
+    carry it), or ``None``: only its own keys (no ``id`` or other column to spoof), costs that are
+    non-negative finite numbers, a top-1 accuracy in [0, 1], a positive image size, text where text goes."""
+    unknown = sorted(str(key) for key in metadata if key not in METADATA_KEYS)
+    if unknown:
+        return f"unknown metadata key(s) {', '.join(map(repr, unknown))}"
+    for key in ("params_m", "gflops"):
+        value = metadata.get(key)
+        if value is not None and not (_number(value) and value >= 0):
+            return f"metadata {key} must be a non-negative finite number, not {value!r}"
+    top1, size = metadata.get("imagenet_top1"), metadata.get("image_size")
+    if top1 is not None and not (_number(top1) and 0 <= top1 <= 1):
+        return f"metadata imagenet_top1 must be a number from 0 to 1, not {top1!r}"
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+        return f"metadata image_size must be a positive integer, not {size!r}"
+    for key in ("license", "source"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
+            return f"metadata {key} must be text, not {metadata[key]!r}"
+    hubs = metadata.get("hubs", [])
+    if not (isinstance(hubs, (list, tuple)) and all(isinstance(hub, str) for hub in hubs)):
+        return f"metadata hubs must be a list of names, not {hubs!r}"
+    if not isinstance(metadata.get("extra", {}), dict):
+        return "metadata extra must be an object"
+    return None
 
 
 def parse_model_id(model_id: str) -> tuple[str, str, str]:
@@ -128,9 +167,21 @@ def model_available(spec: ModelSpec) -> bool:
     offline). No network, no torch unless the plugin needs it to look at its cache."""
     from pathlib import Path
 
-    from .plugins import call_first
+    import sys
 
-    _, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available", spec=spec)
+    from .plugins import call_first, mark_failed
+
+    try:
+        plugin, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available",
+                                    spec=spec)
+    except PluginError as exc:  # one plugin failing must not stop a register of every plugin's models
+        print(f"Warning: {exc}; counted as not here", file=sys.stderr)
+        return False
+    if answer is not None and type(answer).__name__ not in ("bool", "bool_"):  # "no" must not count as here
+        problem = f"answered {answer!r} for whether {spec.id} is available, not True or False"
+        mark_failed(plugin, problem)
+        print(f"Warning: plugin {plugin} {problem}; counted as not here", file=sys.stderr)
+        return False
     if answer is not None:
         return bool(answer)
     return bool(spec.source) and "://" not in spec.source and Path(spec.source).expanduser().exists()

@@ -386,3 +386,17 @@ def test_root_check_really_blocks_writes(user_space):
                            capture_output=True, text=True, cwd=ROOT)
     assert probe.returncode != 0 and "Permission denied" in probe.stderr
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_a_read_only_registry_read_in_a_writable_folder_is_writable_again_once_its_file_is(user_space):
+    """recommend on a 0444 registry in a writable folder left read-only -wal/-shm files behind, and once
+    the file was writable again every write failed with a false "in a read-only folder"."""
+    folder, path, env, home = user_space
+    path.chmod(0o444)
+    result = run_as_user("recommend", str(folder / "classes.txt"), "--json", "--include-uninstalled", env=env, home=home)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.db"]
+    path.chmod(0o644)
+    removed = run_as_user("labels", "remove", MODEL, env=env, home=home)
+    assert removed.returncode == 0, removed.stderr
+
