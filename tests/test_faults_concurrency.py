@@ -4,7 +4,6 @@ the same time on real SQLite files; nothing may be lost or silently wrong."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from test_faults_plugins import GOOD, assert_one_line, faulty_env, faulty_site, graph_registry, label_arrays  # noqa: F401
+from test_faults_plugins import (GOOD, assert_one_line, copy_with_samples, faulty_env, faulty_site,  # noqa: F401
+                                 graph_registry, stored_label)
 
 
 @pytest.fixture(scope="module")
 def good_label_file(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
     """A clean registry where GOOD is labeled, and that label exported to a file."""
     root = tmp_path_factory.mktemp("goodlabel")
-    shutil.copyfile(graph_registry, root / "clean.db")
+    copy_with_samples(graph_registry, root / "clean.db")
     env = faulty_env(faulty_site, root / "clean.db")
     assert run_cli("register", GOOD, env=env).returncode == 0
     exported = run_cli("labels", "export", GOOD, "-o", str(root / "good.mllzoo-labels"), env=env)
@@ -52,7 +52,7 @@ def test_import_and_remove_refuse_a_model_a_running_register_claims(faulty_site,
                                                                      tmp_path):
     clean_db, label_file = good_label_file
     db = tmp_path / "r.db"
-    shutil.copyfile(graph_registry, db)
+    copy_with_samples(graph_registry, db)
     proc = slow_register(faulty_site, db)
     env = faulty_env(faulty_site, db)
     imported = run_cli("labels", "import", str(label_file), env=env)
@@ -65,19 +65,19 @@ def test_import_and_remove_refuse_a_model_a_running_register_claims(faulty_site,
         assert result.returncode == 2, result.stderr
         assert_one_line(result.stderr, f"{GOOD}: it is claimed for labeling", f"process {proc.pid}")
     assert proc.returncode == 0, err
-    assert label_arrays(db, GOOD) == label_arrays(clean_db, GOOD)  # every image seen, none marked undecodable
+    assert stored_label(db, GOOD) == stored_label(clean_db, GOOD)  # every image seen, none marked undecodable
 
 
 def test_register_never_publishes_a_label_whose_saved_parts_vanished(faulty_site, graph_registry, tmp_path):
     db = tmp_path / "r.db"
-    shutil.copyfile(graph_registry, db)
+    copy_with_samples(graph_registry, db)
     proc = slow_register(faulty_site, db)
     with sqlite3.connect(db) as conn:  # what an older mllzoo's import, or a hand edit, does underneath it
         conn.execute("delete from label_parts")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode != 0
     assert_one_line(err, f"{GOOD} was not labeled", "saved parts vanished from the registry while it ran")
-    assert label_arrays(db, GOOD) is None
+    assert stored_label(db, GOOD) is None
     resumed = run_cli("register", GOOD, env=faulty_env(faulty_site, db))
     assert resumed.returncode == 0, resumed.stderr
 
@@ -128,11 +128,11 @@ def test_simultaneous_config_set_commands_keep_both_settings(tmp_path):
 def test_register_on_an_unreachable_ray_address_gives_up_in_one_line(faulty_site, graph_registry, tmp_path):
     pytest.importorskip("ray")
     db = tmp_path / "r.db"
-    shutil.copyfile(graph_registry, db)
+    copy_with_samples(graph_registry, db)
     started = time.time()
     result = run_cli("register", GOOD, "--executor", "ray", "--address", "127.0.0.1:1",
                      env=faulty_env(faulty_site, db), timeout=120)
     assert time.time() - started < 60
     assert result.returncode == 2, result.stderr
     assert_one_line(result.stderr, "could not join the Ray cluster at 127.0.0.1:1: nothing accepted a connection")
-    assert label_arrays(db, GOOD) is None
+    assert stored_label(db, GOOD) is None

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SYNSETS, run_cli, write_images
-from test_faults_plugins import (BAD, FAULTY, GOOD, assert_one_line, faulty_env, faulty_site,  # noqa: F401
-                                 fresh_registry, graph_registry, label_arrays)
+from test_faults_plugins import (BAD, FAULTY, GOOD, assert_one_line, copy_with_samples, faulty_env, faulty_site,  # noqa: F401
+                                 fresh_registry, graph_registry, stored_label)
 
 
 def plain_register(site: Path, db: Path, mode: str, **extra: str):
@@ -31,7 +31,7 @@ def test_a_failing_availability_answer_stops_only_its_model(mode, message, fault
     report = json.loads(result.stdout)
     assert report["labeled"] == [GOOD] and report["not_here"] == [BAD]
     assert_one_line(result.stderr, message)
-    assert label_arrays(fresh_registry, BAD) is None
+    assert stored_label(fresh_registry, BAD) is None
 
 
 @pytest.mark.parametrize("mode, message", [

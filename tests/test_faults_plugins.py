@@ -46,23 +46,24 @@ def graph_registry(tmp_path_factory, faulty_site) -> Path:
     return root / "r.db"
 
 
-def copy_with_samples(registry: Path, folder: Path) -> Path:
-    """A copy of the registry in ``folder``, beside a link to its samples: it records them relative to itself."""
-    shutil.copyfile(registry, folder / "r.db")
-    (folder / "samples").symlink_to(registry.parent / "samples")
-    return folder / "r.db"
+def copy_with_samples(registry: Path, target: Path) -> Path:
+    """A copy of the registry at ``target``, beside a link to its samples: it records them relative to itself."""
+    shutil.copyfile(registry, target)
+    if not (target.parent / "samples").exists():
+        (target.parent / "samples").symlink_to(registry.parent / "samples")
+    return target
 
 
 @pytest.fixture
 def fresh_registry(graph_registry, tmp_path) -> Path:
-    return copy_with_samples(graph_registry, tmp_path)
+    return copy_with_samples(graph_registry, tmp_path / "r.db")
 
 
 @pytest.fixture(scope="module")
 def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
     """A registry where only faulty/bad.v0 is labeled (it behaved then), so ``predict`` must load it."""
     root = tmp_path_factory.mktemp("badlabeled")
-    copy_with_samples(graph_registry, root)
+    copy_with_samples(graph_registry, root / "r.db")
     result = run_cli("register", BAD, env=faulty_env(faulty_site, root / "r.db"))
     assert result.returncode == 0, result.stderr
     (root / "classes.txt").write_text("dog\ncat\nbanana\n")
