@@ -57,6 +57,22 @@ def fitting(dtype: str, shape: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=kind).reshape(dims)
 
 
+def lookup(execute, select: str, params: list, keys: list[str], chunk: int = 500) -> dict[str, np.ndarray]:
+    """Arrays by key from ``select`` (a query of ``key, dtype, shape, data, checksum`` rows ending in
+    ``key in``) run by ``execute(sql, params)`` over the keys in chunks (SQLite caps a statement's
+    parameters); a damaged row is left out, so the caller computes it again and overwrites it."""
+    found: dict[str, np.ndarray] = {}
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), chunk):
+        part = unique[start:start + chunk]
+        for key, *columns in execute(f"{select} ({','.join('?' * len(part))})", [*params, *part]) or []:
+            try:
+                found[key] = array(*columns)
+            except (TypeError, ValueError):  # DamagedBlob is a ValueError; a column of the wrong type too
+                continue
+    return found
+
+
 def migrated_checksum(dtype: str, shape: str, data: bytes) -> str | None:
     """The checksum of a blob stored before checksums existed; ``None`` (damaged) if it does not fit."""
     try:

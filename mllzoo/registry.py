@@ -312,17 +312,8 @@ class Registry(LabelStore):
 
         A damaged vector is left out, so the caller embeds that text again and overwrites it.
         """
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for text_hash, *columns in self.db.execute(
-                f"select text_hash, dtype, shape, data, checksum from text_embeddings "
-                f"where embedder = ? and text_hash in ({marks})", [embedder, *chunk]
-            ):
-                with contextlib.suppress(blobs.DamagedBlob):
-                    found[text_hash] = blobs.array(*columns)
-        return found
+        return blobs.lookup(self.db.execute, "select text_hash, dtype, shape, data, checksum from text_embeddings "
+                                             "where embedder = ? and text_hash in", [embedder], hashes)
 
     def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:
         """Store ``(hash, text, vector)`` rows for ``embedder`` (not in a read-only registry: a cache is optional)."""

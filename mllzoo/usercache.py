@@ -43,18 +43,8 @@ class EmbeddingCache:
 
     def get(self, embedder: str, texts: list[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``texts``, by text."""
-        found: dict[str, np.ndarray] = {}
-        unique = sorted(set(texts))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            rows = self._run(f"select text, dtype, shape, data, checksum from embeddings where embedder = ? "
-                             f"and text in ({','.join('?' * len(chunk))})", [embedder, *chunk])
-            for text, dtype, shape, data, stored in rows or []:
-                try:
-                    found[text] = blobs.array(dtype, shape, data, stored)
-                except (TypeError, ValueError):  # a damaged row is a miss, and is replaced by put()
-                    continue
-        return found
+        return blobs.lookup(self._run, "select text, dtype, shape, data, checksum from embeddings "
+                                       "where embedder = ? and text in", [embedder], texts)
 
     def put(self, embedder: str, texts: list[str], vectors: np.ndarray) -> None:
         """Remember ``vectors`` (one row per text) for ``embedder``, in one transaction."""
