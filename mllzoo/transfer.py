@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from .errors import MllzooError
@@ -58,7 +58,12 @@ def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
         family, arch, tag = parse_model_id(model_id)
         row = {"id": model_id, "family": family, "arch": arch, "tag": tag, "plugin": meta.get("plugin"),
                "plugin_version": meta.get("plugin_version"), "metadata": {}}
-    return {key: row[key] for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")}
+    travelling = {key: row[key] for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")}
+    source = travelling["metadata"].get("source")
+    if isinstance(source, str) and (Path(source).is_absolute() or PureWindowsPath(source).is_absolute()):
+        # a folder of this machine (a model the user named by path): only its name travels
+        travelling["metadata"] = {**travelling["metadata"], "source": PureWindowsPath(source).name or Path(source).name}
+    return travelling
 
 
 class Claimed(MllzooError):

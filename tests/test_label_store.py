@@ -196,3 +196,20 @@ def test_a_synthetic_registry_answers_as_whole_labels_do(stocked):
             want = select(classes, vectors, labels.replayer([whole[m] for m in model_ids], samples, N_NODES),
                           **options)
             assert np.array_equal(got.scores, want.scores) and got.chosen == want.chosen
+
+
+def test_an_exported_label_names_no_absolute_path_of_this_machine(stocked, tmp_path):
+    """A model the user named by a local folder: the file carries the folder's name, not its path."""
+    import zipfile
+
+    from mllzoo.transfer import export_labels
+
+    registry, graph_id, _, _ = stocked
+    with registry.transaction():
+        registry._write_models([{"id": "f/m0.t", "family": "f", "arch": "m0", "tag": "t", "plugin": "p",
+                                 "plugin_version": "1", "metadata": {"source": "/home/alice/models/my-clip"}}],
+                               update=True)
+    export_labels(registry, ["f/m0.t"], tmp_path / "out.mllzoo-labels")
+    with zipfile.ZipFile(tmp_path / "out.mllzoo-labels") as archive:
+        text = b"".join(archive.read(name) for name in archive.namelist() if name.endswith(".json")).decode()
+    assert "/home/alice" not in text and "my-clip" in text
