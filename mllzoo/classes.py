@@ -18,7 +18,9 @@ def read_classes(path: str | Path) -> list[str]:
     path = Path(path)
     if str(path) == "-":
         data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-    elif not path.exists() or path.is_dir():  # pipes such as <(...) are not regular files but read fine
+    elif path.is_dir():
+        raise MllzooError(f"{path} is a folder: give the class file inside it (one class per line)")
+    elif not path.exists():  # pipes such as <(...) are not regular files but read fine
         raise MllzooError(f"class file not found: {path}")
     else:
         try:
@@ -29,6 +31,8 @@ def read_classes(path: str | Path) -> list[str]:
     if len(data) > MAX_FILE_BYTES:
         raise MllzooError(f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
                           f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters")
+    if data.count(0) * 4 > len(data):  # every other byte NUL: UTF-16 (with a BOM or not), not UTF-8
+        raise MllzooError(f"{path} looks like UTF-16 text (every other byte is NUL): save it as UTF-8")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -108,12 +108,17 @@ def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
     (b"# only a comment\n\n", "lists no classes"),
     (b"dog\ncat\ndog\n", "duplicate classes: dog"),
     (b"caf\xe9\n", "is not UTF-8"),
+    ("dog\ncat\n".encode("utf-16-le"), "looks like UTF-16"),  # no BOM
+    ("dog\ncat\n".encode("utf-16"), "looks like UTF-16"),
+    ("folder", "is a folder"),
     ("".join(f"class {i}\n" for i in range(10_000)).encode(), "at most 5000"),
 ])
 def test_bad_class_files(world, tmp_path, content, message):
     root, env = world
     path = tmp_path / "classes.txt"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     for command in (["recommend", str(path)], ["predict", str(root / "task"), "--classes", str(path)]):
         result = run_cli(*command, env=env)
