@@ -19,8 +19,7 @@ from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcess
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 import mllzoo_hf
-from mllzoo.catalog import read_catalog
-from mllzoo.errors import ModelLoadError
+from mllzoo import ModelLoadError, read_catalog
 from mllzoo.testing import check_plugin, check_registration, registered_specs, registry_with_graph
 from mllzoo_hf.catalog import hub_spec
 

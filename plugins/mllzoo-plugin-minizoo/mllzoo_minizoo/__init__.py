@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from mllzoo import hookimpl
-from mllzoo.family import family_hooks
-from mllzoo.vlm import ModelSpec
+from mllzoo import ModelSpec, family_hooks, hookimpl
 
 from .zoo import WEIGHTS_DIR, trained_models
 

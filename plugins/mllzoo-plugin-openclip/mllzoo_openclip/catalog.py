@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from mllzoo.vlm import ID_PART, ModelSpec
+from mllzoo import ID_PART, ModelSpec
 
 CHECKPOINTS_ENV = "MLLZOO_OPENCLIP_CHECKPOINTS"
 _LOCAL_ENTRY = re.compile(rf"^(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})=(?P<path>.+)$")

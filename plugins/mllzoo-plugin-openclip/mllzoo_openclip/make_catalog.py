@@ -21,9 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from mllzoo.vlm import ModelSpec
-
-from mllzoo.catalog import write_catalog
+from mllzoo import ModelSpec, write_catalog
 
 from .catalog import is_eva
 
