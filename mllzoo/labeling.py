@@ -23,9 +23,10 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Executor(Protocol):
     """
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]: ...
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]: ...
 
 
 class LocalExecutor:
@@ -128,7 +129,7 @@ class LocalExecutor:
         self.cache_bytes = cache_bytes
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
         device = resolve_device(device)
         batch_size = batch_size or default_batch_size(device)
         cache = ImageCache(Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes)
@@ -182,7 +183,9 @@ def saved_parts(registry: Registry, entry: CatalogEntry, graph: Graph, depth: in
     fitting = {}
     for start, stop in chunk_bounds(len(graph.image_paths), chunk):
         part = saved.get(start)
-        if part is not None and np.array_equal(part.get("identity"), part_identity(entry, graph, start, stop, depth)):
+        identity = None if part is None else part.get("identity")
+        if part is not None and identity is not None and np.array_equal(identity, part_identity(entry, graph, start,
+                                                                                                stop, depth)):
             fitting[start] = part
     return fitting
 
@@ -237,7 +240,7 @@ def sample_coverage(parts: dict[int, dict[str, np.ndarray]], unavailable: dict[i
     seen = np.zeros(n_images, bool)
     for part in parts.values():
         seen[part["image_idx"]] = True
-    unseen = [unavailable.get(i, UNDECODABLE) for i in np.flatnonzero(~seen)]
+    unseen = [unavailable.get(int(i), UNDECODABLE) for i in np.flatnonzero(~seen)]
     return {"images": n_images, "seen": int(seen.sum()), "missing": unseen.count(MISSING),
             "different": unseen.count(DIFFERENT), "undecodable": unseen.count(UNDECODABLE)}
 

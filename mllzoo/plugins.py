@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -154,6 +155,8 @@ def list_plugins(include_default: bool = False) -> list[PluginInfo]:
     infos = []
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin)
+        if name is None:  # pluggy names every registered plugin; this only narrows the type
+            continue
         default = name in DEFAULT_PLUGINS
         if default and not include_default:
             continue

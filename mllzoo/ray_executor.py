@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .errors import MllzooError
 from .graph import Graph
@@ -53,7 +53,7 @@ class RayExecutor:
         self.shard_images, self.max_retries = shard_images, max_retries
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -132,6 +132,7 @@ def _label_shard(work: ModelWork, graph: Graph, samples_root: str, device: str, 
     load_plugins()
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes)  # each image is read once here
+    # each image is read once here
+    cache = ImageCache(Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes)
     yield from compute_parts(work, graph, cache, CaptionFeatures(graph.captions), device,
                              batch_size, depth)

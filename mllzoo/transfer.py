@@ -67,7 +67,8 @@ def shipped_label_files() -> list[Path]:
     files: list[Path] = []
     for impl in pm.hook.mllzoo_label_files.get_hookimpls():
         try:
-            files += [Path(str(path)) for path in impl.function() or []]
+            answer: Any = impl.function()  # pluggy types a hook's answer as object
+            files += [Path(str(path)) for path in answer or []]
         except Exception as exc:  # one broken plugin must not stop register
             print(f"Warning: plugin {impl.plugin_name} failed to list its label files: {exc}", file=sys.stderr)
     return files

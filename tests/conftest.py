@@ -44,7 +44,6 @@ def tinyclip_dir(tmp_path_factory):
 def tinyclip_plugin(tinyclip_dir, monkeypatch):
     """The tiny family registered in this process only, unregistered afterwards (llm's pattern)."""
     import tinyclip
-
     from mllzoo.plugins import load_plugins, pm
 
     monkeypatch.setenv("TINYCLIP_DIR", str(tinyclip_dir))
@@ -97,7 +96,8 @@ def world(tmp_path_factory, tinyclip_site):
     samples = root / "samples"
     for seed, (name, color) in enumerate(SYNSETS.items()):
         write_images(samples / name, color, 6, seed)
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(root / "r.db")}
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(root / "r.db")}
     assert run_cli("graph", "build", "--samples", str(samples), env=env).returncode == 0
     assert run_cli("register", env=env).returncode == 0
     (root / "classes.txt").write_text("# pets\ndog\n\ncat\nbanana\n")

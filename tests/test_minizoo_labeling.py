@@ -12,6 +12,8 @@ from mllzoo.graph import build_graph, save_graph
 from mllzoo.labeling import label_models
 from mllzoo.registry import Registry
 
+pytestmark = pytest.mark.slow  # a world build and real labeling: `make test-fast` leaves this module out
+
 mllzoo_minizoo = pytest.importorskip("mllzoo_minizoo")
 
 

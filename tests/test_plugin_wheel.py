@@ -17,9 +17,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_transfer import copy_registry, ok
 
 from conftest import ROOT, run_cli
-from test_transfer import copy_registry, ok
+
+pytestmark = pytest.mark.slow  # wheel builds: `make test-fast` leaves this module out
 
 MODEL = "myclip/ViT-S-16.v1"
 DIST = "mllzoo-plugin-myclip"

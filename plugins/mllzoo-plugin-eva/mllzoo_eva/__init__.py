@@ -6,7 +6,7 @@ runs through open_clip's EVA configs, whose image towers are timm's EVA models).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mllzoo import ModelSpec, family_available, family_hooks, hookimpl, read_catalog
 from mllzoo_openclip.catalog import is_eva, local_checkpoint_specs

@@ -14,8 +14,17 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer, SiglipConfig,
-                          SiglipImageProcessor, SiglipModel, SiglipProcessor)
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTokenizer,
+    SiglipConfig,
+    SiglipImageProcessor,
+    SiglipModel,
+    SiglipProcessor,
+)
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 import mllzoo_hf

@@ -6,8 +6,8 @@ this module reads a JSON table only; torch and timm are imported inside the load
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mllzoo import ModelSpec, family_hooks, hookimpl
 

@@ -6,7 +6,7 @@ load/encode hooks import :mod:`mllzoo_openclip.loading` when first called.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mllzoo import ModelSpec, family_available, family_hooks, hookimpl, read_catalog
 

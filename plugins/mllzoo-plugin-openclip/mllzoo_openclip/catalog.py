@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mllzoo import ID_PART, ModelSpec
 

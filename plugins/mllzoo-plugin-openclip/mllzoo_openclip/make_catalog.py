@@ -17,9 +17,10 @@ import argparse
 import csv
 import sys
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mllzoo import ModelSpec, write_catalog
 

@@ -13,9 +13,8 @@ import huggingface_hub.constants
 import pytest
 
 import mllzoo_openclip
-from mllzoo import ModelLoadError
+from mllzoo import ModelLoadError, ModelSpec
 from mllzoo.testing import check_model, check_plugin, registered_specs, registry_with_graph
-from mllzoo import ModelSpec
 from mllzoo_openclip.testing import TINY_VIT, cut_off_hub, put_in_hub_cache, tiny_checkpoint
 
 ARCH = "mllzoo-tiny-ViT"
