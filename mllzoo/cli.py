@@ -6,7 +6,6 @@ Heavy modules (torch, the selection and labeling code) are imported inside the c
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import click
 
+from .cli_common import emit_json, open_registry, registry_exists
 from .cli_config import config_group
 from .cli_labels import labels as labels_group
 from .defaults import CHUNK
@@ -54,19 +54,6 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     ctx.obj = {"registry_path": registry_path}
 
 
-def open_registry(ctx: click.Context, create: bool = False, write: bool = False) -> Any:
-    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule; ``write`` for commands
-    that must write to it (a read-only command opens a registry it cannot write read-only)."""
-    from .registry import Registry, default_registry_path
-
-    path = ctx.obj["registry_path"] or default_registry_path()
-    return Registry(path, create=create, write=write)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 @cli.command()
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in default plugins.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
@@ -102,9 +89,9 @@ def models(ctx: click.Context, hub: str | None, family: str | None, labeled: boo
     from .catalog import discover_models
 
     catalog = discover_models()
-    registry = open_registry(ctx, create=False) if _registry_exists(ctx) else None
+    registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
     graph_id = registry.current_graph_id() if registry else None
-    labeled_ids = registry.labeled_model_ids(graph_id) if graph_id else set()
+    labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
     rows = {
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
         for model_id, e in catalog.items()
@@ -129,12 +116,6 @@ def models(ctx: click.Context, hub: str | None, family: str | None, labeled: boo
                  "labeled" if row["labeled"] else "not labeled",
                  None if row["installed"] else "plugin not installed"]
         click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
-
-
-def _registry_exists(ctx: click.Context) -> bool:
-    from .registry import default_registry_path
-
-    return Path(ctx.obj["registry_path"] or default_registry_path()).exists()
 
 
 @cli.command()
@@ -207,8 +188,8 @@ def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None
 
     Exits 0 when every image is present and identical, 1 when some are missing or different.
     """
-    from .graph import load_graph
-    from .samples import check_samples, samples_root_for
+    from .graph import load_graph, samples_root_for
+    from .samples import check_samples
 
     registry = open_registry(ctx)
     built = load_graph(registry)
@@ -295,9 +276,8 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     from dataclasses import asdict
 
     from .catalog import discover_models, resolve
-    from .graph import load_graph
+    from .graph import load_graph, samples_root_for
     from .labeling import label_models
-    from .samples import samples_root_for
     from .transfer import import_shipped
     from .vlm import model_available
 
