@@ -15,6 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
 # the user's embedding cache (mllzoo.usercache): a throwaway folder per session, never the real one
 os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
+# Tests load only the plugins they name: this repository's own plugins, unless a test names others through
+# MLLZOO_LOAD_PLUGINS (in env= or monkeypatch). A stray plugin installed in the environment (or a developer's
+# MLLZOO_LOAD_PLUGINS) never loads, in this process or in the CLI subprocesses, so it cannot change a result.
+OWN_PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+os.environ["MLLZOO_LOAD_PLUGINS"] = ",".join(OWN_PLUGINS)
 
 
 @pytest.fixture(autouse=True)
