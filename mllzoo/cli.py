@@ -17,7 +17,7 @@ from .cli_common import emit_json, open_registry, registry_exists
 from .cli_config import config_group
 from .cli_labels import labels as labels_group
 from .defaults import CHUNK
-from .errors import MllzooError
+from .errors import MllzooError, set_warning_handler, warn
 from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
 
@@ -472,7 +472,7 @@ def _add_plugin_commands() -> None:
     call_each("mllzoo_register_commands", "register commands", lambda plugin: {"cli": cli})
     for name, command in core.items():
         if cli.commands.get(name) is not command:
-            click.echo(f"Warning: a plugin replaced the core command {name!r}; the core's is kept", err=True)
+            warn(f"a plugin replaced the core command {name!r}; the core's is kept")
             cli.add_command(command, name)
 
 
@@ -480,4 +480,5 @@ _add_plugin_commands()
 
 
 def main() -> None:
+    set_warning_handler(lambda message: click.echo(f"Warning: {message}", err=True))
     cli()

@@ -33,7 +33,7 @@ import numpy as np
 from . import labels
 from .catalog import CatalogEntry
 from .defaults import CHUNK
-from .errors import InvalidLabel, MllzooError
+from .errors import InvalidLabel, MllzooError, warn
 from .graph import Graph
 from .images import UNDECODABLE, ImageCache
 from .plugins import one_line
@@ -407,7 +407,7 @@ class _Driver:
         self.report.failed[model_id] = message
         self.registry.finish_run(state.run_id, "failed", {"model": model_id, "error": message})
         self.registry.release(model_id, self.graph.id)
-        print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
+        warn(f"{model_id} was not labeled: {message}")
 
     def fail_unfinished(self, message: str) -> None:
         for model_id in list(self.open):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -21,7 +20,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import MllzooError, PluginError
+from .errors import MllzooError, PluginError, warn
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")
@@ -74,7 +73,7 @@ def load_plugins() -> None:
                 raise
             version = ep.dist.version if ep.dist else None
             _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {one_line(exc)}")
-            print(f"Warning: plugin {dist} failed to load: {one_line(exc)}", file=sys.stderr)
+            warn(f"plugin {dist} failed to load: {one_line(exc)}")
 
 
 def _strict() -> bool:
@@ -116,7 +115,7 @@ def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, A
             if _strict():
                 raise
             mark_failed(impl.plugin_name, f"failed to {doing}: {one_line(exc)}")
-            print(f"Warning: plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}", file=sys.stderr)
+            warn(f"plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}")
 
 
 def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs: Any) -> tuple[str | None, Any]:

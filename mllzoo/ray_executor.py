@@ -19,11 +19,10 @@ paths and hashes, samples, captions: tens of MB at that scale) goes through the 
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .graph import Graph
 from .labeling import CaptionFeatures, Event, ModelFailed, ModelWork, compute_parts, default_batch_size
 from .plugins import one_line
@@ -106,8 +105,8 @@ class RayExecutor:
         available = self.ray.cluster_resources().get("GPU", 0)
         gpus = self.gpus_per_model if self.gpus_per_model is not None else (1 if available else 0)
         if gpus > available:
-            print(f"Warning: the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
-                  f"one to join", file=sys.stderr)
+            warn(f"the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
+                 f"one to join")
         return gpus
 
     def _shards(self, ranges: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:

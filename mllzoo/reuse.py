@@ -7,7 +7,6 @@ classes it was selected for. The prediction is the argmax of the weighted sum.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from .catalog import CatalogEntry
 from .classes import display_name
+from .errors import warn
 from .images import ImageCache
 from .vlm import LoadedModel, encode_images, encode_texts, load_model
 
@@ -116,5 +116,5 @@ class Ensemble:
         for row, i in zip(proba, readable):
             labels[i] = self.classes[int(row.argmax())]
         if self.unreadable:
-            print(f"Warning: {len(self.unreadable)} unreadable image(s) skipped", file=sys.stderr)
+            warn(f"{len(self.unreadable)} unreadable image(s) skipped")
         return labels

@@ -8,11 +8,10 @@ label a plugin ships (hook ``mllzoo_label_files``) for the registry's graph inst
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .labelfile import LabelFileError, open_label_file, read_many, write_label_file
 from .registry import Registry
 from .vlm import parse_model_id
@@ -70,7 +69,7 @@ def shipped_label_files() -> list[Path]:
             answer: Any = impl.function()  # pluggy types a hook's answer as object
             files += [Path(str(path)) for path in answer or []]
         except Exception as exc:  # one broken plugin must not stop register
-            print(f"Warning: plugin {impl.plugin_name} failed to list its label files: {exc}", file=sys.stderr)
+            warn(f"plugin {impl.plugin_name} failed to list its label files: {exc}")
     return files
 
 
@@ -87,7 +86,7 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         try:
             opened = open_label_file(path)
         except LabelFileError as exc:
-            print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
+            warn(f"shipped label file skipped: {exc}")
             continue
         if opened.graph_id == graph_id:
             for model_id in opened.model_ids:
@@ -99,7 +98,7 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         try:
             entries = [e for e in read_many([path], graph_id, sizes, samples) if e["model"]["id"] in model_ids]
         except LabelFileError as exc:
-            print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
+            warn(f"shipped label file skipped: {exc}")
             continue
         imported += registry.import_labels(graph_id, [_normalised(entry) for entry in entries])
     return imported
