@@ -275,11 +275,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     """
     from dataclasses import asdict
 
-    from .catalog import discover_models, resolve
-    from .graph import load_graph, samples_root_for
-    from .labeling import label_models
-    from .transfer import import_shipped
-    from .vlm import model_available
+    from .labeling import register as register_models
 
     computer = None
     if executor == "ray":
@@ -288,21 +284,10 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
-    catalog = discover_models()
-    entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())  # bad ids first
-    registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
-    built = load_graph(registry)
-    done = registry.labeled_model_ids(built.id)
-    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
-    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
-    entries = [e for e in entries if e.spec.id not in imported]
-    not_here = [] if model_ids or download else [
-        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
-    entries = [e for e in entries if e.spec.id not in not_here]
-    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
-    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
-                          entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
-                          allow_missing=allow_missing, executor=computer)
+    result = register_models(lambda: open_registry(ctx, write=True), model_ids, samples, download, device=device,
+                             batch_size=batch_size, chunk=chunk_size, depth=depth, allow_missing=allow_missing,
+                             executor=computer)
+    report, imported, not_here = result.report, result.imported, result.not_here
     if as_json:
         emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:

@@ -86,9 +86,6 @@ class ImageCache:
     def unreadable(self) -> set[int]:
         return set(self.status)
 
-    def count(self, kind: str) -> int:
-        return sum(1 for status in self.status.values() if status == kind)
-
     def _open(self, i: int) -> Image.Image | None:
         """Image ``i`` decoded, or None with its reason recorded in ``status``."""
         try:

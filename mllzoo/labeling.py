@@ -23,10 +23,10 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -455,3 +455,45 @@ def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.L
         rank[part["sample_idx"]] = part["rank"]
     lists = np.concatenate([np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)])
     return labels.Label(lists, lengths, rank, n_nodes)
+
+
+@dataclass
+class RegisterResult:
+    """What ``mllzoo register`` did: the labeling report, labels imported from plugins, models left out
+    because their weights are not on this machine."""
+
+    report: LabelingReport
+    imported: list[str]
+    not_here: list[str]
+
+
+def register(open_registry: Callable[[], Registry], model_ids: Iterable[str] = (), samples: Path | None = None,
+             download: bool = False, **labeling: Any) -> RegisterResult:
+    """Label installed models on the registry's graph: the ones named, or all not yet labeled.
+
+    Ids are checked before the registry opens (``open_registry`` is called once, then). A label a plugin
+    ships for this graph is imported instead of running the model; with no ids, only models whose weights
+    are already here run unless ``download``. ``labeling`` goes to :func:`label_models` (device,
+    batch_size, chunk, depth, allow_missing, executor).
+    """
+    from .catalog import discover_models, resolve
+    from .graph import load_graph, samples_root_for
+    from .transfer import import_shipped
+    from .vlm import model_available
+
+    model_ids = list(model_ids)
+    catalog = discover_models()
+    entries = resolve(model_ids, catalog) if model_ids else list(catalog.values())  # bad ids first
+    registry = open_registry()  # a new registry has no graph to label on: never make one here
+    built = load_graph(registry)
+    done = registry.labeled_model_ids(built.id)
+    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
+    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
+    entries = [e for e in entries if e.spec.id not in imported]
+    not_here = [] if model_ids or download else [
+        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    entries = [e for e in entries if e.spec.id not in not_here]
+    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
+    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
+                          entries, **labeling)
+    return RegisterResult(report, imported, not_here)
