@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,6 +65,22 @@ def test_shipped_model_loads_and_encodes():
     np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     np.testing.assert_array_equal(feats, encode_images(model, batch))
     assert model.preprocess_key == f"resize{spec.image_size}-bicubic-norm(0.5,0.5)"
+
+
+@pytest.mark.slow
+def test_models_sharing_the_text_tower_encode_captions_once(tiny_world, tmp_path):
+    """Through the CLI, as a user labels: the plugin API has no labeling entry point to call."""
+    env = {**os.environ, "MLLZOO_REGISTRY": str(tmp_path / "r.db"), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo"}
+
+    def mllzoo(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    mllzoo("graph", "build", "--samples", str(tiny_world / "samples"), "--max-per-node", "2")
+    two = [spec.id for spec in mllzoo_minizoo.specs()[:2]]
+    report = json.loads(mllzoo("register", *two, "--device", "cpu", "--json").stdout)
+    assert sorted(report["labeled"]) == sorted(two) and report["caption_encodings"] == 1
 
 
 def test_shipped_weights_are_always_available():
