@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 
 import pluggy
+import pytest
 
 from conftest import OWN_PLUGINS, ROOT, run_cli
 from mllzoo import hookspecs
@@ -159,6 +160,7 @@ def test_models_filters_list_exactly_what_they_name(tmp_path):
     assert len(everything) > len(hub) + len(minizoo)
 
 
+@pytest.mark.slow
 def test_session_fixtures_leave_the_environment_alone(tinyclip_site, world):
     """Subprocesses get their settings through ``env``; nothing a fixture sets leaks into later tests."""
     import os
