@@ -10,6 +10,8 @@ modules on first use.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .catalog import CatalogEntry, discover_models, read_catalog, write_catalog
@@ -46,6 +48,20 @@ _LAZY = {  # name -> (module, attribute): these modules import numpy or SQLite
     "minilm_embed": (".minilm", "embed"),
     "MINILM_MODEL_NAME": (".minilm", "MODEL_NAME"),
 }
+
+
+class _Package(types.ModuleType):
+    """``mllzoo.recommend`` is the function even once the submodule of that name is imported (importing
+    a submodule sets it as an attribute of its package, which would hide the function)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return getattr(value, _LAZY[name][1])
+        return value
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -73,6 +73,15 @@ def test_every_declared_name_resolves_and_is_documented():
         assert getattr(mllzoo, name) is not None
 
 
+def test_the_lazy_names_stay_what_they_name_after_their_modules_load():
+    import importlib
+    import inspect
+
+    importlib.import_module("mllzoo.recommend")  # as any internal `from .recommend import ...` does
+    assert inspect.isfunction(mllzoo.recommend) and mllzoo.recommend is mllzoo.recommend  # twice, same
+    assert inspect.isclass(mllzoo.Registry) and callable(mllzoo.minilm_embed)
+
+
 def test_plugins_require_the_release_that_declares_the_api():
     from importlib.metadata import version
 
