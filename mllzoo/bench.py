@@ -17,6 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,23 +129,23 @@ def score_task(selector: Selector, task: Task, probs: dict, models: list[str]) -
     }
     used = {"mll_k1": len(k1_models), "mll_k3": len(k3_models), "inb": 1, "inb_k3": min(3, len(models)),
             "oracle_single": len(models), "all_models": len(models), "mean_single": 1}
-    cost = {m: {"models_loaded": used[m], "image_forward_passes": used[m] * n} for m in METHODS}
+    cost: dict[str, dict[str, Any]] = {m: {"models_loaded": used[m], "image_forward_passes": used[m] * n} for m in METHODS}
     cost["mll_k1"]["selection_seconds"] = round(k1_seconds, 4)
     cost["mll_k3"]["selection_seconds"] = round(k3_seconds, 4)
     cost["mll_k1"]["models"], cost["mll_k3"]["models"] = k1_models, k3_models
     cost["inb"]["models"] = board[:1]
-    cost["oracle_single"]["models"] = [max(singles, key=singles.get)]
+    cost["oracle_single"]["models"] = [max(singles, key=lambda m: singles[m])]
     return {"name": task.name, "classes": len(task.classes), "images": n, "accuracy": acc, "cost": cost}
 
 
 def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed: int) -> dict:
     """Mean accuracy over tasks as models join the hub one at a time, in ``orders`` random orders."""
     rng = random.Random(seed)
-    curves = {"mll_k1": [], "inb": [], "oracle_single": []}
+    curves: dict[str, list[list[float]]] = {"mll_k1": [], "inb": [], "oracle_single": []}
     for _ in range(orders):
         order = selector.model_ids[:]
         rng.shuffle(order)
-        per_size = {key: [] for key in curves}
+        per_size: dict[str, list[float]] = {key: [] for key in curves}
         for size in range(1, len(order) + 1):
             rows = [score_task(selector, task, probs, order[:size])["accuracy"] for task in tasks]
             for key in curves:

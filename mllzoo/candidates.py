@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .registry import Registry
 
 
@@ -70,5 +70,5 @@ def warn_uninstalled(registry: Registry, selected: list[str]) -> None:
     installed = set(discover_models())
     missing = [m for m in selected if m not in installed]
     if missing:
-        print(f"Warning: selected model(s) {', '.join(missing)} need a plugin that is not installed here; "
-              f"to use them: {install_hint(registry, missing)}", file=sys.stderr)
+        warn(f"selected model(s) {', '.join(missing)} need a plugin that is not installed here; "
+             f"to use them: {install_hint(registry, missing)}")

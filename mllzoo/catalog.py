@@ -8,12 +8,11 @@ Plugins keep their specs in a shipped ``catalog.json`` that :func:`read_catalog`
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .plugins import call_each, plugin_version
 from .vlm import ModelSpec, parse_model_id
 
@@ -60,8 +59,8 @@ def discover_models() -> dict[str, CatalogEntry]:
     call_each("mllzoo_register_models", "register models",
               lambda plugin: {"register": lambda spec: register(spec, plugin)})
     for (plugin, keeper), ids in taken.items():
-        print(f"Warning: plugin {plugin} registers {len(ids)} model id(s) plugin {keeper} registered first, "
-              f"which keeps them: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}", file=sys.stderr)
+        warn(f"plugin {plugin} registers {len(ids)} model id(s) plugin {keeper} registered first, "
+             f"which keeps them: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}")
     return found
 
 

@@ -52,7 +52,11 @@ def read_classes(path: str | Path) -> list[str]:
     if not names:
         raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")
     seen: set[str] = set()
-    duplicates = [n for n in names if n in seen or seen.add(n)]
+    duplicates = []
+    for n in names:
+        if n in seen:
+            duplicates.append(n)
+        seen.add(n)
     if duplicates:
         raise MllzooError(f"{path} lists duplicate classes: {', '.join(sorted(set(duplicates))[:5])}")
     if len(names) > MAX_CLASSES:

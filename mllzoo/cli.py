@@ -6,7 +6,6 @@ Heavy modules (torch, the selection and labeling code) are imported inside the c
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,11 @@ from typing import Any
 
 import click
 
+from .cli_common import emit_json, open_registry, registry_exists
 from .cli_config import config_group
 from .cli_labels import labels as labels_group
 from .defaults import CHUNK
-from .errors import MllzooError
+from .errors import MllzooError, set_warning_handler, warn
 from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
 
@@ -52,19 +52,6 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     mllzoo labels export ID -o FILE   move labels between registries
     """
     ctx.obj = {"registry_path": registry_path}
-
-
-def open_registry(ctx: click.Context, create: bool = False, write: bool = False) -> Any:
-    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule; ``write`` for commands
-    that must write to it (a read-only command opens a registry it cannot write read-only)."""
-    from .registry import Registry, default_registry_path
-
-    path = ctx.obj["registry_path"] or default_registry_path()
-    return Registry(path, create=create, write=write)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @cli.command()
@@ -104,9 +91,9 @@ def models(ctx: click.Context, hub: str | None, family: str | None, labeled: boo
     from .catalog import discover_models
 
     catalog = discover_models()
-    registry = open_registry(ctx, create=False) if _registry_exists(ctx) else None
+    registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
     graph_id = registry.current_graph_id() if registry else None
-    labeled_ids = registry.labeled_model_ids(graph_id) if graph_id else set()
+    labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
     rows = {
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
         for model_id, e in catalog.items()
@@ -166,12 +153,6 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
                    f"at least {MIN_SAMPLES} samples):")
         for c in concepts:
             click.echo(f"    {c['accuracy']:6.1%}  {c['synset']:<28} {c['name']} ({c['samples']} samples)")
-
-
-def _registry_exists(ctx: click.Context) -> bool:
-    from .registry import default_registry_path
-
-    return Path(ctx.obj["registry_path"] or default_registry_path()).exists()
 
 
 @cli.command()
@@ -244,8 +225,8 @@ def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None
 
     Exits 0 when every image is present and identical, 1 when some are missing or different.
     """
-    from .graph import load_graph
-    from .samples import check_samples, samples_root_for
+    from .graph import load_graph, samples_root_for
+    from .samples import check_samples
 
     registry = open_registry(ctx)
     built = load_graph(registry)
@@ -331,12 +312,7 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
     """
     from dataclasses import asdict
 
-    from .catalog import discover_models, resolve
-    from .graph import load_graph
-    from .labeling import label_models
-    from .samples import samples_root_for
-    from .transfer import import_shipped
-    from .vlm import model_available
+    from .labeling import register as register_models
 
     computer = None
     if executor == "ray":
@@ -345,21 +321,10 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
-    catalog = discover_models()
-    entries = resolve(list(model_ids), catalog) if model_ids else list(catalog.values())  # bad ids first
-    registry = open_registry(ctx, write=True)  # a new registry has no graph to label on: never make one here
-    built = load_graph(registry)
-    done = registry.labeled_model_ids(built.id)
-    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
-    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
-    entries = [e for e in entries if e.spec.id not in imported]
-    not_here = [] if model_ids or download else [
-        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
-    entries = [e for e in entries if e.spec.id not in not_here]
-    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
-    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
-                          entries, device=device, batch_size=batch_size, chunk=chunk_size, depth=depth,
-                          allow_missing=allow_missing, executor=computer)
+    result = register_models(lambda: open_registry(ctx, write=True), model_ids, samples, download, device=device,
+                             batch_size=batch_size, chunk=chunk_size, depth=depth, allow_missing=allow_missing,
+                             executor=computer)
+    report, imported, not_here = result.report, result.imported, result.not_here
     if as_json:
         emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:
@@ -558,7 +523,7 @@ def _add_plugin_commands() -> None:
     call_each("mllzoo_register_commands", "register commands", lambda plugin: {"cli": cli})
     for name, command in core.items():
         if cli.commands.get(name) is not command:
-            click.echo(f"Warning: a plugin replaced the core command {name!r}; the core's is kept", err=True)
+            warn(f"a plugin replaced the core command {name!r}; the core's is kept")
             cli.add_command(command, name)
 
 
@@ -566,4 +531,5 @@ _add_plugin_commands()
 
 
 def main() -> None:
+    set_warning_handler(lambda message: click.echo(f"Warning: {message}", err=True))
     cli()

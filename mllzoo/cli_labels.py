@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .cli_common import emit_json, open_registry
+
 
 @click.group()
 def labels() -> None:
@@ -26,7 +28,6 @@ def labels() -> None:
 def list_labels(ctx: click.Context, as_json: bool) -> None:
     """Labeled models on the registry's graph, with their plugin and whether it is installed."""
     from .catalog import discover_models
-    from .cli import emit_json, open_registry
     from .transfer import label_listing
 
     rows = label_listing(open_registry(ctx, create=False), discover_models())
@@ -48,7 +49,6 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path, force: bool) -> None:
     """Write the labels of MODEL_IDS (on the registry's graph) to one label file."""
-    from .cli import open_registry
     from .transfer import export_labels
 
     export_labels(open_registry(ctx, create=False), list(model_ids), output, force=force)
@@ -62,7 +62,6 @@ def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path,
 @click.pass_context
 def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, as_json: bool) -> None:
     """Import label files; every file is checked before anything is stored (all or nothing)."""
-    from .cli import emit_json, open_registry
     from .transfer import import_labels
 
     result = import_labels(open_registry(ctx, create=False), list(files), replace=replace)
@@ -79,7 +78,6 @@ def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, a
 @click.pass_context
 def remove_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
     """Remove the labels of MODEL_IDS from the registry's graph (all must be labeled, or none is removed)."""
-    from .cli import open_registry
     from .transfer import remove_labels
 
     remove_labels(open_registry(ctx, create=False), list(model_ids))

@@ -1,4 +1,8 @@
-"""Errors a user can fix. The CLI prints them as one line and exits with status 2."""
+"""Errors a user can fix (the CLI prints them as one line and exits with status 2), and warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 
 class MllzooError(Exception):
@@ -24,3 +28,27 @@ class DamagedLabelError(MllzooError):
         self.model_id = model_id
         super().__init__(f"the label of {model_id} {problem}: repair it with `mllzoo labels remove {model_id}` "
                          f"then `mllzoo register {model_id}`")
+
+
+# One path for the library's warnings: something went wrong but the command goes on (a plugin that
+# failed, a damaged cache, a skipped file). Library code calls warn(); the default prints the line on
+# stderr, as the CLI shows it; a caller (a test, an application embedding mllzoo) may route them elsewhere.
+def _print_warning(message: str) -> None:
+    import sys
+
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+_warning_handler: Callable[[str], None] = _print_warning
+
+
+def warn(message: str) -> None:
+    """Report ``message`` (one line, without the "Warning: " prefix) through the current handler."""
+    _warning_handler(" ".join(message.split()))
+
+
+def set_warning_handler(handler: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Route warnings to ``handler`` (``None``: back to stderr); returns the previous handler."""
+    global _warning_handler
+    previous, _warning_handler = _warning_handler, handler or _print_warning
+    return previous

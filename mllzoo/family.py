@@ -14,7 +14,8 @@ already here defines ``available(spec)`` too, bound by :func:`family_available`.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .hookspecs import hookimpl
 from .vlm import LoadedModel, ModelSpec

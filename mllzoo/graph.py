@@ -19,9 +19,8 @@ import numpy as np
 
 from .errors import MllzooError
 from .registry import Registry
-from .samples import UnavailableSample, read_regular, sample_hash
+from .samples import IMAGE_SUFFIXES, UnavailableSample, read_regular, sample_hash
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 WNID = re.compile(r"^n(\d{8})$")
 
 
@@ -182,7 +181,8 @@ def load_graph(registry: Registry, graph_id: str | None = None, images: bool = T
     graph_id = graph_id or registry.require_graph_id()
     rows = registry.graph_nodes(graph_id)
     parents = json.loads("[" + ",".join(row[-1] for row in rows) + "]")  # one parse, not one per node
-    nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]
+    # each row is Node's fields in order, parents last (registry.graph_nodes); mypy cannot see a row's length
+    nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]  # type: ignore[call-arg]
     image_rows = registry.graph_images(graph_id) if images else []
     return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows],
                  registry.graph_samples(graph_id) if samples else None)
@@ -194,3 +194,13 @@ def graph_source(registry: Registry, graph_id: str) -> str | None:
     meta = registry.graph_meta(graph_id)
     source = meta.get("source") if meta else None
     return None if source is None else str(registry.path.parent / source)
+
+
+def samples_root_for(registry: Registry, graph_id: str, samples: Path | None) -> Path:
+    """``--samples`` when given, else the folder the graph was built from."""
+    if samples is not None:
+        return Path(samples)
+    source = graph_source(registry, graph_id)
+    if source is None:
+        raise MllzooError("the registry does not say where the graph's images are: pass --samples DIR")
+    return Path(source)

@@ -7,7 +7,8 @@ the CLI imports every plugin to build ``--help``; import heavy libraries inside 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pluggy import HookimplMarker, HookspecMarker
 

@@ -12,9 +12,9 @@ import os
 import socket
 import sys
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 from urllib.parse import urlsplit
 
 from .errors import ModelLoadError
@@ -71,7 +71,7 @@ def reachable(url: str) -> bool:
     return _accepts_connection(parts.hostname or "", port)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _accepts_connection(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import io
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from .graph import IMAGE_SUFFIXES
-from .samples import DIFFERENT, UnavailableSample, read_regular, read_sample, sample_hash
+from .samples import DIFFERENT, IMAGE_SUFFIXES, UnavailableSample, read_regular, read_sample, sample_hash
 
 UNDECODABLE = "undecodable"
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
@@ -85,9 +85,6 @@ class ImageCache:
     @property
     def unreadable(self) -> set[int]:
         return set(self.status)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for status in self.status.values() if status == kind)
 
     def _open(self, i: int) -> Image.Image | None:
         """Image ``i`` decoded, or None with its reason recorded in ``status``."""

@@ -23,16 +23,17 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import labels
 from .catalog import CatalogEntry
 from .defaults import CHUNK
-from .errors import InvalidLabel, MllzooError
+from .errors import InvalidLabel, MllzooError, warn
 from .graph import Graph
 from .images import UNDECODABLE, ImageCache
 from .plugins import one_line
@@ -118,7 +119,7 @@ class Executor(Protocol):
     """
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]: ...
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]: ...
 
 
 class LocalExecutor:
@@ -128,7 +129,7 @@ class LocalExecutor:
         self.cache_bytes = cache_bytes
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
         device = resolve_device(device)
         batch_size = batch_size or default_batch_size(device)
         cache = ImageCache(Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes)
@@ -182,7 +183,9 @@ def saved_parts(registry: Registry, entry: CatalogEntry, graph: Graph, depth: in
     fitting = {}
     for start, stop in chunk_bounds(len(graph.image_paths), chunk):
         part = saved.get(start)
-        if part is not None and np.array_equal(part.get("identity"), part_identity(entry, graph, start, stop, depth)):
+        identity = None if part is None else part.get("identity")
+        if part is not None and identity is not None and np.array_equal(identity, part_identity(entry, graph, start,
+                                                                                                stop, depth)):
             fitting[start] = part
     return fitting
 
@@ -237,7 +240,7 @@ def sample_coverage(parts: dict[int, dict[str, np.ndarray]], unavailable: dict[i
     seen = np.zeros(n_images, bool)
     for part in parts.values():
         seen[part["image_idx"]] = True
-    unseen = [unavailable.get(i, UNDECODABLE) for i in np.flatnonzero(~seen)]
+    unseen = [unavailable.get(int(i), UNDECODABLE) for i in np.flatnonzero(~seen)]
     return {"images": n_images, "seen": int(seen.sum()), "missing": unseen.count(MISSING),
             "different": unseen.count(DIFFERENT), "undecodable": unseen.count(UNDECODABLE)}
 
@@ -410,7 +413,7 @@ class _Driver:
         self.report.failed[model_id] = message
         self.registry.finish_run(state.run_id, "failed", {"model": model_id, "error": message})
         self.registry.release(model_id, self.graph.id)
-        print(f"Warning: {model_id} was not labeled: {message}", file=sys.stderr)
+        warn(f"{model_id} was not labeled: {message}")
 
     def fail_unfinished(self, message: str) -> None:
         for model_id in list(self.open):
@@ -458,3 +461,45 @@ def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.L
         rank[part["sample_idx"]] = part["rank"]
     lists = np.concatenate([np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)])
     return labels.Label(lists, lengths, rank, n_nodes)
+
+
+@dataclass
+class RegisterResult:
+    """What ``mllzoo register`` did: the labeling report, labels imported from plugins, models left out
+    because their weights are not on this machine."""
+
+    report: LabelingReport
+    imported: list[str]
+    not_here: list[str]
+
+
+def register(open_registry: Callable[[], Registry], model_ids: Iterable[str] = (), samples: Path | None = None,
+             download: bool = False, **labeling: Any) -> RegisterResult:
+    """Label installed models on the registry's graph: the ones named, or all not yet labeled.
+
+    Ids are checked before the registry opens (``open_registry`` is called once, then). A label a plugin
+    ships for this graph is imported instead of running the model; with no ids, only models whose weights
+    are already here run unless ``download``. ``labeling`` goes to :func:`label_models` (device,
+    batch_size, chunk, depth, allow_missing, executor).
+    """
+    from .catalog import discover_models, resolve
+    from .graph import load_graph, samples_root_for
+    from .transfer import import_shipped
+    from .vlm import model_available
+
+    model_ids = list(model_ids)
+    catalog = discover_models()
+    entries = resolve(model_ids, catalog) if model_ids else list(catalog.values())  # bad ids first
+    registry = open_registry()  # a new registry has no graph to label on: never make one here
+    built = load_graph(registry)
+    done = registry.labeled_model_ids(built.id)
+    imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
+    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
+    entries = [e for e in entries if e.spec.id not in imported]
+    not_here = [] if model_ids or download else [
+        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    entries = [e for e in entries if e.spec.id not in not_here]
+    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
+    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
+                          entries, **labeling)
+    return RegisterResult(report, imported, not_here)

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import MllzooError, PluginError
+from .errors import MllzooError, PluginError, warn
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")
@@ -73,7 +73,7 @@ def load_plugins() -> None:
                 raise
             version = ep.dist.version if ep.dist else None
             _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {one_line(exc)}")
-            print(f"Warning: plugin {dist} failed to load: {one_line(exc)}", file=sys.stderr)
+            warn(f"plugin {dist} failed to load: {one_line(exc)}")
 
 
 def _strict() -> bool:
@@ -115,7 +115,7 @@ def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, A
             if _strict():
                 raise
             mark_failed(impl.plugin_name, f"failed to {doing}: {one_line(exc)}")
-            print(f"Warning: plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}", file=sys.stderr)
+            warn(f"plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}")
 
 
 def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs: Any) -> tuple[str | None, Any]:
@@ -154,6 +154,8 @@ def list_plugins(include_default: bool = False) -> list[PluginInfo]:
     infos = []
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin)
+        if name is None:  # pluggy names every registered plugin; this only narrows the type
+            continue
         default = name in DEFAULT_PLUGINS
         if default and not include_default:
             continue

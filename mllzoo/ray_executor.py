@@ -19,11 +19,10 @@ paths and hashes, samples, captions: tens of MB at that scale) goes through the 
 from __future__ import annotations
 
 import logging
-import sys
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .graph import Graph
 from .labeling import CaptionFeatures, Event, ModelFailed, ModelWork, compute_parts, default_batch_size
 from .plugins import one_line
@@ -72,7 +71,7 @@ class RayExecutor:
         self.shard_images, self.max_retries = shard_images, max_retries
 
     def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Iterator[Event]:
+            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -126,8 +125,8 @@ class RayExecutor:
         available = self.ray.cluster_resources().get("GPU", 0)
         gpus = self.gpus_per_model if self.gpus_per_model is not None else (1 if available else 0)
         if gpus > available:
-            print(f"Warning: the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
-                  f"one to join", file=sys.stderr)
+            warn(f"the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
+                 f"one to join")
         return gpus
 
     def _shards(self, ranges: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
@@ -152,6 +151,7 @@ def _label_shard(work: ModelWork, graph: Graph, samples_root: str, device: str, 
     load_plugins()
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
-    cache = ImageCache(Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes)  # each image is read once here
+    # each image is read once here
+    cache = ImageCache(Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes)
     yield from compute_parts(work, graph, cache, CaptionFeatures(graph.captions), device,
                              batch_size, depth)

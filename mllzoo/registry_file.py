@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from .errors import MllzooError
 
+
 def check(path: Path, create: bool, write: bool) -> bool:
     """Whether the registry at ``path`` can be written; a one-line :class:`MllzooError` when it cannot be
     opened as asked (``create``: a missing file may be made; ``write``: the command must write)."""

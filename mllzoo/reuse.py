@@ -7,15 +7,15 @@ classes it was selected for. The prediction is the argmax of the weighted sum.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from .catalog import CatalogEntry
 from .classes import display_name
+from .errors import warn
 from .images import ImageCache
 from .vlm import LoadedModel, encode_images, encode_texts, load_model
 
@@ -105,13 +105,14 @@ class Ensemble:
 
     def model_probabilities(self, paths: Iterable[str | Path]) -> tuple[dict[str, np.ndarray], list[int]]:
         """Per model, softmax probabilities ``[n_readable, classes]``, and the readable images' indices."""
-        paths = [str(Path(p).resolve()) for p in paths]
-        cache = ImageCache(None, paths)
-        out, readable = {}, []
+        resolved = [str(Path(p).resolve()) for p in paths]
+        cache = ImageCache(None, resolved)
+        out: dict[str, np.ndarray] = {}
+        readable: list[int] = []
         for model_id in self.members:
             model, vectors = self._model(model_id)
             out[model_id], readable = zero_shot_probabilities(model, vectors, cache, self.batch_size)
-        self.unreadable = [paths[i] for i in sorted(cache.unreadable)]
+        self.unreadable = [resolved[i] for i in sorted(cache.unreadable)]
         return out, readable
 
     def predict_proba(self, paths: Iterable[str | Path]) -> tuple[np.ndarray, list[int]]:
@@ -129,5 +130,5 @@ class Ensemble:
         for row, i in zip(proba, readable):
             labels[i] = self.classes[int(row.argmax())]
         if self.unreadable:
-            print(f"Warning: {len(self.unreadable)} unreadable image(s) skipped", file=sys.stderr)
+            warn(f"{len(self.unreadable)} unreadable image(s) skipped")
         return labels

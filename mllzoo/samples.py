@@ -22,6 +22,8 @@ MAX_SAMPLE_BYTES = 64 * 1024**2  # no sample image is larger; a bigger file is n
 DEFAULT_ALLOW_MISSING = 0.001  # register's tolerance: missing + different images, as a share of all
 MISSING, DIFFERENT = "missing", "different"
 SHOWN_PATHS = 5  # paths listed per kind in a check's report
+# the files a sample or task folder offers as images (graph build, class folders)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class UnavailableSample(Exception):
@@ -137,15 +139,3 @@ def refuse_beyond_tolerance(missing: int, different: int, images: int, allow: fl
             f"(more than {allow:.1%} or all); no label is stored from images it did not see: get the graph's samples "
             "(`make samples` for the shipped graph), verify them with `mllzoo graph check --samples DIR`, "
             "or accept the gap with --allow-missing FRACTION")
-
-
-def samples_root_for(registry, graph_id: str, samples: Path | None) -> Path:
-    """``--samples`` when given, else the folder the graph was built from."""
-    from .graph import graph_source
-
-    if samples is not None:
-        return Path(samples)
-    source = graph_source(registry, graph_id)
-    if source is None:
-        raise MllzooError("the registry does not say where the graph's images are: pass --samples DIR")
-    return Path(source)

@@ -17,9 +17,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pluggy
@@ -191,7 +192,8 @@ def check_installed(distribution: str) -> list[ModelSpec]:
     ``mllzoo_label_files`` (each a readable label file) and every model ``source`` that is a path inside
     its package (shipped weights). Returns the registered specs.
     """
-    from importlib.metadata import PackageNotFoundError, distribution as find
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import distribution as find
 
     from .labelfile import open_label_file
 

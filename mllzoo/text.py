@@ -7,13 +7,12 @@ plugins add them through the ``mllzoo_register_embedders`` hook.
 from __future__ import annotations
 
 import hashlib
-import sys
 from typing import Protocol
 
 import numpy as np
 
 from .blobs import DamagedBlob
-from .errors import MllzooError, PluginError
+from .errors import MllzooError, PluginError, warn
 from .plugins import call_each
 from .usercache import EmbeddingCache
 
@@ -150,8 +149,8 @@ def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
         vectors = registry.node_embeddings(graph.id, embedder.id)
     except DamagedBlob as exc:
         kept = "recomputing and replacing them" if registry.writable else "recomputing them (not kept: read-only)"
-        print(f"Warning: the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
-              f"({exc}); {kept}", file=sys.stderr)
+        warn(f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
+             f"({exc}); {kept}")
         vectors = None
     if vectors is not None and (vectors.ndim != 2 or len(vectors) != len(graph.captions)
                                 or not np.isfinite(vectors).all()):

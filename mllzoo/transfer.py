@@ -9,11 +9,10 @@ label a plugin ships (hook ``mllzoo_label_files``) for the registry's graph inst
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from .errors import MllzooError
+from .errors import MllzooError, warn
 from .labelfile import LabelFileError, open_label_file, read_many, write_label_file
 from .registry import Registry
 from .vlm import parse_model_id
@@ -131,7 +130,7 @@ def shipped_label_files() -> list[tuple[str, Path]]:
     files: list[tuple[str, Path]] = []
     for impl in _impls("mllzoo_label_files"):
         try:
-            answer = impl.function()
+            answer: Any = impl.function()  # pluggy types a hook's answer as object
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # one broken plugin must not stop register
@@ -149,7 +148,7 @@ def shipped_label_files() -> list[tuple[str, Path]]:
             problem = (f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
                        if bad is answer else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path")
         mark_failed(impl.plugin_name, problem)
-        print(f"Warning: plugin {impl.plugin_name} {problem}", file=sys.stderr)
+        warn(f"plugin {impl.plugin_name} {problem}")
     return files
 
 
@@ -166,11 +165,11 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         try:
             opened = open_label_file(path)
         except LabelFileError as exc:
-            print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
+            warn(f"shipped label file skipped: {exc}")
             continue
         if opened.graph_id != graph_id and set(opened.model_ids) & model_ids:
-            print(f"Warning: plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
-                  f"graph is {graph_id}: its models are labeled the usual way instead", file=sys.stderr)
+            warn(f"plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
+                 f"graph is {graph_id}: its models are labeled the usual way instead")
         if opened.graph_id == graph_id:
             for model_id in opened.model_ids:
                 if model_id in model_ids:
@@ -181,14 +180,14 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
         try:
             entries = [e for e in read_many([path], graph_id, sizes, samples) if e["model"]["id"] in model_ids]
         except LabelFileError as exc:
-            print(f"Warning: shipped label file skipped: {exc}", file=sys.stderr)
+            warn(f"shipped label file skipped: {exc}")
             continue
         free = [e for e in entries if registry.claim_holder(e["model"]["id"], graph_id) is None]
         try:  # a model another register is labeling is left to it
             with claimed(registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"):
                 imported += registry.import_labels(graph_id, [_normalised(entry) for entry in free])
         except Claimed as exc:  # claimed since the check above
-            print(f"Warning: shipped label file {path} skipped: {exc}", file=sys.stderr)
+            warn(f"shipped label file {path} skipped: {exc}")
     return imported
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import blobs
+from .errors import warn
 
 CACHE_ENV = "MLLZOO_CACHE_DIR"
 FILE_NAME = "embeddings-cache.db"
@@ -99,7 +99,7 @@ class EmbeddingCache:
     def _rebuild(self, exc: Exception) -> None:
         """Move the damaged file aside (its WAL and index files with it) and start an empty one."""
         self.close()
-        print(f"Warning: embedding cache {self.path} is damaged ({exc}); starting a new one", file=sys.stderr)
+        warn(f"embedding cache {self.path} is damaged ({exc}); starting a new one")
         try:
             for suffix in ("", "-wal", "-shm"):
                 damaged = Path(f"{self.path}{suffix}")
@@ -111,7 +111,7 @@ class EmbeddingCache:
     def _give_up(self, exc: Exception) -> None:
         self.close()
         if not self._broken:
-            print(f"Warning: embedding cache {self.path} not used ({exc})", file=sys.stderr)
+            warn(f"embedding cache {self.path} not used ({exc})")
         self._broken = True
 
 

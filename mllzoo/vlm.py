@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import MllzooError, PluginError
 
@@ -184,15 +185,15 @@ def model_available(spec: ModelSpec) -> bool:
         return False
     if answer is not None:
         return bool(answer)
-    return bool(spec.source) and "://" not in spec.source and Path(spec.source).expanduser().exists()
+    return bool(spec.source and "://" not in spec.source and Path(spec.source).expanduser().exists())
 
 
-def encode_images(model: LoadedModel, images: Any) -> "np.ndarray":
+def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
     """Unit-length image features ``[n, dim]`` (numpy float32) of preprocessed ``images``."""
     return _encode(model, "mllzoo_encode_images", "images", images, "image")
 
 
-def encode_texts(model: LoadedModel, texts: list[str]) -> "np.ndarray":
+def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
     """Unit-length text features ``[n, dim]`` (numpy float32), comparable with the image features."""
     return _encode(model, "mllzoo_encode_texts", "texts", list(texts), "text")
 

@@ -15,6 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
 # the user's embedding cache (mllzoo.usercache): a throwaway folder per session, never the real one
 os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
+# Tests load only the plugins they name: this repository's own plugins, unless a test names others through
+# MLLZOO_LOAD_PLUGINS (in env= or monkeypatch). A stray plugin installed in the environment (or a developer's
+# MLLZOO_LOAD_PLUGINS) never loads, in this process or in the CLI subprocesses, so it cannot change a result.
+OWN_PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+os.environ["MLLZOO_LOAD_PLUGINS"] = ",".join(OWN_PLUGINS)
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +49,6 @@ def tinyclip_dir(tmp_path_factory):
 def tinyclip_plugin(tinyclip_dir, monkeypatch):
     """The tiny family registered in this process only, unregistered afterwards (llm's pattern)."""
     import tinyclip
-
     from mllzoo.plugins import load_plugins, pm
 
     monkeypatch.setenv("TINYCLIP_DIR", str(tinyclip_dir))
@@ -97,7 +101,8 @@ def world(tmp_path_factory, tinyclip_site):
     samples = root / "samples"
     for seed, (name, color) in enumerate(SYNSETS.items()):
         write_images(samples / name, color, 6, seed)
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(root / "r.db")}
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(root / "r.db")}
     assert run_cli("graph", "build", "--samples", str(samples), env=env).returncode == 0
     assert run_cli("register", env=env).returncode == 0
     (root / "classes.txt").write_text("# pets\ndog\n\ncat\nbanana\n")

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import run_cli, write_images
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 
 def test_bench_end_to_end(world, tmp_path):
     root, env = world

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "open_clip", "timm")
 CIFAR100 = ROOT / "benchmarks" / "data" / "mll-classnames" / "CIFAR100.txt"

@@ -103,7 +103,6 @@ def test_every_catalogued_id_fits_the_grammar():
     import mllzoo_hf
     import mllzoo_minizoo
     import mllzoo_openclip
-
     from mllzoo.testing import registered_specs
 
     counts = [len(registered_specs(plugin)) for plugin in (mllzoo_openclip, mllzoo_eva, mllzoo_hf, mllzoo_minizoo)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import run_cli
+import pytest
+
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
 def run_cli_without(module: str, *args: str, env: dict | None = None, cwd=None):

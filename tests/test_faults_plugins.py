@@ -11,15 +11,17 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import faultyplugin
 import numpy as np
 import pytest
 
-import faultyplugin
 import tinyclip
 from conftest import SYNSETS, kill_register_after_parts, run_cli, write_images
 from mllzoo import labels
 from mllzoo.errors import InvalidLabel
 from mllzoo.registry import Registry
+
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 FAULTY = "mllzoo-plugin-faulty"
 BAD, GOOD = "faulty/bad.v0", "faulty/good.v0"

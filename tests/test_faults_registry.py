@@ -24,6 +24,8 @@ import pytest
 
 from conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 NOBODY = 65534
 
 
@@ -205,7 +207,8 @@ def test_read_only_commands_never_write_to_a_file_that_is_not_a_registry(world, 
     else:
         path.write_bytes(os.urandom(4096))
     for command in read_only_commands(world, path):
-        one_line_error(unchanged_after(lambda: run_cli(*command), path), expected)
+        # the lambda is called at once, inside this iteration: it cannot see a later `command`
+        one_line_error(unchanged_after(lambda: run_cli(*command), path), expected)  # noqa: B023
 
 
 def test_a_folder_and_a_missing_path_are_told_apart(world, tmp_path):

@@ -63,6 +63,7 @@ def test_graph_round_trips_through_registry(registry, sample_folder):
     assert back.info() == graph.info()
 
 
+@pytest.mark.slow
 def test_graph_cli(tmp_path, sample_folder):
     db = str(tmp_path / "r.db")
     built = run_cli("--registry", db, "graph", "build", "--samples", str(sample_folder), "--json")

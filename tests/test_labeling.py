@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import kill_register_after_parts, run_cli
 from mllzoo import labels
@@ -17,6 +18,8 @@ from mllzoo.graph import build_graph, save_graph
 from mllzoo.labeling import label_models
 from mllzoo.registry import Registry
 from mllzoo.vlm import encode_images, encode_texts, load_model
+
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
 def labeled_registry(registry, sample_folder, **kwargs):
@@ -148,7 +151,8 @@ def test_register_cli_resumes_after_kill(tmp_path, sample_folder, tinyclip_site)
 
 def test_two_register_processes_label_each_model_once(tmp_path, sample_folder, tinyclip_site):
     db = tmp_path / "r.db"
-    env = {**os.environ, "PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(db), "TINYCLIP_SLOW": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+           "MLLZOO_REGISTRY": str(db), "TINYCLIP_SLOW": "0.05"}
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
     procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "--json", "--batch-size", "4"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

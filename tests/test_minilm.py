@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mllzoo import minilm
 
@@ -31,6 +32,7 @@ def test_batches_keep_padded_size_within_budget():
     assert minilm.embed([]).shape == (0, minilm.DIM)
 
 
+@pytest.mark.slow
 def test_numpy_encoder_equals_transformers_on_benchmark_lists_and_node_captions(monkeypatch):
     """The torch-free encoder keeps selections and registries as they are: every class description of
     the MLL benchmark's class lists against the transformers path (the reference), and every node

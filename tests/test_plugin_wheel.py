@@ -17,9 +17,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_transfer import copy_registry, ok
 
 from conftest import ROOT, run_cli
-from test_transfer import copy_registry, ok
+
+pytestmark = pytest.mark.slow  # wheel builds: `make test-fast` leaves this module out
 
 MODEL = "myclip/ViT-S-16.v1"
 DIST = "mllzoo-plugin-myclip"
@@ -154,6 +156,7 @@ def test_a_wheel_without_package_data_fails_the_installed_check(tmp_path, shippe
     site = tmp_path / "site"
     build_and_install(write_plugin(tmp_path / "myclip", shipped_label, package_data=False), site)
     checked = subprocess.run([sys.executable, "-c", f"from mllzoo.testing import check_installed; check_installed({DIST!r})"],
-                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)},
+                             capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST},
                              timeout=300, cwd=ROOT)
     assert checked.returncode != 0 and "models.json" in checked.stderr

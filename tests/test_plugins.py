@@ -8,8 +8,9 @@ import sys
 from importlib.metadata import entry_points
 
 import pluggy
+import pytest
 
-from conftest import ROOT, run_cli
+from conftest import OWN_PLUGINS, ROOT, run_cli
 from mllzoo import hookspecs
 from mllzoo.plugins import pm
 
@@ -43,7 +44,7 @@ def test_load_hook_is_firstresult_and_other_families_pass(tinyclip_plugin):
 
 
 def test_installed_plugin_is_discovered_through_entry_points(tinyclip_site):
-    env = {"PYTHONPATH": str(tinyclip_site)}
+    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip"}
     code = "from importlib.metadata import entry_points; print([e.name for e in entry_points(group='mllzoo')])"
     out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, **env},
                          capture_output=True, text=True).stdout
@@ -72,7 +73,8 @@ def broken_site(tmp_path):
 
 
 def test_broken_plugin_is_a_warning_not_a_crash(tmp_path):
-    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-broken",
+           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
     result = run_cli("plugins", "--json", env=env)
     assert result.returncode == 0
     assert "Warning: plugin mllzoo-plugin-broken failed to load: RuntimeError: boom at import" in result.stderr
@@ -82,7 +84,7 @@ def test_broken_plugin_is_a_warning_not_a_crash(tmp_path):
 
 
 def test_strict_plugins_reraises(tmp_path):
-    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_STRICT_PLUGINS": "1"}
+    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-broken", "MLLZOO_STRICT_PLUGINS": "1"}
     result = run_cli("plugins", env=env)
     assert result.returncode != 0 and "boom at import" in result.stderr
 
@@ -115,7 +117,7 @@ def test_the_family_plugins_are_entry_points_of_the_group():
 
 
 def test_uninstall_works_while_a_broken_plugin_is_installed(tmp_path):
-    env = {"PYTHONPATH": str(broken_site(tmp_path))}
+    env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-broken"}
     result = run_cli("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
     assert result.returncode == 0, result.stderr
     assert "Skipping mllzoo-plugin-not-installed as it is not installed" in result.stderr + result.stdout
@@ -158,8 +160,43 @@ def test_models_filters_list_exactly_what_they_name(tmp_path):
     assert len(everything) > len(hub) + len(minizoo)
 
 
+@pytest.mark.slow
 def test_session_fixtures_leave_the_environment_alone(tinyclip_site, world):
     """Subprocesses get their settings through ``env``; nothing a fixture sets leaks into later tests."""
     import os
 
     assert "TINYCLIP_DIR" not in os.environ
+
+
+STRAY = """from mllzoo import ModelSpec, hookimpl
+
+
+@hookimpl
+def mllzoo_register_models(register):
+    register(ModelSpec(family="stray", arch="a", tag="b", license="MIT", source="nowhere"))
+"""
+
+
+def test_a_stray_installed_plugin_changes_no_test_result(tmp_path):
+    """An installed plugin no test names stays unloaded, in the CLI subprocesses a test starts too."""
+    import tinyclip
+
+    (tmp_path / "strayplugin.py").write_text(STRAY)
+    site = tinyclip.install_distribution(tmp_path / "site", "mllzoo-plugin-stray", tmp_path / "strayplugin.py")
+    assert OWN_PLUGINS == ["mllzoo-plugin-eva", "mllzoo-plugin-hf", "mllzoo-plugin-minizoo", "mllzoo-plugin-openclip"]
+    unnamed = run_cli("models", "--json", env={"PYTHONPATH": str(site)})
+    assert unnamed.returncode == 0, unnamed.stderr
+    assert not [m for m in json.loads(unnamed.stdout) if m["id"].startswith("stray/")]
+    named = run_cli("models", "--json", env={"PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-stray"})
+    assert "stray/a.b" in [m["id"] for m in json.loads(named.stdout)]  # installed, and loads once named
+
+
+def test_every_hook_is_exercised_by_some_test():
+    """Each hook in hookspecs.py is implemented or called in a test, a test fixture or the plugin template."""
+    specs = [name for name in dir(hookspecs) if name.startswith("mllzoo_")]
+    sources = [p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_plugins.py"]
+    sources += list((ROOT / "plugins").glob("*/tests/*.py"))
+    sources.append(ROOT / "CONTRIBUTING.md")  # its plugin template is built and run by tests/test_plugin_wheel.py
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    assert len(specs) >= 8
+    assert [name for name in specs if name not in text] == []

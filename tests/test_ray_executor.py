@@ -19,6 +19,8 @@ from mllzoo.labeling import label_models
 from mllzoo.registry import Registry
 from mllzoo.vlm import ModelSpec
 
+pytestmark = pytest.mark.slow  # Ray clusters: `make test-fast` leaves this module out
+
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed (pip install 'mllzoo[ray]')")
 

@@ -7,7 +7,11 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
 def demo_command() -> list[str]:

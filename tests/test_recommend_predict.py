@@ -10,6 +10,8 @@ import pytest
 
 from conftest import run_cli, write_images
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 
 def test_recommend_json_shape(world):
     root, env = world

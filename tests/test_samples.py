@@ -19,6 +19,8 @@ from mllzoo.errors import MllzooError
 from mllzoo.images import decode_rgb
 from mllzoo.samples import MISSING, UnavailableSample, inside, read_regular, refuse_beyond_tolerance
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 
 @pytest.fixture
 def built(tmp_path, sample_folder, tinyclip_site):

@@ -20,6 +20,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # wheel builds and a fresh venv: `make test-fast` leaves this module out
+
 DISTRIBUTIONS = ["mllzoo", "mllzoo_plugin_eva", "mllzoo_plugin_hf", "mllzoo_plugin_minizoo", "mllzoo_plugin_openclip"]
 BUILD_LEFTOVERS = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".nltk_data",
                                          "world", ".cache", ".pytest_cache", "registry.db-*")
@@ -67,7 +69,6 @@ def clean_env(home: Path) -> dict[str, str]:
 
 def test_every_project_asks_for_a_backend_that_reads_its_licence():
     import tomllib
-
     from packaging.requirements import Requirement
     from packaging.version import Version
 

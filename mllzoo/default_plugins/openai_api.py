@@ -43,7 +43,7 @@ class OpenAIEmbedder:
     def embed(self, texts: list[str]):
         import numpy as np
 
-        rows = []
+        rows: list[np.ndarray] = []
         for start in range(0, len(texts), 512):
             response = client().embeddings.create(model=EMBEDDING_MODEL, input=texts[start:start + 512])
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))

@@ -6,12 +6,9 @@ runs through open_clip's EVA configs, whose image towers are timm's EVA models).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from mllzoo import hookimpl
-from mllzoo.catalog import read_catalog
-from mllzoo.family import family_available, family_hooks
-from mllzoo.vlm import ModelSpec
+from mllzoo import ModelSpec, family_available, family_hooks, hookimpl, read_catalog
 from mllzoo_openclip.catalog import is_eva, local_checkpoint_specs
 
 FAMILY = "eva"

@@ -10,10 +10,8 @@ import open_clip
 import pytest
 
 import mllzoo_eva
-from mllzoo.catalog import read_catalog
-from mllzoo.errors import ModelLoadError
+from mllzoo import ModelLoadError, ModelSpec, read_catalog
 from mllzoo.testing import check_plugin, registered_specs
-from mllzoo.vlm import ModelSpec
 from mllzoo_openclip.catalog import is_eva
 from mllzoo_openclip.testing import TINY_TEXT, cut_off_hub, tiny_checkpoint
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mllzoo.vlm import ModelSpec
+from mllzoo import ModelSpec
 
 FAMILY = "hf"
 MODELS_ENV = "MLLZOO_HF_MODELS"

@@ -17,10 +17,14 @@ import numpy as np
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from mllzoo.errors import ModelLoadError
-from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, weights_unavailable
-from mllzoo.vlm import LoadedModel, ModelSpec
-
+from mllzoo import (
+    LoadedModel,
+    ModelLoadError,
+    ModelSpec,
+    hub_unreachable_reason,
+    offline_unless_reachable,
+    weights_unavailable,
+)
 
 
 class ImageTransform:

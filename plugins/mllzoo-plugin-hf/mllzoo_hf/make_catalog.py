@@ -11,7 +11,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from mllzoo.catalog import read_catalog, write_catalog
+from mllzoo import read_catalog, write_catalog
 
 from .catalog import hub_spec
 

@@ -14,13 +14,21 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer, SiglipConfig,
-                          SiglipImageProcessor, SiglipModel, SiglipProcessor)
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTokenizer,
+    SiglipConfig,
+    SiglipImageProcessor,
+    SiglipModel,
+    SiglipProcessor,
+)
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 import mllzoo_hf
-from mllzoo.catalog import read_catalog
-from mllzoo.errors import ModelLoadError
+from mllzoo import ModelLoadError, read_catalog
 from mllzoo.testing import check_plugin, check_registration, registered_specs, registry_with_graph
 from mllzoo_hf.catalog import hub_spec
 
@@ -151,6 +159,7 @@ def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folde
     assert model.context_length == 24 and not huggingface_hub.constants.HF_HUB_OFFLINE
 
 
+@pytest.mark.slow
 def test_plain_register_skips_uncached_models_without_trying_them(cut_off_hub, tmp_path):
     """``mllzoo register`` with no ids runs only models already in the cache: none here, and no load is tried."""
     env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
@@ -165,6 +174,7 @@ def test_plain_register_skips_uncached_models_without_trying_them(cut_off_hub, t
         assert conn.execute("select count(*) from runs").fetchone()[0] == 0  # no model load was attempted
 
 
+@pytest.mark.slow
 def test_register_download_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
     """``mllzoo register --download`` tries every curated model; offline each must fail at once."""
     env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(

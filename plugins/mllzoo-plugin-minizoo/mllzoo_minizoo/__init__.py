@@ -6,12 +6,10 @@ this module reads a JSON table only; torch and timm are imported inside the load
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from mllzoo import hookimpl
-from mllzoo.family import family_hooks
-from mllzoo.vlm import ModelSpec
+from mllzoo import ModelSpec, family_hooks, hookimpl
 
 from .zoo import WEIGHTS_DIR, trained_models
 

@@ -1,7 +1,7 @@
 """Zero-shot accuracy of every minizoo model on every target task of the world.
 
 ``python -m mllzoo_minizoo.evaluate [--world world] [--json FILE]`` prints a models x tasks table.
-Models go through the same hooks as any family (``mllzoo.vlm.load_model`` / ``encode_*``). Each
+Models go through the same hooks as any family (``mllzoo.load_model`` / ``encode_*``). Each
 class is prompted with "a photo of a {class}." and "a photo of a {class}, a type of {domain}."
 (the task's domain words), averaged, as the core's reuse step prompts a model.
 """
@@ -29,9 +29,9 @@ def load_task(task_dir: Path) -> tuple[dict, list[str], list[Path], np.ndarray]:
 
 
 def class_embeddings(model, classes: list[str], domain: str) -> np.ndarray:
-    from mllzoo import vlm
+    from mllzoo import encode_texts
 
-    vecs = np.stack([vlm.encode_texts(model, [p.format(c=c, domain=domain) for c in classes]) for p in PROMPTS])
+    vecs = np.stack([encode_texts(model, [p.format(c=c, domain=domain) for c in classes]) for p in PROMPTS])
     mean = vecs.mean(0)
     return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
@@ -40,8 +40,7 @@ def evaluate(world: Path) -> dict[str, dict[str, float]]:
     import torch
     from PIL import Image
 
-    from mllzoo import vlm
-    from mllzoo.catalog import discover_models
+    from mllzoo import discover_models, encode_images, load_model
 
     torch.set_num_threads(1)
     tasks = {p.name: load_task(p) for p in sorted((world / "tasks").iterdir()) if (p / "task.json").exists()}
@@ -49,13 +48,13 @@ def evaluate(world: Path) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     decoded: dict[tuple[str, str], torch.Tensor] = {}  # (preprocess_key, task) -> images, decoded once
     for spec in specs:
-        model = vlm.load_model(spec, device="cpu")
+        model = load_model(spec, device="cpu")
         results[spec.id] = {}
         for name, (meta, classes, paths, labels) in tasks.items():
             key = (model.preprocess_key, name)
             if key not in decoded:
                 decoded[key] = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths])
-            feats = vlm.encode_images(model, decoded[key])
+            feats = encode_images(model, decoded[key])
             text = class_embeddings(model, classes, meta["domain"])
             pred = (feats @ text.T).argmax(1)
             results[spec.id][name] = float((pred == labels).mean())

@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mllzoo import minilm
-from mllzoo.errors import ModelLoadError
-from mllzoo.vlm import LoadedModel, ModelSpec
+from mllzoo import MINILM_MODEL_NAME, LoadedModel, ModelLoadError, ModelSpec, minilm_embed
 
 from .towers import load_tower, make_preprocess, preprocess_key
 from .zoo import recipe
@@ -31,7 +29,7 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     tower = load_tower(rec, rec.weights_file, device=device, dtype=torch_dtype)
     return LoadedModel(spec=spec, module=tower, preprocess=make_preprocess(rec.image_size),
                        preprocess_key=preprocess_key(rec.image_size), tokenizer=None, context_length=128,
-                       device=device, dtype=str(torch_dtype).replace("torch.", ""), text_key=minilm.MODEL_NAME)
+                       device=device, dtype=str(torch_dtype).replace("torch.", ""), text_key=MINILM_MODEL_NAME)
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
@@ -42,4 +40,4 @@ def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    return minilm.embed(list(texts))
+    return minilm_embed(list(texts))

@@ -76,11 +76,11 @@ class TextBank:
         self.vectors: dict[str, np.ndarray] = {}
 
     def need(self, texts: list[str]) -> None:
-        from mllzoo import minilm
+        from mllzoo import minilm_embed
 
         missing = sorted({t for t in texts if t not in self.vectors})
         if missing:
-            for text, vec in zip(missing, minilm.embed(missing)):
+            for text, vec in zip(missing, minilm_embed(missing)):
                 self.vectors[text] = vec
 
     def matrix(self, texts: list[str]) -> torch.Tensor:

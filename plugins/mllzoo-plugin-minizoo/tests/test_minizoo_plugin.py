@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import mllzoo_minizoo
+from mllzoo import ModelSpec
 from mllzoo.testing import check_light_import, check_plugin, registered_specs
-from mllzoo.vlm import ModelSpec
 
 
 def test_import_pulls_in_no_torch():
@@ -43,38 +48,39 @@ def test_shipped_model_loads_and_encodes():
     pytest.importorskip("torch")
     from PIL import Image
 
-    from mllzoo import vlm
-    from mllzoo.catalog import discover_models
+    from mllzoo import discover_models, encode_images, encode_texts, load_model
 
     catalog = discover_models()
     spec = catalog["minizoo/resnet18-s.broad"].spec
-    model = vlm.load_model(spec, device="cpu")
+    model = load_model(spec, device="cpu")
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(3)]
     batch = __import__("torch").stack([model.preprocess(im) for im in images])
     assert tuple(batch.shape) == (3, 3, spec.image_size, spec.image_size)
-    feats = vlm.encode_images(model, batch)
-    texts = vlm.encode_texts(model, ["a photo of a dog.", "dog which is a domestic animal"])
+    feats = encode_images(model, batch)
+    texts = encode_texts(model, ["a photo of a dog.", "dog which is a domestic animal"])
     assert feats.shape == (3, 384) and texts.shape == (2, 384)
     assert feats.dtype == np.float32 and texts.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
-    np.testing.assert_array_equal(feats, vlm.encode_images(model, batch))
+    np.testing.assert_array_equal(feats, encode_images(model, batch))
     assert model.preprocess_key == f"resize{spec.image_size}-bicubic-norm(0.5,0.5)"
 
 
+@pytest.mark.slow
 def test_models_sharing_the_text_tower_encode_captions_once(tiny_world, tmp_path):
-    from mllzoo.catalog import CatalogEntry
-    from mllzoo.graph import build_graph, save_graph
-    from mllzoo.labeling import label_models
-    from mllzoo.registry import Registry
+    """Through the CLI, as a user labels: the plugin API has no labeling entry point to call."""
+    env = {**os.environ, "MLLZOO_REGISTRY": str(tmp_path / "r.db"), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo"}
 
-    registry = Registry(tmp_path / "r.db")
-    graph = build_graph(tiny_world / "samples", max_per_node=2)
-    save_graph(registry, graph, str(tiny_world / "samples"))
-    entries = [CatalogEntry(spec, "mllzoo-plugin-minizoo", None) for spec in mllzoo_minizoo.specs()[:2]]
-    report = label_models(registry, graph, tiny_world / "samples", entries, device="cpu", progress=False)
-    assert len(report.labeled) == 2 and report.caption_encodings == 1
+    def mllzoo(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    mllzoo("graph", "build", "--samples", str(tiny_world / "samples"), "--max-per-node", "2")
+    two = [spec.id for spec in mllzoo_minizoo.specs()[:2]]
+    report = json.loads(mllzoo("register", *two, "--device", "cpu", "--json").stdout)
+    assert sorted(report["labeled"]) == sorted(two) and report["caption_encodings"] == 1
 
 
 def test_shipped_weights_are_always_available():

@@ -4,7 +4,6 @@ anything is written."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

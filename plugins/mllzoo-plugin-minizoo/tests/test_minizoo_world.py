@@ -6,9 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from mllzoo_minizoo.world.build import build, pixel_hash
+
+pytestmark = pytest.mark.slow  # world builds: `make test-fast` leaves this module out
 
 SYNSET = re.compile(r"^[a-z0-9_.'\-]+\.n\.\d\d$")
 

@@ -6,12 +6,9 @@ load/encode hooks import :mod:`mllzoo_openclip.loading` when first called.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from mllzoo import hookimpl
-from mllzoo.catalog import read_catalog
-from mllzoo.family import family_available, family_hooks
-from mllzoo.vlm import ModelSpec
+from mllzoo import ModelSpec, family_available, family_hooks, hookimpl, read_catalog
 
 from .catalog import is_eva, local_checkpoint_specs
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from mllzoo.vlm import ID_PART, ModelSpec
+from mllzoo import ID_PART, ModelSpec
 
 CHECKPOINTS_ENV = "MLLZOO_OPENCLIP_CHECKPOINTS"
 _LOCAL_ENTRY = re.compile(rf"^(?P<arch>{ID_PART})\.(?P<tag>{ID_PART})=(?P<path>.+)$")

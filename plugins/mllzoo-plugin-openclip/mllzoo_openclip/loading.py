@@ -23,10 +23,15 @@ from huggingface_hub import try_to_load_from_cache
 from open_clip.constants import HF_WEIGHTS_NAME
 from open_clip.pretrained import _get_safe_alternatives  # open_clip's own safetensors-first file order
 
-from mllzoo.errors import ModelLoadError
-from mllzoo.hub import hub_unreachable_reason, offline_unless_reachable, reachable, weights_unavailable
-from mllzoo.vlm import LoadedModel, ModelSpec
-
+from mllzoo import (
+    LoadedModel,
+    ModelLoadError,
+    ModelSpec,
+    hub_unreachable_reason,
+    offline_unless_reachable,
+    reachable,
+    weights_unavailable,
+)
 
 
 def checkpoint_path(spec: ModelSpec) -> str | None:

@@ -17,13 +17,12 @@ import argparse
 import csv
 import sys
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mllzoo.vlm import ModelSpec
-
-from mllzoo.catalog import write_catalog
+from mllzoo import ModelSpec, write_catalog
 
 from .catalog import is_eva
 

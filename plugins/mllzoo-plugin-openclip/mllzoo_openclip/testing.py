@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
 TINY_VIT = {"embed_dim": 32, "text_cfg": TINY_TEXT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import open_clip
 
 import mllzoo_openclip
-from mllzoo.catalog import read_catalog
+from mllzoo import read_catalog
 from mllzoo.testing import check_registration
 from mllzoo_openclip.catalog import is_eva
 

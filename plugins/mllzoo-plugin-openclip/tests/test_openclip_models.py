@@ -13,9 +13,8 @@ import huggingface_hub.constants
 import pytest
 
 import mllzoo_openclip
-from mllzoo.errors import ModelLoadError
+from mllzoo import ModelLoadError, ModelSpec
 from mllzoo.testing import check_model, check_plugin, registered_specs, registry_with_graph
-from mllzoo.vlm import ModelSpec
 from mllzoo_openclip.testing import TINY_VIT, cut_off_hub, put_in_hub_cache, tiny_checkpoint
 
 ARCH = "mllzoo-tiny-ViT"
@@ -99,6 +98,7 @@ def test_cached_weights_load_while_the_hub_is_unreachable(tmp_path, monkeypatch)
     assert '"resize_mode": "squash"' in model.preprocess_key
 
 
+@pytest.mark.slow
 def test_register_download_offline_fails_each_model_at_once(tmp_path, monkeypatch):
     """``mllzoo register --download`` tries every open_clip and EVA model; offline it must end quickly.
     A plain ``mllzoo register`` tries none of them: their weights are not cached."""

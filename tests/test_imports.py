@@ -1,0 +1,93 @@
+"""No import cycles between mllzoo's modules, counting the imports inside functions too (the ones that keep
+``mllzoo --help`` light are exactly the ones a plain import-time check would miss)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mllzoo"
+
+
+def module_name(path: Path) -> str:
+    parts = ("mllzoo", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The mllzoo modules ``path`` imports anywhere in its body. ``mllzoo`` itself is left out: it is the
+    re-export façade, which Python runs before any submodule, so importing it adds no edge."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}  # `from . import graph`
+    return {m for m in found if m in modules and m not in ("mllzoo", name)}
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    files = {module_name(p): p for p in root.rglob("*.py")}
+    return {name: imports_of(path, set(files)) for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_walk_sees_function_level_and_relative_imports(tmp_path):
+    root = tmp_path / "mllzoo"
+    (root / "sub").mkdir(parents=True)
+    (root / "__init__.py").write_text("from .a import x\n")
+    (root / "a.py").write_text("def f():\n    from .sub import b\n")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "sub" / "b.py").write_text("from .. import a\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, root
+    try:
+        graph = import_graph(root)
+    finally:
+        PACKAGE = saved
+    assert graph["mllzoo.a"] == {"mllzoo.sub", "mllzoo.sub.b"} and graph["mllzoo.sub.b"] == {"mllzoo.a"}
+    assert cycles(graph) == [["mllzoo.a", "mllzoo.sub.b"]]
+
+
+def test_mllzoo_has_no_import_cycles():
+    graph = import_graph(PACKAGE)
+    assert {"mllzoo.cli", "mllzoo.cli_labels", "mllzoo.graph", "mllzoo.samples"} <= set(graph)
+    assert cycles(graph) == []
