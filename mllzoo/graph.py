@@ -44,7 +44,7 @@ class Graph:
     nodes: list[Node]
     image_hashes: list[str]
     image_paths: list[str]
-    samples: np.ndarray | None  # int32 [n_samples, 2]: node_idx, image_idx (None: not loaded)
+    sample_pairs: np.ndarray | None  # int32 [n_samples, 2]: node_idx, image_idx (None: not loaded)
     unknown_folders: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # not regular files, or too large
 
@@ -52,8 +52,14 @@ class Graph:
     def captions(self) -> list[str]:
         return [node.caption for node in self.nodes]
 
+    @property
+    def samples(self) -> np.ndarray:
+        """The (node, image) pairs, sorted by node; a graph loaded without them (selection) has none to give."""
+        if self.sample_pairs is None:
+            raise AttributeError("this graph was loaded without its samples (load_graph(samples=True))")
+        return self.sample_pairs
+
     def info(self) -> dict:
-        assert self.samples is not None, "info() of a graph loaded without its samples"
         edges = sum(len(node.parents) for node in self.nodes)
         return {"id": self.id, "nodes": len(self.nodes), "edges": edges, "images": len(self.image_hashes),
                 "samples": int(len(self.samples)), "depth": max((n.depth for n in self.nodes), default=0),

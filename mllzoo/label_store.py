@@ -18,7 +18,8 @@ import datetime
 import itertools
 import json
 import zlib
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from . import blobs, labels
 from .errors import DamagedLabelError, InvalidLabel, MllzooError
 
 if TYPE_CHECKING:
+    import contextlib
+
     import sqlite_utils
 
 
@@ -85,6 +88,12 @@ class LabelStore:
     """The label methods of :class:`mllzoo.registry.Registry` (``self.db``, ``self.transaction``)."""
 
     db: sqlite_utils.Database
+
+    if TYPE_CHECKING:  # provided by Registry
+        def transaction(self) -> contextlib.AbstractContextManager[sqlite_utils.Database]: ...
+        def graph_samples(self, graph_id: str) -> np.ndarray: ...
+        def graph_sizes(self, graph_id: str) -> dict[str, int]: ...
+        def _write_models(self, rows: list[dict], update: bool) -> None: ...
 
     def labeled_model_ids(self, graph_id: str) -> set[str]:
         return {row["model_id"] for row in self.db["labels"].rows_where("graph_id = ?", [graph_id])}

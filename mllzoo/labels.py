@@ -16,8 +16,8 @@ Pure numpy: no torch, no SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -47,11 +47,11 @@ class Label:
         return {"lists": self.lists, "lengths": self.lengths, "rank": self.rank}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "Label":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> Label:
         return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]))
 
     @classmethod
-    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int) -> "Label":
+    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int) -> Label:
         """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
         lists, lengths = cut_lists(topm, image_needs(len(topm), samples[:, 1], rank), n_nodes)
         return cls(lists, lengths, rank.astype(index_dtype(n_nodes)), n_nodes)
@@ -213,7 +213,7 @@ class Restriction:
     image: np.ndarray
 
     @classmethod
-    def of(cls, samples: np.ndarray, subset: np.ndarray, n_nodes: int) -> "Restriction":
+    def of(cls, samples: np.ndarray, subset: np.ndarray, n_nodes: int) -> Restriction:
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
         sample_idx = np.flatnonzero(in_subset[samples[:, 0]])

@@ -8,6 +8,7 @@ graph, read straight from the label's ranks. ``mllzoo models show ID`` prints th
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +47,14 @@ def model_card(registry: Registry, model_id: str, top: int = 5) -> dict:
         known = sorted(set(catalog) | {m["id"] for m in registry.models()})
         raise MllzooError(f"unknown model id {model_id!r}{did_you_mean(model_id, known)}")
     entry = catalog.get(model_id)
-    card = {"id": model_id,
-            "family": entry.spec.family if entry else row["family"],
-            "plugin": entry.plugin if entry else row["plugin"],
-            "plugin_version": entry.plugin_version if entry else row["plugin_version"],
-            "installed": entry is not None,
-            "metadata": entry.spec.metadata() if entry else row["metadata"]}
+    card: dict[str, Any]
+    if entry is not None:
+        card = {"id": model_id, "family": entry.spec.family, "plugin": entry.plugin,
+                "plugin_version": entry.plugin_version, "installed": True, "metadata": entry.spec.metadata()}
+    else:
+        assert row is not None  # known to the catalogue or the registry, checked above
+        card = {"id": model_id, "family": row["family"], "plugin": row["plugin"],
+                "plugin_version": row["plugin_version"], "installed": False, "metadata": row["metadata"]}
     graph_id = registry.current_graph_id()
     card["labeled"] = graph_id is not None and model_id in registry.labeled_model_ids(graph_id)
     if not card["labeled"]:

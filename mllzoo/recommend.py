@@ -7,18 +7,18 @@ needs no images and no model weights; only :meth:`Recommendation.ensemble` loads
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import labels
 from .classes import read_classes
 from .descriptions import get_captioner
-from .errors import DamagedLabelError, MllzooError
+from .errors import DamagedLabelError, MllzooError, warn
 from .graph import Graph, load_graph
 from .registry import Registry, default_registry_path
 from .selection import ALPHA, TOP_NODES, Replay, Selection, choose_models, select
@@ -136,8 +136,8 @@ LABELS_PER_WORKER = 8  # below this many labels a thread's start and connection 
 def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: list[str],
                   skipped: list[str] | None = None, workers: int | None = None) -> Replay:
     """Each of ``model_ids``' TP, FP, FN on a node subset (a :data:`~mllzoo.selection.Replay`), in id
-    order, read from the registry's node blocks of that subset only. A damaged label raises, or, when a ``skipped`` list is given, is
-    warned about, added to it and predicts nothing.
+    order, read from the registry's node blocks of that subset only. A damaged label raises, or, when a
+    ``skipped`` list is given, is warned about, added to it and predicts nothing.
 
     The labels are shared out, in id order, over ``workers`` threads (default: one per core, at most one
     per :data:`LABELS_PER_WORKER` labels), each with its own connection: SQLite, the checksums and
@@ -173,7 +173,7 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
             raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
         for model_id, counts in found:
             if isinstance(counts, DamagedLabelError):
-                print(f"Warning: skipped {model_id}: {counts}", file=sys.stderr)
+                warn(f"skipped {model_id}: {counts}")
                 assert skipped is not None  # label_views yields errors only with skip_damaged
                 skipped.append(model_id)
                 counts = (np.zeros(len(subset), np.int64),) * 3  # predicts nothing: scores 0, then left out
@@ -301,6 +301,5 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
     best = result.selection.match.similarity[:, 0]
     weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
     if weak:
-        print(f"Warning: {len(weak)} class(es) match no concept of the graph well: {', '.join(weak[:5])}",
-              file=sys.stderr)
+        warn(f"{len(weak)} class(es) match no concept of the graph well: {', '.join(weak[:5])}")
     return result

@@ -15,16 +15,17 @@ import os
 import shutil
 import socket
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
 from . import blobs, labels, registry_file
-from .label_store import LabelStore, block_rows, utc_now
 from .errors import MllzooError
+from .label_store import LabelStore, block_rows, utc_now
 
 migrations = Migrations("mllzoo")
 MIGRATION_NAMES: list[str] = []  # in order: a registry that applied any other name is newer than this code
@@ -227,7 +228,10 @@ class Registry(LabelStore):
         except sqlite3.OperationalError as exc:
             if _refused_write(exc):
                 raise registry_file.read_only(self.path) from None
-            raise self._disk_full(exc) or exc
+            full = self._disk_full(exc)
+            if full:
+                raise full from None
+            raise
         try:
             yield self.db
             self.db.conn.execute("COMMIT")
@@ -368,9 +372,11 @@ class Registry(LabelStore):
     # runs ---------------------------------------------------------------------------------
     def start_run(self, command: str, info: dict) -> int:
         with self.transaction():
-            return self.db["runs"].insert(
+            run_id = self.db["runs"].insert(
                 {"command": command, "started": utc_now(), "status": "running", "info": json.dumps(info)}
             ).last_pk
+        assert isinstance(run_id, int)  # the rowid of the integer primary key just inserted
+        return run_id
 
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
         with self.transaction():

@@ -8,8 +8,8 @@ over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ ALPHA = 0.7
 class Match:
     nodes: np.ndarray    # [classes, top_nodes] node indices, best first
     weights: np.ndarray  # [classes, top_nodes], each row sums to 1
-    similarity: np.ndarray | None = None  # [classes, top_nodes] cosine similarity of those nodes
+    similarity: np.ndarray  # [classes, top_nodes] cosine similarity of those nodes
 
 
 @dataclass

@@ -154,8 +154,8 @@ def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
         vectors = None
     if vectors is not None and (vectors.ndim != 2 or len(vectors) != len(graph.captions)
                                 or not np.isfinite(vectors).all()):
-        print(f"Warning: the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} do not fit "
-              f"its {len(graph.captions)} captions or are not finite; recomputing them", file=sys.stderr)
+        warn(f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} do not fit "
+             f"its {len(graph.captions)} captions or are not finite; recomputing them")
         vectors = None
     if vectors is None:
         vectors = embed(registry, embedder, graph.captions)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import MllzooError, PluginError
+from .errors import MllzooError, PluginError, warn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -168,20 +168,18 @@ def model_available(spec: ModelSpec) -> bool:
     offline). No network, no torch unless the plugin needs it to look at its cache."""
     from pathlib import Path
 
-    import sys
-
     from .plugins import call_first, mark_failed
 
     try:
         plugin, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available",
                                     spec=spec)
     except PluginError as exc:  # one plugin failing must not stop a register of every plugin's models
-        print(f"Warning: {exc}; counted as not here", file=sys.stderr)
+        warn(f"{exc}; counted as not here")
         return False
-    if answer is not None and type(answer).__name__ not in ("bool", "bool_"):  # "no" must not count as here
-        problem = f"answered {answer!r} for whether {spec.id} is available, not True or False"
+    if plugin is not None and answer is not None and type(answer).__name__ not in ("bool", "bool_"):
+        problem = f"answered {answer!r} for whether {spec.id} is available, not True or False"  # "no" is not here
         mark_failed(plugin, problem)
-        print(f"Warning: plugin {plugin} {problem}; counted as not here", file=sys.stderr)
+        warn(f"plugin {plugin} {problem}; counted as not here")
         return False
     if answer is not None:
         return bool(answer)

@@ -4,18 +4,25 @@ the same time on real SQLite files; nothing may be lost or silently wrong."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 import time
-import os
 from pathlib import Path
 
 import pytest
+from test_faults_plugins import (  # noqa: F401
+    GOOD,
+    assert_one_line,
+    copy_with_samples,
+    faulty_env,
+    faulty_site,
+    graph_registry,
+    stored_label,
+)
 
 from conftest import run_cli
-from test_faults_plugins import (GOOD, assert_one_line, copy_with_samples, faulty_env, faulty_site,  # noqa: F401
-                                 graph_registry, stored_label)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_faults_plugins import FAULTY, assert_one_line, bad_labeled, faulty_env, faulty_site, graph_registry  # noqa: F401
 
 from conftest import run_cli
 from mllzoo import blobs
-from test_faults_plugins import (FAULTY, assert_one_line, bad_labeled, faulty_env, faulty_site,  # noqa: F401
-                                 graph_registry)
 
 
 def recommend(root: Path, db: Path, site: Path, mode: str = "", cache: Path | None = None):

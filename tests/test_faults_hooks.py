@@ -6,14 +6,23 @@ subprocesses, real SQLite files."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from test_faults_plugins import (  # noqa: F401
+    BAD,
+    FAULTY,
+    GOOD,
+    assert_one_line,
+    copy_with_samples,
+    faulty_env,
+    faulty_site,
+    fresh_registry,
+    graph_registry,
+    stored_label,
+)
 
 from conftest import SYNSETS, run_cli, write_images
-from test_faults_plugins import (BAD, FAULTY, GOOD, assert_one_line, copy_with_samples, faulty_env, faulty_site,  # noqa: F401
-                                 fresh_registry, graph_registry, stored_label)
 
 
 def plain_register(site: Path, db: Path, mode: str, **extra: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import tomllib
 
 from conftest import ROOT, run_cli

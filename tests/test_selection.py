@@ -19,7 +19,8 @@ def worked_example_label():
 def test_design_worked_example_scores():
     label, samples = worked_example_label()
     match = selection.Match(nodes=np.array([[0, 1], [2, 1]]),
-                            weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]))
+                            weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]),
+                            similarity=np.array([[0.8, 0.5], [0.9, 0.3]]))
     p = selection.class_scores(labels.replayer([label], samples, 3)(np.unique(match.nodes)), match)
     assert p[0] == pytest.approx([0.615385 * 0.5 + 0.384615 * 0.8, 0.75 * 0 + 0.25 * 0.8], abs=1e-6)
     r = selection.smooth(p, 0.7)
