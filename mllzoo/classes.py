@@ -20,6 +20,11 @@ def read_classes(path: str | Path) -> list[str]:
         raise MllzooError(f"class file not found: {path}")
     else:
         data = path.read_bytes()
+    return parse_classes(data, str(path))
+
+
+def parse_classes(data: bytes, path: str) -> list[str]:
+    """The class names in ``data``, checked as a class file's are; ``path`` names the source in errors."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -173,13 +173,14 @@ class Registry(LabelStore):
     never written to, and one that is gets migrated only when it can be written.
     """
 
-    def __init__(self, path: str | Path, create: bool = True, write: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, write: bool = True, immutable: bool = False):
         self.path = Path(path)
-        self.writable = registry_file.check(self.path, create, write)
+        self.immutable = immutable  # a server's registry (`mllzoo serve`): read-only, and nobody changes the file
+        self.writable = registry_file.check(self.path, create and not immutable, write) and not immutable
         try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = registry_file.connect(self.path, self.writable)
+            conn = registry_file.connect(self.path, self.writable, immutable)
             conn.execute("PRAGMA busy_timeout = 60000")
             self.db = sqlite_utils.Database(conn)
             self._check_schema(empty_ok=create and write)

@@ -60,8 +60,9 @@ def read_only(path: Path) -> MllzooError:
                        f"its journal")
 
 
-def connect(path: Path, writable: bool) -> sqlite3.Connection:
-    """A connection in autocommit mode; read-only (``mode=ro``) when the registry cannot be written.
+def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode; read-only (``mode=ro``) when the registry cannot be written;
+    ``immutable`` opens it read-only as a file nobody changes while it is open (no lock, no journal read).
 
     A WAL-mode file that its reader cannot write may need its shared-memory index rebuilt, which a
     read-only connection cannot do; with no unsaved journal beside it, the file is then opened as
@@ -70,13 +71,15 @@ def connect(path: Path, writable: bool) -> sqlite3.Connection:
     if writable:
         return sqlite3.connect(path, timeout=60, isolation_level=None)
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    journal = path.with_name(path.name + "-wal")
+    if immutable and not (journal.exists() and journal.stat().st_size):
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
-    try:
+    try:  # (an immutable open with unsaved changes in the journal comes here, to read them)
         conn.execute("select count(*) from sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:
         conn.close()
-    journal = path.with_name(path.name + "-wal")
     if journal.exists() and journal.stat().st_size:
         raise MllzooError(f"registry {path} is read-only and its journal {journal} holds unsaved changes: "
                           f"open it once with write access")
