@@ -23,6 +23,7 @@ from .svg import bar_chart
 from .zoo import MAX_REQUEST_BYTES, BadRequest, NotFound, RecommendInput, cli_json, zoo_for
 
 PREFIX = "/-/mllzoo"
+MAX_QUERY_BYTES = 32 * 1024  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
 SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
 
 
@@ -39,6 +40,13 @@ def register_routes():
         (rf"^{PREFIX}/concept/(?P<synset>[^/]+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
     ]
+
+
+@hookimpl
+def skip_csrf(scope):
+    """The recommend form's POST (a class file upload) changes nothing, so it needs no CSRF token; and
+    asgi-csrf 0.11 cannot parse multipart bodies with python-multipart 0.0.34 (a 500 before any plugin runs)."""
+    return scope.get("type") == "http" and scope.get("path") in (f"{PREFIX}/recommend", f"{PREFIX}/recommend.json")
 
 
 @hookimpl
@@ -67,8 +75,8 @@ async def on_worker(zoo, fn, *args):
 async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None]:
     """The query string's fields, or a POSTed form's (urlencoded or multipart with a ``class_file``),
     never reading more than :data:`MAX_REQUEST_BYTES`."""
-    if len(request.query_string) > MAX_REQUEST_BYTES:
-        raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
+    if len(request.query_string) > MAX_QUERY_BYTES:
+        raise TooLarge(f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file")
     if request.method != "POST":
         return dict(parse_qsl(request.query_string, keep_blank_values=True)), None
     declared = request.headers.get("content-length", "")
@@ -171,8 +179,6 @@ async def recommend_view(datasette, request):
 
 async def model_view(datasette, request):
     model_id, fmt = unquote(request.url_vars["model_id"]), request.url_vars.get("format")
-    if fmt and "." not in model_id.split("/", 1)[-1]:  # an id whose tag is "json": no JSON twin asked
-        model_id, fmt = model_id + fmt, None
 
     async def build():
         zoo = await registry_zoo(datasette)
