@@ -307,6 +307,34 @@ def test_the_model_page_is_the_card_plus_accuracy_per_branch(ds, graph):
     assert f'{PREFIX}/compare?models={quote(MODEL + ",")}' in html
 
 
+def test_a_catalogued_model_without_a_label_has_a_card_that_says_how_to_label_it(ds):
+    model_id = "open_clip/ViT-B-32.laion2b_s34b_b79k"
+    data = json.loads(client_get(ds, f"{PREFIX}/model/{model_id}.json").text)
+    assert data["labeled"] is False and data["installed"] is True and "branches" not in data
+    html = client_get(ds, f"{PREFIX}/model/{model_id}").text
+    assert f"mllzoo register {model_id}" in html and "mllzoo-chart" not in html.split("</style>")[1]
+
+
+def test_one_selector_and_one_table_per_label_serve_every_request(ds, monkeypatch):
+    from mllzoo import recommend as recommend_module
+    from mllzoo.registry import Registry as RegistryClass
+
+    for path in (f"/recommend.json?{query(['dog'])}", f"/model/{MODEL}.json", "/concept/dog.n.01.json"):
+        client_get(ds, PREFIX + path)  # whatever came before: now the selector and every table are loaded
+    made, loaded = [], []
+    real_init, real_load = recommend_module.Selector.__init__, RegistryClass.load_label
+    monkeypatch.setattr(recommend_module.Selector, "__init__",
+                        lambda self, *a, **kw: made.append(1) or real_init(self, *a, **kw))
+    monkeypatch.setattr(RegistryClass, "load_label", lambda self, m, g: loaded.append(m) or real_load(self, m, g))
+    for names in (["cat", "fox"], ["car", "bus", "truck"]):
+        assert client_get(ds, f"{PREFIX}/recommend.json?{query(names)}").status_code == 200
+    for path in (f"/model/{MODEL}.json", "/concept/dog.n.01.json", f"/compare.json?models={MODEL},{OTHER}",
+                 "/concept/cat.n.01.json", f"/model/{OTHER}.json", "/concept/cat.n.01.json"):
+        assert client_get(ds, PREFIX + path).status_code == 200
+    assert made == []  # the selector loaded once is reused
+    assert loaded in ([], [OTHER])  # tables are kept: only OTHER's card, if not made before, reads its label
+
+
 @pytest.mark.parametrize("model_id,words", [
     ("minizoo/convnext-xs.natur", ["unknown model id", "did you mean minizoo/convnext-xs.nature?"]),
     ("minizoo/no_dot", ["is not a model id"]),
@@ -587,12 +615,14 @@ def test_a_person_uploads_a_class_file_in_chromium(server, browser, tmp_path):
 
     url, _, _ = server
     browser.get(f"{url}{PREFIX}/recommend")
-    browser.find_element(By.CSS_SELECTOR, '#upload-form input[name="class_file"]').send_keys(str(PETS))
-    browser.find_element(By.CSS_SELECTOR, '#upload-form input[type="submit"]').click()
+    browser.find_element(By.CSS_SELECTOR, '#recommend-form input[name="class_file"]').send_keys(str(PETS))
+    browser.find_element(By.NAME, "domain").send_keys("animal")
+    browser.find_element(By.ID, "upload-submit").click()
     try:
         WebDriverWait(browser, 90).until(seen.presence_of_element_located((By.ID, "recommendation")))
     except Exception:
         pytest.fail(f"no recommendation after the upload: {browser.find_element(By.TAG_NAME, 'body').text[:500]}")
-    expected = json.loads(cli_recommend(tmp_path, PETS))
+    expected = json.loads(cli_recommend(tmp_path, PETS, "--domain", "animal"))
+    assert browser.find_element(By.NAME, "domain").get_attribute("value") == "animal"
     assert [{"name": r["name"], "models": [{"id": m["id"], "score": m["score"]} for m in r["models"]]}
             for r in rendered_rows(browser)] == [{"name": r["name"], "models": r["models"]} for r in expected["classes"]]

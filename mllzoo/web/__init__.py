@@ -186,7 +186,7 @@ async def model_view(datasette, request):
         branches = card.get("branches") or []
         chart = Markup(bar_chart([(b["name"], [b["accuracy"]]) for b in branches], [card["id"]],
                                  f"accuracy of {card['id']} per top-level branch")) if branches else None
-        others = [m["id"] for m in (await on_worker(zoo, zoo.overview))["models"] if m["id"] != card["id"]]
+        others = [m for m in await on_worker(zoo, zoo.labeled) if m != card["id"]]
         return card, {"card": card, "chart": chart, "others": others}
 
     return await respond(datasette, request, fmt, "mllzoo_model.html", build)
