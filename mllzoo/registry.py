@@ -173,10 +173,12 @@ class Registry(LabelStore):
     never written to, and one that is gets migrated only when it can be written.
     """
 
-    def __init__(self, path: str | Path, create: bool = True, write: bool = True, immutable: bool = False):
+    def __init__(self, path: str | Path, create: bool = True, write: bool = True, read_only: bool = False,
+                 immutable: bool = False):
         self.path = Path(path)
         self.immutable = immutable  # a server's registry (`mllzoo serve`): read-only, and nobody changes the file
-        self.writable = registry_file.check(self.path, create and not immutable, write) and not immutable
+        read_only = read_only or immutable  # a web page's registry: never written, even when it could be
+        self.writable = registry_file.check(self.path, create and not read_only, write) and not read_only
         try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -450,6 +450,23 @@ def test_a_damaged_label_is_one_line_and_skip_damaged_is_the_clis(damaged, tmp_p
     assert not Path(f"{damaged}-wal").exists() and not Path(f"{damaged}-shm").exists()
 
 
+def test_replay_threads_open_the_registry_as_the_caller_did(graph, monkeypatch):
+    """A big registry's labels are replayed on several threads, each with its own connection: for a served
+    registry those must be read-only and immutable too, and give what one connection gives."""
+    from mllzoo import recommend as recommend_module
+
+    registry, built = graph
+    opened = []
+    real_init = Registry.__init__
+    monkeypatch.setattr(Registry, "__init__", lambda self, *a, **kw: opened.append(kw) or real_init(self, *a, **kw))
+    models = sorted(registry.labeled_model_ids(built.id))
+    subset = np.array([n.idx for n in built.nodes if n.synset in ("dog.n.01", "cat.n.01", "car.n.01")])
+    one = list(recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=1)(subset))
+    two = list(recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=2)(subset))
+    assert len(one) == len(models) and all(np.array_equal(a, b) for x, y in zip(one, two) for a, b in zip(x, y))
+    assert opened == [{"create": False, "write": False, "read_only": True, "immutable": True}] * 2
+
+
 def test_a_folder_without_a_registry_says_so_in_one_line(tmp_path):
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("create table t (x)").connection.close()
@@ -457,6 +474,40 @@ def test_a_folder_without_a_registry_says_so_in_one_line(tmp_path):
     assert response.status_code == 404
     assert json.loads(response.text)["error"] == ("none of the served databases is an mllzoo registry "
                                                   "(datasette registry.db)")
+
+
+def test_plain_datasette_on_a_registry_shows_the_pages_and_mllzoo_reads_it_read_only(tmp_path):
+    """`datasette registry.db` (mutable, Datasette's own command): the plugin comes through the entry point and
+    mllzoo's reader opens the file read-only (not immutable: someone may write it meanwhile)."""
+    from mllzoo.web.zoo import zoo_for
+
+    copy = tmp_path / "registry.db"
+    shutil.copyfile(REGISTRY, copy)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "datasette", "serve", str(copy), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        body = wait_for(f"http://127.0.0.1:{port}{PREFIX}/recommend.json?{query(['dog', 'cat'])}", proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert body == cli_recommend(tmp_path, ["dog", "cat"])
+    zoo = zoo_for(copy, immutable=False)
+    assert zoo.run(lambda: (zoo.registry.writable, zoo.registry.immutable)).result() == (False, False)
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> str:
+    """The body at ``url`` once the server ``proc`` answers; fails with its stderr if it dies or never does."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return response.read().decode()
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"the server did not answer {url}: {proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.3)
 
 
 # the serve command ----------------------------------------------------------------------------------------
@@ -498,16 +549,11 @@ def server(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "serve", "--port",
                                  str(port)], stdout=err, stderr=err)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url + PREFIX, timeout=5).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"mllzoo serve did not start: {log.read_text()}")
-            time.sleep(0.3)
+    try:
+        wait_for(url + PREFIX, proc)
+    except BaseException:
+        print(log.read_text())
+        raise
     yield url, port, log
     proc.terminate()
     proc.wait(timeout=30)

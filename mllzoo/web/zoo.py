@@ -130,7 +130,8 @@ class Zoo:
         if self._registry is None:
             from ..registry import Registry
 
-            self._registry = Registry(self.path, create=False, write=False, immutable=self.immutable)
+            self._registry = Registry(self.path, create=False, write=False, read_only=True,
+                                      immutable=self.immutable)
         return self._registry
 
     @property
