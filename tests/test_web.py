@@ -369,6 +369,16 @@ def test_the_concept_page_has_gloss_parents_children_and_models_ranked(ds, graph
     assert f'href="{PREFIX}/model/{data["models"][0]["id"]}"' in html
 
 
+def test_a_synset_with_an_apostrophe_is_reached_by_the_links_the_pages_write(ds):
+    synset = "bull's_eye.n.02"
+    html = client_get(ds, f"{PREFIX}/concept/{synset}").text
+    assert "<h1>bull&#39;s eye" in html
+    parent = json.loads(client_get(ds, f"{PREFIX}/concept/{quote(synset)}.json").text)["parents"][0]
+    link = f'href="{PREFIX}/concept/{quote(parent["synset"])}"'
+    siblings = client_get(ds, f"{PREFIX}/concept/{quote(parent['synset'])}").text
+    assert link in html and f'href="{PREFIX}/concept/bull%27s_eye.n.02"' in siblings
+
+
 def test_an_unknown_concept_is_a_404_with_did_you_mean(ds):
     response = client_get(ds, f"{PREFIX}/concept/dgo.n.01.json")
     assert response.status_code == 404
