@@ -533,6 +533,19 @@ def test_serve_on_a_missing_registry_is_one_line(tmp_path):
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "registry not found" in result.stderr
 
 
+def test_serve_on_a_port_in_use_or_a_host_that_is_not_here_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--registry", str(REGISTRY), "serve", "--port", str(port))
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"Error: 127.0.0.1:{port} is in use: pick another with --port N (or --host)")
+    result = run_cli("--registry", str(REGISTRY), "serve", "--host", "192.0.2.1", "--port", str(free_port()))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("Error: 192.0.2.1:") and "cannot be listened on" in result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     from .zoo import zoo_for
 
     Registry(path, create=False, write=False, immutable=True).close()  # a bad path fails here, in one line
+    check_address(host, port)
     datasette = Datasette(immutables=[str(path)], settings={"default_page_size": 50},
                           metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}})
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
@@ -39,3 +40,16 @@ def _warm(zoo) -> None:
         zoo.selector
     except MllzooError:
         pass  # the page says what is wrong, on the first request
+
+
+def check_address(host: str, port: int) -> None:
+    """One line, before anything starts, when ``host:port`` cannot be listened on (in use, not an address here)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = "is in use" if getattr(exc, "errno", None) == 98 else f"cannot be listened on ({exc.strerror or exc})"
+        raise MllzooError(f"{host}:{port} {reason}: pick another with --port N (or --host)") from None
