@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import labels
-from ..classes import MAX_CLASSES, parse_classes
+from ..classes import parse_classes
 from ..errors import DamagedLabelError, MllzooError
 
 MAX_REQUEST_BYTES = 1024 * 1024  # a 5,000-class list of long names fits; anything bigger is refused unread
@@ -343,6 +343,3 @@ def zoo_for(path: str | Path, immutable: bool = True) -> Zoo:
             _ZOOS[key] = Zoo(path, immutable)
         return _ZOOS[key]
 
-
-__all__ = ["BadRequest", "NotFound", "RecommendInput", "Zoo", "zoo_for", "cli_json", "MAX_REQUEST_BYTES",
-           "MAX_CLASSES"]
