@@ -28,6 +28,12 @@ def read_classes(path: str | Path) -> list[str]:
                 data = stream.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero never ends
         except OSError as exc:
             raise MllzooError(f"cannot read class file {path}: {exc.strerror or exc}") from None
+    return parse_classes(data, str(path))
+
+
+def parse_classes(data: bytes, path: str) -> list[str]:
+    """The class names in ``data``, checked as a class file's are; ``path`` names the source in errors
+    (the web pages' pasted and uploaded lists go through here too)."""
     if len(data) > MAX_FILE_BYTES:
         raise MllzooError(f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
                           f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters")

@@ -512,6 +512,22 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
                + (f"; plot written to {plot_path}" if plot_path else ""))
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 serves every network this machine is on).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True, help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Web pages over the registry (Datasette, read-only): recommend, models, concepts, compare, with JSON."""
+    from .extras import require
+    from .registry import default_registry_path
+
+    require("datasette", "web", "mllzoo serve")
+    from .web.serve import serve_registry
+
+    serve_registry(Path(ctx.obj["registry_path"] or default_registry_path()), host, port)
+
+
 cli.add_command(labels_group)
 cli.add_command(config_group)
 

@@ -149,7 +149,8 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
     shares = [list(share) for share in np.array_split(np.array(model_ids, dtype=object), workers) if len(share)]
 
     def replay_share(share: list[str], subset: np.ndarray, own_registry: bool) -> list[tuple]:
-        reader = Registry(registry.path, create=False, write=False) if own_registry else registry
+        reader = Registry(registry.path, create=False, write=False, read_only=not registry.writable,
+                          immutable=registry.immutable) if own_registry else registry
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
         position = labels.subset_position(subset, n_nodes)

@@ -174,13 +174,16 @@ class Registry(LabelStore):
     never written to, and one that is gets migrated only when it can be written.
     """
 
-    def __init__(self, path: str | Path, create: bool = True, write: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, write: bool = True, read_only: bool = False,
+                 immutable: bool = False):
         self.path = Path(path)
-        self.writable = registry_file.check(self.path, create, write)
+        self.immutable = immutable  # a server's registry (`mllzoo serve`): read-only, and nobody changes the file
+        read_only = read_only or immutable  # a web page's registry: never written, even when it could be
+        self.writable = registry_file.check(self.path, create and not read_only, write) and not read_only
         try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = registry_file.connect(self.path, self.writable)
+            conn = registry_file.connect(self.path, self.writable, immutable)
             conn.execute("PRAGMA busy_timeout = 60000")
             self.db = sqlite_utils.Database(conn)
             self._check_schema(empty_ok=create and write)

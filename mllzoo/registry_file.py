@@ -61,8 +61,9 @@ def read_only(path: Path) -> MllzooError:
                        f"its journal")
 
 
-def connect(path: Path, writable: bool) -> sqlite3.Connection:
-    """A connection in autocommit mode; read-only (``mode=ro``) when the registry cannot be written.
+def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode; read-only (``mode=ro``) when the registry cannot be written;
+    ``immutable`` opens it read-only as a file nobody changes while it is open (no lock, no journal read).
 
     A WAL-mode file that its reader cannot write may need its shared-memory index rebuilt, which a
     read-only connection cannot do; with no unsaved journal beside it, the file is then opened as
@@ -72,13 +73,14 @@ def connect(path: Path, writable: bool) -> sqlite3.Connection:
         return sqlite3.connect(path, timeout=60, isolation_level=None)
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     journal = path.with_name(path.name + "-wal")
-    if not path.stat().st_mode & 0o222 and not journal.exists():
-        # nobody may write the file and no journal holds changes: opened ``mode=ro`` in a writable folder,
-        # SQLite would leave -wal/-shm files as read-only as the file, and once the file is writable again
-        # every write would fail on them
+    read_only_file = not path.stat().st_mode & 0o222 and not journal.exists()
+    if read_only_file or (immutable and not (journal.exists() and journal.stat().st_size)):
+        # a file nobody may write, with no journal: opened ``mode=ro`` in a writable folder, SQLite would
+        # leave -wal/-shm files as read-only as the file, and once it is writable again every write would
+        # fail on them; an ``immutable`` open (mllzoo serve) likewise leaves nothing beside the file
         return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
-    try:
+    try:  # (an immutable open with unsaved changes in the journal comes here, to read them)
         conn.execute("select count(*) from sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:

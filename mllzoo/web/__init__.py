@@ -1,0 +1,225 @@
+"""A Datasette plugin over an mllzoo registry: recommend, model, concept and compare pages, each with a
+JSON twin. Found through Datasette's entry-point group ``datasette`` (``pip install 'mllzoo[web]'``), so
+``datasette registry.db`` shows the pages under ``/-/mllzoo``; ``mllzoo serve`` starts Datasette with the
+registry opened immutable.
+
+The pages' data comes from :mod:`mllzoo.web.zoo` (no Datasette there); this module parses requests,
+bounds them, and renders. User errors are one line on the page (or ``{"ok": false, "error": ...}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.parser import BytesParser
+from email.policy import HTTP
+from urllib.parse import parse_qsl, unquote, urlencode
+
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+from markupsafe import Markup
+
+from ..errors import DamagedLabelError, MllzooError
+from .svg import bar_chart
+from .zoo import MAX_REQUEST_BYTES, BadRequest, NotFound, RecommendInput, cli_json, zoo_for
+
+PREFIX = "/-/mllzoo"
+MAX_QUERY_BYTES = 32 * 1024  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
+SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
+
+
+class TooLarge(MllzooError):
+    """A request over :data:`MAX_REQUEST_BYTES` (HTTP 413)."""
+
+
+@hookimpl
+def register_routes():
+    return [
+        (rf"^{PREFIX}/?(?P<format>\.json)?$", index_view),
+        (rf"^{PREFIX}/recommend(?P<format>\.json)?$", recommend_view),
+        (rf"^{PREFIX}/model/(?P<model_id>[^/]+/[^/]+?)(?P<format>\.json)?$", model_view),
+        (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
+        (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
+    ]
+
+
+@hookimpl
+def skip_csrf(scope):
+    """The recommend form's POST (a class file upload) changes nothing, so it needs no CSRF token; and
+    asgi-csrf 0.11 cannot parse multipart bodies with python-multipart 0.0.34 (a 500 before any plugin runs)."""
+    return scope.get("type") == "http" and scope.get("path") in (f"{PREFIX}/recommend", f"{PREFIX}/recommend.json")
+
+
+@hookimpl
+def menu_links(datasette):
+    return [{"href": datasette.urls.path(PREFIX), "label": "Model zoo (mllzoo)"}]
+
+
+async def registry_zoo(datasette):
+    """The zoo of the served registry: the database the plugin setting ``database`` names, else the first
+    attached one that is an mllzoo registry; immutable when Datasette serves it immutable."""
+    wanted = (datasette.plugin_config("mllzoo") or {}).get("database")
+    for name, db in datasette.databases.items():
+        if db.path is None or (wanted and name != wanted):
+            continue
+        tables = set(await db.table_names())
+        if {"_sqlite_migrations", "label_blocks", "nodes"} <= tables:
+            return zoo_for(db.path, immutable=not db.is_mutable)
+    raise NotFound(f"no database named {wanted!r} is an mllzoo registry" if wanted
+                   else "none of the served databases is an mllzoo registry (datasette registry.db)")
+
+
+async def on_worker(zoo, fn, *args):
+    return await asyncio.wrap_future(zoo.run(fn, *args))
+
+
+async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """The query string's fields, or a POSTed form's (urlencoded or multipart with a ``class_file``),
+    never reading more than :data:`MAX_REQUEST_BYTES`."""
+    if len(request.query_string) > MAX_QUERY_BYTES:
+        raise TooLarge(f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file")
+    if request.method != "POST":
+        return dict(parse_qsl(request.query_string, keep_blank_values=True)), None
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
+    body = b""
+    more = True
+    while more:
+        message = await request.receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
+        fields, upload = {}, None
+        for part in message.iter_parts() if message.is_multipart() else []:
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True) or b""
+            if name == "class_file":
+                upload = (part.get_filename() or "", data)
+            elif name:
+                fields[name] = data.decode("utf-8", "replace")
+        return fields, upload
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)), None
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8") from None
+
+
+def status_of(error: MllzooError) -> int:
+    if isinstance(error, TooLarge):
+        return 413
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, DamagedLabelError):
+        return 409
+    return 400
+
+
+async def respond(datasette, request, fmt, template, build, context=None):
+    """Run ``build()`` (a coroutine giving ``(json_data, page_context)``); answer JSON for ``.json``, else the
+    page; a user error is one line either way."""
+    try:
+        data, page = await build()
+        status, error = 200, None
+    except MllzooError as exc:
+        status, error, data, page = status_of(exc), str(exc), None, {}
+        if isinstance(exc, DamagedLabelError):
+            error += " (or tick \u201cskip damaged labels\u201d)"
+    if fmt:
+        body = cli_json(data) if error is None else cli_json({"ok": False, "error": error, "status": status})
+        return Response(body, status=status, content_type="application/json; charset=utf-8")
+    html = await datasette.render_template(
+        [template], {"error": error, "prefix": datasette.urls.path(PREFIX), "json_url": json_url(request),
+                     **(context or {}), **page}, request=request)
+    return Response.html(html, status=status)
+
+
+def json_url(request) -> str:
+    path = request.path.rstrip("/") or request.path
+    return path + ".json" + (f"?{request.query_string}" if request.query_string else "")
+
+
+async def index_view(datasette, request):
+    async def build():
+        zoo = await registry_zoo(datasette)
+        data = await on_worker(zoo, zoo.overview)
+        return data, {"data": data}
+
+    return await respond(datasette, request, request.url_vars.get("format"), "mllzoo_index.html", build)
+
+
+async def recommend_view(datasette, request):
+    fmt = request.url_vars.get("format")
+    context = {"given": {}, "k_max": 100}
+
+    async def build():
+        fields, upload = await form_fields(request)
+        context["given"] = {k: fields.get(k, "") for k in ("classes", "domain", "task", "k", "max_models",
+                                                           "skip_damaged")}
+        if not (fields.get("classes", "").strip() or (upload and upload[1].strip())):
+            if fmt or request.method == "POST" or "classes" in fields:
+                raise BadRequest("no classes given: paste class names, one per line, or upload a class file")
+            return None, {"result": None}
+        given = RecommendInput.parse(fields, upload)
+        context["given"]["classes"] = "\n".join(given.classes)
+        zoo = await registry_zoo(datasette)
+        found = await on_worker(zoo, zoo.recommend, given)
+        share = f"{datasette.urls.path(PREFIX)}/recommend?{urlencode(given.query())}"
+        return found["document"], {"result": found["document"], "glosses": found["glosses"],
+                                   "share_url": share if len(share) <= SHARE_LINK_LIMIT else None,
+                                   "json_share_url": share.replace("/recommend?", "/recommend.json?", 1)
+                                   if len(share) <= SHARE_LINK_LIMIT else None}
+
+    return await respond(datasette, request, fmt, "mllzoo_recommend.html", build, context)
+
+
+async def model_view(datasette, request):
+    model_id, fmt = unquote(request.url_vars["model_id"]), request.url_vars.get("format")
+
+    async def build():
+        zoo = await registry_zoo(datasette)
+        card = await on_worker(zoo, zoo.model, model_id)
+        branches = card.get("branches") or []
+        chart = Markup(bar_chart([(b["name"], [b["accuracy"]]) for b in branches], [card["id"]],
+                                 f"accuracy of {card['id']} per top-level branch")) if branches else None
+        others = [m for m in await on_worker(zoo, zoo.labeled) if m != card["id"]]
+        return card, {"card": card, "chart": chart, "others": others}
+
+    return await respond(datasette, request, fmt, "mllzoo_model.html", build)
+
+
+async def concept_view(datasette, request):
+    synset, fmt = unquote(request.url_vars["synset"]), request.url_vars.get("format")
+
+    async def build():
+        zoo = await registry_zoo(datasette)
+        data = await on_worker(zoo, zoo.concept, synset)
+        return data, {"concept": data}
+
+    return await respond(datasette, request, fmt, "mllzoo_concept.html", build)
+
+
+async def compare_view(datasette, request):
+    fmt = request.url_vars.get("format")
+    context = {"given": ""}
+
+    async def build():
+        fields, _ = await form_fields(request)
+        given = fields.get("models", "")
+        context["given"] = given
+        zoo = await registry_zoo(datasette)
+        overview = await on_worker(zoo, zoo.overview)
+        context["labeled"] = [m["id"] for m in overview["models"]]
+        ids = [part.strip() for part in given.split(",") if part.strip()]
+        if not ids and not fmt and "models" not in fields:
+            return None, {"data": None}
+        data = await on_worker(zoo, zoo.compare, ids)
+        chart = Markup(bar_chart([(b["name"], [b["accuracy"][m] for m in data["models"]]) for b in data["branches"]],
+                                 data["models"], "accuracy per top-level branch")) if data["models"] else None
+        return data, {"data": data, "chart": chart}
+
+    return await respond(datasette, request, fmt, "mllzoo_compare.html", build, context)

@@ -1,0 +1,345 @@
+"""What the web pages show, as plain data: one :class:`Zoo` per registry file, kept across requests.
+
+Nothing here imports Datasette, so the pages' numbers are testable on their own and the JSON twins are
+these dicts as they are. Every registry call runs on the zoo's one worker thread: SQLite connections
+belong to the thread that opened them, and the loaded :class:`~mllzoo.recommend.Selector` (graph,
+caption matrix, embedder) is made once there and reused by every request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import labels
+from ..classes import parse_classes
+from ..errors import DamagedLabelError, MllzooError
+
+MAX_REQUEST_BYTES = 1024 * 1024  # a 5,000-class list of long names fits; anything bigger is refused unread
+MAX_TEXT = 200  # characters of a domain or task
+MAX_K = 100
+MAX_COMPARE = 5
+MAX_BRANCHES = 16  # the top-level split stops here even when a branch is still large
+BRANCH_SHARE = 0.25  # ... or when no branch holds more than this share of the graph's nodes
+KEPT_CLASS_LISTS = 32  # class lists whose embeddings a selector keeps (a server sees many)
+
+
+class BadRequest(MllzooError):
+    """Input the page refuses (HTTP 400)."""
+
+
+class NotFound(MllzooError):
+    """An unknown model id or synset (HTTP 404)."""
+
+
+def plain_text(value: str, what: str) -> str:
+    """``value`` stripped, refused (one line) when it holds a control character, as class names are."""
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise BadRequest(f"{what} contains the control character U+{ord(control):04X}; it must be plain text")
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{what} is longer than {MAX_TEXT} characters")
+    return value.strip()
+
+
+def whole_number(value: str | None, what: str, low: int, high: int) -> int | None:
+    """An optional whole number within ``[low, high]``; empty means not given."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit() or not low <= int(value) <= high:
+        raise BadRequest(f"{what} must be a whole number from {low} to {high}, not {value.strip()[:20]!r}")
+    return int(value)
+
+
+@dataclass
+class RecommendInput:
+    classes: list[str]
+    domain: str | None = None
+    task: str | None = None
+    k: int = 1
+    max_models: int | None = None
+    skip_damaged: bool = False
+
+    @classmethod
+    def parse(cls, fields: dict[str, str], class_file: tuple[str, bytes] | None = None) -> RecommendInput:
+        """The form's fields (and an uploaded class file, ``(name, bytes)``), checked as the CLI checks a
+        class file (:func:`mllzoo.classes.parse_classes`: UTF-8, no control character, no duplicate, at
+        most :data:`~mllzoo.classes.MAX_CLASSES`)."""
+        if class_file is not None and class_file[1].strip():
+            name = plain_text(Path(class_file[0] or "upload").name, "the file name") or "upload"
+            names = parse_classes(class_file[1], f"uploaded file {name}")
+        else:
+            names = parse_classes((fields.get("classes") or "").encode("utf-8"), "the class list")
+        return cls(names, plain_text(fields.get("domain") or "", "the domain") or None,
+                   plain_text(fields.get("task") or "", "the task") or None,
+                   whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
+                   whole_number(fields.get("max_models"), "max models", 1, 10_000),
+                   (fields.get("skip_damaged") or "") not in ("", "0"))
+
+    def query(self) -> dict[str, str]:
+        """The URL parameters that give this input back (a shared link)."""
+        out = {"classes": "\n".join(self.classes)}
+        for name, value in (("domain", self.domain), ("task", self.task), ("k", self.k if self.k != 1 else None),
+                            ("max_models", self.max_models), ("skip_damaged", "1" if self.skip_damaged else None)):
+            if value is not None:
+                out[name] = str(value)
+        return out
+
+
+def cli_json(data) -> str:
+    """The text ``mllzoo ... --json`` prints for ``data`` (its ``emit_json``), newline included."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+class Zoo:
+    """One registry, opened read-only (``immutable`` for a file nobody writes while it is served)."""
+
+    def __init__(self, path: str | Path, immutable: bool = True):
+        self.path = Path(path)
+        self.immutable = immutable
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mllzoo-web")
+        self._registry = None
+        self._graph = None
+        self._selector = None
+        self._children: list[list[int]] | None = None
+        self._branches: list[tuple[int, np.ndarray]] | None = None
+        self._tables: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray] | DamagedLabelError] = {}
+        self._cards: dict[str, dict] = {}
+
+    def run(self, fn, *args):
+        """``fn(*args)`` on the zoo's worker thread (a future: ``asyncio.wrap_future`` awaits it)."""
+        return self._worker.submit(fn, *args)
+
+    def close(self) -> None:
+        def shut():
+            if self._registry is not None:
+                self._registry.close()
+        self._worker.submit(shut).result()
+        self._worker.shutdown()
+
+    # loaded once, on the worker thread -----------------------------------------------------------
+    @property
+    def registry(self):
+        assert threading.current_thread().name.startswith("mllzoo-web"), "registry calls run on the worker"
+        if self._registry is None:
+            from ..registry import Registry
+
+            self._registry = Registry(self.path, create=False, write=False, read_only=True,
+                                      immutable=self.immutable)
+        return self._registry
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            from ..graph import load_graph
+
+            self._graph = load_graph(self.registry, images=False)  # nodes and samples, not image hashes
+        return self._graph
+
+    @property
+    def selector(self):
+        if self._selector is None:
+            from ..recommend import Selector
+            from ..usercache import EmbeddingCache
+
+            self._selector = Selector(self.registry, cache=EmbeddingCache())
+        return self._selector
+
+    @property
+    def children(self) -> list[list[int]]:
+        if self._children is None:
+            children: list[list[int]] = [[] for _ in self.graph.nodes]
+            for node in self.graph.nodes:
+                for parent in node.parents:
+                    children[parent].append(node.idx)
+            self._children = children
+        return self._children
+
+    def subtree(self, root: int) -> np.ndarray:
+        """The node and all its descendants, sorted."""
+        seen, stack = set(), [root]
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self.children[n])
+        return np.array(sorted(seen), dtype=np.int64)
+
+    @property
+    def branches(self) -> list[tuple[int, np.ndarray]]:
+        """The graph's top-level branches with their nodes: from the roots' children down, the branch with
+        the most nodes is split into its children until none holds more than :data:`BRANCH_SHARE` of the
+        graph (or there are :data:`MAX_BRANCHES`). A node under two branches counts in both."""
+        if self._branches is None:
+            roots = [n.idx for n in self.graph.nodes if not n.parents]
+            tops = sorted({c for r in roots for c in self.children[r]}) or roots
+            found = {n: self.subtree(n) for n in tops}
+            while len(found) < MAX_BRANCHES:
+                biggest = max(found, key=lambda n: (len(found[n]), -n))
+                split = [c for c in self.children[biggest] if c not in found]
+                if len(found[biggest]) <= BRANCH_SHARE * len(self.graph.nodes) or not split \
+                        or len(found) - 1 + len(split) > MAX_BRANCHES:
+                    break
+                del found[biggest]
+                found.update({c: self.subtree(c) for c in split})
+            self._branches = sorted(found.items(), key=lambda item: self.graph.nodes[item[0]].name.lower())
+        return self._branches
+
+    def labeled(self) -> list[str]:
+        return sorted(self.registry.labeled_model_ids(self.graph.id))
+
+    def table(self, model_id: str) -> tuple[np.ndarray, np.ndarray] | DamagedLabelError:
+        """Per node, the model's accuracy (NaN without samples) and readable sample count; computed once per
+        label (keyed by when it was made) and kept; a damaged label gives its error instead."""
+        from ..model_card import concept_accuracy
+
+        key = (model_id, self.registry.label_created(model_id, self.graph.id))
+        if key not in self._tables:
+            try:
+                _, arrays, meta = self.registry.load_label(model_id, self.graph.id)
+                label = labels.Label.from_arrays(arrays, meta)
+                self._tables[key] = concept_accuracy(label, self.graph.samples, len(self.graph.nodes))
+            except DamagedLabelError as error:
+                self._tables[key] = error
+        return self._tables[key]
+
+    def node_index(self, synset: str) -> int:
+        for node in self.graph.nodes:
+            if synset in (node.synset, node.wnid):
+                return node.idx
+        from ..model_card import did_you_mean
+
+        raise NotFound(f"no concept {synset!r} in this registry's graph"
+                       f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}")
+
+    def concept_ref(self, n: int) -> dict:
+        node = self.graph.nodes[n]
+        return {"synset": node.synset, "name": node.name}
+
+    def branch_accuracy(self, table: tuple[np.ndarray, np.ndarray]) -> list[dict]:
+        """Per top-level branch: the share of its nodes' readable samples the model ranks first."""
+        accuracy, counts = table
+        first = np.rint(np.nan_to_num(accuracy) * counts)
+        rows = []
+        for root, nodes in self.branches:
+            total = int(counts[nodes].sum())
+            rows.append({**self.concept_ref(root), "nodes": int(len(nodes)), "samples": total,
+                         "accuracy": round(float(first[nodes].sum() / total), 6) if total else None})
+        return rows
+
+    # pages (each a JSON-ready dict; called on the worker thread) ------------------------------------
+    def overview(self) -> dict:
+        models = []
+        for model_id in self.labeled():
+            table = self.table(model_id)
+            if isinstance(table, DamagedLabelError):
+                models.append({"id": model_id, "damaged": str(table)})
+                continue
+            accuracy, counts = table
+            first = np.rint(np.nan_to_num(accuracy) * counts)
+            models.append({"id": model_id, "accuracy": round(float(first.sum() / max(counts.sum(), 1)), 6)})
+        return {"registry": self.path.name, "graph": self.graph.id, "nodes": len(self.graph.nodes),
+                "models": models, "branches": [{**self.concept_ref(root), "nodes": int(len(nodes))}
+                                               for root, nodes in self.branches]}
+
+    def recommend(self, given: RecommendInput) -> dict:
+        """Exactly what ``mllzoo recommend --json`` prints for the same input (its candidates and selector)."""
+        from ..candidates import candidate_models
+
+        selector = self.selector
+        pool = candidate_models(selector.model_ids, self.registry)
+        result = selector.recommend(given.classes, given.domain, given.task, k=given.k,
+                                    max_models=given.max_models, models=pool, skip_damaged=given.skip_damaged)
+        while len(selector._class_vectors) > KEPT_CLASS_LISTS:  # oldest first: the Selector keeps every list
+            selector._class_vectors.pop(next(iter(selector._class_vectors)))
+        data = result.to_dict()
+        glosses = {node.synset: node.definition for node in self.graph.nodes}
+        return {"document": data, "glosses": {n["synset"]: glosses[n["synset"]]
+                                              for row in data["classes"] for n in row["nodes"]}}
+
+    def model(self, model_id: str) -> dict:
+        """:func:`mllzoo.model_card.model_card` plus accuracy per top-level branch (or why there is none)."""
+        from ..model_card import model_card
+        from ..vlm import MODEL_ID
+
+        if not MODEL_ID.match(model_id):
+            raise NotFound(f"{model_id!r} is not a model id (family/arch.tag)")
+        if model_id not in self._cards:
+            try:
+                card = model_card(self.registry, model_id)
+            except DamagedLabelError as error:
+                card = {"id": model_id, "labeled": True, "damaged": str(error)}
+            except MllzooError as error:
+                raise NotFound(str(error)) from None
+            self._cards[model_id] = card
+        card = dict(self._cards[model_id])
+        if card.get("labeled") and "damaged" not in card:
+            table = self.table(model_id)
+            if isinstance(table, DamagedLabelError):
+                card["damaged"] = str(table)
+            else:
+                card["branches"] = self.branch_accuracy(table)
+        if "damaged" in card and "metadata" not in card:
+            row = self.registry.model(model_id) or {}
+            card.update({k: row.get(k) for k in ("family", "plugin", "plugin_version")},
+                        metadata=row.get("metadata") or {})
+        return card
+
+    def concept(self, synset: str) -> dict:
+        n = self.node_index(synset)
+        node = self.graph.nodes[n]
+        ranked, damaged = [], []
+        for model_id in self.labeled():
+            table = self.table(model_id)
+            if isinstance(table, DamagedLabelError):
+                damaged.append(str(table))
+                continue
+            accuracy, counts = table
+            ranked.append({"id": model_id, "samples": int(counts[n]),
+                           "accuracy": None if np.isnan(accuracy[n]) else round(float(accuracy[n]), 6)})
+        ranked.sort(key=lambda m: (m["accuracy"] is None, -(m["accuracy"] or 0), m["id"]))
+        return {"synset": node.synset, "wnid": node.wnid, "name": node.name, "gloss": node.definition,
+                "depth": node.depth, "parents": [self.concept_ref(p) for p in node.parents],
+                "children": sorted((self.concept_ref(c) for c in self.children[n]), key=lambda c: c["name"].lower()),
+                "models": ranked, "damaged": damaged}
+
+    def compare(self, model_ids: list[str]) -> dict:
+        if not 2 <= len(model_ids) <= MAX_COMPARE or len(set(model_ids)) != len(model_ids):
+            raise BadRequest(f"name 2 to {MAX_COMPARE} different labeled models, comma-separated "
+                             f"(models=ID,ID), not {len(model_ids)}")
+        labeled = self.labeled()
+        unknown = [m for m in model_ids if m not in labeled]
+        if unknown:
+            from ..model_card import did_you_mean
+
+            raise NotFound(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)}")
+        columns, damaged = {}, []
+        for model_id in model_ids:
+            table = self.table(model_id)
+            if isinstance(table, DamagedLabelError):
+                damaged.append(str(table))
+            else:
+                columns[model_id] = self.branch_accuracy(table)
+        branches = [{**self.concept_ref(root), "accuracy": {m: rows[i]["accuracy"] for m, rows in columns.items()}}
+                    for i, (root, _) in enumerate(self.branches)]
+        return {"models": list(columns), "branches": branches, "damaged": damaged}
+
+
+_ZOOS: dict[tuple[str, bool], Zoo] = {}
+_LOCK = threading.Lock()
+
+
+def zoo_for(path: str | Path, immutable: bool = True) -> Zoo:
+    """The one :class:`Zoo` of a registry file in this process."""
+    key = (str(Path(path).resolve()), immutable)
+    with _LOCK:
+        if key not in _ZOOS:
+            _ZOOS[key] = Zoo(path, immutable)
+        return _ZOOS[key]
+
