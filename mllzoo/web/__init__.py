@@ -94,10 +94,13 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
     if content_type.startswith("multipart/form-data"):
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
-        fields, upload = {}, None
+        fields: dict[str, str] = {}
+        upload = None
         for part in message.iter_parts() if message.is_multipart() else []:
             name = part.get_param("name", header="content-disposition")
-            data = part.get_payload(decode=True) or b""
+            name = name if isinstance(name, str) else None  # a malformed RFC 2231 value comes as a tuple
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
             if name == "class_file":
                 upload = (part.get_filename() or "", data)
             elif name:

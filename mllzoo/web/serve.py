@@ -17,7 +17,6 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     from datasette.plugins import pm
 
     from .. import web
-
     from ..registry import Registry
     from .zoo import zoo_for
 
@@ -37,7 +36,7 @@ def serve_registry(path: Path, host: str, port: int) -> None:
 
 def _warm(zoo) -> None:
     try:
-        zoo.selector
+        _ = zoo.selector  # a property: loading it is the point
     except MllzooError:
         pass  # the page says what is wrong, on the first request
 

@@ -28,9 +28,9 @@ def bar_chart(rows: list[tuple[str, list[float | None]]], series: list[str], tit
         out.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{COLOURS[s % len(COLOURS)]}"/>'
                    f'<text x="{x + 14}" y="13">{escape(name)}</text>')
     for tick in (0, 25, 50, 75, 100):
-        x = LABEL_WIDTH + BAR_WIDTH * tick / 100
-        out.append(f'<line x1="{x:.1f}" y1="{legend}" x2="{x:.1f}" y2="{height - 20}" stroke="#ddd"/>'
-                   f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{tick}%</text>')
+        tick_x = LABEL_WIDTH + BAR_WIDTH * tick / 100
+        out.append(f'<line x1="{tick_x:.1f}" y1="{legend}" x2="{tick_x:.1f}" y2="{height - 20}" stroke="#ddd"/>'
+                   f'<text x="{tick_x:.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{tick}%</text>')
     for g, (label, values) in enumerate(rows):
         top = legend + g * per_group + 4
         out.append(f'<text x="{LABEL_WIDTH - 8}" y="{top + per_group / 2:.1f}" text-anchor="end" '

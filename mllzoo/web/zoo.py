@@ -14,6 +14,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -235,7 +236,7 @@ class Zoo:
 
     # pages (each a JSON-ready dict; called on the worker thread) ------------------------------------
     def overview(self) -> dict:
-        models = []
+        models: list[dict[str, Any]] = []
         for model_id in self.labeled():
             table = self.table(model_id)
             if isinstance(table, DamagedLabelError):
@@ -294,7 +295,8 @@ class Zoo:
     def concept(self, synset: str) -> dict:
         n = self.node_index(synset)
         node = self.graph.nodes[n]
-        ranked, damaged = [], []
+        ranked: list[dict[str, Any]] = []
+        damaged: list[str] = []
         for model_id in self.labeled():
             table = self.table(model_id)
             if isinstance(table, DamagedLabelError):
