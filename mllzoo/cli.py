@@ -22,8 +22,42 @@ from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
 
 
+GLOBAL_OPTIONS = ("--registry",)  # accepted after the subcommand too: moved before it
+GLOBAL_FLAGS = ("-v", "--verbose")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``mllzoo recommend c.txt --registry r.db`` as ``mllzoo --registry r.db recommend c.txt`` (up to a ``--``)."""
+    moved, rest, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_OPTIONS and i + 1 < len(args):
+            moved += args[i:i + 2]
+            i += 2
+            continue
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_OPTIONS and "=" in arg):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return moved + rest
+
+
 class MllzooGroup(click.Group):
-    """Turns user errors into one line on stderr and exit status 2, never a traceback."""
+    """Turns user errors into one line on stderr and exit status 2, never a traceback.
+
+    Exit codes follow one rule: 0 done; 1 the command ran but some of its work failed (a model that
+    could not be labeled, sample images missing in ``graph check``); 2 the command could not run as asked
+    (a mistake in it or its input, a missing, damaged or read-only file): nothing was changed; 130
+    interrupted.
+    """
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        arguments = list(sys.argv[1:] if args is None else args)
+        return super().main(hoist_global_options(arguments), *rest, **options)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -41,8 +75,9 @@ class MllzooGroup(click.Group):
 @click.option("--registry", "registry_path", type=click.Path(path_type=Path),
               envvar="MLLZOO_REGISTRY", help="Registry file [default: ./registry.db if present, else the "
               "user data dir's copy of the shipped registry].")
+@click.option("-v", "--verbose", is_flag=True, help="Say which registry file is in use (on stderr).")
 @click.pass_context
-def cli(ctx: click.Context, registry_path: Path | None) -> None:
+def cli(ctx: click.Context, registry_path: Path | None, verbose: bool) -> None:
     """mllzoo: pick and combine pre-trained vision-language models for your classes.
 
     \b
@@ -51,7 +86,7 @@ def cli(ctx: click.Context, registry_path: Path | None) -> None:
     mllzoo register                   label newly installed models
     mllzoo labels export ID -o FILE   move labels between registries
     """
-    ctx.obj = {"registry_path": registry_path}
+    ctx.obj = {"registry_path": registry_path, "verbose": verbose}
 
 
 @cli.command()
@@ -367,7 +402,7 @@ def selection_options(command):
         click.option("-k", "k", type=int, default=1, show_default=True, help="Models kept per class."),
         click.option("--alpha", type=float, default=0.7, show_default=True,
                      help="Weight of a class's own score against the model's mean over the other classes."),
-        click.option("--max-models", type=int, help="Use at most this many models in all."),
+        click.option("--max-models", type=click.IntRange(min=1), help="Use at most this many models in all."),
         click.option("--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."),
         click.option("--captioner", type=click.Choice(["templates", "openai"]),
                      help="Who describes the classes [default: the captioner setting, else templates; "

@@ -16,6 +16,8 @@ def open_registry(ctx: click.Context, create: bool = False, write: bool = False)
     from .registry import Registry, default_registry_path
 
     path = ctx.obj["registry_path"] or default_registry_path()
+    if ctx.obj.get("verbose"):
+        click.echo(f"registry: {Path(path).resolve()}", err=True)
     return Registry(path, create=create, write=write)
 
 

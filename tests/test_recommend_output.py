@@ -86,3 +86,18 @@ def test_models_show_is_a_card_read_from_the_label():
     typo = run_cli("--registry", str(REGISTRY), "models", "show", "minizoo/convnext-xs.natur", env={})
     assert typo.returncode == 2 and "did you mean minizoo/convnext-xs.nature?" in typo.stderr
     assert typo.stderr.count("\n") == 1
+
+
+def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(tmp_path):
+    from mllzoo.cli import hoist_global_options
+
+    classes = str(ROOT / "examples" / "pets.txt")
+    before = run_cli("--registry", str(REGISTRY), "recommend", classes, "--json", env={})
+    after = run_cli("recommend", classes, "--json", "--registry", str(REGISTRY), "-v", cwd=tmp_path, env={})
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert before.stdout == after.stdout and f"registry: {REGISTRY.resolve()}" in after.stderr
+    zero = run_cli("--registry", str(REGISTRY), "recommend", classes, "--max-models", "0", env={})
+    assert zero.returncode == 2 and "0 is not in the range" in zero.stderr
+    assert hoist_global_options(["labels", "import", "--", "--registry", "x"]) == ["labels", "import", "--",
+                                                                                  "--registry", "x"]
+    assert hoist_global_options(["recommend", "c", "--registry=r.db"]) == ["--registry=r.db", "recommend", "c"]
