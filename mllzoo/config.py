@@ -25,7 +25,8 @@ from .errors import MllzooError
 # key -> (default, allowed values or None for any, what it chooses)
 SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
     "captioner": ("templates", ("templates", "openai"), "who describes the classes (openai is a paid API)"),
-    "embedder": ("minilm", None, "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)"),
+    "embedder": ("minilm", None,
+                 "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)"),
 }
 
 
