@@ -21,7 +21,6 @@ from .errors import MllzooError, set_warning_handler, warn
 from .plugins import call_each
 from .samples import DEFAULT_ALLOW_MISSING, MAX_SAMPLE_BYTES
 
-
 GLOBAL_OPTIONS = ("--registry",)  # accepted after the subcommand too: moved before it
 GLOBAL_FLAGS = ("-v", "--verbose")
 
