@@ -96,9 +96,9 @@ def median_run(repeats: int, code: str, args: list[str], env_of) -> tuple[float,
 
 def query_bytes(registry: Registry, classes: Path) -> tuple[int, int, int]:
     """Label bytes one query reads (its matched nodes' blocks of every label), all label bytes, matched nodes."""
-    from mllzoo import recommend
+    from mllzoo.recommend import recommend
 
-    rec = recommend.recommend(classes, registry=registry, include_uninstalled=True)
+    rec = recommend(classes, registry=registry, include_uninstalled=True)
     subset = json.dumps(np.unique(rec.selection.match.nodes).tolist())
     size = "sum(length(ranks) + length(lengths) + length(entries))"
     read, = registry.db.execute(f"select {size} from label_blocks where node in (select value from json_each(?))",
