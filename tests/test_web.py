@@ -316,7 +316,8 @@ def test_a_catalogued_model_without_a_label_has_a_card_that_says_how_to_label_it
 
 
 def test_one_selector_and_one_table_per_label_serve_every_request(ds, monkeypatch):
-    from mllzoo import recommend as recommend_module
+    import mllzoo.recommend as _  # noqa: F401 - the module (``mllzoo.recommend`` is the function)
+    recommend_module = sys.modules["mllzoo.recommend"]
     from mllzoo.registry import Registry as RegistryClass
 
     for path in (f"/recommend.json?{query(['dog'])}", f"/model/{MODEL}.json", "/concept/dog.n.01.json"):
@@ -463,7 +464,8 @@ def test_a_damaged_label_is_one_line_and_skip_damaged_is_the_clis(damaged, tmp_p
 def test_replay_threads_open_the_registry_as_the_caller_did(graph, monkeypatch):
     """A big registry's labels are replayed on several threads, each with its own connection: for a served
     registry those must be read-only and immutable too, and give what one connection gives."""
-    from mllzoo import recommend as recommend_module
+    import mllzoo.recommend as _  # noqa: F401 - the module (``mllzoo.recommend`` is the function)
+    recommend_module = sys.modules["mllzoo.recommend"]
 
     registry, built = graph
     opened = []
