@@ -7,11 +7,9 @@ embeds them) are made here or by a flag, never by what the environment happens t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ except ImportError:  # not on Windows: there a concurrent `config set` may lose 
     fcntl = None  # type: ignore[assignment]
 
 from .errors import MllzooError
+from .files import replaced_atomically
 
 # key -> (default, allowed values or None for any, what it chooses)
 SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
@@ -115,24 +114,13 @@ def _update(change: Callable[[dict[str, str]], dict[str, str]]) -> None:
     calls never lose an update; the new file is written to a temporary file of its own and replaced
     onto the old one, so a reader or a crash sees the old file or the new one, never half of one."""
     path = config_path()
-    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "a") as lock:
             if fcntl is not None:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             values = change(read_config())
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(temporary, 0o666 & ~mask)
-            os.replace(temporary, path)
+            with replaced_atomically(path) as stream:
+                stream.write((json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     except OSError as exc:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
         raise MllzooError(f"cannot change the settings in {path}: {exc.strerror or exc}") from None

@@ -17,11 +17,8 @@ newer version, arrays that do not fit the graph. Pure standard library and numpy
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ import numpy as np
 
 from . import blobs, labels
 from .errors import InvalidLabel, MllzooError
+from .files import replaced_atomically
 
 FORMAT_NAME = "mllzoo-labels"
 VERSION = 1
@@ -65,29 +63,15 @@ def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise MllzooError(f"cannot write label file {path}: folder {path.parent} does not exist; nothing was written")
-    partial = None
-    try:  # a temporary file of its own beside the target, replaced onto it only once complete
-        handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+    try:
+        with replaced_atomically(path, ".partial") as stream, zipfile.ZipFile(stream, "w") as archive:
             for name, data in [(MANIFEST, manifest), (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
                                *members.items()]:
                 archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
-            archive.close()
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(partial, 0o666 & ~_umask())
-        os.replace(partial, path)
     except OSError as exc:
-        if partial is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
         raise MllzooError(f"cannot write label file {path}: {exc.strerror or exc}; nothing was written") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @dataclass

@@ -25,6 +25,7 @@ from sqlite_utils import Migrations
 
 from . import blobs, labels, registry_file
 from .errors import MllzooError
+from .files import replaced_atomically
 from .label_store import LabelStore, block_rows, utc_now
 
 migrations = Migrations("mllzoo")
@@ -161,9 +162,8 @@ def copy_shipped_registry(target: Path) -> None:
         if not shipped.exists():
             return  # a build without the data file: the user starts with an empty registry
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(shipped, partial)
-        partial.replace(target)
+        with open(shipped, "rb") as source, replaced_atomically(target, ".partial") as copy:
+            shutil.copyfileobj(source, copy)
 
 
 class Registry(LabelStore):
