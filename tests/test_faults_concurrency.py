@@ -24,6 +24,8 @@ from test_faults_plugins import (  # noqa: F401
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 
 @pytest.fixture(scope="module")
 def good_label_file(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:

@@ -15,6 +15,9 @@ from test_faults_plugins import FAULTY, assert_one_line, bad_labeled, faulty_env
 from conftest import run_cli
 from mllzoo import blobs
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
+
 
 def recommend(root: Path, db: Path, site: Path, mode: str = "", cache: Path | None = None):
     env = faulty_env(site, db, mode, MLLZOO_CACHE_DIR=str(cache or db.parent / "cache"))

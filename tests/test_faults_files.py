@@ -15,6 +15,9 @@ from test_faults_registry import MODEL, copy_registry, one_line_error, sha1
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
+
 
 @contextlib.contextmanager
 def tmpfs(folder: Path, size: str = "1m", read_only: bool = False):

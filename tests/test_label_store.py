@@ -159,6 +159,7 @@ def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
     registry.close()
 
 
+@pytest.mark.slow  # 17 class lists, each selected twice
 def test_the_shipped_registry_answers_as_whole_labels_do_for_every_mll_class_list():
     """Node-block reading against replaying whole labels, on the real graph and the real class lists."""
     from mllzoo.classes import read_classes

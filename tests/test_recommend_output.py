@@ -46,6 +46,7 @@ def test_notebook_objects_are_short_and_escaped(rec):
     assert {r["class"] for r in records if r["weak"]} == {"flibbertigrunk"}
 
 
+@pytest.mark.slow  # mllzoo CLI subprocesses
 def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path):
     classes = tmp_path / "classes.txt"
     classes.write_text("mouse\nflibbertigrunk\n")
@@ -61,6 +62,7 @@ def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path)
     assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data["classes"][0]
 
 
+@pytest.mark.slow  # mllzoo CLI subprocesses
 def test_models_show_is_a_card_read_from_the_label():
     from mllzoo import labels
     from mllzoo.graph import load_graph
@@ -88,6 +90,7 @@ def test_models_show_is_a_card_read_from_the_label():
     assert typo.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # mllzoo CLI subprocesses
 def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(tmp_path):
     from mllzoo.cli import hoist_global_options
 
