@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import MllzooError, warn
+from .errors import MllzooError, did_you_mean, warn
 from .registry import Registry
 
 
@@ -23,8 +23,6 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
     if models is not None:
         unknown = sorted(set(models) - set(labeled))
         if unknown:
-            from .model_card import did_you_mean
-
             raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
                               f"(see `mllzoo labels list`)")
     pool = [m for m in labeled if models is None or m in models]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 
@@ -52,3 +53,9 @@ def set_warning_handler(handler: Callable[[str], None] | None) -> Callable[[str]
     global _warning_handler
     previous, _warning_handler = _warning_handler, handler or _print_warning
     return previous
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``known`` (model ids, synsets), or nothing."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -162,15 +162,18 @@ class LabelStore:
         names = ["id", "format", "created", "meta", "family", "plugin", "plugin_version"]
         return [{**dict(zip(names, row)), "meta": json.loads(row[3] or "{}")} for row in rows]
 
-    def load_label(self, model_id: str, graph_id: str) -> tuple[str, dict[str, np.ndarray], dict]:
+    def load_label(self, model_id: str, graph_id: str, samples: np.ndarray | None = None
+                   ) -> tuple[str, dict[str, np.ndarray], dict]:
         """A whole label, ``(format, arrays, meta)``, rebuilt from all its blocks; raises
-        :class:`DamagedLabelError` when a block is damaged or missing."""
+        :class:`DamagedLabelError` when a block is damaged or missing. A caller reading several labels
+        passes the graph's ``samples`` (:meth:`graph_samples`) so they are read once."""
         rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
         if not rows:
             raise MllzooError(f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`")
         meta = json.loads(rows[0]["meta"] or "{}")
-        samples = self.graph_samples(graph_id)
-        n_nodes, n_images = self.graph_sizes(graph_id)["nodes"], self.graph_sizes(graph_id)["images"]
+        samples = self.graph_samples(graph_id) if samples is None else samples
+        sizes = self.graph_sizes(graph_id)
+        n_nodes, n_images = sizes["nodes"], sizes["images"]
         blocks = self.db.execute(
             "select node, dtype, ranks, lengths, entries, checksum from label_blocks "
             "where model_id = ? and graph_id = ? order by node", [model_id, graph_id]).fetchall()
@@ -187,8 +190,9 @@ class LabelStore:
 
     def whole_labels(self, graph_id: str, model_ids: list[str] | None = None) -> Iterator[tuple[str, labels.Label]]:
         """``(model id, whole label)`` for ``model_ids`` (default: every label on the graph, by id), one at a time."""
+        samples = self.graph_samples(graph_id)
         for model_id in model_ids if model_ids is not None else sorted(self.labeled_model_ids(graph_id)):
-            _, arrays, meta = self.load_label(model_id, graph_id)
+            _, arrays, meta = self.load_label(model_id, graph_id, samples)
             yield model_id, labels.Label.from_arrays(arrays, meta)
 
     def label_views(self, graph_id: str, model_ids: list[str], nodes: np.ndarray, fmt: str,
@@ -220,7 +224,6 @@ class LabelStore:
                     raise
                 found = error
             yield model_id, found
-
 
     # partial work of a running register ----------------------------------------------------
     def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:

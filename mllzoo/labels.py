@@ -163,8 +163,12 @@ class SampleLists:
 
     @property
     def above(self) -> np.ndarray:
-        """How many list entries each sample holds: ``min(rank, length)``, 0 when unreadable."""
-        return np.clip(np.minimum(self.rank.astype(np.int64), self.length), 0, None)
+        return entries_above(self.rank, self.length)
+
+
+def entries_above(rank: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """How many list entries a sample holds: ``min(rank, length)``, 0 when unreadable (rank -1)."""
+    return np.clip(np.minimum(rank.astype(np.int64), length), 0, None)
 
 
 def ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -176,11 +180,8 @@ def ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def sample_lists(label: Label, sample_idx: np.ndarray, images: np.ndarray) -> SampleLists:
     """The samples ``sample_idx`` (whose images are ``images``) of a whole label."""
-    rank = label.rank[sample_idx]
-    length = label.lengths[images]
-    view = SampleLists(rank, length, label.lists[:0])
-    view.entries = label.lists[ragged_index(label.offsets[images], view.above)]
-    return view
+    rank, length = label.rank[sample_idx], label.lengths[images]
+    return SampleLists(rank, length, label.lists[ragged_index(label.offsets[images], entries_above(rank, length))])
 
 
 def whole_label(view: SampleLists, sample_images: np.ndarray, n_images: int, n_nodes: int) -> Label:

@@ -7,22 +7,18 @@ graph, read straight from the label's ranks. ``mllzoo models show ID`` prints th
 
 from __future__ import annotations
 
-import difflib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import labels
-from .errors import MllzooError
+from .errors import MllzooError, did_you_mean
 from .registry import Registry
 
+if TYPE_CHECKING:
+    from .graph import Graph
+
 MIN_SAMPLES = 3  # a concept with fewer readable samples says too little to rank it strongest or weakest
-
-
-def did_you_mean(model_id: str, known: list[str]) -> str:
-    """`` (did you mean X?)`` for the closest known id, or nothing."""
-    close = difflib.get_close_matches(model_id, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def concept_accuracy(label: labels.Label, samples: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,9 +31,10 @@ def concept_accuracy(label: labels.Label, samples: np.ndarray, n_nodes: int) -> 
         return np.where(counts > 0, first / np.maximum(counts, 1), np.nan), counts
 
 
-def model_card(registry: Registry, model_id: str, top: int = 5) -> dict:
+def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | None = None) -> dict:
     """Metadata, plugin, whether it is installed and labeled, and from its label on the current graph its
-    coverage and its strongest and weakest concepts."""
+    coverage and its strongest and weakest concepts; a caller that holds the graph (with its samples)
+    passes it, so it is not read again."""
     from .catalog import discover_models
     from .graph import load_graph
 
@@ -59,8 +56,8 @@ def model_card(registry: Registry, model_id: str, top: int = 5) -> dict:
     card["labeled"] = graph_id is not None and model_id in registry.labeled_model_ids(graph_id)
     if not card["labeled"]:
         return card
-    graph = load_graph(registry, images=False)
-    _, arrays, meta = registry.load_label(model_id, graph.id)
+    graph = graph or load_graph(registry, images=False)
+    _, arrays, meta = registry.load_label(model_id, graph.id, graph.samples)
     label = labels.Label.from_arrays(arrays, meta)
     accuracy, counts = concept_accuracy(label, graph.samples, len(graph.nodes))
     readable = label.rank >= 0

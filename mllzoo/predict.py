@@ -40,9 +40,13 @@ def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]
 
 def per_class_report(classes: list[str], truth: list[str | None], predicted: list[str | None]) -> list[dict]:
     """Per class with scored images: how many, the share right, and its most common confusions."""
+    by_class: dict[str, list[str]] = {}
+    for t, p in zip(truth, predicted):  # one pass over the images, however many classes
+        if t is not None and p is not None:
+            by_class.setdefault(t, []).append(p)
     report = []
     for name in classes:
-        answers = [p for t, p in zip(truth, predicted) if t == name and p is not None]
+        answers = by_class.get(name)
         if not answers:
             continue
         wrong = Counter(p for p in answers if p != name)

@@ -69,11 +69,12 @@ class Recommendation:
         """The JSON shape of ``mllzoo recommend --json``: per class its models, whether it matches the graph
         only weakly and its matched nodes, and the models to load; ``explain`` adds each class's runner-up."""
         sel = self.selection
+        weak = self.weak
         rows = []
         for y, name in enumerate(self.classes):
             row = {
                 "name": name,
-                "weak": self.weak[y],
+                "weak": weak[y],
                 "models": [{"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)} for m in sel.chosen[y]],
                 "nodes": [{"synset": self.graph.nodes[n].synset, "name": self.graph.nodes[n].name,
                            "weight": round(float(w), 6), "similarity": round(float(similarity), 6)}
@@ -299,8 +300,7 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
                                 skip_damaged=skip_damaged)
     if include_uninstalled:
         warn_uninstalled(registry, result.models)
-    best = result.selection.match.similarity[:, 0]
-    weak = [name for name, b in zip(names, best) if b < WEAK_MATCH]
+    weak = [name for name, flagged in zip(names, result.weak) if flagged]
     if weak:
         warn(f"{len(weak)} class(es) match no concept of the graph well: {', '.join(weak[:5])}")
     return result

@@ -35,8 +35,9 @@ def export_labels(registry: Registry, model_ids: list[str], path: Path, force: b
     if missing:
         raise MllzooError(f"not labeled on graph {graph_id}: {', '.join(missing)}")
     entries = []
+    samples = registry.graph_samples(graph_id)
     for model_id in dict.fromkeys(model_ids):
-        fmt, arrays, meta = registry.load_label(model_id, graph_id)
+        fmt, arrays, meta = registry.load_label(model_id, graph_id, samples)
         entries.append({"model": model_row(registry, model_id, meta), "format": fmt, "meta": meta,
                         "created": registry.label_created(model_id, graph_id), "arrays": arrays})
     write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries)

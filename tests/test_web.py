@@ -326,7 +326,8 @@ def test_one_selector_and_one_table_per_label_serve_every_request(ds, monkeypatc
     real_init, real_load = recommend_module.Selector.__init__, RegistryClass.load_label
     monkeypatch.setattr(recommend_module.Selector, "__init__",
                         lambda self, *a, **kw: made.append(1) or real_init(self, *a, **kw))
-    monkeypatch.setattr(RegistryClass, "load_label", lambda self, m, g: loaded.append(m) or real_load(self, m, g))
+    monkeypatch.setattr(RegistryClass, "load_label",
+                        lambda self, m, g, *rest: loaded.append(m) or real_load(self, m, g, *rest))
     for names in (["cat", "fox"], ["car", "bus", "truck"]):
         assert client_get(ds, f"{PREFIX}/recommend.json?{query(names)}").status_code == 200
     for path in (f"/model/{MODEL}.json", "/concept/dog.n.01.json", f"/compare.json?models={MODEL},{OTHER}",

@@ -203,7 +203,7 @@ class Zoo:
         key = (model_id, self.registry.label_created(model_id, self.graph.id))
         if key not in self._tables:
             try:
-                _, arrays, meta = self.registry.load_label(model_id, self.graph.id)
+                _, arrays, meta = self.registry.load_label(model_id, self.graph.id, self.graph.samples)
                 label = labels.Label.from_arrays(arrays, meta)
                 self._tables[key] = concept_accuracy(label, self.graph.samples, len(self.graph.nodes))
             except DamagedLabelError as error:
@@ -214,7 +214,7 @@ class Zoo:
         for node in self.graph.nodes:
             if synset in (node.synset, node.wnid):
                 return node.idx
-        from ..model_card import did_you_mean
+        from ..errors import did_you_mean
 
         raise NotFound(f"no concept {synset!r} in this registry's graph"
                        f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}")
@@ -273,7 +273,7 @@ class Zoo:
             raise NotFound(f"{model_id!r} is not a model id (family/arch.tag)")
         if model_id not in self._cards:
             try:
-                card = model_card(self.registry, model_id)
+                card = model_card(self.registry, model_id, graph=self.graph)
             except DamagedLabelError as error:
                 card = {"id": model_id, "labeled": True, "damaged": str(error)}
             except MllzooError as error:
@@ -318,7 +318,7 @@ class Zoo:
         labeled = self.labeled()
         unknown = [m for m in model_ids if m not in labeled]
         if unknown:
-            from ..model_card import did_you_mean
+            from ..errors import did_you_mean
 
             raise NotFound(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)}")
         columns, damaged = {}, []
