@@ -33,7 +33,7 @@ system:
 
 # WordNet 3.0 from Debian's wordnet-base laid out where NLTK reads it (no network).
 wordnet: env system
-	$(PY) -m mllzoo.wordnet_setup $(NLTK_DATA)
+	$(PY) -m mllzoo.graph.wordnet_setup $(NLTK_DATA)
 
 demo: $(VENV)/.core
 	$(VENV)/bin/mllzoo --registry registry.db recommend examples/pets.txt --domain animal

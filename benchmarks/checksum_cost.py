@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from mllzoo import labels
-from mllzoo.label_store import block_checksum
-from mllzoo.registry import Registry
+from mllzoo.store.label_store import block_checksum
+from mllzoo.store.registry import Registry
 
 
 def best_of(repeats: int, fn) -> float:

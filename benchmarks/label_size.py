@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from mllzoo import labels
-from mllzoo.catalog import discover_models
-from mllzoo.graph import load_graph
-from mllzoo.images import ImageCache
+from mllzoo.models.catalog import discover_models
+from mllzoo.graph.concept_graph import load_graph
+from mllzoo.graph.images import ImageCache
 from mllzoo.classes import read_classes
-from mllzoo.recommend import Selector
-from mllzoo.selection import choose, match_nodes, smooth
-from mllzoo.registry import Registry
-from mllzoo.vlm import encode_images, encode_texts, load_model
+from mllzoo.selection.recommend import Selector
+from mllzoo.selection.scoring import choose, match_nodes, smooth
+from mllzoo.store.registry import Registry
+from mllzoo.models.vlm import encode_images, encode_texts, load_model
 
 CLASS_LISTS = Path(__file__).resolve().parent / "data" / "mll-classnames"
 

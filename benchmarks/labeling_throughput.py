@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from mllzoo.catalog import discover_models
-from mllzoo.graph import build_graph, save_graph
-from mllzoo.labeling import label_models
-from mllzoo.registry import Registry
-from mllzoo.vlm import load_model
+from mllzoo.models.catalog import discover_models
+from mllzoo.graph.concept_graph import build_graph, save_graph
+from mllzoo.labeling.driver import label_models
+from mllzoo.store.registry import Registry
+from mllzoo.models.vlm import load_model
 
 
 def as_jpegs(graph, root: Path, target: Path, size: int) -> Path:

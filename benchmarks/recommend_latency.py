@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from mllzoo import labels
-from mllzoo.graph import Graph, Node, save_graph
-from mllzoo.recommend import recommend
-from mllzoo.registry import Registry
-from mllzoo.text import get_embedder, node_vectors
+from mllzoo.graph.concept_graph import Graph, Node, save_graph
+from mllzoo.selection.recommend import recommend
+from mllzoo.store.registry import Registry
+from mllzoo.text.embedders import get_embedder, node_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recommend_latency import add_labels, synthetic_graph  # noqa: E402
 
 from mllzoo import labels  # noqa: E402
-from mllzoo.registry import Registry  # noqa: E402
+from mllzoo.store.registry import Registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT / "benchmarks" / "data" / "mll-classnames" / "CIFAR100.txt"
@@ -44,10 +44,10 @@ WHOLE_LABEL_QUERY = """
 import sys, numpy as np
 from mllzoo import labels
 from mllzoo.classes import read_classes
-from mllzoo.recommend import Selector
-from mllzoo.registry import Registry
-from mllzoo.selection import select
-from mllzoo.usercache import EmbeddingCache
+from mllzoo.selection.recommend import Selector
+from mllzoo.store.registry import Registry
+from mllzoo.selection.scoring import select
+from mllzoo.store.usercache import EmbeddingCache
 registry = Registry(sys.argv[1], create=False, write=False)
 selector = Selector(registry, cache=EmbeddingCache())
 vectors = selector.class_vectors(read_classes(sys.argv[2]), None, None)
@@ -74,7 +74,7 @@ def _peak():  # this process's own high-water mark (getrusage would include the 
         out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
 atexit.register(_peak)
 """
-MLLZOO = PEAK_RSS + "sys.argv[0] = 'mllzoo'\nfrom mllzoo.cli import main\nmain()"
+MLLZOO = PEAK_RSS + "sys.argv[0] = 'mllzoo'\nfrom mllzoo.cli.main import main\nmain()"
 
 
 def run(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -96,7 +96,7 @@ def median_run(repeats: int, code: str, args: list[str], env_of) -> tuple[float,
 
 def query_bytes(registry: Registry, classes: Path) -> tuple[int, int, int]:
     """Label bytes one query reads (its matched nodes' blocks of every label), all label bytes, matched nodes."""
-    from mllzoo.recommend import recommend
+    from mllzoo.selection.recommend import recommend
 
     rec = recommend(classes, registry=registry, include_uninstalled=True)
     subset = json.dumps(np.unique(rec.selection.match.nodes).tolist())

@@ -59,7 +59,7 @@ def decode_seconds(n: int = 32) -> float:
     from open_clip.transform import image_transform
     from PIL import Image
 
-    from mllzoo.images import open_rgb
+    from mllzoo.graph.images import open_rgb
 
     rng = np.random.default_rng(0)
     folder = Path(tempfile.mkdtemp())
@@ -75,8 +75,8 @@ def decode_seconds(n: int = 32) -> float:
 
 def ranking_seconds() -> float:
     """Per image: similarities against the captions, lists cut to the budget, own ranks, one chunk."""
-    from mllzoo.graph import Graph, Node
-    from mllzoo.labeling import _chunk_label
+    from mllzoo.graph.concept_graph import Graph, Node
+    from mllzoo.labeling.driver import _chunk_label
 
     rng = np.random.default_rng(0)
     nodes = [Node(i, "", "", "", "", "", 0, []) for i in range(PAPER_NODES)]
@@ -94,8 +94,8 @@ def tower_seconds() -> list[dict]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mllzoo.catalog import discover_models
-    from mllzoo.vlm import encode_images, load_model
+    from mllzoo.models.catalog import discover_models
+    from mllzoo.models.vlm import encode_images, load_model
 
     def image_gflops(encode, batch) -> float:
         with FlopCounterMode(display=False) as counter:
@@ -135,10 +135,10 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
     larger one split into its fixed part and the reading and replaying of each label."""
     from recommend_latency import add_labels, synthetic_graph, task_classes
 
-    from mllzoo.recommend import Selector, recommend
-    from mllzoo.registry import Registry
-    from mllzoo.selection import class_scores
-    from mllzoo.text import get_embedder
+    from mllzoo.selection.recommend import Selector, recommend
+    from mllzoo.store.registry import Registry
+    from mllzoo.selection.scoring import class_scores
+    from mllzoo.text.embedders import get_embedder
 
     folder = Path(tempfile.mkdtemp())
     registry = Registry(folder / "paper-scale.db")

@@ -1,7 +1,7 @@
 """Where a class stops matching the graph: the best-node similarity of real names against made-up words.
 
 `recommend` flags a class as weak when the cosine similarity of its best-matching node is below
-``mllzoo.recommend.WEAK_MATCH``. This script measures that similarity on the shipped registry (default
+``mllzoo.selection.recommend.WEAK_MATCH``. This script measures that similarity on the shipped registry (default
 captioner and embedder, no domain) for four groups of names:
 
 - graph lemmas: the first lemma of every graph node (the names the graph knows);
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from mllzoo.classes import display_name, read_classes
-from mllzoo.recommend import WEAK_MATCH, Selector
-from mllzoo.registry import Registry
-from mllzoo.selection import match_nodes
+from mllzoo.selection.recommend import WEAK_MATCH, Selector
+from mllzoo.store.registry import Registry
+from mllzoo.selection.scoring import match_nodes
 
 ROOT = Path(__file__).resolve().parent.parent
 ONSETS = ["b", "br", "d", "dr", "f", "fl", "g", "gr", "k", "kl", "m", "n", "p", "pl", "s", "st", "t", "tr", "v", "z"]

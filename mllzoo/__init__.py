@@ -10,22 +10,20 @@ modules on first use.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
-from .catalog import CatalogEntry, discover_models, read_catalog, write_catalog
-from .errors import MllzooError, ModelLoadError
-from .family import family_available, family_hooks
-from .hookspecs import hookimpl
-from .hub import hub_unreachable_reason, offline_unless_reachable, reachable, weights_unavailable
-from .vlm import ID_PART, LoadedModel, ModelSpec, encode_images, encode_texts, load_model
+from mllzoo.errors import MllzooError, ModelLoadError
+from mllzoo.hookspecs import hookimpl
+from mllzoo.models.catalog import CatalogEntry, discover_models, read_catalog, write_catalog
+from mllzoo.models.family import family_available, family_hooks
+from mllzoo.models.vlm import ID_PART, LoadedModel, ModelSpec, encode_images, encode_texts, load_model
+from mllzoo.models.weights import hub_unreachable_reason, offline_unless_reachable, reachable, weights_unavailable
 
 if TYPE_CHECKING:
-    from .minilm import MODEL_NAME as MINILM_MODEL_NAME
-    from .minilm import embed as minilm_embed
-    from .recommend import recommend
-    from .registry import Registry
+    from mllzoo.selection.recommend import recommend
+    from mllzoo.store.registry import Registry
+    from mllzoo.text.minilm_numpy import MODEL_NAME as MINILM_MODEL_NAME
+    from mllzoo.text.minilm_numpy import embed as minilm_embed
 
 __all__ = [
     # writing a family plugin
@@ -43,25 +41,11 @@ __all__ = [
 ]
 
 _LAZY = {  # name -> (module, attribute): these modules import numpy or SQLite
-    "recommend": (".recommend", "recommend"),
-    "Registry": (".registry", "Registry"),
-    "minilm_embed": (".minilm", "embed"),
-    "MINILM_MODEL_NAME": (".minilm", "MODEL_NAME"),
+    "recommend": (".selection.recommend", "recommend"),
+    "Registry": (".store.registry", "Registry"),
+    "minilm_embed": (".text.minilm_numpy", "embed"),
+    "MINILM_MODEL_NAME": (".text.minilm_numpy", "MODEL_NAME"),
 }
-
-
-class _Package(types.ModuleType):
-    """``mllzoo.recommend`` is the function even once the submodule of that name is imported (importing
-    a submodule sets it as an attribute of its package, which would hide the function)."""
-
-    def __getattribute__(self, name: str) -> Any:
-        value = super().__getattribute__(name)
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return getattr(value, _LAZY[name][1])
-        return value
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

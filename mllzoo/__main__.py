@@ -1,3 +1,3 @@
-from .cli import main
+from mllzoo.cli.main import main
 
 main()

@@ -6,7 +6,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from .errors import MllzooError
+from mllzoo.errors import MllzooError
 
 MAX_CLASSES = 5_000  # zero-shot over more classes is beyond what selection is tuned for
 MAX_NAME_CHARS = 256  # the longest WordNet or benchmark class name is far shorter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MllzooError
+from mllzoo.errors import MllzooError
 
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:

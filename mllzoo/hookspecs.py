@@ -18,7 +18,7 @@ hookimpl = HookimplMarker("mllzoo")
 
 @hookspec
 def mllzoo_register_models(register: Callable[..., None]) -> None:
-    """Offer models by calling ``register(spec)`` once per :class:`mllzoo.vlm.ModelSpec`.
+    """Offer models by calling ``register(spec)`` once per :class:`mllzoo.models.vlm.ModelSpec`.
 
     Only metadata is registered here, so this must be cheap: no torch, no downloads. Plugins
     register in load order; an id another plugin registered first stays with that plugin (one
@@ -28,7 +28,7 @@ def mllzoo_register_models(register: Callable[..., None]) -> None:
 
 @hookspec(firstresult=True)
 def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
-    """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.vlm.LoadedModel`.
+    """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.models.vlm.LoadedModel`.
 
     Return ``None`` for models of another family, so the plugin that owns the model answers (the
     plugin that registered the id is asked first). Raise :class:`mllzoo.errors.ModelLoadError` with
@@ -39,10 +39,10 @@ def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
 
 @hookspec(firstresult=True)
 def mllzoo_encode_images(model: Any, images: Any) -> Any:
-    """Encode a batch of preprocessed images for a :class:`~mllzoo.vlm.LoadedModel`.
+    """Encode a batch of preprocessed images for a :class:`~mllzoo.models.vlm.LoadedModel`.
 
     ``images`` is a float tensor ``[n, 3, H, W]`` made by ``model.preprocess``, ``n`` at most
-    :data:`mllzoo.vlm.HOOK_BATCH` (the core batches). Return a numpy float array ``[n, dim]``, or
+    :data:`mllzoo.models.vlm.HOOK_BATCH` (the core batches). Return a numpy float array ``[n, dim]``, or
     ``None`` for models of another family. The core checks the answer (a numpy array, not a tensor
     or list; floats; that shape, one ``dim`` throughout; finite; nonzero) and L2-normalises it, so
     plugins need not; a model whose answer fails is reported and not used.
@@ -51,7 +51,7 @@ def mllzoo_encode_images(model: Any, images: Any) -> Any:
 
 @hookspec(firstresult=True)
 def mllzoo_encode_texts(model: Any, texts: list[str]) -> Any:
-    """Encode a batch of at most :data:`mllzoo.vlm.HOOK_BATCH` texts with the model's text tower.
+    """Encode a batch of at most :data:`mllzoo.models.vlm.HOOK_BATCH` texts with the model's text tower.
 
     Return a numpy float array ``[n, dim]`` comparable with the image features, or ``None`` for
     models of another family; checked and L2-normalised by the core as for images.
@@ -70,7 +70,7 @@ def mllzoo_register_commands(cli: Any) -> None:
 def mllzoo_register_embedders(register: Callable[..., None]) -> None:
     """Offer text embedders for model selection by calling ``register(embedder)``.
 
-    An embedder is a :class:`mllzoo.text.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
+    An embedder is a :class:`mllzoo.text.embedders.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
     """
 
 

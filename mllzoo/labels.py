@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidLabel
+from mllzoo.errors import InvalidLabel
 
 FORMAT = "ragged-topm-v1"
 PAPER_NODES, PAPER_PER_NODE = 9_000, 75
@@ -154,7 +154,7 @@ class SampleLists:
     Per sample its own node's rank and its image's list length, and flat, per sample, the first
     ``above`` entries of its image's list (the nodes ranked above its own node that the list holds).
     The registry stores a label this way, one node's samples per block, so a query reads only the
-    nodes it matched (:mod:`mllzoo.label_store`).
+    nodes it matched (:mod:`mllzoo.store.label_store`).
     """
 
     rank: np.ndarray     # [n] rank of the sample's own node; -1 = image unreadable
@@ -279,7 +279,7 @@ def subset_confusion(own: np.ndarray, predicted: np.ndarray, position: np.ndarra
 
 def replayer(model_labels: Iterable[Label], samples: np.ndarray, n_nodes: int):
     """For whole labels in memory: a function from a sorted node subset to each label's
-    :func:`subset_confusion`, as :data:`mllzoo.selection.Replay` asks."""
+    :func:`subset_confusion`, as :data:`mllzoo.selection.scoring.Replay` asks."""
     def replay_subset(subset: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         r = Restriction.of(samples, subset, n_nodes)
         position = subset_position(subset, n_nodes)

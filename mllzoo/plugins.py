@@ -19,8 +19,8 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import MllzooError, PluginError, warn
+from mllzoo import hookspecs
+from mllzoo.errors import MllzooError, PluginError, warn
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from . import hookspecs
-from .vlm import LoadedModel, ModelSpec, checked_features, default_dtype, parse_model_id
+from mllzoo import hookspecs
+from mllzoo.models.vlm import LoadedModel, ModelSpec, checked_features, default_dtype, parse_model_id
 
 HEAVY_MODULES = ("torch", "open_clip", "transformers", "timm")
 TEXTS = ["a photo of a dog.", "a cat", "an aerial photograph of a harbour with many small boats at dawn"]
@@ -49,7 +49,7 @@ def registered_specs(plugin: ModuleType) -> list[ModelSpec]:
 
 
 def check_registration(plugin: ModuleType, family: str | None) -> list[ModelSpec]:
-    """Ids well formed (:data:`mllzoo.vlm.ID_PART`) and unique, one family (``family`` when given), a
+    """Ids well formed (:data:`mllzoo.models.vlm.ID_PART`) and unique, one family (``family`` when given), a
     licence and a source per model, and the metadata selection and reports rely on."""
     specs = registered_specs(plugin)
     assert specs, f"{plugin.__name__} registers no models"
@@ -79,7 +79,7 @@ def check_offline_hooks(plugin: ModuleType, specs: list[ModelSpec]) -> None:
     for another family's; ``mllzoo_label_files`` answers a list of paths, each a readable label file."""
     import os
 
-    from .labelfile import open_label_file
+    from mllzoo.store.labelfile import open_label_file
 
     hook = plugin_manager(plugin).hook
     if hook.mllzoo_model_available.get_hookimpls():
@@ -117,7 +117,7 @@ def sample_images(count: int = 4) -> list[Any]:
 
 
 def _features(features: Any, rows: int, what: str, spec: ModelSpec) -> np.ndarray:
-    """What the core makes of a hook's answer (:func:`mllzoo.vlm.checked_features`: a finite numpy
+    """What the core makes of a hook's answer (:func:`mllzoo.models.vlm.checked_features`: a finite numpy
     float ``[rows, dim]``, normalised there), as an assertion; different inputs must encode apart."""
     try:
         unit = checked_features(features, rows, what)
@@ -195,7 +195,7 @@ def check_installed(distribution: str) -> list[ModelSpec]:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import distribution as find
 
-    from .labelfile import open_label_file
+    from mllzoo.store.labelfile import open_label_file
 
     try:
         dist = find(distribution)

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 os.environ.setdefault("NLTK_DATA", str(ROOT / ".nltk_data"))
-# the user's embedding cache (mllzoo.usercache): a throwaway folder per session, never the real one
+# the user's embedding cache (mllzoo.store.usercache): a throwaway folder per session, never the real one
 os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
 # Tests load only the plugins they name: this repository's own plugins, unless a test names others through
 # MLLZOO_LOAD_PLUGINS (in env= or monkeypatch). A stray plugin installed in the environment (or a developer's
@@ -31,7 +31,7 @@ def user_config(tmp_path, monkeypatch):
 
 @pytest.fixture
 def registry(tmp_path):
-    from mllzoo.registry import Registry
+    from mllzoo.store.registry import Registry
 
     reg = Registry(tmp_path / "registry.db")
     yield reg

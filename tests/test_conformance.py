@@ -10,8 +10,8 @@ import pytest
 
 from conftest import run_cli
 from mllzoo import hookimpl
+from mllzoo.models.vlm import LoadedModel, ModelSpec
 from mllzoo.testing import check_model, check_registration
-from mllzoo.vlm import LoadedModel, ModelSpec
 
 SPEC = ModelSpec(family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin", license="MIT")
 

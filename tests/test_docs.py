@@ -41,7 +41,7 @@ def schema_sections() -> dict[str, str]:
 
 
 def test_every_registry_table_and_column_is_documented(tmp_path):
-    from mllzoo.registry import Registry
+    from mllzoo.store.registry import Registry
 
     registry = Registry(tmp_path / "r.db")
     tables = {table.name: [column.name for column in table.columns] for table in registry.db.tables

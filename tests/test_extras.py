@@ -14,7 +14,7 @@ def run_cli_without(module: str, *args: str, env: dict | None = None, cwd=None):
     """``mllzoo ARGS`` in a process where ``import module`` fails as when the package is not installed."""
     import os
 
-    code = f"import sys; sys.modules[{module!r}] = None; from mllzoo.cli import main; main()"
+    code = f"import sys; sys.modules[{module!r}] = None; from mllzoo.cli.main import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
 
@@ -36,7 +36,7 @@ def test_bench_plot_without_matplotlib_names_the_extra(tmp_path):
 
 
 def test_wordnet_setup_help_makes_no_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mllzoo.wordnet_setup", "--help"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "mllzoo.graph.wordnet_setup", "--help"], capture_output=True,
                             text=True, cwd=tmp_path)
     assert result.returncode == 0 and "NLTK_DATA_DIR" in result.stdout
     assert list(tmp_path.iterdir()) == []

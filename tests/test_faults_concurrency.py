@@ -95,7 +95,7 @@ def test_register_never_publishes_a_label_whose_saved_parts_vanished(faulty_site
 
 WRITER = """
 import sys
-from mllzoo import config
+from mllzoo.store import config
 worker, calls = int(sys.argv[1]), int(sys.argv[2])
 for n in range(calls):
     if worker % 2:

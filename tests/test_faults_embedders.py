@@ -13,7 +13,7 @@ import pytest
 from test_faults_plugins import FAULTY, assert_one_line, bad_labeled, faulty_env, faulty_site, graph_registry  # noqa: F401
 
 from conftest import run_cli
-from mllzoo import blobs
+from mllzoo.store import blobs
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 

@@ -19,7 +19,7 @@ import tinyclip
 from conftest import SYNSETS, kill_register_after_parts, run_cli, write_images
 from mllzoo import labels
 from mllzoo.errors import InvalidLabel
-from mllzoo.registry import Registry
+from mllzoo.store.registry import Registry
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
@@ -244,7 +244,7 @@ def faulty_in_process(monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_graph(tmp_path_factory):
-    from mllzoo.graph import build_graph
+    from mllzoo.graph.concept_graph import build_graph
 
     root = tmp_path_factory.mktemp("graph") / "samples"
     for seed, (name, color) in enumerate(SYNSETS.items()):
@@ -254,9 +254,9 @@ def small_graph(tmp_path_factory):
 
 def label_with(db: Path, graph, samples: Path, interrupt_after: int | None = None, **kwargs) -> dict | None:
     """Label faulty/good.v0 in-process; ``interrupt_after`` batches in, the run is interrupted."""
-    from mllzoo.catalog import discover_models
-    from mllzoo.graph import save_graph
-    from mllzoo.labeling import label_models
+    from mllzoo.graph.concept_graph import save_graph
+    from mllzoo.labeling.driver import label_models
+    from mllzoo.models.catalog import discover_models
 
     registry = Registry(db)
     try:
@@ -306,8 +306,8 @@ def test_a_saved_part_that_fits_but_is_damaged_is_never_published(faulty_in_proc
     part["lists"] = part["lists"].copy()
     part["lists"][0] = len(graph.nodes) + 7  # its identity still fits; its content does not
     registry.save_label_part(GOOD, graph.id, 0, part)
-    from mllzoo.catalog import discover_models
-    from mllzoo.labeling import label_models
+    from mllzoo.labeling.driver import label_models
+    from mllzoo.models.catalog import discover_models
 
     report = label_models(registry, graph, samples, [discover_models()[GOOD]], device="cpu", progress=False, chunk=5)
     assert report.labeled == [] and "a list holds a node index out of range" in report.failed[GOOD]

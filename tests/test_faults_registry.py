@@ -252,8 +252,8 @@ def test_an_older_registry_is_migrated_with_checksums_when_writable(world, label
 def make_pre_checksum(path: Path) -> None:
     """Turn a registry back into what mllzoo wrote before checksums (schema m002: each label as whole
     arrays in ``label_arrays``, no checksum columns)."""
-    from mllzoo import blobs
-    from mllzoo.registry import Registry
+    from mllzoo.store import blobs
+    from mllzoo.store.registry import Registry
 
     registry = Registry(path)
     graph_id = registry.require_graph_id()

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli, write_images
 from mllzoo.errors import MllzooError
-from mllzoo.graph import build_graph, load_graph, save_graph
+from mllzoo.graph.concept_graph import build_graph, load_graph, save_graph
 
 
 def test_hypernyms_draw_samples_from_descendants(sample_folder):

@@ -9,7 +9,7 @@ import time
 import huggingface_hub.constants
 import pytest
 
-from mllzoo import hub
+from mllzoo.models import weights as hub
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import sqlite_utils
 from conftest import ROOT
 from mllzoo import labels
 from mllzoo.errors import DamagedLabelError
-from mllzoo.registry import Registry, migrations
+from mllzoo.store.registry import Registry, migrations
 
 N_NODES = 40
 
@@ -128,7 +128,7 @@ def test_samples_that_disagree_on_their_image_list_are_refused():
 def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
     """Labels the previous schema wrote (one blob per array) read the same after the upgrade, and one
     already damaged still reads as damaged."""
-    from mllzoo import blobs
+    from mllzoo.store import blobs
 
     samples, n_images = shared_image_graph(seed=3)
     path = tmp_path / "old.db"
@@ -163,7 +163,7 @@ def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
 def test_the_shipped_registry_answers_as_whole_labels_do_for_every_mll_class_list():
     """Node-block reading against replaying whole labels, on the real graph and the real class lists."""
     from mllzoo.classes import read_classes
-    from mllzoo.recommend import Selector
+    from mllzoo.selection.recommend import Selector
 
     registry = Registry(ROOT / "registry.db", create=False, write=False)
     by_blocks = Selector(registry)
@@ -180,8 +180,8 @@ def test_the_shipped_registry_answers_as_whole_labels_do_for_every_mll_class_lis
 def test_a_synthetic_registry_answers_as_whole_labels_do(stocked):
     """Random class vectors over a graph with shared and unreadable images, with and without a budget:
     scores and choices from node blocks equal those from whole labels, to the bit."""
-    from mllzoo.recommend import stored_replay
-    from mllzoo.selection import select
+    from mllzoo.selection.recommend import stored_replay
+    from mllzoo.selection.scoring import select
 
     registry, graph_id, samples, whole = stocked
     rng = np.random.default_rng(5)
@@ -203,7 +203,7 @@ def test_an_exported_label_names_no_absolute_path_of_this_machine(stocked, tmp_p
     """A model the user named by a local folder: the file carries the folder's name, not its path."""
     import zipfile
 
-    from mllzoo.transfer import export_labels
+    from mllzoo.labeling.transfer import export_labels
 
     registry, graph_id, _, _ = stocked
     with registry.transaction():

@@ -13,11 +13,11 @@ import pytest
 
 from conftest import kill_register_after_parts, run_cli
 from mllzoo import labels
-from mllzoo.catalog import discover_models
-from mllzoo.graph import build_graph, save_graph
-from mllzoo.labeling import label_models
-from mllzoo.registry import Registry
-from mllzoo.vlm import encode_images, encode_texts, load_model
+from mllzoo.graph.concept_graph import build_graph, save_graph
+from mllzoo.labeling.driver import label_models
+from mllzoo.models.catalog import discover_models
+from mllzoo.models.vlm import encode_images, encode_texts, load_model
+from mllzoo.store.registry import Registry
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
@@ -38,7 +38,7 @@ def test_label_replay_equals_dense_on_small_graph(registry, sample_folder, tinyc
     label = labels.Label.from_arrays(arrays, meta)
     assert meta["depth"] == "auto"
     # the dense reference: every image against every caption, computed here independently
-    from mllzoo.images import open_rgb
+    from mllzoo.graph.images import open_rgb
 
     model = load_model(spec, "cpu")
     import torch

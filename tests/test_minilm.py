@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mllzoo import minilm
+from mllzoo.text import minilm_numpy as minilm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +38,9 @@ def test_numpy_encoder_equals_transformers_on_benchmark_lists_and_node_captions(
     the MLL benchmark's class lists against the transformers path (the reference), and every node
     caption of the shipped registry against the vectors stored in it (which `make registry` computed
     with the transformers path)."""
-    from mllzoo.descriptions import TemplateCaptioner
-    from mllzoo.graph import load_graph
-    from mllzoo.registry import Registry
+    from mllzoo.graph.concept_graph import load_graph
+    from mllzoo.store.registry import Registry
+    from mllzoo.text.descriptions import TemplateCaptioner
 
     registry = Registry(ROOT / "registry.db", create=False)
     graph = load_graph(registry, images=False)

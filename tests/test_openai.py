@@ -107,7 +107,7 @@ def test_the_captioner_setting_chooses_openai(world, openai_server):
 
 
 def test_openai_embedder_is_offered_but_needs_a_key_when_chosen(world, monkeypatch):
-    from mllzoo.text import embedders
+    from mllzoo.text.embedders import embedders
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert {"minilm", "openai:text-embedding-3-large"} <= set(embedders())  # offered without a key

@@ -46,7 +46,7 @@ PLUGIN_FILES = sorted((ROOT / "plugins").rglob("*.py"))
 
 
 def test_the_checker_catches_each_way_past_the_api():
-    assert outside_api("from mllzoo.vlm import ModelSpec") and outside_api("import mllzoo.catalog")
+    assert outside_api("from mllzoo.models.vlm import ModelSpec") and outside_api("import mllzoo.models.catalog")
     assert outside_api("from mllzoo import vlm") and outside_api("def f():\n    from mllzoo import not_a_name\n")
     assert not outside_api("from mllzoo import ModelSpec, hookimpl\nfrom mllzoo.testing import check_plugin\n"
                            "import mllzoo\nfrom mllzoo import testing\nfrom .catalog import x\n")
@@ -77,7 +77,7 @@ def test_the_lazy_names_stay_what_they_name_after_their_modules_load():
     import importlib
     import inspect
 
-    importlib.import_module("mllzoo.recommend")  # as any internal `from .recommend import ...` does
+    importlib.import_module("mllzoo.selection.recommend")  # as any internal `from .recommend import ...` does
     assert inspect.isfunction(mllzoo.recommend) and mllzoo.recommend is mllzoo.recommend  # twice, same
     assert inspect.isclass(mllzoo.Registry) and callable(mllzoo.minilm_embed)
 

@@ -82,7 +82,7 @@ def shipped_label(world, tmp_path_factory) -> Path:
 
     The author's model run is stood in for by a real label of a tiny model of the world registry.
     """
-    from mllzoo.registry import Registry
+    from mllzoo.store.registry import Registry
 
     folder = tmp_path_factory.mktemp("author")
     env = copy_registry(world, folder)

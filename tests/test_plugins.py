@@ -34,8 +34,8 @@ def test_plugin_unregistered_after_test():
 
 
 def test_load_hook_is_firstresult_and_other_families_pass(tinyclip_plugin):
-    from mllzoo.catalog import discover_models
-    from mllzoo.vlm import load_model
+    from mllzoo.models.catalog import discover_models
+    from mllzoo.models.vlm import load_model
 
     entry = discover_models()["tinyclip/tiny-a.seed0"]
     assert entry.plugin == "tinyclip"
@@ -90,7 +90,7 @@ def test_strict_plugins_reraises(tmp_path):
 
 
 def test_cli_import_pulls_in_no_torch():
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mllzoo.cli"],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mllzoo.cli.main"],
                          capture_output=True, text=True).stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in out.splitlines() if "|" in line}
     assert "click" in imported and "pluggy" in imported

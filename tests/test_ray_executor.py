@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import kill_after_parts, run_cli
-from mllzoo.catalog import CatalogEntry, discover_models
-from mllzoo.graph import build_graph, save_graph
-from mllzoo.labeling import label_models
-from mllzoo.registry import Registry
-from mllzoo.vlm import ModelSpec
+from mllzoo.graph.concept_graph import build_graph, save_graph
+from mllzoo.labeling.driver import label_models
+from mllzoo.models.catalog import CatalogEntry, discover_models
+from mllzoo.models.vlm import ModelSpec
+from mllzoo.store.registry import Registry
 
 pytestmark = pytest.mark.slow  # Ray clusters: `make test-fast` leaves this module out
 
@@ -51,7 +51,7 @@ def ray_cluster(tinyclip_site, tinyclip_dir, tmp_path_factory):
 
 def labeled_pair(tmp_path, sample_folder, entries, **kwargs):
     """The same graph labeled locally and through Ray, in two registries."""
-    from mllzoo.ray_executor import RayExecutor
+    from mllzoo.labeling.ray_executor import RayExecutor
 
     graph = build_graph(sample_folder)
     registries = {}
@@ -95,7 +95,7 @@ def test_worker_killed_mid_task_is_retried(tmp_path, sample_folder, tinyclip_plu
 
 @needs_ray
 def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_plugin, ray_cluster):
-    from mllzoo.ray_executor import RayExecutor
+    from mllzoo.labeling.ray_executor import RayExecutor
 
     graph = build_graph(sample_folder)
     save_graph(registry, graph, str(sample_folder))
@@ -120,7 +120,7 @@ def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_pl
 @needs_ray
 def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinyclip_plugin, tinyclip_site, ray_cluster,
                                                 capsys):
-    from mllzoo.ray_executor import RayExecutor
+    from mllzoo.labeling.ray_executor import RayExecutor
 
     knobs, address, ray_env = ray_cluster
     db = tmp_path / "r.db"
@@ -142,7 +142,7 @@ def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinycli
     assert registry.labeled_model_ids(graph_id) == set()
     assert registry.db.execute("pragma integrity_check").fetchone()[0] == "ok"
     assert 2 <= len(saved) < 8, driver.stderr.read()  # 30 images in chunks of 4
-    from mllzoo.graph import load_graph
+    from mllzoo.graph.concept_graph import load_graph
 
     graph = load_graph(registry)
     # the killed driver's parts name the installed distribution: resume as that plugin, or they are redone

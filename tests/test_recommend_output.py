@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import ROOT, run_cli
-from mllzoo.recommend import WEAK_MATCH, recommend
+from mllzoo.selection.recommend import WEAK_MATCH, recommend
 
 REGISTRY = ROOT / "registry.db"
 
@@ -65,8 +65,8 @@ def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path)
 @pytest.mark.slow  # mllzoo CLI subprocesses
 def test_models_show_is_a_card_read_from_the_label():
     from mllzoo import labels
-    from mllzoo.graph import load_graph
-    from mllzoo.registry import Registry
+    from mllzoo.graph.concept_graph import load_graph
+    from mllzoo.store.registry import Registry
 
     model_id = "minizoo/convnext-xs.nature"
     done = run_cli("--registry", str(REGISTRY), "models", "show", model_id, "--json", env={})
@@ -92,7 +92,7 @@ def test_models_show_is_a_card_read_from_the_label():
 
 @pytest.mark.slow  # mllzoo CLI subprocesses
 def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(tmp_path):
-    from mllzoo.cli import hoist_global_options
+    from mllzoo.cli.main import hoist_global_options
 
     classes = str(ROOT / "examples" / "pets.txt")
     before = run_cli("--registry", str(REGISTRY), "recommend", classes, "--json", env={})

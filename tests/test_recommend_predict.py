@@ -67,7 +67,7 @@ def test_predict_reports_per_class_and_warns_about_folders_of_no_class(world, tm
 
 def test_ensemble_follows_inverse_entropy_rule(world, tinyclip_plugin, monkeypatch):
     import mllzoo
-    from mllzoo.reuse import inverse_entropy_weights
+    from mllzoo.reuse.ensemble import inverse_entropy_weights
 
     root, env = world
     monkeypatch.setenv("MLLZOO_REGISTRY", env["MLLZOO_REGISTRY"])
@@ -86,7 +86,7 @@ def test_ensemble_follows_inverse_entropy_rule(world, tinyclip_plugin, monkeypat
 
 
 def test_entropy_guards():
-    from mllzoo.reuse import inverse_entropy_weights
+    from mllzoo.reuse.ensemble import inverse_entropy_weights
 
     weights = inverse_entropy_weights(np.array([[1.0, 0.0], [0.5, 0.5], [np.nan, 0.5]]))
     assert weights[0] == pytest.approx(1e6) and weights[1] == pytest.approx(1 / np.log(2)) and weights[2] == 0
@@ -151,8 +151,8 @@ def test_empty_registry_and_unknown_model(world, tmp_path, sample_folder):
 
 
 def test_node_caption_embeddings_are_cached_per_embedder(world):
-    from mllzoo.graph import load_graph
-    from mllzoo.registry import Registry
+    from mllzoo.graph.concept_graph import load_graph
+    from mllzoo.store.registry import Registry
 
     root, env = world
     assert run_cli("recommend", str(root / "classes.txt"), env=env).returncode == 0
@@ -186,8 +186,8 @@ def test_classes_from_standard_input(world):
 def test_a_label_published_while_a_selector_is_open_is_left_out(world, tmp_path):
     import sqlite3
 
-    from mllzoo.recommend import Selector
-    from mllzoo.registry import Registry
+    from mllzoo.selection.recommend import Selector
+    from mllzoo.store.registry import Registry
 
     root, env = world
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(tmp_path / "r.db") as copy:

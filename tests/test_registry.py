@@ -9,9 +9,10 @@ import pytest
 import sqlite_utils
 
 from conftest import ROOT, SYNSETS, run_cli, write_images
-from mllzoo import blobs, labels
+from mllzoo import labels
 from mllzoo.errors import MllzooError
-from mllzoo.registry import Registry, migrations
+from mllzoo.store import blobs
+from mllzoo.store.registry import Registry, migrations
 
 
 def test_migrations_create_expected_columns_and_are_idempotent(tmp_path):
@@ -55,7 +56,7 @@ def test_blobs_refuse_every_kind_of_damage(damage):
 
 
 def test_known_migration_names_are_what_a_new_registry_applies(tmp_path):
-    from mllzoo.registry import MIGRATION_NAMES
+    from mllzoo.store.registry import MIGRATION_NAMES
 
     registry = Registry(tmp_path / "r.db")
     assert [m.name for m in migrations.applied(registry.db)] == MIGRATION_NAMES
@@ -121,7 +122,7 @@ def test_claims_keep_two_processes_apart(registry, tmp_path):
 
 
 def test_registry_path_rules(tmp_path, monkeypatch):
-    from mllzoo.registry import default_registry_path
+    from mllzoo.store.registry import default_registry_path
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLLZOO_REGISTRY", str(tmp_path / "env.db"))
@@ -165,7 +166,7 @@ def test_a_registry_moved_with_its_samples_finds_them_where_it_now_is(tmp_path):
     """The sample folder is recorded relative to the registry, so a clone reads its own images."""
     import shutil
 
-    from mllzoo.graph import graph_source
+    from mllzoo.graph.concept_graph import graph_source
 
     built = tmp_path / "built"
     for seed, (name, color) in enumerate(list(SYNSETS.items())[:2]):

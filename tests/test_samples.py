@@ -16,8 +16,8 @@ from PIL import Image
 
 from conftest import run_cli
 from mllzoo.errors import MllzooError
-from mllzoo.images import decode_rgb
-from mllzoo.samples import MISSING, UnavailableSample, inside, read_regular, refuse_beyond_tolerance
+from mllzoo.graph.images import decode_rgb
+from mllzoo.graph.samples import MISSING, UnavailableSample, inside, read_regular, refuse_beyond_tolerance
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
@@ -226,8 +226,8 @@ def test_a_graph_of_undecodable_images_gets_no_label(tmp_path, tinyclip_site):
 def test_a_file_changed_after_the_check_is_caught_as_it_is_read(sample_folder):
     import torch
 
-    from mllzoo.graph import build_graph
-    from mllzoo.images import ImageCache
+    from mllzoo.graph.concept_graph import build_graph
+    from mllzoo.graph.images import ImageCache
 
     graph = build_graph(sample_folder)
     changed, gone = graph.image_paths[2], graph.image_paths[5]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mllzoo import labels, selection
+from mllzoo import labels
+from mllzoo.selection import scoring as selection
 
 
 def worked_example_label():

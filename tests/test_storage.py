@@ -22,7 +22,7 @@ def test_only_the_registry_reaches_into_the_database():
 def test_image_cache_reads_paths_as_given(tmp_path, monkeypatch):
     import torch
 
-    from mllzoo.images import ImageCache
+    from mllzoo.graph.images import ImageCache
 
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "relative.png")
@@ -37,7 +37,7 @@ def test_image_cache_reads_paths_as_given(tmp_path, monkeypatch):
 
 
 def test_class_folder_images_names_each_file_by_its_folder(tmp_path):
-    from mllzoo.images import class_folder_images
+    from mllzoo.graph.images import class_folder_images
 
     for path in ("dog/a.png", "dog/b.JPG", "cat/c.png", "loose.png", "cat/notes.txt", "cat/deeper/d.png"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

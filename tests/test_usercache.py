@@ -6,7 +6,7 @@ import sqlite3
 
 import numpy as np
 
-from mllzoo.usercache import EmbeddingCache, default_path
+from mllzoo.store.usercache import EmbeddingCache, default_path
 
 
 def test_keyed_by_embedder_and_exact_text(tmp_path):
@@ -68,7 +68,7 @@ class CountingEmbedder:
 
 
 def test_embed_reads_known_captions_then_cache_and_computes_each_text_once(tmp_path):
-    from mllzoo.text import embed
+    from mllzoo.text.embedders import embed
 
     embedder, cache = CountingEmbedder(), EmbeddingCache(tmp_path / "c.db")
     caption = np.array([9.0, 9.0, 9.0], np.float32)
@@ -83,7 +83,7 @@ def test_embed_reads_known_captions_then_cache_and_computes_each_text_once(tmp_p
 
 
 def test_cached_vectors_of_another_shape_are_recomputed(tmp_path):
-    from mllzoo.text import embed
+    from mllzoo.text.embedders import embed
 
     embedder, cache = CountingEmbedder(), EmbeddingCache(tmp_path / "c.db")
     cache.put("counting", ["dog"], np.ones((1, 5), np.float32))

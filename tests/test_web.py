@@ -33,9 +33,9 @@ pytestmark = pytest.mark.slow  # a few CLI runs, a server process and a browser
 from datasette.app import Datasette  # noqa: E402
 
 from mllzoo import labels  # noqa: E402
-from mllzoo.graph import load_graph  # noqa: E402
-from mllzoo.model_card import concept_accuracy, model_card  # noqa: E402
-from mllzoo.registry import Registry  # noqa: E402
+from mllzoo.evaluation.model_card import concept_accuracy, model_card  # noqa: E402
+from mllzoo.graph.concept_graph import load_graph  # noqa: E402
+from mllzoo.store.registry import Registry  # noqa: E402
 from mllzoo.web.zoo import MAX_REQUEST_BYTES  # noqa: E402
 
 REGISTRY = ROOT / "registry.db"
@@ -316,9 +316,9 @@ def test_a_catalogued_model_without_a_label_has_a_card_that_says_how_to_label_it
 
 
 def test_one_selector_and_one_table_per_label_serve_every_request(ds, monkeypatch):
-    import mllzoo.recommend as _  # noqa: F401 - the module (``mllzoo.recommend`` is the function)
-    recommend_module = sys.modules["mllzoo.recommend"]
-    from mllzoo.registry import Registry as RegistryClass
+    import mllzoo.selection.recommend as _  # noqa: F401 - the module (``mllzoo.selection.recommend`` is the function)
+    recommend_module = sys.modules["mllzoo.selection.recommend"]
+    from mllzoo.store.registry import Registry as RegistryClass
 
     for path in (f"/recommend.json?{query(['dog'])}", f"/model/{MODEL}.json", "/concept/dog.n.01.json"):
         client_get(ds, PREFIX + path)  # whatever came before: now the selector and every table are loaded
@@ -465,8 +465,8 @@ def test_a_damaged_label_is_one_line_and_skip_damaged_is_the_clis(damaged, tmp_p
 def test_replay_threads_open_the_registry_as_the_caller_did(graph, monkeypatch):
     """A big registry's labels are replayed on several threads, each with its own connection: for a served
     registry those must be read-only and immutable too, and give what one connection gives."""
-    import mllzoo.recommend as _  # noqa: F401 - the module (``mllzoo.recommend`` is the function)
-    recommend_module = sys.modules["mllzoo.recommend"]
+    import mllzoo.selection.recommend as _  # noqa: F401 - the module (``mllzoo.selection.recommend`` is the function)
+    recommend_module = sys.modules["mllzoo.selection.recommend"]
 
     registry, built = graph
     opened = []

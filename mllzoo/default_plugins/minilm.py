@@ -9,7 +9,7 @@ class MiniLMEmbedder:
     id = "minilm"
 
     def embed(self, texts: list[str]):
-        from mllzoo import minilm
+        from mllzoo.text import minilm_numpy as minilm
 
         return minilm.embed(texts)
 

@@ -18,9 +18,9 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from ..errors import DamagedLabelError, MllzooError
-from .svg import bar_chart
-from .zoo import MAX_REQUEST_BYTES, BadRequest, NotFound, RecommendInput, cli_json, zoo_for
+from mllzoo.errors import DamagedLabelError, MllzooError
+from mllzoo.web.svg import bar_chart
+from mllzoo.web.zoo import MAX_REQUEST_BYTES, BadRequest, NotFound, RecommendInput, cli_json, zoo_for
 
 PREFIX = "/-/mllzoo"
 MAX_QUERY_BYTES = 32 * 1024  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file

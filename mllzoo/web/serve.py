@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import MllzooError
+from mllzoo.errors import MllzooError
 
 
 def serve_registry(path: Path, host: str, port: int) -> None:
@@ -16,9 +16,9 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     from datasette.app import Datasette
     from datasette.plugins import pm
 
-    from .. import web
-    from ..registry import Registry
-    from .zoo import zoo_for
+    from mllzoo import web
+    from mllzoo.store.registry import Registry
+    from mllzoo.web.zoo import zoo_for
 
     Registry(path, create=False, write=False, immutable=True).close()  # a bad path fails here, in one line
     check_address(host, port)

@@ -2,7 +2,7 @@
 
 Nothing here imports Datasette, so the pages' numbers are testable on their own and the JSON twins are
 these dicts as they are. Every registry call runs on the zoo's one worker thread: SQLite connections
-belong to the thread that opened them, and the loaded :class:`~mllzoo.recommend.Selector` (graph,
+belong to the thread that opened them, and the loaded :class:`~mllzoo.selection.recommend.Selector` (graph,
 caption matrix, embedder) is made once there and reused by every request.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import labels
-from ..classes import parse_classes
-from ..errors import DamagedLabelError, MllzooError
+from mllzoo import labels
+from mllzoo.classes import parse_classes
+from mllzoo.errors import DamagedLabelError, MllzooError
 
 MAX_REQUEST_BYTES = 1024 * 1024  # a 5,000-class list of long names fits; anything bigger is refused unread
 MAX_TEXT = 200  # characters of a domain or task
@@ -129,7 +129,7 @@ class Zoo:
     def registry(self):
         assert threading.current_thread().name.startswith("mllzoo-web"), "registry calls run on the worker"
         if self._registry is None:
-            from ..registry import Registry
+            from mllzoo.store.registry import Registry
 
             self._registry = Registry(self.path, create=False, write=False, read_only=True,
                                       immutable=self.immutable)
@@ -138,7 +138,7 @@ class Zoo:
     @property
     def graph(self):
         if self._graph is None:
-            from ..graph import load_graph
+            from mllzoo.graph.concept_graph import load_graph
 
             self._graph = load_graph(self.registry, images=False)  # nodes and samples, not image hashes
         return self._graph
@@ -146,8 +146,8 @@ class Zoo:
     @property
     def selector(self):
         if self._selector is None:
-            from ..recommend import Selector
-            from ..usercache import EmbeddingCache
+            from mllzoo.selection.recommend import Selector
+            from mllzoo.store.usercache import EmbeddingCache
 
             self._selector = Selector(self.registry, cache=EmbeddingCache())
         return self._selector
@@ -198,7 +198,7 @@ class Zoo:
     def table(self, model_id: str) -> tuple[np.ndarray, np.ndarray] | DamagedLabelError:
         """Per node, the model's accuracy (NaN without samples) and readable sample count; computed once per
         label (keyed by when it was made) and kept; a damaged label gives its error instead."""
-        from ..model_card import concept_accuracy
+        from mllzoo.evaluation.model_card import concept_accuracy
 
         key = (model_id, self.registry.label_created(model_id, self.graph.id))
         if key not in self._tables:
@@ -214,7 +214,7 @@ class Zoo:
         for node in self.graph.nodes:
             if synset in (node.synset, node.wnid):
                 return node.idx
-        from ..errors import did_you_mean
+        from mllzoo.errors import did_you_mean
 
         raise NotFound(f"no concept {synset!r} in this registry's graph"
                        f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}")
@@ -251,7 +251,7 @@ class Zoo:
 
     def recommend(self, given: RecommendInput) -> dict:
         """Exactly what ``mllzoo recommend --json`` prints for the same input (its candidates and selector)."""
-        from ..candidates import candidate_models
+        from mllzoo.selection.candidates import candidate_models
 
         selector = self.selector
         pool = candidate_models(selector.model_ids, self.registry)
@@ -265,9 +265,9 @@ class Zoo:
                                               for row in data["classes"] for n in row["nodes"]}}
 
     def model(self, model_id: str) -> dict:
-        """:func:`mllzoo.model_card.model_card` plus accuracy per top-level branch (or why there is none)."""
-        from ..model_card import model_card
-        from ..vlm import MODEL_ID
+        """:func:`mllzoo.evaluation.model_card.model_card` plus accuracy per top-level branch (or why there is none)."""
+        from mllzoo.evaluation.model_card import model_card
+        from mllzoo.models.vlm import MODEL_ID
 
         if not MODEL_ID.match(model_id):
             raise NotFound(f"{model_id!r} is not a model id (family/arch.tag)")
@@ -318,7 +318,7 @@ class Zoo:
         labeled = self.labeled()
         unknown = [m for m in model_ids if m not in labeled]
         if unknown:
-            from ..errors import did_you_mean
+            from mllzoo.errors import did_you_mean
 
             raise NotFound(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)}")
         columns, damaged = {}, []

@@ -3,7 +3,7 @@
 ``AutoModel``/``AutoProcessor.from_pretrained`` read a Hub repository (cached by huggingface_hub) or a
 local folder. The image processor is the model's own, so ``preprocess`` turns one PIL image into the
 ``[3, H, W]`` tensor the model was trained on. The Hub is used only while it is reachable
-(:mod:`mllzoo.hub`): otherwise the cache answers at once, so an offline load fails in milliseconds.
+(:mod:`mllzoo.models.weights`): otherwise the cache answers at once, so an offline load fails in milliseconds.
 Imports torch: plugin modules import it lazily.
 """
 

@@ -1,6 +1,6 @@
 """Loading and encoding the minizoo models: a timm image tower and the frozen MiniLM text tower.
 
-Imported by the family hooks on first use (see ``mllzoo.family``), so importing the plugin stays
+Imported by the family hooks on first use (see ``mllzoo.models.family``), so importing the plugin stays
 torch-free.
 """
 

@@ -1,6 +1,6 @@
 """Image towers (timm architectures with a 384-d head) and their preprocessing. Imports torch.
 
-The text tower is the frozen all-MiniLM-L6-v2 (:mod:`mllzoo.minilm`), so a tower's job is to map
+The text tower is the frozen all-MiniLM-L6-v2 (:mod:`mllzoo.text.minilm_numpy`), so a tower's job is to map
 images into MiniLM's sentence space. Weights are stored as float16 safetensors (the recipe rides in
 the file's metadata) and loaded back as float32.
 """

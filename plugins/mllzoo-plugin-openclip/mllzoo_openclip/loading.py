@@ -4,7 +4,7 @@ Imports torch and open_clip, so plugin modules import it inside their hook bodie
 Weights come through open_clip's own code: ``pretrained=/local/file`` (a user's checkpoint, or a tag's
 weights already in the cache; open_clip 3.x reads it with ``weights_only=True``, or with safetensors) or
 ``pretrained=tag`` (downloaded by open_clip) when the source answers. Hub access happens only while
-the Hub is reachable (:mod:`mllzoo.hub`), so an offline load fails in milliseconds, not minutes.
+the Hub is reachable (:mod:`mllzoo.models.weights`), so an offline load fails in milliseconds, not minutes.
 Any failure becomes one :class:`~mllzoo.errors.ModelLoadError` line.
 """
 

@@ -1,0 +1,31 @@
+"""What every command module shares: the chosen registry, JSON output. Its own module so that ``cli``
+and ``cli_labels`` both import it and neither imports the other (no cycle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def open_registry(ctx: click.Context, create: bool = False, write: bool = False) -> Any:
+    """The registry chosen by ``--registry``/``MLLZOO_REGISTRY``/the default rule; ``write`` for commands
+    that must write to it (a read-only command opens a registry it cannot write read-only)."""
+    from mllzoo.store.registry import Registry, default_registry_path
+
+    path = ctx.obj["registry_path"] or default_registry_path()
+    if ctx.obj.get("verbose"):
+        click.echo(f"registry: {Path(path).resolve()}", err=True)
+    return Registry(path, create=create, write=write)
+
+
+def registry_exists(ctx: click.Context) -> bool:
+    from mllzoo.store.registry import default_registry_path
+
+    return Path(ctx.obj["registry_path"] or default_registry_path()).exists()
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -1,0 +1,1 @@
+"""Evaluation: the benchmark against the baselines, and a model's card."""

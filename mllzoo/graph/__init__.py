@@ -1,0 +1,1 @@
+"""The semantic graph: WordNet concepts, their captions and sample images."""

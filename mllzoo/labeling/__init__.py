@@ -1,0 +1,1 @@
+"""Labeling models on the graph: the driver plans, claims and publishes; workers compute."""

@@ -1,0 +1,1 @@
+"""Models and their families: ids, metadata, load/encode through the hooks, the catalogues."""

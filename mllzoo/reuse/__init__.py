@@ -1,0 +1,1 @@
+"""Reuse: the zero-shot ensemble of the selected models, and predict's image handling."""

@@ -1,0 +1,56 @@
+"""Which images ``mllzoo predict`` reads, their true class when a folder is laid out by class, and the
+per-class report of a scored run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from mllzoo.classes import display_name
+from mllzoo.errors import MllzooError
+from mllzoo.graph.images import class_folder_images
+
+CONFUSIONS = 3  # the most common wrong answers a class's report names
+
+
+def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]
+                  ) -> tuple[list[Path], list[str | None], dict[str, int]]:
+    """Files as given; folders walked. A sub-folder named like a class gives its images that truth; the
+    images of sub-folders named like no class are counted per folder (they are predicted, not scored)."""
+    by_folder = {display_name(c).lower(): c for c in classes}
+    images: list[Path] = []
+    truth: list[str | None] = []
+    unmatched: Counter[str] = Counter()
+    for path in paths:
+        if path.is_file():
+            images.append(path)
+            truth.append(None)
+        elif path.is_dir():
+            for file, folder in class_folder_images(path):
+                images.append(file)
+                truth.append(by_folder.get(display_name(folder).lower()) if folder else None)
+                if folder and truth[-1] is None:
+                    unmatched[folder] += 1
+        else:
+            raise MllzooError(f"no such file or folder: {path}")
+    if not images:
+        raise MllzooError("no images found in " + ", ".join(str(p) for p in paths))
+    return images, truth, dict(unmatched)
+
+
+def per_class_report(classes: list[str], truth: list[str | None], predicted: list[str | None]) -> list[dict]:
+    """Per class with scored images: how many, the share right, and its most common confusions."""
+    by_class: dict[str, list[str]] = {}
+    for t, p in zip(truth, predicted):  # one pass over the images, however many classes
+        if t is not None and p is not None:
+            by_class.setdefault(t, []).append(p)
+    report = []
+    for name in classes:
+        answers = by_class.get(name)
+        if not answers:
+            continue
+        wrong = Counter(p for p in answers if p != name)
+        report.append({"class": name, "images": len(answers),
+                       "accuracy": round(sum(p == name for p in answers) / len(answers), 6),
+                       "confused_with": [{"class": c, "images": n} for c, n in wrong.most_common(CONFUSIONS)]})
+    return report

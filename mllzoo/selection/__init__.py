@@ -1,0 +1,1 @@
+"""Selection: match classes to concepts, score every labeled model per class, keep the top-k."""

@@ -1,0 +1,143 @@
+"""Model selection from class names alone (MLL step 3). Pure numpy: no torch, no SQLite.
+
+Each class is matched to its ``top_nodes`` most similar graph nodes (weights ``z``, normalised per
+class). Every model's label is replayed as a classification among the union of matched nodes,
+giving a per-node F1; a class scores ``p(m, y) = sum z * F1``, smoothed towards the model's mean
+over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps its top-k models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mllzoo import labels
+
+TOP_NODES = 5
+ALPHA = 0.7
+
+
+@dataclass
+class Match:
+    nodes: np.ndarray    # [classes, top_nodes] node indices, best first
+    weights: np.ndarray  # [classes, top_nodes], each row sums to 1
+    similarity: np.ndarray  # [classes, top_nodes] cosine similarity of those nodes
+
+
+@dataclass
+class Selection:
+    scores: np.ndarray        # [models, classes] smoothed scores r
+    chosen: list[list[int]]   # per class, indices of its models, best first
+    match: Match
+
+    @property
+    def models(self) -> list[int]:
+        """The union of chosen models, in first-use order."""
+        return list(dict.fromkeys(m for per_class in self.chosen for m in per_class))
+
+
+def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: int = TOP_NODES) -> Match:
+    """Top nodes per class by cosine similarity; negative similarities carry no weight."""
+    similarity = class_vectors @ node_vectors.T
+    top_nodes = min(top_nodes, similarity.shape[1])
+    nodes = labels.rank_images(similarity, top_nodes)
+    matched = np.take_along_axis(similarity, nodes, axis=1)
+    z = np.clip(matched, 0, None)
+    sums = z.sum(axis=1, keepdims=True)
+    weights = np.where(sums > 0, z / np.where(sums > 0, sums, 1), 1.0 / top_nodes)
+    return Match(nodes, weights, matched)
+
+
+Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+"""From a sorted node subset, each model's TP, FP and FN on those nodes, in subset order
+(:func:`mllzoo.labels.replayer` for labels in memory; the registry streams them, reading only the
+subset's part of each label: :func:`mllzoo.selection.recommend.stored_replay`)."""
+
+
+def class_scores(counts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], match: Match) -> np.ndarray:
+    """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes.
+
+    ``counts`` are the models' TP, FP, FN on ``np.unique(match.nodes)`` (a :data:`Replay`'s answer) and
+    may stream: a model costs three numbers per matched node, so memory does not grow with the
+    labels' samples, only with the number of models.
+    """
+    subset = np.unique(match.nodes)
+    node_f1 = np.array([labels.f1(tp, fp, fn) for tp, fp, fn in counts]).reshape(-1, len(subset))
+    return (node_f1[:, np.searchsorted(subset, match.nodes)] * match.weights).sum(axis=2)
+
+
+def smooth(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """``alpha * p + (1 - alpha) * mean of the model's p over the other classes``."""
+    n_classes = p.shape[1]
+    if n_classes < 2:
+        return p.copy()
+    others = (p.sum(axis=1, keepdims=True) - p) / (n_classes - 1)
+    return alpha * p + (1 - alpha) * others
+
+
+def choose(scores: np.ndarray, k: int = 1, allowed: np.ndarray | None = None) -> list[list[int]]:
+    """Per class, the ``k`` best models (among ``allowed`` when given), best first; ties by index."""
+    masked = scores if allowed is None else np.where(allowed[:, None], scores, -np.inf)
+    k = min(k, int(np.isfinite(masked[:, 0]).sum()) if len(masked) else 0)
+    order = np.argsort(-masked, axis=0, kind="stable")[:k]
+    return [order[:, y].tolist() for y in range(scores.shape[1])]
+
+
+def choose_within_budget(scores: np.ndarray, k: int, cost: np.ndarray, max_models: int | None,
+                         max_gflops: float | None) -> list[list[int]]:
+    """Greedily grow the set of usable models by the gain in summed top-k scores while it fits."""
+    unconstrained = choose(scores, k)
+    used = {m for per_class in unconstrained for m in per_class}
+    if _fits(used, cost, max_models, max_gflops):
+        return unconstrained
+    allowed = np.zeros(len(scores), bool)
+    total = 0.0
+    while True:
+        best, best_gain = None, -np.inf
+        for m in np.flatnonzero(~allowed & np.isfinite(scores).all(axis=1)):
+            if not _fits({*np.flatnonzero(allowed), m}, cost, max_models, max_gflops):
+                continue
+            trial = allowed.copy()
+            trial[m] = True
+            gain = _value(scores, k, trial) - total
+            if gain > best_gain:
+                best, best_gain = m, gain
+        if best is None or (allowed.any() and best_gain <= 0):  # nothing fits, or nothing helps
+            break
+        allowed[best] = True
+        total += best_gain
+    if not allowed.any():
+        return [[] for _ in range(scores.shape[1])]
+    return choose(scores, k, allowed)
+
+
+def _value(scores: np.ndarray, k: int, allowed: np.ndarray) -> float:
+    top = np.sort(np.where(allowed[:, None], scores, -np.inf), axis=0)[::-1][:k]
+    return float(np.where(np.isfinite(top), top, 0).sum())
+
+
+def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: float | None) -> bool:
+    return (max_models is None or len(models) <= max_models) and (
+        max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops)
+
+
+def select(class_vectors: np.ndarray, node_vectors: np.ndarray, replay: Replay, k: int = 1,
+           alpha: float = ALPHA, top_nodes: int = TOP_NODES, cost: np.ndarray | None = None,
+           max_models: int | None = None, max_gflops: float | None = None) -> Selection:
+    """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
+    match = match_nodes(class_vectors, node_vectors, top_nodes)
+    predictions = replay(np.unique(match.nodes))
+    scores = smooth(class_scores(predictions, match), alpha)
+    return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
+
+
+def choose_models(scores: np.ndarray, k: int = 1, cost: np.ndarray | None = None, max_models: int | None = None,
+                  max_gflops: float | None = None) -> list[list[int]]:
+    """Per class, its top-k models, within the budget when one is given; a model whose scores are
+    ``-inf`` (its label was skipped) is never chosen."""
+    if max_models is None and max_gflops is None:
+        return choose(scores, k)
+    cost = np.zeros(len(scores)) if cost is None else np.nan_to_num(np.asarray(cost, float))
+    return choose_within_budget(scores, k, cost, max_models, max_gflops)

@@ -1,0 +1,126 @@
+"""User settings (``mllzoo config``): a small JSON file in the user config folder.
+
+Choices that cost money or change results (which captioner describes classes, which embedder
+embeds them) are made here or by a flag, never by what the environment happens to hold: an
+``OPENAI_API_KEY`` alone switches nothing on. Only the standard library and platformdirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there a concurrent `config set` may lose an update
+    fcntl = None  # type: ignore[assignment]
+
+from mllzoo.errors import MllzooError
+from mllzoo.store.files import replaced_atomically
+
+# key -> (default, allowed values or None for any, what it chooses)
+SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
+    "captioner": ("templates", ("templates", "openai"), "who describes the classes (openai is a paid API)"),
+    "embedder": ("minilm", None,
+                 "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)"),
+}
+
+
+def config_path() -> Path:
+    """``config.json`` in the user config folder (``$XDG_CONFIG_HOME/mllzoo`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("mllzoo")) / "config.json"
+
+
+MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines: anything larger is not one
+
+
+def read_config() -> dict[str, str]:
+    """The settings the user set (defaults not included); a damaged file is one clear error."""
+    path = config_path()
+    text = _read_regular(path)
+    if text is None:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise MllzooError(f"cannot read the settings in {path}: {reason}; fix or delete the file") from None
+    if not isinstance(data, dict):
+        raise MllzooError(f"{path} is not a JSON object of settings; fix or delete the file")
+    return {str(key): str(value) for key, value in data.items()}
+
+
+def _read_regular(path: Path) -> str | None:
+    """The file's text, read only when it is a regular file of at most :data:`MAX_CONFIG_BYTES` (a FIFO
+    would block every command, a link to ``/dev/zero`` never ends); ``None`` when there is none."""
+    try:  # O_NONBLOCK: opening a FIFO returns at once, and fstat then tells it apart
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise MllzooError(f"{path} is not a regular file, so it holds no settings; delete it")
+        data = b""
+        while len(data) <= MAX_CONFIG_BYTES:
+            block = os.read(handle, MAX_CONFIG_BYTES + 1 - len(data))
+            if not block:
+                break
+            data += block
+        if len(data) > MAX_CONFIG_BYTES:
+            raise MllzooError(f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KB, so it is not a settings file; "
+                              f"fix or delete it")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MllzooError(f"cannot read the settings in {path}: not UTF-8 text; fix or delete the file") from None
+    except OSError as exc:
+        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+    finally:
+        os.close(handle)
+
+
+def _check_key(key: str) -> None:
+    if key not in SETTINGS:
+        raise MllzooError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+
+
+def setting(key: str) -> str:
+    """The user's value for ``key``, else its default."""
+    _check_key(key)
+    return read_config().get(key, SETTINGS[key][0])
+
+
+def set_setting(key: str, value: str) -> None:
+    _check_key(key)
+    allowed = SETTINGS[key][1]
+    if allowed is not None and value not in allowed:
+        raise MllzooError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    _update(lambda values: {**values, key: value})
+
+
+def unset_setting(key: str) -> None:
+    _check_key(key)
+    _update(lambda values: {k: v for k, v in values.items() if k != key})
+
+
+def _update(change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+    """Read, change and write the settings under an exclusive lock, so that concurrent ``config set``
+    calls never lose an update; the new file is written to a temporary file of its own and replaced
+    onto the old one, so a reader or a crash sees the old file or the new one, never half of one."""
+    path = config_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            values = change(read_config())
+            with replaced_atomically(path) as stream:
+                stream.write((json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise MllzooError(f"cannot change the settings in {path}: {exc.strerror or exc}") from None

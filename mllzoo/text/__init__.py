@@ -1,0 +1,1 @@
+"""Text: the embedders behind the hooks, the offline MiniLM, class descriptions."""
