@@ -45,8 +45,10 @@ test: env wordnet
 test-fast: env wordnet
 	$(PY) -m pytest -q -m "not slow"
 
-# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy, configured in pyproject.toml.
+# ruff format (the one formatter), ruff check (pyflakes, pycodestyle, import order, bugbear, pyupgrade)
+# and mypy, configured in pyproject.toml. `ruff format .` rewrites what the first line refuses.
 lint: env
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 

@@ -37,14 +37,19 @@ def main() -> None:
     graph_id = registry.require_graph_id()
     model_ids = sorted(registry.labeled_model_ids(graph_id))
     nodes = np.arange(registry.graph_sizes(graph_id)["nodes"])
-    blocks = registry.db.execute("select dtype, ranks, lengths, entries from label_blocks where graph_id = ?",
-                                 [graph_id]).fetchall()
+    blocks = registry.db.execute(
+        "select dtype, ranks, lengths, entries from label_blocks where graph_id = ?", [graph_id]
+    ).fetchall()
     size = sum(len(row[1]) + len(row[2]) + len(row[3]) for row in blocks)
-    read = best_of(args.repeats, lambda: list(registry.label_views(graph_id, model_ids, nodes, labels.FORMAT)))
+    read = best_of(
+        args.repeats, lambda: list(registry.label_views(graph_id, model_ids, nodes, labels.FORMAT))
+    )
     crc = best_of(args.repeats, lambda: [block_checksum(*row) for row in blocks])
-    print(f"{len(model_ids)} labels, {len(blocks)} blocks, {size / 1e6:.1f} MB: verified read of every block "
-          f"{read * 1000:.1f} ms, of which checksums {crc * 1000:.1f} ms ({crc / read:.0%}; "
-          f"{crc * 1000 / (size / 1e6):.2f} ms per MB)")
+    print(
+        f"{len(model_ids)} labels, {len(blocks)} blocks, {size / 1e6:.1f} MB: verified read of every block "
+        f"{read * 1000:.1f} ms, of which checksums {crc * 1000:.1f} ms ({crc / read:.0%}; "
+        f"{crc * 1000 / (size / 1e6):.2f} ms per MB)"
+    )
 
 
 if __name__ == "__main__":

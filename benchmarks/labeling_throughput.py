@@ -30,7 +30,9 @@ def as_jpegs(graph, root: Path, target: Path, size: int) -> Path:
     for rel in graph.image_paths:
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(root / rel).convert("RGB").resize((size, size), Image.BICUBIC).save(out, "JPEG", quality=90)
+        Image.open(root / rel).convert("RGB").resize((size, size), Image.BICUBIC).save(
+            out, "JPEG", quality=90
+        )
     return target
 
 
@@ -48,29 +50,41 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("world/samples"))
     parser.add_argument("--max-per-node", type=int, default=3)
     parser.add_argument("--family", default="minizoo")
-    parser.add_argument("--jpeg", type=int, help="re-encode the samples as JPEGs of this size first")
+    parser.add_argument(
+        "--jpeg", type=int, help="re-encode the samples as JPEGs of this size first"
+    )
     args = parser.parse_args()
     graph = build_graph(args.samples, max_per_node=args.max_per_node)
     entries = [e for e in discover_models().values() if e.spec.family == args.family]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.samples
-        if args.jpeg:  # a graph of the JPEGs themselves: labeling checks every image against its hash
+        if (
+            args.jpeg
+        ):  # a graph of the JPEGs themselves: labeling checks every image against its hash
             root = as_jpegs(graph, args.samples, Path(tmp) / "jpeg", args.jpeg)
             graph = build_graph(root, max_per_node=args.max_per_node)
         style = f"{args.jpeg} px JPEG" if args.jpeg else "world PNG"
-        print(f"{len(entries)} {args.family} models, {len(graph.nodes)} nodes, {len(graph.image_paths)} "
-              f"images ({style}), CPU")
+        print(
+            f"{len(entries)} {args.family} models, {len(graph.nodes)} nodes, {len(graph.image_paths)} "
+            f"images ({style}), CPU"
+        )
         for entry in entries:  # warm-up: model code, weights and files in memory for both runs
             load_model(entry.spec, "cpu")
         for rel in graph.image_paths:
             (root / rel).read_bytes()
-        naive, naive_report = timed_labeling(graph, root, entries, Path(tmp), "naive", cache_bytes=0)
+        naive, naive_report = timed_labeling(
+            graph, root, entries, Path(tmp), "naive", cache_bytes=0
+        )
         ours, report = timed_labeling(graph, root, entries, Path(tmp), "ours")
     total = len(entries) * len(graph.image_paths)
-    print(f"decode once per model (naive): {naive:.1f} s, {total / naive:.0f} image-encodings/s, "
-          f"{naive_report.image_decodes} decodes")
-    print(f"decode once per transform (mllzoo): {ours:.1f} s, {total / ours:.0f} image-encodings/s, "
-          f"{report.image_decodes} decodes")
+    print(
+        f"decode once per model (naive): {naive:.1f} s, {total / naive:.0f} image-encodings/s, "
+        f"{naive_report.image_decodes} decodes"
+    )
+    print(
+        f"decode once per transform (mllzoo): {ours:.1f} s, {total / ours:.0f} image-encodings/s, "
+        f"{report.image_decodes} decodes"
+    )
     print(f"speed-up: {naive / ours:.2f}x")
 
 

@@ -81,8 +81,12 @@ def run(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one fresh ``python -c code args`` process, start to exit."""
     with tempfile.NamedTemporaryFile() as peak:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code, peak.name, *args], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env={**os.environ, **env})
+        done = subprocess.run(
+            [sys.executable, "-c", code, peak.name, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+        )
         seconds = time.perf_counter() - started
         if done.returncode:
             sys.exit(f"{' '.join(args)} failed:\n{done.stderr.decode()}")
@@ -101,13 +105,16 @@ def query_bytes(registry: Registry, classes: Path) -> tuple[int, int, int]:
     rec = recommend(classes, registry=registry, include_uninstalled=True)
     subset = json.dumps(np.unique(rec.selection.match.nodes).tolist())
     size = "sum(length(ranks) + length(lengths) + length(entries))"
-    read, = registry.db.execute(f"select {size} from label_blocks where node in (select value from json_each(?))",
-                                [subset]).fetchone()
-    total, = registry.db.execute(f"select {size} from label_blocks").fetchone()
+    (read,) = registry.db.execute(
+        f"select {size} from label_blocks where node in (select value from json_each(?))", [subset]
+    ).fetchone()
+    (total,) = registry.db.execute(f"select {size} from label_blocks").fetchone()
     return read, total, len(json.loads(subset))
 
 
-def time_count(path: Path, n_labels: int, repeats: int, scratch: Path) -> dict[str, tuple[float, float]]:
+def time_count(
+    path: Path, n_labels: int, repeats: int, scratch: Path
+) -> dict[str, tuple[float, float]]:
     """Every timed case on the registry as it is, each the median of ``repeats`` fresh processes."""
     recommend = ["--registry", str(path), "recommend", str(CIFAR), "--include-uninstalled"]
     one = Registry(path, create=False, write=False)
@@ -117,21 +124,33 @@ def time_count(path: Path, n_labels: int, repeats: int, scratch: Path) -> dict[s
     run(MLLZOO, recommend, warm)  # fills the warm cache
     whole = PEAK_RSS + WHOLE_LABEL_QUERY
     cases = {
-        "cold cache": median_run(repeats, MLLZOO, recommend,
-                                 lambda i: {"MLLZOO_CACHE_DIR": str(scratch / f"cold-{n_labels}-{i}")}),
+        "cold cache": median_run(
+            repeats,
+            MLLZOO,
+            recommend,
+            lambda i: {"MLLZOO_CACHE_DIR": str(scratch / f"cold-{n_labels}-{i}")},
+        ),
         "warm cache": median_run(repeats, MLLZOO, recommend, lambda i: warm),
-        "warm, --models <one id>": median_run(repeats, MLLZOO, [*recommend, "--models", first], lambda i: warm),
+        "warm, --models <one id>": median_run(
+            repeats, MLLZOO, [*recommend, "--models", first], lambda i: warm
+        ),
         "whole labels, warm": median_run(repeats, whole, [str(path), str(CIFAR)], lambda i: warm),
-        "whole labels, one id": median_run(repeats, whole, [str(path), str(CIFAR), first], lambda i: warm),
+        "whole labels, one id": median_run(
+            repeats, whole, [str(path), str(CIFAR), first], lambda i: warm
+        ),
     }
     return cases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=int, nargs="+", default=[12, 49], help="label counts to time, ascending")
+    parser.add_argument(
+        "--labels", type=int, nargs="+", default=[12, 49], help="label counts to time, ascending"
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="keep DIR/registry.db with the last count of labels")
+    parser.add_argument(
+        "--keep", type=Path, help="keep DIR/registry.db with the last count of labels"
+    )
     parser.add_argument("--nodes", type=int, default=PAPER_NODES)
     parser.add_argument("--per-node", type=int, default=PAPER_PER_NODE)
     args = parser.parse_args()
@@ -145,24 +164,37 @@ def main() -> None:
         registry = Registry(path)
         started = time.perf_counter()
         graph = synthetic_graph(registry, args.nodes, args.per_node)
-        print(f"graph: {args.nodes:,} nodes x {args.per_node} images, built in {time.perf_counter() - started:.1f} s",
-              flush=True)
+        print(
+            f"graph: {args.nodes:,} nodes x {args.per_node} images, built in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         help_s, help_rss = median_run(args.repeats, MLLZOO, ["--help"], lambda i: {})
-        print(f"`mllzoo --help`: {help_s:.3f} s, peak RSS {help_rss:.0f} MB (median of {args.repeats})")
+        print(
+            f"`mllzoo --help`: {help_s:.3f} s, peak RSS {help_rss:.0f} MB (median of {args.repeats})"
+        )
         results, have, rng = {}, 0, np.random.default_rng(0)
         for count in counts:
             started = time.perf_counter()
-            add_labels(registry, graph, range(have, count), None, rng, quality=(0.0, 0.2), miss_rank=200)
+            add_labels(
+                registry, graph, range(have, count), None, rng, quality=(0.0, 0.2), miss_rank=200
+            )
             have = count
-            print(f"\n{count} labels ({path.stat().st_size / 1e9:.2f} GB registry; labels added in "
-                  f"{time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"\n{count} labels ({path.stat().st_size / 1e9:.2f} GB registry; labels added in "
+                f"{time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
             read, total, matched = query_bytes(registry, CIFAR)
-            print(f"CIFAR-100 matches {matched} nodes: a query reads {read / 1e6:.1f} MB of labels, "
-                  f"{read / total:.1%} of {total / 1e6:.0f} MB")
+            print(
+                f"CIFAR-100 matches {matched} nodes: a query reads {read / 1e6:.1f} MB of labels, "
+                f"{read / total:.1%} of {total / 1e6:.0f} MB"
+            )
             results[count] = time_count(path, count, args.repeats, scratch)
             print(f"{'case':<28}{'seconds':>9}{'/ --help':>10}{'peak RSS':>11}")
             for case, (seconds, rss) in results[count].items():
-                print(f"{case:<28}{seconds:>8.3f}s{seconds / help_s:>9.1f}x{rss:>9.0f}MB", flush=True)
+                print(
+                    f"{case:<28}{seconds:>8.3f}s{seconds / help_s:>9.1f}x{rss:>9.0f}MB", flush=True
+                )
         registry.close()
         if len(counts) > 1:
             low, high = counts[0], counts[-1]

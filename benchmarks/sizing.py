@@ -67,7 +67,9 @@ def decode_seconds(n: int = 32) -> float:
         small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
         image = Image.fromarray(small).resize((500, 375), Image.BICUBIC)
         pixels = np.asarray(image, np.int16) + rng.integers(-12, 12, (375, 500, 3))
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg", quality=90)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+            folder / f"{i}.jpg", quality=90
+        )
     transform = image_transform(224, is_train=False)
     paths = sorted(folder.glob("*.jpg"))
     return timed(lambda: [transform(open_rgb(p)) for p in paths], 2) / n
@@ -108,26 +110,44 @@ def tower_seconds() -> list[dict]:
             continue
         model = load_model(entry.spec, "cpu")
         batch = torch.rand(64, 3, entry.spec.image_size, entry.spec.image_size)
+
         def encode(images, model=model):
             return encode_images(model, images)
 
-        rows.append({"model": entry.spec.id, "image_gflops": image_gflops(encode, batch),
-                     "catalogue_gflops": entry.spec.gflops, "seconds": timed(lambda: encode(batch), 2) / len(batch)})
-    catalogue = {e["arch"]: e["gflops"] for e in json.loads(CATALOGUES_BY_NAME["openclip"].read_text())}
+        rows.append(
+            {
+                "model": entry.spec.id,
+                "image_gflops": image_gflops(encode, batch),
+                "catalogue_gflops": entry.spec.gflops,
+                "seconds": timed(lambda: encode(batch), 2) / len(batch),
+            }
+        )
+    catalogue = {
+        e["arch"]: e["gflops"] for e in json.loads(CATALOGUES_BY_NAME["openclip"].read_text())
+    }
     for arch, n in (("ViT-B-32", 16), ("ViT-B-16", 8)):
         model = open_clip.create_model(arch, pretrained=None).eval()
         batch = torch.rand(n, 3, 224, 224)
         with torch.inference_mode():
-            rows.append({"model": f"open_clip/{arch} (random weights)",
-                         "image_gflops": image_gflops(model.encode_image, batch), "catalogue_gflops": catalogue[arch],
-                         "seconds": timed(lambda: model.encode_image(batch), 1) / n})
+            rows.append(
+                {
+                    "model": f"open_clip/{arch} (random weights)",
+                    "image_gflops": image_gflops(model.encode_image, batch),
+                    "catalogue_gflops": catalogue[arch],
+                    "seconds": timed(lambda: model.encode_image(batch), 1) / n,
+                }
+            )
     return rows
 
 
 def hub_gflops() -> list[float]:
     """Catalogue GFLOPs of every model marked ``mll49``."""
-    return [entry["gflops"] for path in CATALOGUES for entry in json.loads(path.read_text())
-            if "mll49" in entry.get("hubs", [])]
+    return [
+        entry["gflops"]
+        for path in CATALOGUES
+        for entry in json.loads(path.read_text())
+        if "mll49" in entry.get("hubs", [])
+    ]
 
 
 def registry_and_recommend(counts: tuple[int, int]) -> dict:
@@ -147,7 +167,9 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
     rng = np.random.default_rng(0)
     sizes, have = [], 0
     for count in counts:
-        add_labels(registry, graph, range(have, count), None, rng, quality=(0.0, 0.2), miss_rank=200)
+        add_labels(
+            registry, graph, range(have, count), None, rng, quality=(0.0, 0.2), miss_rank=200
+        )
         have = count
         registry.db.execute("pragma wal_checkpoint(truncate)")
         sizes.append((folder / "paper-scale.db").stat().st_size)
@@ -155,20 +177,41 @@ def registry_and_recommend(counts: tuple[int, int]) -> dict:
     total = timed(lambda: recommend(task_classes(), registry=registry), 3)
     selector = Selector(registry)
     subset = np.unique(rec.selection.match.nodes)
-    replay = timed(lambda: class_scores(selector.replay(selector.model_ids)(subset), rec.selection.match), 3)
+    replay = timed(
+        lambda: class_scores(selector.replay(selector.model_ids)(subset), rec.selection.match), 3
+    )
     per_label = (sizes[1] - sizes[0]) / (counts[1] - counts[0])
-    return {"counts": counts, "sizes": sizes, "label_bytes": per_label, "base_bytes": sizes[0] - counts[0] * per_label,
-            "recommend": total, "recommend_per_model": replay / counts[1], "recommend_fixed": total - replay}
+    return {
+        "counts": counts,
+        "sizes": sizes,
+        "label_bytes": per_label,
+        "base_bytes": sizes[0] - counts[0] * per_label,
+        "recommend": total,
+        "recommend_per_model": replay / counts[1],
+        "recommend_fixed": total - replay,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gpu-tflops", type=float, default=312.0,
-                        help="dense BF16 TFLOPS of one GPU [default: 312, NVIDIA A100's datasheet figure]")
-    parser.add_argument("--utilisation", type=float, default=0.4,
-                        help="share of it an image tower reaches at batch 256 in BF16 [default: 0.4, assumed]")
-    parser.add_argument("--cores-per-gpu", type=int, default=8,
-                        help="CPU cores beside each GPU, one labeling task each (--gpus-per-model 1/cores)")
+    parser.add_argument(
+        "--gpu-tflops",
+        type=float,
+        default=312.0,
+        help="dense BF16 TFLOPS of one GPU [default: 312, NVIDIA A100's datasheet figure]",
+    )
+    parser.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.4,
+        help="share of it an image tower reaches at batch 256 in BF16 [default: 0.4, assumed]",
+    )
+    parser.add_argument(
+        "--cores-per-gpu",
+        type=int,
+        default=8,
+        help="CPU cores beside each GPU, one labeling task each (--gpus-per-model 1/cores)",
+    )
     parser.add_argument("--gpus", default="8,64", help="cluster sizes for the wall time")
     parser.add_argument("--sizes", default="2,6", help="two label counts of the synthetic registry")
     args = parser.parse_args()
@@ -177,33 +220,51 @@ def main() -> None:
     torch.set_num_threads(1)
     decode, rank = decode_seconds(), ranking_seconds()
     cpu_per_image = decode + rank
-    print(f"measured per image on one CPU thread: decode + 224-px preprocess {decode * 1e3:.2f} ms, "
-          f"ranking among {PAPER_NODES:,} nodes {rank * 1e3:.2f} ms")
+    print(
+        f"measured per image on one CPU thread: decode + 224-px preprocess {decode * 1e3:.2f} ms, "
+        f"ranking among {PAPER_NODES:,} nodes {rank * 1e3:.2f} ms"
+    )
     print("\nimage tower on one CPU thread (measured):")
-    print("| model | image GFLOPs | catalogue GFLOPs | ms per image | GFLOP/s |\n| --- | --- | --- | --- | --- |")
+    print(
+        "| model | image GFLOPs | catalogue GFLOPs | ms per image | GFLOP/s |\n| --- | --- | --- | --- | --- |"
+    )
     for row in tower_seconds():
-        print(f"| {row['model']} | {row['image_gflops']:.4f} | {row['catalogue_gflops']} | "
-              f"{row['seconds'] * 1e3:.2f} | {row['image_gflops'] / row['seconds']:.1f} |")
+        print(
+            f"| {row['model']} | {row['image_gflops']:.4f} | {row['catalogue_gflops']} | "
+            f"{row['seconds'] * 1e3:.2f} | {row['image_gflops'] / row['seconds']:.1f} |"
+        )
     sizes = tuple(int(n) for n in args.sizes.split(","))
     reg = registry_and_recommend(sizes)
-    print(f"\nsynthetic paper-scale registry ({PAPER_NODES:,} nodes x {PAPER_PER_NODE} images, labels fitted "
-          f"to the budget): " + ", ".join(f"{n} labels {b / 1e6:.0f} MB" for n, b in zip(reg["counts"], reg["sizes"]))
-          + f"; recommend with {reg['counts'][1]} labels {reg['recommend']:.2f} s (best of 3)")
-    print(f"-> {reg['label_bytes'] / 1e6:.1f} MB per label on disk, {reg['base_bytes'] / 1e6:.0f} MB graph and "
-          f"caption embeddings; recommend {reg['recommend_fixed']:.2f} s fixed (100 CIFAR-100 classes described, "
-          f"embedded, matched) + {reg['recommend_per_model'] * 1e3:.0f} ms per label read and replayed")
+    print(
+        f"\nsynthetic paper-scale registry ({PAPER_NODES:,} nodes x {PAPER_PER_NODE} images, labels fitted "
+        f"to the budget): "
+        + ", ".join(f"{n} labels {b / 1e6:.0f} MB" for n, b in zip(reg["counts"], reg["sizes"]))
+        + f"; recommend with {reg['counts'][1]} labels {reg['recommend']:.2f} s (best of 3)"
+    )
+    print(
+        f"-> {reg['label_bytes'] / 1e6:.1f} MB per label on disk, {reg['base_bytes'] / 1e6:.0f} MB graph and "
+        f"caption embeddings; recommend {reg['recommend_fixed']:.2f} s fixed (100 CIFAR-100 classes described, "
+        f"embedded, matched) + {reg['recommend_per_model'] * 1e3:.0f} ms per label read and replayed"
+    )
 
     gpu_flops = args.gpu_tflops * 1e3 * args.utilisation  # GFLOP/s
     gflops49 = hub_gflops()
     gpus = [int(n) for n in args.gpus.split(",")]
-    print(f"\nassumed: {args.gpu_tflops:g} TFLOPS x {args.utilisation:g} utilisation = {gpu_flops / 1e3:.0f} "
-          f"effective TFLOPS per GPU, {args.cores_per_gpu} CPU cores per GPU decoding and ranking "
-          f"({args.cores_per_gpu / cpu_per_image:,.0f} images/s per GPU at most)")
-    print(f"\n| hub | models | images per model | GPU-hours (GPU compute alone) | " + " | ".join(f"wall on {n} GPUs" for n in gpus)
-          + " | CPU-bound share | registry | recommend |")
+    print(
+        f"\nassumed: {args.gpu_tflops:g} TFLOPS x {args.utilisation:g} utilisation = {gpu_flops / 1e3:.0f} "
+        f"effective TFLOPS per GPU, {args.cores_per_gpu} CPU cores per GPU decoding and ranking "
+        f"({args.cores_per_gpu / cpu_per_image:,.0f} images/s per GPU at most)"
+    )
+    print(
+        f"\n| hub | models | images per model | GPU-hours (GPU compute alone) | "
+        + " | ".join(f"wall on {n} GPUs" for n in gpus)
+        + " | CPU-bound share | registry | recommend |"
+    )
     print("| --- | --- | --- | --- | " + " | ".join("---" for _ in gpus) + " | --- | --- | --- |")
-    for name, flops in (("MLL paper (mll49)", gflops49),
-                        ("1,000 models", [gflops49[i % len(gflops49)] for i in range(1000)])):
+    for name, flops in (
+        ("MLL paper (mll49)", gflops49),
+        ("1,000 models", [gflops49[i % len(gflops49)] for i in range(1000)]),
+    ):
         seconds, compute, cpu_bound = 0.0, 0.0, 0
         for g in flops:
             rate = min(args.cores_per_gpu / cpu_per_image, gpu_flops / g)  # images/s per GPU
@@ -214,8 +275,10 @@ def main() -> None:
         walls = " | ".join(f"{hours / n:.1f} h" for n in gpus)
         size = reg["base_bytes"] + len(flops) * reg["label_bytes"]
         latency = reg["recommend_fixed"] + len(flops) * reg["recommend_per_model"]
-        print(f"| {name} | {len(flops):,} | {PAPER_IMAGES:,} | {hours:,.0f} ({compute / 3600:,.0f}) | {walls} | "
-              f"{cpu_bound / len(flops):.0%} | {size / 1e9:.1f} GB | {latency:.1f} s |")
+        print(
+            f"| {name} | {len(flops):,} | {PAPER_IMAGES:,} | {hours:,.0f} ({compute / 3600:,.0f}) | {walls} | "
+            f"{cpu_bound / len(flops):.0%} | {size / 1e9:.1f} GB | {latency:.1f} s |"
+        )
 
 
 if __name__ == "__main__":

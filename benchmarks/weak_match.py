@@ -33,7 +33,28 @@ from mllzoo.store.registry import Registry
 from mllzoo.selection.scoring import match_nodes
 
 ROOT = Path(__file__).resolve().parent.parent
-ONSETS = ["b", "br", "d", "dr", "f", "fl", "g", "gr", "k", "kl", "m", "n", "p", "pl", "s", "st", "t", "tr", "v", "z"]
+ONSETS = [
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "fl",
+    "g",
+    "gr",
+    "k",
+    "kl",
+    "m",
+    "n",
+    "p",
+    "pl",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "z",
+]
 VOWELS = ["a", "e", "i", "o", "u", "oo", "ee", "ai"]
 CODAS = ["", "", "n", "nk", "rt", "sh", "x", "m", "l", "b"]
 
@@ -42,7 +63,9 @@ def made_up_words(count: int, known: set[str], seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     words: list[str] = []
     while len(words) < count:
-        word = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(rng.randint(2, 3))) + rng.choice(CODAS)
+        word = "".join(
+            rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(rng.randint(2, 3))
+        ) + rng.choice(CODAS)
         if word not in known and word not in words:
             words.append(word)
     return words
@@ -57,7 +80,10 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties count half)."""
     both = np.concatenate([positive, negative])
     ranks = np.argsort(np.argsort(both, kind="stable"), kind="stable") + 1.0
-    return float((ranks[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+    return float(
+        (ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2)
+        / (len(positive) * len(negative))
+    )
 
 
 def main() -> None:
@@ -73,16 +99,31 @@ def main() -> None:
     rng = random.Random(0)
     in_graph = {node.synset for node in selector.graph.nodes}
     graph_lemmas = sorted({node.name for node in selector.graph.nodes})
-    mll = sorted({name for path in (ROOT / "benchmarks" / "data" / "mll-classnames").glob("*.txt")
-                  for name in read_classes(path)})
-    lemmas = {lemma.replace("_", " ") for synset in wn.all_synsets("n") for lemma in synset.lemma_names()}
-    outside = sorted({s.lemma_names()[0].replace("_", " ") for s in wn.all_synsets("n") if s.name() not in in_graph}
-                     - set(graph_lemmas))
+    mll = sorted(
+        {
+            name
+            for path in (ROOT / "benchmarks" / "data" / "mll-classnames").glob("*.txt")
+            for name in read_classes(path)
+        }
+    )
+    lemmas = {
+        lemma.replace("_", " ") for synset in wn.all_synsets("n") for lemma in synset.lemma_names()
+    }
+    outside = sorted(
+        {
+            s.lemma_names()[0].replace("_", " ")
+            for s in wn.all_synsets("n")
+            if s.name() not in in_graph
+        }
+        - set(graph_lemmas)
+    )
     graph_names = {name.lower() for name in graph_lemmas}
     groups = {
         "graph lemmas": rng.sample(graph_lemmas, min(args.sample, len(graph_lemmas))),
         "MLL class names in the graph": [n for n in mll if display_name(n).lower() in graph_names],
-        "MLL class names not in the graph": [n for n in mll if display_name(n).lower() not in graph_names],
+        "MLL class names not in the graph": [
+            n for n in mll if display_name(n).lower() not in graph_names
+        ],
         "WordNet lemmas out of the graph": rng.sample(outside, args.sample),
         "made-up words": made_up_words(args.sample, {lemma.lower() for lemma in lemmas}),
     }
@@ -92,16 +133,25 @@ def main() -> None:
     grid = np.round(np.arange(0.0, 1.0, 0.005), 3)
     j = np.array([(positive >= t).mean() - (negative >= t).mean() for t in grid])
     best = float(np.median(grid[j == j.max()]))  # the middle of the thresholds that separate best
-    print(f"{'group':<34}{'names':>6}{'p05':>7}{'p25':>7}{'p50':>7}{'p75':>7}{'p95':>7}"
-          f"{'flagged at ' + format(best, '.3f'):>18}{'flagged at ' + format(WEAK_MATCH, '.3f'):>18}")
+    print(
+        f"{'group':<34}{'names':>6}{'p05':>7}{'p25':>7}{'p50':>7}{'p75':>7}{'p95':>7}"
+        f"{'flagged at ' + format(best, '.3f'):>18}{'flagged at ' + format(WEAK_MATCH, '.3f'):>18}"
+    )
     for name, values in found.items():
         q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
-        print(f"{name:<34}{len(values):>6}" + "".join(f"{v:>7.3f}" for v in q)
-              + f"{(values < best).mean():>18.1%}{(values < WEAK_MATCH).mean():>18.1%}")
-    print(f"made-up words: highest {negative.max():.3f}; names in the graph: lowest {positive.min():.3f}")
-    print(f"best separating threshold (names in the graph vs made-up words): {best:.3f}, J = {j.max():.3f} "
-          f"(held from {grid[j == j.max()].min():.3f} to {grid[j == j.max()].max():.3f}); "
-          f"AUC {auc(positive, negative):.3f}")
+        print(
+            f"{name:<34}{len(values):>6}"
+            + "".join(f"{v:>7.3f}" for v in q)
+            + f"{(values < best).mean():>18.1%}{(values < WEAK_MATCH).mean():>18.1%}"
+        )
+    print(
+        f"made-up words: highest {negative.max():.3f}; names in the graph: lowest {positive.min():.3f}"
+    )
+    print(
+        f"best separating threshold (names in the graph vs made-up words): {best:.3f}, J = {j.max():.3f} "
+        f"(held from {grid[j == j.max()].min():.3f} to {grid[j == j.max()].max():.3f}); "
+        f"AUC {auc(positive, negative):.3f}"
+    )
     print("examples of made-up words:", ", ".join(groups["made-up words"][:8]))
 
 

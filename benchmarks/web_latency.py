@@ -33,14 +33,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     names = [line for line in CIFAR.read_text().splitlines() if line.strip()][:100]
-    lists = [names[i:] + names[:i] for i in range(args.repeats)]  # the same classes in another order each time
+    lists = [
+        names[i:] + names[:i] for i in range(args.repeats)
+    ]  # the same classes in another order each time
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cache = tempfile.mkdtemp(prefix="mllzoo-web-latency-")  # never the user's own cache
     os.environ["MLLZOO_CACHE_DIR"] = cache  # for the server and every CLI run below
-    server = subprocess.Popen([sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "serve", "--port",
-                               str(port)], stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "serve", "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/-/mllzoo/recommend.json?"
     try:
         while True:
@@ -56,23 +60,51 @@ def main() -> None:
             for i, classes in enumerate(lists):
                 files.append(Path(folder) / f"classes-{i}.txt")
                 files[-1].write_text("\n".join(classes) + "\n")
-                subprocess.run([sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "recommend",
-                                str(files[-1]), "--json"], capture_output=True, check=True)  # warms the cache
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mllzoo",
+                        "--registry",
+                        str(REGISTRY),
+                        "recommend",
+                        str(files[-1]),
+                        "--json",
+                    ],
+                    capture_output=True,
+                    check=True,
+                )  # warms the cache
             web, cli = [], []
             for classes, file in zip(lists, files):
                 start = time.perf_counter()
-                answer = urllib.request.urlopen(url + urlencode({"classes": "\n".join(classes)}), timeout=120).read()
+                answer = urllib.request.urlopen(
+                    url + urlencode({"classes": "\n".join(classes)}), timeout=120
+                ).read()
                 web.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                printed = subprocess.run([sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "recommend",
-                                          str(file), "--json"], capture_output=True, check=True).stdout
+                printed = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mllzoo",
+                        "--registry",
+                        str(REGISTRY),
+                        "recommend",
+                        str(file),
+                        "--json",
+                    ],
+                    capture_output=True,
+                    check=True,
+                ).stdout
                 cli.append(time.perf_counter() - start)
                 assert answer == printed, "the server's document differs from the CLI's"
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"100 classes (CIFAR-100), shipped registry, {args.repeats} runs each, embedding cache warm:")
+    print(
+        f"100 classes (CIFAR-100), shipped registry, {args.repeats} runs each, embedding cache warm:"
+    )
     print(f"  mllzoo serve, recommend.json  median {median(web):.3f} s (best {min(web):.3f} s)")
     print(f"  fresh mllzoo recommend --json median {median(cli):.3f} s (best {min(cli):.3f} s)")
     print(f"  the server answers {median(cli) / median(web):.1f}x faster")

@@ -16,8 +16,20 @@ from mllzoo.errors import MllzooError, ModelLoadError
 from mllzoo.hookspecs import hookimpl
 from mllzoo.models.catalog import CatalogEntry, discover_models, read_catalog, write_catalog
 from mllzoo.models.family import family_available, family_hooks
-from mllzoo.models.vlm import ID_PART, LoadedModel, ModelSpec, encode_images, encode_texts, load_model
-from mllzoo.models.weights import hub_unreachable_reason, offline_unless_reachable, reachable, weights_unavailable
+from mllzoo.models.vlm import (
+    ID_PART,
+    LoadedModel,
+    ModelSpec,
+    encode_images,
+    encode_texts,
+    load_model,
+)
+from mllzoo.models.weights import (
+    hub_unreachable_reason,
+    offline_unless_reachable,
+    reachable,
+    weights_unavailable,
+)
 
 if TYPE_CHECKING:
     from mllzoo.selection.recommend import recommend
@@ -27,17 +39,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     # writing a family plugin
-    "hookimpl", "ModelSpec", "LoadedModel", "ID_PART", "family_hooks", "family_available",
-    "read_catalog", "write_catalog",
+    "hookimpl",
+    "ModelSpec",
+    "LoadedModel",
+    "ID_PART",
+    "family_hooks",
+    "family_available",
+    "read_catalog",
+    "write_catalog",
     # errors and the model hub
-    "MllzooError", "ModelLoadError", "hub_unreachable_reason", "offline_unless_reachable", "reachable",
+    "MllzooError",
+    "ModelLoadError",
+    "hub_unreachable_reason",
+    "offline_unless_reachable",
+    "reachable",
     "weights_unavailable",
     # using models through the hooks, as the core does
-    "load_model", "encode_images", "encode_texts", "discover_models", "CatalogEntry",
+    "load_model",
+    "encode_images",
+    "encode_texts",
+    "discover_models",
+    "CatalogEntry",
     # the default text embedder (numpy, no torch)
-    "MINILM_MODEL_NAME", "minilm_embed",
+    "MINILM_MODEL_NAME",
+    "minilm_embed",
     # the Python API
-    "recommend", "Registry",
+    "recommend",
+    "Registry",
 ]
 
 _LAZY = {  # name -> (module, attribute): these modules import numpy or SQLite

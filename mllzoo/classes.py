@@ -10,7 +10,9 @@ from mllzoo.errors import MllzooError
 
 MAX_CLASSES = 5_000  # zero-shot over more classes is beyond what selection is tuned for
 MAX_NAME_CHARS = 256  # the longest WordNet or benchmark class name is far shorter
-MAX_FILE_BYTES = 8 * 1024**2  # MAX_CLASSES names of MAX_NAME_CHARS in UTF-8, with comments and blank lines
+MAX_FILE_BYTES = (
+    8 * 1024**2
+)  # MAX_CLASSES names of MAX_NAME_CHARS in UTF-8, with comments and blank lines
 
 
 def read_classes(path: str | Path) -> list[str]:
@@ -35,26 +37,36 @@ def parse_classes(data: bytes, path: str) -> list[str]:
     """The class names in ``data``, checked as a class file's are; ``path`` names the source in errors
     (the web pages' pasted and uploaded lists go through here too)."""
     if len(data) > MAX_FILE_BYTES:
-        raise MllzooError(f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
-                          f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters")
+        raise MllzooError(
+            f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
+            f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters"
+        )
     if data.count(0) * 4 > len(data):  # every other byte NUL: UTF-16 (with a BOM or not), not UTF-8
-        raise MllzooError(f"{path} looks like UTF-16 text (every other byte is NUL): save it as UTF-8")
+        raise MllzooError(
+            f"{path} looks like UTF-16 text (every other byte is NUL): save it as UTF-8"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise MllzooError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        raise MllzooError(
+            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
     names = [line.strip() for line in text.splitlines()]
     names = [name for name in names if name and not name.startswith("#")]
     for number, name in enumerate(names, 1):
         if len(name) > MAX_NAME_CHARS:  # the tokenizer's memory grows with it: 10 MB needed 3.6 GB
-            raise MllzooError(f"{path}: class {number} is {len(name)} characters long; at most {MAX_NAME_CHARS}")
+            raise MllzooError(
+                f"{path}: class {number} is {len(name)} characters long; at most {MAX_NAME_CHARS}"
+            )
         # Cc: ESC and friends would drive the terminal that prints the name; Cf: bidi overrides,
         # zero-width and tag characters would make a name read as another or hide text in it
         control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf")), None)
         if control is not None:
             kind = "control" if unicodedata.category(control) == "Cc" else "invisible formatting"
-            raise MllzooError(f"{path}: class {number} ({name.encode('unicode_escape').decode('ascii')}) contains "
-                              f"the {kind} character U+{ord(control):04X}; class names must be plain text")
+            raise MllzooError(
+                f"{path}: class {number} ({name.encode('unicode_escape').decode('ascii')}) contains "
+                f"the {kind} character U+{ord(control):04X}; class names must be plain text"
+            )
     if not names:
         raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")
     seen: set[str] = set()
@@ -64,7 +76,9 @@ def parse_classes(data: bytes, path: str) -> list[str]:
             duplicates.append(n)
         seen.add(n)
     if duplicates:
-        raise MllzooError(f"{path} lists duplicate classes: {', '.join(sorted(set(duplicates))[:5])}")
+        raise MllzooError(
+            f"{path} lists duplicate classes: {', '.join(sorted(set(duplicates))[:5])}"
+        )
     if len(names) > MAX_CLASSES:
         raise MllzooError(f"{path} lists {len(names)} classes; at most {MAX_CLASSES} are supported")
     return names

@@ -27,8 +27,10 @@ class DamagedLabelError(MllzooError):
 
     def __init__(self, model_id: str, problem: str):
         self.model_id = model_id
-        super().__init__(f"the label of {model_id} {problem}: repair it with `mllzoo labels remove {model_id}` "
-                         f"then `mllzoo register {model_id}`")
+        super().__init__(
+            f"the label of {model_id} {problem}: repair it with `mllzoo labels remove {model_id}` "
+            f"then `mllzoo register {model_id}`"
+        )
 
 
 # One path for the library's warnings: something went wrong but the command goes on (a plugin that

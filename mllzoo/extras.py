@@ -13,4 +13,6 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MllzooError(f"{purpose} needs the {module.split('.')[0]} package: pip install 'mllzoo[{extra}]'") from None
+        raise MllzooError(
+            f"{purpose} needs the {module.split('.')[0]} package: pip install 'mllzoo[{extra}]'"
+        ) from None

@@ -30,9 +30,9 @@ BUDGET_BYTES = 64_000_000  # per label at the paper's scale (9,000 nodes x 75 im
 
 @dataclass
 class Label:
-    lists: np.ndarray    # flat node indices: each image's best nodes, best first, images in order
+    lists: np.ndarray  # flat node indices: each image's best nodes, best first, images in order
     lengths: np.ndarray  # [n_images] list length per image (0 for unreadable images)
-    rank: np.ndarray     # [n_samples] rank of the sample's own node; -1 = image unreadable
+    rank: np.ndarray  # [n_samples] rank of the sample's own node; -1 = image unreadable
     n_nodes: int
 
     def __post_init__(self) -> None:
@@ -51,7 +51,9 @@ class Label:
         return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]))
 
     @classmethod
-    def from_ranking(cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int) -> Label:
+    def from_ranking(
+        cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int
+    ) -> Label:
         """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
         lists, lengths = cut_lists(topm, image_needs(len(topm), samples[:, 1], rank), n_nodes)
         return cls(lists, lengths, rank.astype(index_dtype(n_nodes)), n_nodes)
@@ -63,26 +65,43 @@ def validate(label: Label, n_images: int, samples: np.ndarray, n_nodes: int) -> 
     shapes match the graph, the lists add up to their lengths, node indices and ranks are in range,
     an image's samples are all readable or all not (rank -1), and no list is longer than its
     samples need (so an unreadable image lists nothing)."""
+
     def check(ok: bool, what: str) -> None:
         if not ok:
             raise InvalidLabel(what)
 
     check(label.n_nodes == n_nodes, f"label of {label.n_nodes} nodes on a graph of {n_nodes}")
-    for name, array, size in (("lengths", label.lengths, n_images), ("rank", label.rank, len(samples)),
-                              ("lists", label.lists, None)):
-        check(array.ndim == 1 and np.issubdtype(array.dtype, np.integer), f"{name} is not a flat integer array")
+    for name, array, size in (
+        ("lengths", label.lengths, n_images),
+        ("rank", label.rank, len(samples)),
+        ("lists", label.lists, None),
+    ):
+        check(
+            array.ndim == 1 and np.issubdtype(array.dtype, np.integer),
+            f"{name} is not a flat integer array",
+        )
         check(size is None or len(array) == size, f"{len(array)} {name} for {size} graph entries")
     lengths = label.lengths.astype(np.int64)
-    check(bool((lengths >= 0).all()) and int(lengths.sum()) == len(label.lists),
-          f"list lengths add up to {int(lengths.sum())}, the lists hold {len(label.lists)} entries")
-    check(bool(((label.lists >= 0) & (label.lists < n_nodes)).all()), "a list holds a node index out of range")
+    check(
+        bool((lengths >= 0).all()) and int(lengths.sum()) == len(label.lists),
+        f"list lengths add up to {int(lengths.sum())}, the lists hold {len(label.lists)} entries",
+    )
+    check(
+        bool(((label.lists >= 0) & (label.lists < n_nodes)).all()),
+        "a list holds a node index out of range",
+    )
     check(bool(((label.rank >= -1) & (label.rank < n_nodes)).all()), "a rank is out of range")
     images = samples[:, 1].astype(np.int64)
     unreadable = np.zeros(n_images, bool)
     unreadable[images[label.rank < 0]] = True
-    check(not (unreadable[images] & (label.rank >= 0)).any(), "an image is both readable and unreadable")
-    check(bool((lengths <= image_needs(n_images, images, label.rank)).all()),
-          "a list is longer than its image's samples need")
+    check(
+        not (unreadable[images] & (label.rank >= 0)).any(),
+        "an image is both readable and unreadable",
+    )
+    check(
+        bool((lengths <= image_needs(n_images, images, label.rank)).all()),
+        "a list is longer than its image's samples need",
+    )
 
 
 def index_dtype(n_nodes: int) -> np.dtype:
@@ -157,8 +176,8 @@ class SampleLists:
     nodes it matched (:mod:`mllzoo.store.label_store`).
     """
 
-    rank: np.ndarray     # [n] rank of the sample's own node; -1 = image unreadable
-    length: np.ndarray   # [n] list length of the sample's image
+    rank: np.ndarray  # [n] rank of the sample's own node; -1 = image unreadable
+    length: np.ndarray  # [n] list length of the sample's image
     entries: np.ndarray  # flat: per sample its first ``above`` list entries
 
     @property
@@ -175,13 +194,17 @@ def ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The positions ``starts[i] + 0 .. counts[i] - 1`` for every ``i``, concatenated."""
     counts = np.asarray(counts, np.int64)
     ends = np.cumsum(counts)
-    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(
+        ends[-1] if len(ends) else 0
+    )
 
 
 def sample_lists(label: Label, sample_idx: np.ndarray, images: np.ndarray) -> SampleLists:
     """The samples ``sample_idx`` (whose images are ``images``) of a whole label."""
     rank, length = label.rank[sample_idx], label.lengths[images]
-    return SampleLists(rank, length, label.lists[ragged_index(label.offsets[images], entries_above(rank, length))])
+    return SampleLists(
+        rank, length, label.lists[ragged_index(label.offsets[images], entries_above(rank, length))]
+    )
 
 
 def whole_label(view: SampleLists, sample_images: np.ndarray, n_images: int, n_nodes: int) -> Label:
@@ -196,8 +219,11 @@ def whole_label(view: SampleLists, sample_images: np.ndarray, n_images: int, n_n
     order = np.lexsort((-above, sample_images))  # by image, the sample holding most entries first
     first = order[np.flatnonzero(np.diff(sample_images[order], prepend=-1))]
     images = sample_images[first]
-    if (len(images) != n_images or (lengths[sample_images] != view.length).any()
-            or (above[first] != lengths[images]).any()):
+    if (
+        len(images) != n_images
+        or (lengths[sample_images] != view.length).any()
+        or (above[first] != lengths[images]).any()
+    ):
         raise InvalidLabel("the samples of an image disagree on its list")
     lists = view.entries[ragged_index(starts[first], above[first])].astype(dtype)
     return Label(lists, lengths, view.rank.astype(dtype), n_nodes)
@@ -218,23 +244,34 @@ class Restriction:
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
         sample_idx = np.flatnonzero(in_subset[samples[:, 0]])
-        return cls(np.asarray(subset), in_subset, sample_idx, samples[sample_idx, 0].astype(np.int64),
-                   samples[sample_idx, 1].astype(np.int64))
+        return cls(
+            np.asarray(subset),
+            in_subset,
+            sample_idx,
+            samples[sample_idx, 0].astype(np.int64),
+            samples[sample_idx, 1].astype(np.int64),
+        )
 
 
-def restricted_predictions(label: Label, samples: np.ndarray, subset: np.ndarray | Restriction
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def restricted_predictions(
+    label: Label, samples: np.ndarray, subset: np.ndarray | Restriction
+) -> tuple[np.ndarray, np.ndarray]:
     """``(own node, predicted node)`` for every readable sample of a subset node.
 
     The prediction is the subset node the model ranks first for the sample's image; -1 where an
     undecided sample (see the module docstring) is judged wrong.
     """
-    r = subset if isinstance(subset, Restriction) else Restriction.of(samples, subset, label.n_nodes)
+    r = (
+        subset
+        if isinstance(subset, Restriction)
+        else Restriction.of(samples, subset, label.n_nodes)
+    )
     return predict(sample_lists(label, r.sample_idx, r.image), r.own, r.in_subset, label.n_nodes)
 
 
-def predict(view: SampleLists, own: np.ndarray, in_subset: np.ndarray, n_nodes: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    view: SampleLists, own: np.ndarray, in_subset: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(own node, predicted node)`` per readable sample of ``view`` (``own`` its nodes, all in
     the subset ``in_subset``, a ``[n_nodes]`` mask), as :func:`restricted_predictions`."""
     rank, length = view.rank.astype(np.int64), view.length.astype(np.int64)
@@ -242,10 +279,14 @@ def predict(view: SampleLists, own: np.ndarray, in_subset: np.ndarray, n_nodes: 
     if len(rank) and rank.min() < 0:  # unreadable images (they hold no entries)
         readable = rank >= 0
         own, rank, length = own[readable], rank[readable], length[readable]
-    above = np.minimum(rank, length)  # how much of the image's list lies above the sample's own node
+    above = np.minimum(
+        rank, length
+    )  # how much of the image's list lies above the sample's own node
     ends = np.cumsum(above)
     entries = view.entries
-    hits = np.flatnonzero(np.take(in_subset.view(np.uint8), entries))  # take: no intp copy of the entries
+    hits = np.flatnonzero(
+        np.take(in_subset.view(np.uint8), entries)
+    )  # take: no intp copy of the entries
     rows = np.searchsorted(ends, hits, side="right")  # which sample each hit belongs to, sorted
     first = np.flatnonzero(np.diff(rows, prepend=-1))  # the first hit of each sample
     predicted = np.where(rank >= _undecided_from(length, n_nodes, int(in_subset.sum())), -1, own)
@@ -269,8 +310,9 @@ def subset_position(subset: np.ndarray, n_nodes: int) -> np.ndarray:
     return position
 
 
-def subset_confusion(own: np.ndarray, predicted: np.ndarray, position: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def subset_confusion(
+    own: np.ndarray, predicted: np.ndarray, position: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per subset node TP, FP, FN from per-sample decisions (``position`` from :func:`subset_position`):
     what a label's replay leaves behind, a few numbers per matched node, however many samples it had."""
     size = int(position.max()) + 1
@@ -280,21 +322,29 @@ def subset_confusion(own: np.ndarray, predicted: np.ndarray, position: np.ndarra
 def replayer(model_labels: Iterable[Label], samples: np.ndarray, n_nodes: int):
     """For whole labels in memory: a function from a sorted node subset to each label's
     :func:`subset_confusion`, as :data:`mllzoo.selection.scoring.Replay` asks."""
+
     def replay_subset(subset: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         r = Restriction.of(samples, subset, n_nodes)
         position = subset_position(subset, n_nodes)
-        return (subset_confusion(*restricted_predictions(label, samples, r), position) for label in model_labels)
+        return (
+            subset_confusion(*restricted_predictions(label, samples, r), position)
+            for label in model_labels
+        )
+
     return replay_subset
 
 
-def dense_predictions(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray,
-                      n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+def dense_predictions(
+    similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The exact reference: argmax over the subset's columns of the full similarity rows."""
     r = Restriction.of(samples, subset, n_nodes)
     return r.own, r.subset[np.argmax(similarity[np.ix_(r.image, r.subset)], axis=1)]
 
 
-def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def confusion(
+    own: np.ndarray, predicted: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-node TP, FP, FN (``int64`` over all nodes) from per-sample decisions."""
     correct = predicted == own
     tp = np.bincount(own[correct], minlength=n_nodes)
@@ -304,7 +354,9 @@ def confusion(own: np.ndarray, predicted: np.ndarray, n_nodes: int) -> tuple[np.
     return tp, fp, fn
 
 
-def replay(label: Label, samples: np.ndarray, subset: np.ndarray | Restriction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def replay(
+    label: Label, samples: np.ndarray, subset: np.ndarray | Restriction
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-node TP, FP, FN of the model's zero-shot classification restricted to ``subset``."""
     return confusion(*restricted_predictions(label, samples, subset), label.n_nodes)
 

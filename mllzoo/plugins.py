@@ -68,7 +68,9 @@ def load_plugins() -> None:
             pm.register(ep.load(), dist)
         except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # a broken plugin must not take the tool down, sys.exit included
+        except (
+            BaseException
+        ) as exc:  # a broken plugin must not take the tool down, sys.exit included
             if _strict():
                 raise
             version = ep.dist.version if ep.dist else None
@@ -93,8 +95,11 @@ def mark_failed(plugin: str, reason: str) -> None:
 
 def _impls(hook_name: str) -> list[Any]:
     """A hook's implementations in plugin registration order, wrappers left out."""
-    return [impl for impl in getattr(pm.hook, hook_name).get_hookimpls()
-            if not (impl.hookwrapper or getattr(impl, "wrapper", False))]
+    return [
+        impl
+        for impl in getattr(pm.hook, hook_name).get_hookimpls()
+        if not (impl.hookwrapper or getattr(impl, "wrapper", False))
+    ]
 
 
 def _call(impl: Any, kwargs: dict[str, Any]) -> Any:
@@ -118,7 +123,9 @@ def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, A
             warn(f"plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}")
 
 
-def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs: Any) -> tuple[str | None, Any]:
+def call_first(
+    hook_name: str, context: str, prefer: str | None = None, **kwargs: Any
+) -> tuple[str | None, Any]:
     """``(plugin, answer)``: the first plugin's non-None answer, in pluggy's firstresult order but with
     plugin ``prefer`` asked first; ``(None, None)`` when none answers. A plugin that raises is a
     :class:`PluginError` naming it and ``context`` (e.g. "model x/y.z failed to load")."""
@@ -133,7 +140,9 @@ def call_first(hook_name: str, context: str, prefer: str | None = None, **kwargs
         except BaseException as exc:
             if _strict():
                 raise
-            if not isinstance(exc, MllzooError):  # a plugin's own one-line error is not a plugin fault
+            if not isinstance(
+                exc, MllzooError
+            ):  # a plugin's own one-line error is not a plugin fault
                 mark_failed(impl.plugin_name, f"{context}: {one_line(exc)}")
             raise PluginError(f"plugin {impl.plugin_name}: {context}: {one_line(exc)}") from None
         if answer is not None:
@@ -160,7 +169,15 @@ def list_plugins(include_default: bool = False) -> list[PluginInfo]:
         if default and not include_default:
             continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        infos.append(PluginInfo(name, None if default else _version(plugin, name), hooks, _failures.get(name), default))
+        infos.append(
+            PluginInfo(
+                name,
+                None if default else _version(plugin, name),
+                hooks,
+                _failures.get(name),
+                default,
+            )
+        )
     infos.extend(_load_errors.values())
     return sorted(infos, key=lambda info: info.name)
 

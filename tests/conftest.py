@@ -18,7 +18,9 @@ os.environ["MLLZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="mllzoo-cache-")
 # Tests load only the plugins they name: this repository's own plugins, unless a test names others through
 # MLLZOO_LOAD_PLUGINS (in env= or monkeypatch). A stray plugin installed in the environment (or a developer's
 # MLLZOO_LOAD_PLUGINS) never loads, in this process or in the CLI subprocesses, so it cannot change a result.
-OWN_PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+OWN_PLUGINS = sorted(
+    p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file()
+)
 os.environ["MLLZOO_LOAD_PLUGINS"] = ",".join(OWN_PLUGINS)
 
 
@@ -65,8 +67,13 @@ def tinyclip_site(tmp_path_factory, tinyclip_dir):
     return tinyclip.install_entry_point(tmp_path_factory.mktemp("site"), tinyclip_dir)
 
 
-SYNSETS = {"dog.n.01": (200, 60, 60), "cat.n.01": (60, 200, 60), "n02958343": (60, 60, 200),
-           "apple.n.01": (220, 220, 40), "banana.n.02": (230, 200, 20)}
+SYNSETS = {
+    "dog.n.01": (200, 60, 60),
+    "cat.n.01": (60, 200, 60),
+    "n02958343": (60, 60, 200),
+    "apple.n.01": (220, 220, 40),
+    "banana.n.02": (230, 200, 20),
+}
 
 
 def write_images(folder: Path, color: tuple[int, int, int], count: int, seed: int) -> None:
@@ -80,7 +87,10 @@ def write_images(folder: Path, color: tuple[int, int, int], count: int, seed: in
         image = Image.new("RGB", (40, 40), color)
         draw = ImageDraw.Draw(image)
         x, y = rng.randrange(0, 30), rng.randrange(0, 30)
-        draw.rectangle([x, y, x + 10, y + 10], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        draw.rectangle(
+            [x, y, x + 10, y + 10],
+            fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
+        )
         image.save(folder / f"{i:03d}.png")
 
 
@@ -101,12 +111,17 @@ def world(tmp_path_factory, tinyclip_site):
     samples = root / "samples"
     for seed, (name, color) in enumerate(SYNSETS.items()):
         write_images(samples / name, color, 6, seed)
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
-           "MLLZOO_REGISTRY": str(root / "r.db")}
+    env = {
+        "PYTHONPATH": str(tinyclip_site),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(root / "r.db"),
+    }
     assert run_cli("graph", "build", "--samples", str(samples), env=env).returncode == 0
     assert run_cli("register", env=env).returncode == 0
     (root / "classes.txt").write_text("# pets\ndog\n\ncat\nbanana\n")
-    for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60)), ("banana", (230, 200, 20))]):
+    for seed, (name, color) in enumerate(
+        [("dog", (200, 60, 60)), ("cat", (60, 200, 60)), ("banana", (230, 200, 20))]
+    ):
         write_images(root / "task" / name, color, 4, 100 + seed)
     return root, env
 
@@ -116,15 +131,25 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     if env and env.get("PYTHONPATH") and os.environ.get("PYTHONPATH"):
         full_env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]
-    return subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mllzoo", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def kill_register_after_parts(args: list[str], env: dict, db: Path, parts: int) -> int:
     """Run ``mllzoo register ARGS`` and SIGKILL it once ``parts`` label parts are saved; return how many
     were saved when it died (the registry is left as a crash leaves it)."""
-    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", *args], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mllzoo", "register", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     return kill_after_parts(proc, db, parts)
 
 

@@ -17,7 +17,9 @@ def test_bench_end_to_end(world, tmp_path):
     for task, classes in {"pets": ["dog", "cat"], "fruit": ["apple", "banana", "car"]}.items():
         for seed, name in enumerate(classes):
             write_images(tasks / task / name, (40 * seed, 200 - 40 * seed, 90), 3, seed)
-    (tasks / "pets" / "task.json").write_text(json.dumps({"domain": "toy picture", "task": "pet recognition"}))
+    (tasks / "pets" / "task.json").write_text(
+        json.dumps({"domain": "toy picture", "task": "pet recognition"})
+    )
     plot = tmp_path / "bench.png"
     result = run_cli("bench", str(tasks), "--orders", "2", "--plot", str(plot), "--json", env=env)
     assert result.returncode == 0, result.stderr
@@ -30,11 +32,15 @@ def test_bench_end_to_end(world, tmp_path):
         assert all(0 <= v <= 1 for v in acc.values())
         assert acc["oracle_single"] >= max(acc["inb"], acc["mean_single"])
         assert task["cost"]["oracle_single"]["models_loaded"] == 2
-        assert task["cost"]["mll_k1"]["image_forward_passes"] == task["cost"]["mll_k1"]["models_loaded"] * task["images"]
+        assert (
+            task["cost"]["mll_k1"]["image_forward_passes"]
+            == task["cost"]["mll_k1"]["models_loaded"] * task["images"]
+        )
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
     assert set(data["average"]) == keys
     assert data["average"]["mean_single"] == pytest.approx(
-        sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4)
+        sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4
+    )
     assert len(data["growth"]["mll_k1"]) == 2
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = run_cli("bench", str(tasks), "--orders", "0", env=env)

@@ -12,12 +12,37 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
-
 def test_scale_benchmark_prints_every_case_and_the_marginal_cost(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--labels", "1", "3",
-                           "--nodes", "300", "--per-node", "4", "--repeats", "1", "--keep", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            "--labels",
+            "1",
+            "3",
+            "--nodes",
+            "300",
+            "--per-node",
+            "4",
+            "--repeats",
+            "1",
+            "--keep",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
-    for case in ("cold cache", "warm cache", "warm, --models <one id>", "whole labels, warm", "whole labels, one id"):
-        assert done.stdout.count(case) == 3, (case, done.stdout)  # two label counts and the marginal cost
+    for case in (
+        "cold cache",
+        "warm cache",
+        "warm, --models <one id>",
+        "whole labels, warm",
+        "whole labels, one id",
+    ):
+        assert done.stdout.count(case) == 3, (
+            case,
+            done.stdout,
+        )  # two label counts and the marginal cost
     assert "a query reads" in done.stdout and (tmp_path / "registry.db").exists()

@@ -13,7 +13,9 @@ from mllzoo import hookimpl
 from mllzoo.models.vlm import LoadedModel, ModelSpec
 from mllzoo.testing import check_model, check_registration
 
-SPEC = ModelSpec(family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin", license="MIT")
+SPEC = ModelSpec(
+    family="pixels", arch="mean-colour", tag="v1", image_size=8, source="builtin", license="MIT"
+)
 
 
 def pixels_family(fault: str | None = None, any_family: bool = False) -> SimpleNamespace:
@@ -24,13 +26,21 @@ def pixels_family(fault: str | None = None, any_family: bool = False) -> SimpleN
         return any_family or spec.family == "pixels"
 
     def preprocess(image: Any) -> Any:
-        return torch.from_numpy(np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32).transpose(2, 0, 1) / 255)
+        return torch.from_numpy(
+            np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32).transpose(2, 0, 1)
+            / 255
+        )
 
     def finish(features: np.ndarray) -> Any:
         """Raw float32 features (the core normalises), or the answer a faulty plugin gives."""
         features = features.astype(np.float32)
-        return {None: features, "nan": features * np.nan, "tensor": torch.from_numpy(features),
-                "ints": features.astype(np.int32), "rows": features[1:]}[fault]
+        return {
+            None: features,
+            "nan": features * np.nan,
+            "tensor": torch.from_numpy(features),
+            "ints": features.astype(np.int32),
+            "rows": features[1:],
+        }[fault]
 
     @hookimpl
     def mllzoo_register_models(register):
@@ -54,7 +64,9 @@ def pixels_family(fault: str | None = None, any_family: bool = False) -> SimpleN
             return None
         return finish(np.array([[1 + text.count(c) for c in "abcdefghijkl"] for text in texts]))
 
-    return SimpleNamespace(**{name: value for name, value in locals().items() if name.startswith("mllzoo_")})
+    return SimpleNamespace(
+        **{name: value for name, value in locals().items() if name.startswith("mllzoo_")}
+    )
 
 
 def test_an_honest_family_passes():
@@ -62,10 +74,15 @@ def test_an_honest_family_passes():
     check_model(pixels_family(), SPEC)
 
 
-@pytest.mark.parametrize("fault, message", [("nan", "returned NaN image features"),
-                                            ("tensor", "returned torch.Tensor image features, not a numpy array"),
-                                            ("ints", "returned int32 image features, not floats"),
-                                            ("rows", "returned image features of shape")])
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("nan", "returned NaN image features"),
+        ("tensor", "returned torch.Tensor image features, not a numpy array"),
+        ("ints", "returned int32 image features, not floats"),
+        ("rows", "returned image features of shape"),
+    ],
+)
 def test_features_the_core_would_refuse_fail(fault, message):
     with pytest.raises(AssertionError, match=message):
         check_model(pixels_family(fault), SPEC)
@@ -90,8 +107,17 @@ def test_a_model_without_a_licence_fails():
         check_registration(family, family="pixels")
 
 
-@pytest.mark.parametrize("family, arch, tag", [("f", "tiny.vit", "t"), ("f", "tiny", "v.t"), ("f", "a b", "t"),
-                                               ("f/g", "a", "t"), ("f", "", "t"), ("f", "a", "t\n")])
+@pytest.mark.parametrize(
+    "family, arch, tag",
+    [
+        ("f", "tiny.vit", "t"),
+        ("f", "tiny", "v.t"),
+        ("f", "a b", "t"),
+        ("f/g", "a", "t"),
+        ("f", "", "t"),
+        ("f", "a", "t\n"),
+    ],
+)
 def test_ambiguous_or_malformed_ids_are_refused_at_construction(family, arch, tag):
     with pytest.raises(ValueError, match="malformed model id .*only letters, digits, '_' and '-'"):
         ModelSpec(family=family, arch=arch, tag=tag)
@@ -105,7 +131,10 @@ def test_every_catalogued_id_fits_the_grammar():
     import mllzoo_openclip
     from mllzoo.testing import registered_specs
 
-    counts = [len(registered_specs(plugin)) for plugin in (mllzoo_openclip, mllzoo_eva, mllzoo_hf, mllzoo_minizoo)]
+    counts = [
+        len(registered_specs(plugin))
+        for plugin in (mllzoo_openclip, mllzoo_eva, mllzoo_hf, mllzoo_minizoo)
+    ]
     assert all(counts) and sum(counts) >= 200
 
 
@@ -113,19 +142,28 @@ def test_hf_repository_names_with_dots_become_valid_ids():
     from mllzoo_hf.catalog import hub_spec
 
     spec = hub_spec("Qwen/Qwen2.5-VL-3B", "v1.0")
-    assert spec.id == "hf/Qwen--Qwen2_5-VL-3B.v1_0" and spec.extra == {"repo": "Qwen/Qwen2.5-VL-3B", "revision": "v1.0"}
+    assert spec.id == "hf/Qwen--Qwen2_5-VL-3B.v1_0" and spec.extra == {
+        "repo": "Qwen/Qwen2.5-VL-3B",
+        "revision": "v1.0",
+    }
 
 
 def test_a_plugin_registering_a_dotted_id_is_one_warning_line(tmp_path, tinyclip_site):
     (tmp_path / "dotted.py").write_text(
         "from mllzoo import ModelSpec, hookimpl\n\n@hookimpl\ndef mllzoo_register_models(register):\n"
-        "    register(ModelSpec(family='f', arch='tiny.vit', tag='t', license='MIT', source='x'))\n")
+        "    register(ModelSpec(family='f', arch='tiny.vit', tag='t', license='MIT', source='x'))\n"
+    )
     info = tmp_path / "mllzoo_plugin_dotted-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mllzoo-plugin-dotted\nVersion: 0.1\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: mllzoo-plugin-dotted\nVersion: 0.1\n"
+    )
     (info / "entry_points.txt").write_text("[mllzoo]\ndotted = dotted\n")
-    env = {"PYTHONPATH": f"{tmp_path}:{tinyclip_site}", "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-dotted,mllzoo-plugin-tinyclip",
-           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    env = {
+        "PYTHONPATH": f"{tmp_path}:{tinyclip_site}",
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-dotted,mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(tmp_path / "r.db"),
+    }
     listed = run_cli("models", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "tinyclip/tiny-a.seed0" in listed.stdout  # the other plugin's models are still offered

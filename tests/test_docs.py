@@ -19,9 +19,11 @@ def hookspecs() -> dict[str, str]:
     """Every hook specification in mllzoo/hookspecs.py, as ``name -> "arg1, arg2"``."""
     from mllzoo import hookspecs as module
 
-    return {name: ", ".join(inspect.signature(function).parameters)
-            for name, function in inspect.getmembers(module, inspect.isfunction)
-            if name.startswith("mllzoo_") and hasattr(function, "mllzoo_spec")}
+    return {
+        name: ", ".join(inspect.signature(function).parameters)
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if name.startswith("mllzoo_") and hasattr(function, "mllzoo_spec")
+    }
 
 
 def test_every_hook_is_documented_with_its_signature():
@@ -29,7 +31,9 @@ def test_every_hook_is_documented_with_its_signature():
     specs = hookspecs()
     assert specs, "no hook specifications found"
     missing = [f"{name}({args})" for name, args in specs.items() if documented.get(name) != args]
-    assert not missing, f"add a '## `hook(args)`' section to docs/plugins.md for: {', '.join(missing)}"
+    assert not missing, (
+        f"add a '## `hook(args)`' section to docs/plugins.md for: {', '.join(missing)}"
+    )
     stale = sorted(set(documented) - set(specs))
     assert not stale, f"docs/plugins.md documents hooks that do not exist: {', '.join(stale)}"
 
@@ -44,29 +48,46 @@ def test_every_registry_table_and_column_is_documented(tmp_path):
     from mllzoo.store.registry import Registry
 
     registry = Registry(tmp_path / "r.db")
-    tables = {table.name: [column.name for column in table.columns] for table in registry.db.tables
-              if not table.name.startswith("_")}
+    tables = {
+        table.name: [column.name for column in table.columns]
+        for table in registry.db.tables
+        if not table.name.startswith("_")
+    }
     registry.close()
     sections = schema_sections()
-    assert sorted(sections) == sorted(tables), "docs/design.md's registry schema lists other tables than the migrations make"
+    assert sorted(sections) == sorted(tables), (
+        "docs/design.md's registry schema lists other tables than the migrations make"
+    )
     for table, columns in tables.items():
         undocumented = [c for c in columns if f"`{c}`" not in sections[table]]
-        assert not undocumented, f"docs/design.md, table {table}: document column(s) {', '.join(undocumented)}"
+        assert not undocumented, (
+            f"docs/design.md, table {table}: document column(s) {', '.join(undocumented)}"
+        )
 
 
 def exactness_table(text: str) -> list[str]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| list depth |"))
-    return lines[start:next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))]
+    return lines[start : next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))]
 
 
 def test_the_exactness_table_matches_the_readme():
-    assert exactness_table(DESIGN_DOC.read_text()) == exactness_table((ROOT / "README.md").read_text())
+    assert exactness_table(DESIGN_DOC.read_text()) == exactness_table(
+        (ROOT / "README.md").read_text()
+    )
 
 
 @pytest.mark.parametrize("needle", ["DESIGN" + ".md", "../" + "shared"])
 def test_nothing_cites_files_outside_the_repository(needle):
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    texts = [p for p in tracked if p.endswith((".py", ".md", ".toml", ".txt", ".cfg", ".sh")) or p == "Makefile"]
-    citing = [p for p in texts if needle in (ROOT / p).read_text(encoding="utf-8", errors="replace")]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    texts = [
+        p
+        for p in tracked
+        if p.endswith((".py", ".md", ".toml", ".txt", ".cfg", ".sh")) or p == "Makefile"
+    ]
+    citing = [
+        p for p in texts if needle in (ROOT / p).read_text(encoding="utf-8", errors="replace")
+    ]
     assert not citing, f"{needle} is cited by {', '.join(citing)}"

@@ -48,8 +48,23 @@ def slow_register(faulty_site, db: Path) -> subprocess.Popen:
     """``register GOOD --chunk-size 1`` slowed down, started; returns once it has saved two parts."""
     env = {**os.environ, **faulty_env(faulty_site, db, FAULTY_SLOW="0.3")}
     env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", GOOD, "--chunk-size", "1",
-                             "--batch-size", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mllzoo",
+            "register",
+            GOOD,
+            "--chunk-size",
+            "1",
+            "--batch-size",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while proc.poll() is None and saved_parts(db) < 2 and time.time() < deadline:
         time.sleep(0.05)
@@ -57,8 +72,9 @@ def slow_register(faulty_site, db: Path) -> subprocess.Popen:
     return proc
 
 
-def test_import_and_remove_refuse_a_model_a_running_register_claims(faulty_site, graph_registry, good_label_file,
-                                                                     tmp_path):
+def test_import_and_remove_refuse_a_model_a_running_register_claims(
+    faulty_site, graph_registry, good_label_file, tmp_path
+):
     clean_db, label_file = good_label_file
     db = tmp_path / "r.db"
     copy_with_samples(graph_registry, db)
@@ -74,18 +90,26 @@ def test_import_and_remove_refuse_a_model_a_running_register_claims(faulty_site,
         assert result.returncode == 2, result.stderr
         assert_one_line(result.stderr, f"{GOOD}: it is claimed for labeling", f"process {proc.pid}")
     assert proc.returncode == 0, err
-    assert stored_label(db, GOOD) == stored_label(clean_db, GOOD)  # every image seen, none marked undecodable
+    assert stored_label(db, GOOD) == stored_label(
+        clean_db, GOOD
+    )  # every image seen, none marked undecodable
 
 
-def test_register_never_publishes_a_label_whose_saved_parts_vanished(faulty_site, graph_registry, tmp_path):
+def test_register_never_publishes_a_label_whose_saved_parts_vanished(
+    faulty_site, graph_registry, tmp_path
+):
     db = tmp_path / "r.db"
     copy_with_samples(graph_registry, db)
     proc = slow_register(faulty_site, db)
-    with sqlite3.connect(db) as conn:  # what an older mllzoo's import, or a hand edit, does underneath it
+    with sqlite3.connect(
+        db
+    ) as conn:  # what an older mllzoo's import, or a hand edit, does underneath it
         conn.execute("delete from label_parts")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode != 0
-    assert_one_line(err, f"{GOOD} was not labeled", "saved parts vanished from the registry while it ran")
+    assert_one_line(
+        err, f"{GOOD} was not labeled", "saved parts vanished from the registry while it ran"
+    )
     assert stored_label(db, GOOD) is None
     resumed = run_cli("register", GOOD, env=faulty_env(faulty_site, db))
     assert resumed.returncode == 0, resumed.stderr
@@ -111,14 +135,25 @@ def test_concurrent_config_writers_never_corrupt_the_file_or_lose_an_update(tmp_
     import json
 
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "home")}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(worker), "150"], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for worker in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(worker), "150"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for worker in range(4)
+    ]
     results = [proc.communicate(timeout=300) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [err for _, err in results]
     final = json.loads((tmp_path / "home" / "mllzoo" / "config.json").read_text())
     assert final["captioner"] in {out.strip() for out, _ in results[1::2]}
     assert final["embedder"] in {out.strip() for out, _ in results[0::2]}
-    assert sorted(p.name for p in (tmp_path / "home" / "mllzoo").iterdir()) == ["config.json", "config.json.lock"]
+    assert sorted(p.name for p in (tmp_path / "home" / "mllzoo").iterdir()) == [
+        "config.json",
+        "config.json.lock",
+    ]
 
 
 def test_simultaneous_config_set_commands_keep_both_settings(tmp_path):
@@ -126,22 +161,44 @@ def test_simultaneous_config_set_commands_keep_both_settings(tmp_path):
 
     for pair in range(8):
         env = {"XDG_CONFIG_HOME": str(tmp_path / f"home{pair}")}
-        procs = [subprocess.Popen([sys.executable, "-m", "mllzoo", "config", "set", *args], env={**os.environ, **env},
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for args in (["captioner", "openai"], ["embedder", "faulty-hash"])]
-        assert [proc.wait(timeout=120) for proc in procs] == [0, 0], [proc.stderr.read() for proc in procs]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "mllzoo", "config", "set", *args],
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in (["captioner", "openai"], ["embedder", "faulty-hash"])
+        ]
+        assert [proc.wait(timeout=120) for proc in procs] == [0, 0], [
+            proc.stderr.read() for proc in procs
+        ]
         final = json.loads((tmp_path / f"home{pair}" / "mllzoo" / "config.json").read_text())
         assert final == {"captioner": "openai", "embedder": "faulty-hash"}, pair
 
 
-def test_register_on_an_unreachable_ray_address_gives_up_in_one_line(faulty_site, graph_registry, tmp_path):
+def test_register_on_an_unreachable_ray_address_gives_up_in_one_line(
+    faulty_site, graph_registry, tmp_path
+):
     pytest.importorskip("ray")
     db = tmp_path / "r.db"
     copy_with_samples(graph_registry, db)
     started = time.time()
-    result = run_cli("register", GOOD, "--executor", "ray", "--address", "127.0.0.1:1",
-                     env=faulty_env(faulty_site, db), timeout=120)
+    result = run_cli(
+        "register",
+        GOOD,
+        "--executor",
+        "ray",
+        "--address",
+        "127.0.0.1:1",
+        env=faulty_env(faulty_site, db),
+        timeout=120,
+    )
     assert time.time() - started < 60
     assert result.returncode == 2, result.stderr
-    assert_one_line(result.stderr, "could not join the Ray cluster at 127.0.0.1:1: nothing accepted a connection")
+    assert_one_line(
+        result.stderr,
+        "could not join the Ray cluster at 127.0.0.1:1: nothing accepted a connection",
+    )
     assert stored_label(db, GOOD) is None

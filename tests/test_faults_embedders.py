@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_faults_plugins import FAULTY, assert_one_line, bad_labeled, faulty_env, faulty_site, graph_registry  # noqa: F401
+from test_faults_plugins import (
+    FAULTY,
+    assert_one_line,
+    bad_labeled,  # noqa: F401
+    faulty_env,
+    faulty_site,  # noqa: F401
+    graph_registry,  # noqa: F401
+)
 
 from conftest import run_cli
 from mllzoo.store import blobs
@@ -18,15 +25,18 @@ from mllzoo.store import blobs
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
-
 def recommend(root: Path, db: Path, site: Path, mode: str = "", cache: Path | None = None):
     env = faulty_env(site, db, mode, MLLZOO_CACHE_DIR=str(cache or db.parent / "cache"))
-    return run_cli("recommend", str(root / "classes.txt"), "--embedder", "faulty-hash", "--json", env=env)
+    return run_cli(
+        "recommend", str(root / "classes.txt"), "--embedder", "faulty-hash", "--json", env=env
+    )
 
 
 def caption_rows(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("select count(*) from node_embeddings where embedder = 'faulty-hash'").fetchone()[0]
+        return conn.execute(
+            "select count(*) from node_embeddings where embedder = 'faulty-hash'"
+        ).fetchone()[0]
 
 
 @pytest.fixture
@@ -36,15 +46,20 @@ def labeled_copy(bad_labeled, tmp_path) -> tuple[Path, Path]:
     return root, tmp_path / "r.db"
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("nan-embed", "returned NaN text features"),
-    ("rows-embed", "returned text features of shape [38, 16] for 39 inputs"),
-    ("list-embed", "returned list text features, not a numpy array"),
-    ("none-embed", "returned NoneType text features, not a numpy array"),
-    ("raise-embed", "failed: RuntimeError: boom in embed"),
-    ("exit-embed", "failed: SystemExit: 4"),
-])
-def test_a_bad_embedder_answer_is_one_line_and_nothing_is_cached(mode, message, faulty_site, labeled_copy, tmp_path):
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("nan-embed", "returned NaN text features"),
+        ("rows-embed", "returned text features of shape [38, 16] for 39 inputs"),
+        ("list-embed", "returned list text features, not a numpy array"),
+        ("none-embed", "returned NoneType text features, not a numpy array"),
+        ("raise-embed", "failed: RuntimeError: boom in embed"),
+        ("exit-embed", "failed: SystemExit: 4"),
+    ],
+)
+def test_a_bad_embedder_answer_is_one_line_and_nothing_is_cached(
+    mode, message, faulty_site, labeled_copy, tmp_path
+):
     root, db = labeled_copy
     clean = recommend(root, db, faulty_site, cache=tmp_path / "clean-cache")
     assert clean.returncode == 0, clean.stderr
@@ -65,7 +80,10 @@ def test_a_class_vector_of_another_width_than_the_captions_is_refused(faulty_sit
     env = faulty_env(faulty_site, db, "dim-embed", MLLZOO_CACHE_DIR=str(db.parent / "cache"))
     result = run_cli("recommend", str(root / "other.txt"), "--embedder", "faulty-hash", env=env)
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert_one_line(result.stderr, f"plugin {FAULTY}: embedder faulty-hash returned text features of dim 8, earlier 16")
+    assert_one_line(
+        result.stderr,
+        f"plugin {FAULTY}: embedder faulty-hash returned text features of dim 8, earlier 16",
+    )
 
 
 def test_nan_rows_already_cached_are_treated_as_missing(faulty_site, labeled_copy, tmp_path):
@@ -75,19 +93,30 @@ def test_nan_rows_already_cached_are_treated_as_missing(faulty_site, labeled_cop
     cache = tmp_path / "clean-cache" / "embeddings-cache.db"
     nan = blobs.pack(np.full(16, np.nan, np.float32))
     with sqlite3.connect(cache) as conn:  # a cache an earlier, broken embedder filled
-        assert conn.execute("update embeddings set data = ?, checksum = ? where embedder = 'faulty-hash'",
-                            [nan["data"], nan["checksum"]]).rowcount > 0
+        assert (
+            conn.execute(
+                "update embeddings set data = ?, checksum = ? where embedder = 'faulty-hash'",
+                [nan["data"], nan["checksum"]],
+            ).rowcount
+            > 0
+        )
         nan_matrix = blobs.pack(np.full((caption_count(db), 16), np.nan, np.float32))
         assert nan_matrix
     with sqlite3.connect(db) as conn:
-        conn.execute("update node_embeddings set data = ?, checksum = ? where embedder = 'faulty-hash'",
-                     [nan_matrix["data"], nan_matrix["checksum"]])
+        conn.execute(
+            "update node_embeddings set data = ?, checksum = ? where embedder = 'faulty-hash'",
+            [nan_matrix["data"], nan_matrix["checksum"]],
+        )
     again = recommend(root, db, faulty_site, cache=tmp_path / "clean-cache")
     assert again.returncode == 0, again.stderr
     assert again.stdout == clean.stdout
     with sqlite3.connect(cache) as conn:
-        rows = conn.execute("select dtype, shape, data, checksum from embeddings where embedder = 'faulty-hash'")
-        assert all(np.isfinite(blobs.array(*row)).all() for row in rows)  # the NaN rows were replaced
+        rows = conn.execute(
+            "select dtype, shape, data, checksum from embeddings where embedder = 'faulty-hash'"
+        )
+        assert all(
+            np.isfinite(blobs.array(*row)).all() for row in rows
+        )  # the NaN rows were replaced
 
 
 def caption_count(db: Path) -> int:

@@ -14,7 +14,9 @@ from mllzoo.graph.concept_graph import build_graph, load_graph, save_graph
 def test_hypernyms_draw_samples_from_descendants(sample_folder):
     graph = build_graph(sample_folder)
     by_name = {node.synset: node for node in graph.nodes}
-    assert {"dog.n.01", "cat.n.01", "car.n.01", "apple.n.01", "banana.n.02"} <= set(by_name)  # wnid n02958343 = car
+    assert {"dog.n.01", "cat.n.01", "car.n.01", "apple.n.01", "banana.n.02"} <= set(
+        by_name
+    )  # wnid n02958343 = car
     assert {"carnivore.n.01", "animal.n.01", "entity.n.01"} <= set(by_name)
     assert graph.unknown_folders == ["not_a_synset"]
     count = {node.idx: 0 for node in graph.nodes}
@@ -26,7 +28,8 @@ def test_hypernyms_draw_samples_from_descendants(sample_folder):
     assert by_name["dog.n.01"].caption.startswith("dog which is a member of the genus Canis")
     carnivore = by_name["carnivore.n.01"].idx
     assert carnivore in by_name["dog.n.01"].parents or any(
-        carnivore in graph.nodes[p].parents for p in by_name["dog.n.01"].parents)
+        carnivore in graph.nodes[p].parents for p in by_name["dog.n.01"].parents
+    )
 
 
 def test_cap_and_seed(sample_folder):
@@ -59,7 +62,9 @@ def test_graph_round_trips_through_registry(registry, sample_folder):
     save_graph(registry, graph, str(sample_folder))
     back = load_graph(registry)
     assert back.id == graph.id and back.captions == graph.captions
-    assert back.samples.tolist() == graph.samples.tolist() and back.image_hashes == graph.image_hashes
+    assert (
+        back.samples.tolist() == graph.samples.tolist() and back.image_hashes == graph.image_hashes
+    )
     assert back.info() == graph.info()
 
 
@@ -72,6 +77,7 @@ def test_graph_cli(tmp_path, sample_folder):
     assert info["unknown_folders"] == ["not_a_synset"] and info["leaves"] == 5
     shown = json.loads(run_cli("--registry", db, "graph", "info", "--json").stdout)
     assert {k: shown[k] for k in ("nodes", "edges", "samples", "depth")} == {
-        k: info[k] for k in ("nodes", "edges", "samples", "depth")}
+        k: info[k] for k in ("nodes", "edges", "samples", "depth")
+    }
     missing = run_cli("--registry", db, "graph", "build", "--samples", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "sample folder not found" in missing.stderr

@@ -83,11 +83,18 @@ def test_the_walk_sees_function_level_and_relative_imports(tmp_path):
         graph = import_graph(root)
     finally:
         PACKAGE = saved
-    assert graph["mllzoo.a"] == {"mllzoo.sub", "mllzoo.sub.b"} and graph["mllzoo.sub.b"] == {"mllzoo.a"}
+    assert graph["mllzoo.a"] == {"mllzoo.sub", "mllzoo.sub.b"} and graph["mllzoo.sub.b"] == {
+        "mllzoo.a"
+    }
     assert cycles(graph) == [["mllzoo.a", "mllzoo.sub.b"]]
 
 
 def test_mllzoo_has_no_import_cycles():
     graph = import_graph(PACKAGE)
-    assert {"mllzoo.cli.main", "mllzoo.cli.labels", "mllzoo.graph.concept_graph", "mllzoo.graph.samples"} <= set(graph)
+    assert {
+        "mllzoo.cli.main",
+        "mllzoo.cli.labels",
+        "mllzoo.graph.concept_graph",
+        "mllzoo.graph.samples",
+    } <= set(graph)
     assert cycles(graph) == []

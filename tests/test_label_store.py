@@ -21,12 +21,17 @@ def shared_image_graph(seed: int = 0, n_nodes: int = N_NODES, n_images: int = 15
     """Leaves own their images; every node also samples images of others, as hypernyms do."""
     rng = np.random.default_rng(seed)
     pairs = {(int(rng.integers(n_nodes)), i) for i in range(n_images)}
-    pairs |= {(int(n), int(i)) for n, i in zip(rng.integers(0, n_nodes, 200), rng.integers(0, n_images, 200))}
+    pairs |= {
+        (int(n), int(i))
+        for n, i in zip(rng.integers(0, n_nodes, 200), rng.integers(0, n_images, 200))
+    }
     samples = np.array(sorted(pairs), np.int32)
     return samples, n_images
 
 
-def random_label(samples: np.ndarray, n_images: int, rng: np.random.Generator, m: int) -> labels.Label:
+def random_label(
+    samples: np.ndarray, n_images: int, rng: np.random.Generator, m: int
+) -> labels.Label:
     similarity = rng.normal(size=(n_images, N_NODES)).astype(np.float32)
     similarity[samples[:, 1], samples[:, 0]] += rng.normal(1.0, 1.0, len(samples))
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
@@ -36,8 +41,19 @@ def random_label(samples: np.ndarray, n_images: int, rng: np.random.Generator, m
 
 
 def save_graph(registry: Registry, samples: np.ndarray, n_images: int) -> str:
-    nodes = [{"idx": i, "synset": f"n{i}.n.01", "wnid": f"n{i:08d}", "name": f"n{i}", "definition": "d",
-              "caption": f"n{i} which is d", "depth": 0, "parents": "[]"} for i in range(N_NODES)]
+    nodes = [
+        {
+            "idx": i,
+            "synset": f"n{i}.n.01",
+            "wnid": f"n{i:08d}",
+            "name": f"n{i}",
+            "definition": "d",
+            "caption": f"n{i} which is d",
+            "depth": 0,
+            "parents": "[]",
+        }
+        for i in range(N_NODES)
+    ]
     images = [(f"{i:040x}", f"x/{i}.png") for i in range(n_images)]
     registry.save_graph("g", "g", {}, nodes, images, samples)
     return "g"
@@ -54,7 +70,9 @@ def stocked(tmp_path):
     for i, m in enumerate((3, 12, N_NODES)):
         label = random_label(samples, n_images, rng, m)
         labels.validate(label, n_images, samples, N_NODES)
-        registry.save_label(f"f/m{i}.t", graph_id, labels.FORMAT, label.arrays(), {"n_nodes": N_NODES})
+        registry.save_label(
+            f"f/m{i}.t", graph_id, labels.FORMAT, label.arrays(), {"n_nodes": N_NODES}
+        )
         whole[f"f/m{i}.t"] = label
     yield registry, graph_id, samples, whole
     registry.close()
@@ -87,27 +105,45 @@ def test_a_query_of_random_node_subsets_answers_as_whole_labels_do(stocked):
 def test_only_candidate_labels_and_matched_nodes_are_read(stocked):
     """A damaged block outside the query cannot matter; one inside it is one error naming the model."""
     registry, graph_id, _, whole = stocked
-    registry.db.execute("update label_blocks set lengths = substr(lengths, 2) where model_id = 'f/m1.t' and node = 7")
+    registry.db.execute(
+        "update label_blocks set lengths = substr(lengths, 2) where model_id = 'f/m1.t' and node = 7"
+    )
     registry.db.conn.commit()
     untouched = [n for n in range(N_NODES) if n != 7]
-    assert len(list(registry.label_views(graph_id, sorted(whole), np.array(untouched), labels.FORMAT))) == 3
-    assert [m for m, _ in registry.label_views(graph_id, ["f/m0.t", "f/m2.t"], np.arange(N_NODES),
-                                               labels.FORMAT)] == ["f/m0.t", "f/m2.t"]
+    assert (
+        len(list(registry.label_views(graph_id, sorted(whole), np.array(untouched), labels.FORMAT)))
+        == 3
+    )
+    assert [
+        m
+        for m, _ in registry.label_views(
+            graph_id, ["f/m0.t", "f/m2.t"], np.arange(N_NODES), labels.FORMAT
+        )
+    ] == ["f/m0.t", "f/m2.t"]
     with pytest.raises(DamagedLabelError, match="f/m1.t.*node 7"):
         list(registry.label_views(graph_id, sorted(whole), np.array([3, 7]), labels.FORMAT))
-    found = dict(registry.label_views(graph_id, sorted(whole), np.array([3, 7]), labels.FORMAT, skip_damaged=True))
-    assert isinstance(found["f/m1.t"], DamagedLabelError) and not isinstance(found["f/m0.t"], DamagedLabelError)
+    found = dict(
+        registry.label_views(
+            graph_id, sorted(whole), np.array([3, 7]), labels.FORMAT, skip_damaged=True
+        )
+    )
+    assert isinstance(found["f/m1.t"], DamagedLabelError) and not isinstance(
+        found["f/m0.t"], DamagedLabelError
+    )
     with pytest.raises(DamagedLabelError, match="f/m1.t"):
         registry.load_label("f/m1.t", graph_id)
 
 
-@pytest.mark.parametrize("damage", [
-    "update label_blocks set checksum = 'crc32:00000000' where model_id = 'f/m0.t' and node = 5",
-    "delete from label_blocks where model_id = 'f/m0.t' and node = 5",
-    "update label_blocks set entries = substr(entries, 3) where model_id = 'f/m0.t' and node = 5",
-    "update label_blocks set ranks = substr(ranks, 2) where model_id = 'f/m0.t' and node = 5",
-    "update label_blocks set dtype = '<i4' where model_id = 'f/m0.t' and node = 5",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "update label_blocks set checksum = 'crc32:00000000' where model_id = 'f/m0.t' and node = 5",
+        "delete from label_blocks where model_id = 'f/m0.t' and node = 5",
+        "update label_blocks set entries = substr(entries, 3) where model_id = 'f/m0.t' and node = 5",
+        "update label_blocks set ranks = substr(ranks, 2) where model_id = 'f/m0.t' and node = 5",
+        "update label_blocks set dtype = '<i4' where model_id = 'f/m0.t' and node = 5",
+    ],
+)
 def test_every_kind_of_block_damage_is_caught(stocked, damage):
     registry, graph_id, _, _ = stocked
     registry.db.execute(damage)
@@ -120,7 +156,9 @@ def test_every_kind_of_block_damage_is_caught(stocked, damage):
 
 def test_samples_that_disagree_on_their_image_list_are_refused():
     samples = np.array([[0, 0], [1, 0]], np.int32)  # one image, two nodes
-    view = labels.SampleLists(np.array([1, 1], np.int16), np.array([1, 2], np.int16), np.array([1, 0], np.int16))
+    view = labels.SampleLists(
+        np.array([1, 1], np.int16), np.array([1, 2], np.int16), np.array([1, 0], np.int16)
+    )
     with pytest.raises(labels.InvalidLabel):
         labels.whole_label(view, samples[:, 1], 1, 3)
 
@@ -135,18 +173,36 @@ def test_a_registry_of_the_whole_array_layout_is_migrated_in_place(tmp_path):
     old = sqlite_utils.Database(path)
     migrations.apply(old, stop_before="m004_label_blocks")
     old["graphs"].insert({"id": "g", "name": "g", "created": "now", "meta": "{}"})
-    old["samples"].insert_all({"graph_id": "g", "node_idx": int(n), "image_idx": int(i)} for n, i in samples)
-    old["images"].insert_all({"graph_id": "g", "idx": i, "hash": f"{i:040x}", "path": ""} for i in range(n_images))
-    old["nodes"].insert_all({"graph_id": "g", "idx": i, "synset": f"n{i}.n.01", "parents": "[]"}
-                            for i in range(N_NODES))
+    old["samples"].insert_all(
+        {"graph_id": "g", "node_idx": int(n), "image_idx": int(i)} for n, i in samples
+    )
+    old["images"].insert_all(
+        {"graph_id": "g", "idx": i, "hash": f"{i:040x}", "path": ""} for i in range(n_images)
+    )
+    old["nodes"].insert_all(
+        {"graph_id": "g", "idx": i, "synset": f"n{i}.n.01", "parents": "[]"} for i in range(N_NODES)
+    )
     rng = np.random.default_rng(4)
-    whole = {model_id: random_label(samples, n_images, rng, 6) for model_id in ("f/old.t", "f/bad.t")}
+    whole = {
+        model_id: random_label(samples, n_images, rng, 6) for model_id in ("f/old.t", "f/bad.t")
+    }
     for model_id, label in whole.items():
-        old["labels"].insert({"model_id": model_id, "graph_id": "g", "format": labels.FORMAT, "created": "now",
-                              "meta": json.dumps({"n_nodes": N_NODES})})
-        old["label_arrays"].insert_all({"model_id": model_id, "graph_id": "g", "name": name, **blobs.pack(a)}
-                                       for name, a in label.arrays().items())
-    old.execute("update label_arrays set checksum = 'crc32:00000000' where model_id = 'f/bad.t' and name = 'rank'")
+        old["labels"].insert(
+            {
+                "model_id": model_id,
+                "graph_id": "g",
+                "format": labels.FORMAT,
+                "created": "now",
+                "meta": json.dumps({"n_nodes": N_NODES}),
+            }
+        )
+        old["label_arrays"].insert_all(
+            {"model_id": model_id, "graph_id": "g", "name": name, **blobs.pack(a)}
+            for name, a in label.arrays().items()
+        )
+    old.execute(
+        "update label_arrays set checksum = 'crc32:00000000' where model_id = 'f/bad.t' and name = 'rank'"
+    )
     old.conn.commit()
     old.close()
 
@@ -193,9 +249,15 @@ def test_a_synthetic_registry_answers_as_whole_labels_do(stocked):
         classes /= np.linalg.norm(classes, axis=1, keepdims=True)
         for top_nodes, max_models in ((1, None), (3, None), (5, 1)):
             options = {"k": 2, "top_nodes": top_nodes, "max_models": max_models}
-            got = select(classes, vectors, stored_replay(registry, graph_id, N_NODES, model_ids), **options)
-            want = select(classes, vectors, labels.replayer([whole[m] for m in model_ids], samples, N_NODES),
-                          **options)
+            got = select(
+                classes, vectors, stored_replay(registry, graph_id, N_NODES, model_ids), **options
+            )
+            want = select(
+                classes,
+                vectors,
+                labels.replayer([whole[m] for m in model_ids], samples, N_NODES),
+                **options,
+            )
             assert np.array_equal(got.scores, want.scores) and got.chosen == want.chosen
 
 
@@ -207,10 +269,23 @@ def test_an_exported_label_names_no_absolute_path_of_this_machine(stocked, tmp_p
 
     registry, graph_id, _, _ = stocked
     with registry.transaction():
-        registry._write_models([{"id": "f/m0.t", "family": "f", "arch": "m0", "tag": "t", "plugin": "p",
-                                 "plugin_version": "1", "metadata": {"source": "/home/alice/models/my-clip"}}],
-                               update=True)
+        registry._write_models(
+            [
+                {
+                    "id": "f/m0.t",
+                    "family": "f",
+                    "arch": "m0",
+                    "tag": "t",
+                    "plugin": "p",
+                    "plugin_version": "1",
+                    "metadata": {"source": "/home/alice/models/my-clip"},
+                }
+            ],
+            update=True,
+        )
     export_labels(registry, ["f/m0.t"], tmp_path / "out.mllzoo-labels")
     with zipfile.ZipFile(tmp_path / "out.mllzoo-labels") as archive:
-        text = b"".join(archive.read(name) for name in archive.namelist() if name.endswith(".json")).decode()
+        text = b"".join(
+            archive.read(name) for name in archive.namelist() if name.endswith(".json")
+        ).decode()
     assert "/home/alice" not in text and "my-clip" in text

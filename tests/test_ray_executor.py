@@ -21,8 +21,10 @@ from mllzoo.store.registry import Registry
 
 pytestmark = pytest.mark.slow  # Ray clusters: `make test-fast` leaves this module out
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="Ray is not installed (pip install 'mllzoo[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="Ray is not installed (pip install 'mllzoo[ray]')",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,14 @@ def ray_cluster(tinyclip_site, tinyclip_dir, tmp_path_factory):
     import ray
 
     knobs = tmp_path_factory.mktemp("knobs")
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tinyclip_site), os.environ.get("PYTHONPATH")])),
-           "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "TINYCLIP_CRASH_FILE": str(knobs / "crash"),
-           "TINYCLIP_SLOW_FILE": str(knobs / "slow")}
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(tinyclip_site), os.environ.get("PYTHONPATH")])
+        ),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "TINYCLIP_CRASH_FILE": str(knobs / "crash"),
+        "TINYCLIP_SLOW_FILE": str(knobs / "slow"),
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:  # the Ray processes keep this environment; this process must not crash on the knobs
@@ -58,8 +65,18 @@ def labeled_pair(tmp_path, sample_folder, entries, **kwargs):
     for name, executor in (("local", None), ("ray", RayExecutor(shard_images=16))):
         registries[name] = Registry(tmp_path / f"{name}.db")
         save_graph(registries[name], graph, str(sample_folder))
-        report = label_models(registries[name], graph, sample_folder, entries, device="cpu", progress=False,
-                              chunk=8, batch_size=4, executor=executor, **kwargs)
+        report = label_models(
+            registries[name],
+            graph,
+            sample_folder,
+            entries,
+            device="cpu",
+            progress=False,
+            chunk=8,
+            batch_size=4,
+            executor=executor,
+            **kwargs,
+        )
         assert sorted(report.labeled) == sorted(e.spec.id for e in entries), report
     return graph, registries, report
 
@@ -69,7 +86,10 @@ def assert_same_labels(graph, one: Registry, other: Registry, model_ids) -> None
         _, want, _ = one.load_label(model_id, graph.id)
         _, got, meta = other.load_label(model_id, graph.id)
         assert sorted(got) == sorted(want)
-        assert all(got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name]) for name in want)
+        assert all(
+            got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name])
+            for name in want
+        )
         assert meta["n_images"] == len(graph.image_paths) and meta["device"] == "cpu"
 
 
@@ -80,13 +100,18 @@ def test_ray_labels_equal_local_labels(tmp_path, sample_folder, tinyclip_plugin,
     assert_same_labels(graph, registries["local"], registries["ray"], [e.spec.id for e in entries])
     assert report.images_encoded == 2 * len(graph.image_paths)  # 2 models x 2 shards of 2 chunks
     assert report.caption_encodings == 4  # once per task
-    assert registries["ray"].db["label_parts"].count == 0 and registries["ray"].db["label_claims"].count == 0
+    assert (
+        registries["ray"].db["label_parts"].count == 0
+        and registries["ray"].db["label_claims"].count == 0
+    )
 
 
 @needs_ray
 def test_worker_killed_mid_task_is_retried(tmp_path, sample_folder, tinyclip_plugin, ray_cluster):
     knobs, _, _ = ray_cluster
-    (knobs / "crash").write_text("")  # the first task to reach its third batch exits after its first part
+    (knobs / "crash").write_text(
+        ""
+    )  # the first task to reach its third batch exits after its first part
     entries = [e for e in discover_models().values() if e.spec.arch == "tiny-a"]
     graph, registries, _ = labeled_pair(tmp_path, sample_folder, entries)
     assert not (knobs / "crash").exists()  # a worker did die
@@ -101,13 +126,29 @@ def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_pl
     save_graph(registry, graph, str(sample_folder))
     tiny = {e.spec.arch: e for e in discover_models().values() if e.spec.family == "tinyclip"}
     missing = CatalogEntry(ModelSpec("nosuchfamily", "vit", "x"), "mllzoo-plugin-nosuch", None)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a live process
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"]
+    )  # a live process
     try:
-        registry.db["label_claims"].insert({"model_id": "tinyclip/tiny-a.seed0", "graph_id": graph.id,
-                                            "host": socket.gethostname(), "pid": holder.pid,
-                                            "claimed": "now"})
-        report = label_models(registry, graph, sample_folder, [missing, tiny["tiny-a"], tiny["tiny-b"]],
-                              device="cpu", progress=False, chunk=8, executor=RayExecutor())
+        registry.db["label_claims"].insert(
+            {
+                "model_id": "tinyclip/tiny-a.seed0",
+                "graph_id": graph.id,
+                "host": socket.gethostname(),
+                "pid": holder.pid,
+                "claimed": "now",
+            }
+        )
+        report = label_models(
+            registry,
+            graph,
+            sample_folder,
+            [missing, tiny["tiny-a"], tiny["tiny-b"]],
+            device="cpu",
+            progress=False,
+            chunk=8,
+            executor=RayExecutor(),
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -118,20 +159,44 @@ def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_pl
 
 
 @needs_ray
-def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinyclip_plugin, tinyclip_site, ray_cluster,
-                                                capsys):
+def test_killed_driver_resumes_from_saved_parts(
+    tmp_path, sample_folder, tinyclip_plugin, tinyclip_site, ray_cluster, capsys
+):
     from mllzoo.labeling.ray_executor import RayExecutor
 
     knobs, address, ray_env = ray_cluster
     db = tmp_path / "r.db"
-    env = {"PYTHONPATH": ray_env["PYTHONPATH"], "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
-           "MLLZOO_REGISTRY": str(db)}
+    env = {
+        "PYTHONPATH": ray_env["PYTHONPATH"],
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(db),
+    }
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
     (knobs / "slow").write_text("0.4")
-    driver = subprocess.Popen([sys.executable, "-m", "mllzoo", "register", "tinyclip/tiny-a.seed0", "--executor",
-                               "ray", "--address", address, "--chunk-size", "4", "--batch-size", "4",
-                               "--shard-size", "8", "--device", "cpu"],
-                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mllzoo",
+            "register",
+            "tinyclip/tiny-a.seed0",
+            "--executor",
+            "ray",
+            "--address",
+            address,
+            "--chunk-size",
+            "4",
+            "--batch-size",
+            "4",
+            "--shard-size",
+            "8",
+            "--device",
+            "cpu",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         kill_after_parts(driver, db, 2)
     finally:
@@ -146,13 +211,32 @@ def test_killed_driver_resumes_from_saved_parts(tmp_path, sample_folder, tinycli
 
     graph = load_graph(registry)
     # the killed driver's parts name the installed distribution: resume as that plugin, or they are redone
-    entries = [dataclasses.replace(e, plugin="mllzoo-plugin-tinyclip", plugin_version="0.1")
-               for e in discover_models().values() if e.spec.arch == "tiny-a"]
-    report = label_models(registry, graph, sample_folder, entries, device="cpu", progress=True, chunk=4,
-                          batch_size=4, executor=RayExecutor(shard_images=8))
+    entries = [
+        dataclasses.replace(e, plugin="mllzoo-plugin-tinyclip", plugin_version="0.1")
+        for e in discover_models().values()
+        if e.spec.arch == "tiny-a"
+    ]
+    report = label_models(
+        registry,
+        graph,
+        sample_folder,
+        entries,
+        device="cpu",
+        progress=True,
+        chunk=4,
+        batch_size=4,
+        executor=RayExecutor(shard_images=8),
+    )
     assert report.labeled == ["tinyclip/tiny-a.seed0"]
-    progress = capsys.readouterr().err  # models and images done, the saved parts counted from the start
-    assert "models: 100%" in progress and "1/1" in progress and "images: 100%" in progress and "30/30" in progress
+    progress = (
+        capsys.readouterr().err
+    )  # models and images done, the saved parts counted from the start
+    assert (
+        "models: 100%" in progress
+        and "1/1" in progress
+        and "images: 100%" in progress
+        and "30/30" in progress
+    )
     assert report.images_encoded == 30 - sum(len(part["image_idx"]) for part in saved.values())
     local = Registry(tmp_path / "local.db")
     save_graph(local, graph, str(sample_folder))
@@ -164,8 +248,13 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path, sample_folder, t
     hidden = tmp_path / "no_ray"
     (hidden / "ray").mkdir(parents=True)
     (hidden / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(hidden), str(tinyclip_site), os.environ.get("PYTHONPATH", "")]),
-           "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip", "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            [str(hidden), str(tinyclip_site), os.environ.get("PYTHONPATH", "")]
+        ),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(tmp_path / "r.db"),
+    }
     result = run_cli("register", "--executor", "ray", env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "Error: --executor ray needs Ray: pip install 'mllzoo[ray]'"

@@ -30,17 +30,28 @@ def test_readme_example_is_the_demo_output():
     command, *shown = readme_block()
     assert shlex.split(command) == demo_command()
     args = demo_command()[1:]  # `.venv/bin/mllzoo` is this interpreter's `-m mllzoo`
-    printed = subprocess.run([sys.executable, "-m", "mllzoo", *args], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300)
+    printed = subprocess.run(
+        [sys.executable, "-m", "mllzoo", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert printed.returncode == 0, printed.stderr
     output = printed.stdout.rstrip("\n").split("\n")
     assert shown[0] == output[0] and shown[-1] == output[-1], printed.stdout
     at = 0
-    for line in shown:  # shown lines in order; "..." stands for lines left out, none are left out elsewhere
+    for line in (
+        shown
+    ):  # shown lines in order; "..." stands for lines left out, none are left out elsewhere
         if line == "...":
             at += 1
             continue
         found = output.index(line, at) if line in output[at:] else -1
-        assert found >= 0, f"README line not printed by `make demo`: {line!r}\nit prints:\n{printed.stdout}"
-        assert found == at or shown[shown.index(line) - 1] == "...", f"lines left out before {line!r} without '...'"
+        assert found >= 0, (
+            f"README line not printed by `make demo`: {line!r}\nit prints:\n{printed.stdout}"
+        )
+        assert found == at or shown[shown.index(line) - 1] == "...", (
+            f"lines left out before {line!r} without '...'"
+        )
         at = found + 1

@@ -14,7 +14,9 @@ REGISTRY = ROOT / "registry.db"
 
 @pytest.fixture(scope="module")
 def rec():
-    return recommend(["apple", "mouse", "flibbertigrunk", "dog"], registry=REGISTRY, k=2, cache=False)
+    return recommend(
+        ["apple", "mouse", "flibbertigrunk", "dog"], registry=REGISTRY, k=2, cache=False
+    )
 
 
 def test_json_says_which_classes_match_weakly_with_each_nodes_similarity(rec):
@@ -55,11 +57,20 @@ def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("score: ") and "[weak]" in lines[0]
     mouse = next(line for line in lines if line.startswith("mouse"))
-    assert "mouse.n.01" in mouse and "[weak]" not in mouse  # two concepts named mouse: shown by synset id
+    assert (
+        "mouse.n.01" in mouse and "[weak]" not in mouse
+    )  # two concepts named mouse: shown by synset id
     assert next(line for line in lines if line.startswith("flibbertigrunk")).endswith("[weak]")
-    assert sum("runner-up:" in line for line in lines) == 2 and sum("similarity" in line for line in lines) >= 10
-    data = json.loads(run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--json", env={}).stdout)
-    assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data["classes"][0]
+    assert (
+        sum("runner-up:" in line for line in lines) == 2
+        and sum("similarity" in line for line in lines) >= 10
+    )
+    data = json.loads(
+        run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--json", env={}).stdout
+    )
+    assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data[
+        "classes"
+    ][0]
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses
@@ -78,29 +89,52 @@ def test_models_show_is_a_card_read_from_the_label():
     graph = load_graph(registry, images=False)
     label = labels.Label.from_arrays(*registry.load_label(model_id, graph.id)[1:])
     synsets = [n.synset for n in graph.nodes]
-    for concept in card["strongest"] + card["weakest"]:  # each figure recomputed from the label's ranks
+    for concept in (
+        card["strongest"] + card["weakest"]
+    ):  # each figure recomputed from the label's ranks
         own = label.rank[graph.samples[:, 0] == synsets.index(concept["synset"])]
-        assert concept["samples"] == len(own) and concept["accuracy"] == round(float((own == 0).mean()), 6)
-    assert card["strongest"][0]["accuracy"] >= card["strongest"][-1]["accuracy"] >= card["weakest"][0]["accuracy"]
+        assert concept["samples"] == len(own) and concept["accuracy"] == round(
+            float((own == 0).mean()), 6
+        )
+    assert (
+        card["strongest"][0]["accuracy"]
+        >= card["strongest"][-1]["accuracy"]
+        >= card["weakest"][0]["accuracy"]
+    )
     registry.close()
     text = run_cli("--registry", str(REGISTRY), "models", "show", model_id, env={}).stdout
     assert "strongest concepts" in text and "licence:" in text
-    typo = run_cli("--registry", str(REGISTRY), "models", "show", "minizoo/convnext-xs.natur", env={})
+    typo = run_cli(
+        "--registry", str(REGISTRY), "models", "show", "minizoo/convnext-xs.natur", env={}
+    )
     assert typo.returncode == 2 and "did you mean minizoo/convnext-xs.nature?" in typo.stderr
     assert typo.stderr.count("\n") == 1
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses
-def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(tmp_path):
+def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(
+    tmp_path,
+):
     from mllzoo.cli.main import hoist_global_options
 
     classes = str(ROOT / "examples" / "pets.txt")
     before = run_cli("--registry", str(REGISTRY), "recommend", classes, "--json", env={})
-    after = run_cli("recommend", classes, "--json", "--registry", str(REGISTRY), "-v", cwd=tmp_path, env={})
+    after = run_cli(
+        "recommend", classes, "--json", "--registry", str(REGISTRY), "-v", cwd=tmp_path, env={}
+    )
     assert before.returncode == after.returncode == 0, after.stderr
     assert before.stdout == after.stdout and f"registry: {REGISTRY.resolve()}" in after.stderr
     zero = run_cli("--registry", str(REGISTRY), "recommend", classes, "--max-models", "0", env={})
     assert zero.returncode == 2 and "0 is not in the range" in zero.stderr
-    assert hoist_global_options(["labels", "import", "--", "--registry", "x"]) == ["labels", "import", "--",
-                                                                                  "--registry", "x"]
-    assert hoist_global_options(["recommend", "c", "--registry=r.db"]) == ["--registry=r.db", "recommend", "c"]
+    assert hoist_global_options(["labels", "import", "--", "--registry", "x"]) == [
+        "labels",
+        "import",
+        "--",
+        "--registry",
+        "x",
+    ]
+    assert hoist_global_options(["recommend", "c", "--registry=r.db"]) == [
+        "--registry=r.db",
+        "recommend",
+        "c",
+    ]

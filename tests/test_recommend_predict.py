@@ -21,7 +21,9 @@ def test_recommend_json_shape(world):
     assert [c["name"] for c in data["classes"]] == ["dog", "cat", "banana"]
     for row in data["classes"]:
         assert len(row["models"]) == 2 and {"id", "score"} <= set(row["models"][0])
-        assert len(row["nodes"]) == 5 and sum(n["weight"] for n in row["nodes"]) == pytest.approx(1, abs=1e-4)
+        assert len(row["nodes"]) == 5 and sum(n["weight"] for n in row["nodes"]) == pytest.approx(
+            1, abs=1e-4
+        )
     assert data["classes"][0]["nodes"][0]["synset"] == "dog.n.01"
     assert set(data["models"]) == {"tinyclip/tiny-a.seed0", "tinyclip/tiny-b.seed0"}
     table = run_cli("recommend", str(root / "classes.txt"), env=env)
@@ -30,13 +32,23 @@ def test_recommend_json_shape(world):
 
 def test_predict_folder_prints_accuracy(world):
     root, env = world
-    result = run_cli("predict", str(root / "task"), "--classes", str(root / "classes.txt"), "--json", env=env)
+    result = run_cli(
+        "predict", str(root / "task"), "--classes", str(root / "classes.txt"), "--json", env=env
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["predictions"]) == 12 and 0 <= data["accuracy"] <= 1
     truth = [p["path"].split("/")[-2] for p in data["predictions"]]
-    assert data["accuracy"] == pytest.approx(np.mean([p["label"] == t for p, t in zip(data["predictions"], truth)]))
-    text = run_cli("predict", str(root / "task" / "dog" / "000.png"), "--classes", str(root / "classes.txt"), env=env)
+    assert data["accuracy"] == pytest.approx(
+        np.mean([p["label"] == t for p, t in zip(data["predictions"], truth)])
+    )
+    text = run_cli(
+        "predict",
+        str(root / "task" / "dog" / "000.png"),
+        "--classes",
+        str(root / "classes.txt"),
+        env=env,
+    )
     assert text.returncode == 0 and "accuracy" not in text.stdout and "000.png" in text.stdout
 
 
@@ -47,10 +59,16 @@ def test_predict_reports_per_class_and_warns_about_folders_of_no_class(world, tm
     task = tmp_path / "task"
     shutil.copytree(root / "task", task)
     write_images(task / "zebra", (10, 10, 10), 3, 7)  # a sub-folder not in the class list
-    result = run_cli("predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env)
+    result = run_cli(
+        "predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env
+    )
     assert result.returncode == 0, result.stderr
     warning = [line for line in result.stderr.splitlines() if "named like no class" in line]
-    assert len(warning) == 1 and "3 image(s) in 1 sub-folder(s)" in warning[0] and "zebra (3)" in warning[0]
+    assert (
+        len(warning) == 1
+        and "3 image(s) in 1 sub-folder(s)" in warning[0]
+        and "zebra (3)" in warning[0]
+    )
     data = json.loads(result.stdout)
     assert data["unmatched_folders"] == {"zebra": 3} and len(data["predictions"]) == 15
     truth = {p["path"]: p["path"].split("/")[-2] for p in data["predictions"]}
@@ -89,7 +107,11 @@ def test_entropy_guards():
     from mllzoo.reuse.ensemble import inverse_entropy_weights
 
     weights = inverse_entropy_weights(np.array([[1.0, 0.0], [0.5, 0.5], [np.nan, 0.5]]))
-    assert weights[0] == pytest.approx(1e6) and weights[1] == pytest.approx(1 / np.log(2)) and weights[2] == 0
+    assert (
+        weights[0] == pytest.approx(1e6)
+        and weights[1] == pytest.approx(1 / np.log(2))
+        and weights[2] == 0
+    )
 
 
 def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
@@ -97,24 +119,29 @@ def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
     task = tmp_path / "task"
     shutil.copytree(root / "task", task)
     (task / "dog" / "broken.png").write_bytes(b"junk")
-    result = run_cli("predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env)
+    result = run_cli(
+        "predict", str(task), "--classes", str(root / "classes.txt"), "--json", env=env
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["unreadable"] == 1 and "unreadable" in result.stderr
     assert [p["label"] for p in data["predictions"] if p["path"].endswith("broken.png")] == [None]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "class file not found"),
-    (b"", "lists no classes"),
-    (b"# only a comment\n\n", "lists no classes"),
-    (b"dog\ncat\ndog\n", "duplicate classes: dog"),
-    (b"caf\xe9\n", "is not UTF-8"),
-    ("dog\ncat\n".encode("utf-16-le"), "looks like UTF-16"),  # no BOM
-    ("dog\ncat\n".encode("utf-16"), "looks like UTF-16"),
-    ("folder", "is a folder"),
-    ("".join(f"class {i}\n" for i in range(10_000)).encode(), "at most 5000"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "class file not found"),
+        (b"", "lists no classes"),
+        (b"# only a comment\n\n", "lists no classes"),
+        (b"dog\ncat\ndog\n", "duplicate classes: dog"),
+        (b"caf\xe9\n", "is not UTF-8"),
+        ("dog\ncat\n".encode("utf-16-le"), "looks like UTF-16"),  # no BOM
+        ("dog\ncat\n".encode("utf-16"), "looks like UTF-16"),
+        ("folder", "is a folder"),
+        ("".join(f"class {i}\n" for i in range(10_000)).encode(), "at most 5000"),
+    ],
+)
 def test_bad_class_files(world, tmp_path, content, message):
     root, env = world
     path = tmp_path / "classes.txt"
@@ -122,7 +149,10 @@ def test_bad_class_files(world, tmp_path, content, message):
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
-    for command in (["recommend", str(path)], ["predict", str(root / "task"), "--classes", str(path)]):
+    for command in (
+        ["recommend", str(path)],
+        ["predict", str(root / "task"), "--classes", str(path)],
+    ):
         result = run_cli(*command, env=env)
         assert result.returncode == 2 and message in result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -133,7 +163,10 @@ def test_unknown_words_warn_but_work(world, tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("xqzzv blorft\ndog\n")
     result = run_cli("recommend", str(path), "--json", env=env)
-    assert result.returncode == 0 and "match no concept of the graph well: xqzzv blorft" in result.stderr
+    assert (
+        result.returncode == 0
+        and "match no concept of the graph well: xqzzv blorft" in result.stderr
+    )
 
 
 def test_empty_registry_and_unknown_model(world, tmp_path, sample_folder):
@@ -146,7 +179,9 @@ def test_empty_registry_and_unknown_model(world, tmp_path, sample_folder):
     assert result.returncode == 2 and "no labeled models" in result.stderr
     result = run_cli("register", "nope/not.there", env=empty)
     assert result.returncode == 2 and "unknown model id: nope/not.there" in result.stderr
-    missing = run_cli("predict", str(tmp_path / "nothing"), "--classes", str(root / "classes.txt"), env=env)
+    missing = run_cli(
+        "predict", str(tmp_path / "nothing"), "--classes", str(root / "classes.txt"), env=env
+    )
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
 
 
@@ -160,7 +195,9 @@ def test_node_caption_embeddings_are_cached_per_embedder(world):
     graph = load_graph(registry)
     vectors = registry.node_embeddings(graph.id, "minilm")
     assert vectors.shape == (len(graph.nodes), 384)
-    assert registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == 0  # local: nothing per text
+    assert (
+        registry.db["text_embeddings"].count_where("embedder = ?", ["minilm"]) == 0
+    )  # local: nothing per text
     # a second run reads the kept matrix instead of embedding again: a planted row shows through
     planted = vectors.copy()
     planted[:] = planted[::-1]
@@ -169,7 +206,10 @@ def test_node_caption_embeddings_are_cached_per_embedder(world):
     registry.save_node_embeddings(graph.id, "minilm", vectors)
     first = run_cli("recommend", str(root / "classes.txt"), "--json", env=env)
     assert second.returncode == first.returncode == 0
-    assert json.loads(second.stdout)["classes"][0]["nodes"] != json.loads(first.stdout)["classes"][0]["nodes"]
+    assert (
+        json.loads(second.stdout)["classes"][0]["nodes"]
+        != json.loads(first.stdout)["classes"][0]["nodes"]
+    )
 
 
 def test_classes_from_standard_input(world):
@@ -177,8 +217,13 @@ def test_classes_from_standard_input(world):
     import sys
 
     root, env = world
-    result = subprocess.run([sys.executable, "-m", "mllzoo", "recommend", "-", "--json"], input="dog\ncat\n",
-                            capture_output=True, text=True, env={**__import__("os").environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "mllzoo", "recommend", "-", "--json"],
+        input="dog\ncat\n",
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **env},
+    )
     assert result.returncode == 0, result.stderr
     assert [c["name"] for c in json.loads(result.stdout)["classes"]] == ["dog", "cat"]
 
@@ -190,13 +235,18 @@ def test_a_label_published_while_a_selector_is_open_is_left_out(world, tmp_path)
     from mllzoo.store.registry import Registry
 
     root, env = world
-    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(tmp_path / "r.db") as copy:
+    with (
+        sqlite3.connect(env["MLLZOO_REGISTRY"]) as source,
+        sqlite3.connect(tmp_path / "r.db") as copy,
+    ):
         source.backup(copy)
     registry = Registry(tmp_path / "r.db")
     selector = Selector(registry, captioner="templates")
     before = selector.recommend(["dog", "cat"])
     fmt, arrays, meta = registry.load_label(selector.model_ids[0], selector.graph.id)
-    registry.save_label("tinyclip/late.copy", selector.graph.id, fmt, arrays, meta)  # as a concurrent register would
+    registry.save_label(
+        "tinyclip/late.copy", selector.graph.id, fmt, arrays, meta
+    )  # as a concurrent register would
     after = selector.recommend(["dog", "cat"])
     assert after.model_ids == before.model_ids and "tinyclip/late.copy" not in after.model_ids
     assert np.array_equal(after.selection.scores, before.selection.scores)

@@ -17,7 +17,13 @@ from PIL import Image
 from conftest import run_cli
 from mllzoo.errors import MllzooError
 from mllzoo.graph.images import decode_rgb
-from mllzoo.graph.samples import MISSING, UnavailableSample, inside, read_regular, refuse_beyond_tolerance
+from mllzoo.graph.samples import (
+    MISSING,
+    UnavailableSample,
+    inside,
+    read_regular,
+    refuse_beyond_tolerance,
+)
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
@@ -25,8 +31,11 @@ pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leave
 @pytest.fixture
 def built(tmp_path, sample_folder, tinyclip_site):
     """A registry whose graph was built from ``sample_folder``; the env runs the tiny family only."""
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
-           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    env = {
+        "PYTHONPATH": str(tinyclip_site),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(tmp_path / "r.db"),
+    }
     result = run_cli("graph", "build", "--samples", str(sample_folder), "--json", env=env)
     assert result.returncode == 0, result.stderr
     return env, json.loads(result.stdout)
@@ -50,7 +59,9 @@ def test_graph_check_complete_missing_and_altered(built, sample_folder, tmp_path
     env, info = built
     code, report = check(env)  # default folder: the one the graph was built from
     assert code == 0 and report["ok"] and report["present"] == report["images"] == info["images"]
-    assert report["missing"] == report["different"] == 0 and report["samples"] == str(sample_folder.resolve())
+    assert report["missing"] == report["different"] == 0 and report["samples"] == str(
+        sample_folder.resolve()
+    )
 
     paths = sorted(image_paths(env))
     (sample_folder / paths[0]).unlink()
@@ -61,7 +72,9 @@ def test_graph_check_complete_missing_and_altered(built, sample_folder, tmp_path
     assert report["missing_paths"] == [paths[0]] and report["different_paths"] == [paths[1]]
 
     text = run_cli("graph", "check", "--samples", str(sample_folder), env=env)
-    assert text.returncode == 1 and text.stderr.count("\n") == 1 and text.stderr.startswith("Error: ")
+    assert (
+        text.returncode == 1 and text.stderr.count("\n") == 1 and text.stderr.startswith("Error: ")
+    )
     assert f"missing: {paths[0]}" in text.stdout and "1 missing, 1 different" in text.stderr
 
     empty = tmp_path / "empty"
@@ -73,11 +86,16 @@ def test_graph_check_complete_missing_and_altered(built, sample_folder, tmp_path
 
 
 def labels_stored(env: dict) -> int:
-    return query(env, "select count(*) from labels")[0][0] + query(env, "select count(*) from label_parts")[0][0]
+    return (
+        query(env, "select count(*) from labels")[0][0]
+        + query(env, "select count(*) from label_parts")[0][0]
+    )
 
 
 @pytest.mark.parametrize("damage", ["empty", "partial", "altered"])
-def test_register_refuses_missing_or_altered_samples_and_stores_nothing(built, sample_folder, tmp_path, damage):
+def test_register_refuses_missing_or_altered_samples_and_stores_nothing(
+    built, sample_folder, tmp_path, damage
+):
     env, _ = built
     folder = tmp_path / "copy"
     if damage == "empty":
@@ -106,7 +124,7 @@ def test_tolerance_boundary():
 
 def bomb_png(path: Path) -> None:
     """A small PNG whose pixel count exceeds Pillow's decompression-bomb warning limit."""
-    side = int(Image.MAX_IMAGE_PIXELS ** 0.5) + 100
+    side = int(Image.MAX_IMAGE_PIXELS**0.5) + 100
     Image.new("1", (side, side)).save(path)
 
 
@@ -128,18 +146,31 @@ def test_override_accepts_gaps_and_the_label_records_its_coverage(built, sample_
     folder_2 = tmp_path / "copy2"
     shutil.copytree(sample_folder, folder_2)
     (folder_2 / paths[0]).unlink()
-    result = run_cli("register", "--samples", str(folder_2), "--allow-missing", "0.05", "--json", env=env)
+    result = run_cli(
+        "register", "--samples", str(folder_2), "--allow-missing", "0.05", "--json", env=env
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert len(report["labeled"]) == 2
-    assert (report["missing_images"], report["different_images"], report["undecodable_images"]) == (1, 0, 2)
+    assert (report["missing_images"], report["different_images"], report["undecodable_images"]) == (
+        1,
+        0,
+        2,
+    )
     assert "unreadable image" not in result.stderr  # no line per file
     for (meta,) in query(env, "select meta from labels"):
-        assert json.loads(meta)["coverage"] == {"images": images, "seen": images - 3, "missing": 1,
-                                                "different": 0, "undecodable": 2}
+        assert json.loads(meta)["coverage"] == {
+            "images": images,
+            "seen": images - 3,
+            "missing": 1,
+            "different": 0,
+            "undecodable": 2,
+        }
 
 
-def test_default_tolerance_accepts_complete_samples_and_summarises_undecodable(built, sample_folder):
+def test_default_tolerance_accepts_complete_samples_and_summarises_undecodable(
+    built, sample_folder
+):
     env, info = built
     (sample_folder / "dog.n.01" / "broken.png").write_bytes(b"not a png")
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
@@ -152,7 +183,9 @@ def test_default_tolerance_accepts_complete_samples_and_summarises_undecodable(b
 def test_empty_sample_folder_with_everything_allowed_still_stores_no_label(built, tmp_path):
     env, _ = built
     (tmp_path / "empty").mkdir()
-    result = run_cli("register", "--samples", str(tmp_path / "empty"), "--allow-missing", "1", "--json", env=env)
+    result = run_cli(
+        "register", "--samples", str(tmp_path / "empty"), "--allow-missing", "1", "--json", env=env
+    )
     assert result.returncode == 2 and "or all" in result.stderr
     assert labels_stored(env) == 0 and query(env, "select count(*) from runs")[0][0] == 0
 
@@ -160,8 +193,16 @@ def test_empty_sample_folder_with_everything_allowed_still_stores_no_label(built
 def test_graph_build_skips_a_fifo_and_a_device_promptly(tmp_path, sample_folder):
     os.mkfifo(sample_folder / "dog.n.01" / "x.png")
     (sample_folder / "cat.n.01" / "zero.png").symlink_to("/dev/zero")
-    result = run_cli("--registry", str(tmp_path / "r.db"), "graph", "build", "--samples", str(sample_folder),
-                     "--json", timeout=120)
+    result = run_cli(
+        "--registry",
+        str(tmp_path / "r.db"),
+        "graph",
+        "build",
+        "--samples",
+        str(sample_folder),
+        "--json",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["skipped_files"] == ["cat.n.01/zero.png", "dog.n.01/x.png"] and info["images"] == 30
@@ -193,10 +234,14 @@ def test_escaping_image_paths_in_a_registry_are_never_read(built, sample_folder,
     shutil.copy(sample_folder / rel, sample_folder.parent / "outside.png")
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as db:
         db.execute("update images set path = '../outside.png' where path = ?", [rel])
-        db.execute("update images set path = ? where path = ?", [str(sample_folder / absolute), absolute])
+        db.execute(
+            "update images set path = ? where path = ?", [str(sample_folder / absolute), absolute]
+        )
     code, report = check(env)
     assert code == 1 and report["missing"] == 2
-    assert sorted(report["missing_paths"]) == sorted(["../outside.png", str(sample_folder / absolute)])
+    assert sorted(report["missing_paths"]) == sorted(
+        ["../outside.png", str(sample_folder / absolute)]
+    )
     result = run_cli("register", env=env)
     assert result.returncode == 2 and "2 missing" in result.stderr and labels_stored(env) == 0
 
@@ -205,18 +250,25 @@ def test_decompression_bomb_is_undecodable(tmp_path, monkeypatch):
     image = tmp_path / "small.png"
     Image.new("RGB", (40, 40), (10, 20, 30)).save(image)
     assert decode_rgb(image.read_bytes()) is not None
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: Pillow only warns below twice that
+    monkeypatch.setattr(
+        Image, "MAX_IMAGE_PIXELS", 1000
+    )  # 1,600 pixels: Pillow only warns below twice that
     assert decode_rgb(image.read_bytes()) is None
 
 
 def test_a_graph_of_undecodable_images_gets_no_label(tmp_path, tinyclip_site):
-    env = {"PYTHONPATH": str(tinyclip_site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
-           "MLLZOO_REGISTRY": str(tmp_path / "r.db")}
+    env = {
+        "PYTHONPATH": str(tinyclip_site),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-tinyclip",
+        "MLLZOO_REGISTRY": str(tmp_path / "r.db"),
+    }
     folder = tmp_path / "samples" / "dog.n.01"
     folder.mkdir(parents=True)
     for i in range(3):
         (folder / f"{i}.png").write_bytes(b"not a png %d" % i)
-    assert run_cli("graph", "build", "--samples", str(tmp_path / "samples"), env=env).returncode == 0
+    assert (
+        run_cli("graph", "build", "--samples", str(tmp_path / "samples"), env=env).returncode == 0
+    )
     result = run_cli("register", "--json", env=env)
     assert result.returncode == 1 and json.loads(result.stdout)["undecodable_images"] == 3
     assert "was seen (0 missing, 0 different, 3 undecodable)" in result.stderr

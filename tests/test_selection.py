@@ -11,7 +11,10 @@ from mllzoo.selection import scoring as selection
 
 def worked_example_label():
     # docs/design.md's worked example: nodes a, b, c; samples a1, a2, b1, b2, c1
-    similarity = np.array([[.9, .1, .0], [.2, .8, .1], [.1, .9, .2], [.0, .7, .3], [.8, .1, .3]], np.float32)
+    similarity = np.array(
+        [[0.9, 0.1, 0.0], [0.2, 0.8, 0.1], [0.1, 0.9, 0.2], [0.0, 0.7, 0.3], [0.8, 0.1, 0.3]],
+        np.float32,
+    )
     samples = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [2, 4]], np.int32)
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
     return labels.Label.from_ranking(labels.rank_images(similarity, 3), samples, rank, 3), samples
@@ -19,9 +22,11 @@ def worked_example_label():
 
 def test_design_worked_example_scores():
     label, samples = worked_example_label()
-    match = selection.Match(nodes=np.array([[0, 1], [2, 1]]),
-                            weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]),
-                            similarity=np.array([[0.8, 0.5], [0.9, 0.3]]))
+    match = selection.Match(
+        nodes=np.array([[0, 1], [2, 1]]),
+        weights=np.array([[0.8, 0.5], [0.9, 0.3]]) / np.array([[1.3], [1.2]]),
+        similarity=np.array([[0.8, 0.5], [0.9, 0.3]]),
+    )
     p = selection.class_scores(labels.replayer([label], samples, 3)(np.unique(match.nodes)), match)
     assert p[0] == pytest.approx([0.615385 * 0.5 + 0.384615 * 0.8, 0.75 * 0 + 0.25 * 0.8], abs=1e-6)
     r = selection.smooth(p, 0.7)
@@ -70,11 +75,15 @@ def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
     good_on_low[np.arange(n_images), truth] += np.where(truth < 3, 5.0, -5.0)
     good_on_high = rng.normal(size=(n_images, n_nodes))
     good_on_high[np.arange(n_images), truth] += np.where(truth >= 3, 5.0, -5.0)
-    model_labels = [labels.Label.from_ranking(labels.rank_images(s, 6), samples,
-                                              labels.own_ranks(s, truth, np.arange(n_images)), 6)
-                    for s in (good_on_low, good_on_high)]
+    model_labels = [
+        labels.Label.from_ranking(
+            labels.rank_images(s, 6), samples, labels.own_ranks(s, truth, np.arange(n_images)), 6
+        )
+        for s in (good_on_low, good_on_high)
+    ]
     node_vectors = np.eye(n_nodes)
     class_vectors = np.eye(n_nodes)[[1, 4]]
-    chosen = selection.select(class_vectors, node_vectors, labels.replayer(model_labels, samples, n_nodes),
-                              top_nodes=1).chosen
+    chosen = selection.select(
+        class_vectors, node_vectors, labels.replayer(model_labels, samples, n_nodes), top_nodes=1
+    ).chosen
     assert chosen == [[0], [1]]

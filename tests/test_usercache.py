@@ -18,7 +18,12 @@ def test_keyed_by_embedder_and_exact_text(tmp_path):
     assert sorted(found) == ["a photo of a dog.", "dog"]
     assert np.array_equal(found["dog"], vectors[0]) and found["dog"].dtype == np.float32
     cache.close()
-    assert EmbeddingCache(tmp_path / "c.db").get("minilm", ["a photo of a dog."])["a photo of a dog."][2] == 5
+    assert (
+        EmbeddingCache(tmp_path / "c.db").get("minilm", ["a photo of a dog."])["a photo of a dog."][
+            2
+        ]
+        == 5
+    )
 
 
 def test_env_var_chooses_the_folder(tmp_path, monkeypatch):

@@ -8,7 +8,10 @@ from pathlib import Path
 from mllzoo.errors import set_warning_handler, warn
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mllzoo"
-RENDERERS = {"errors.py", "cli/main.py"}  # the default handler and the CLI's: they print what warn() was given
+RENDERERS = {
+    "errors.py",
+    "cli/main.py",
+}  # the default handler and the CLI's: they print what warn() was given
 
 
 def test_warn_goes_to_the_handler_as_one_line_and_defaults_to_stderr(capsys):
@@ -27,7 +30,9 @@ def direct_warnings(path: Path) -> list[int]:
     """Lines where ``path`` prints a "Warning: ..." itself instead of calling warn()."""
     lines = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("print", "echo"):
+        if isinstance(node, ast.Call) and getattr(
+            node.func, "id", getattr(node.func, "attr", "")
+        ) in ("print", "echo"):
             first = node.args[0] if node.args else None
             text = ast.unparse(first) if first is not None else ""
             if text.lstrip("f'\"").startswith("Warning"):

@@ -27,7 +27,9 @@ from test_extras import run_cli_without
 
 from conftest import ROOT, run_cli
 
-pytest.importorskip("datasette", reason="the web extra (pip install 'mllzoo[web]') is not installed")
+pytest.importorskip(
+    "datasette", reason="the web extra (pip install 'mllzoo[web]') is not installed"
+)
 pytestmark = pytest.mark.slow  # a few CLI runs, a server process and a browser
 
 from datasette.app import Datasette  # noqa: E402
@@ -54,7 +56,9 @@ def client_post(ds: Datasette, path: str, **kwargs):
     return asyncio.run(ds.client.post(path, **kwargs))
 
 
-def cli_recommend(tmp_path: Path, classes: list[str] | Path, *args: str, registry: Path = REGISTRY) -> str:
+def cli_recommend(
+    tmp_path: Path, classes: list[str] | Path, *args: str, registry: Path = REGISTRY
+) -> str:
     """What a real `mllzoo recommend --json` prints for the same input."""
     if not isinstance(classes, Path):
         path = tmp_path / "classes.txt"
@@ -83,7 +87,9 @@ class Rows(HTMLParser):
         if "class-row" in (attrs.get("class") or ""):
             self.rows.append({"name": attrs["data-class"], "models": [], "nodes": []})
         elif attrs.get("data-model") and self.rows:
-            self.rows[-1]["models"].append({"id": attrs["data-model"], "score": float(attrs["data-score"])})
+            self.rows[-1]["models"].append(
+                {"id": attrs["data-model"], "score": float(attrs["data-score"])}
+            )
         elif attrs.get("data-synset") and self.rows:
             self.rows[-1]["nodes"].append(attrs["data-synset"])
         self._error = attrs.get("class") == "mllzoo-error"
@@ -101,8 +107,10 @@ def page_rows(html: str) -> Rows:
 
 
 def expected_rows(document: str) -> list[dict]:
-    return [{"name": row["name"], "models": row["models"], "nodes": [n["synset"] for n in row["nodes"]]}
-            for row in json.loads(document)["classes"]]
+    return [
+        {"name": row["name"], "models": row["models"], "nodes": [n["synset"] for n in row["nodes"]]}
+        for row in json.loads(document)["classes"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +127,17 @@ def graph():
 
 # found through Datasette's entry points ------------------------------------------------------------------
 
+
 def test_datasette_finds_the_plugin_through_its_entry_point(ds):
     points = {ep.name: ep.value for ep in entry_points(group="datasette")}
     assert points.get("mllzoo") == "mllzoo.web"
     plugins = json.loads(client_get(ds, "/-/plugins.json").text)
-    mine = next(p for p in plugins if p["name"] == "mllzoo")  # the distribution that holds the entry point
-    assert {"register_routes", "menu_links", "skip_csrf"} <= set(mine["hooks"]) and mine["templates"]
+    mine = next(
+        p for p in plugins if p["name"] == "mllzoo"
+    )  # the distribution that holds the entry point
+    assert {"register_routes", "menu_links", "skip_csrf"} <= set(mine["hooks"]) and mine[
+        "templates"
+    ]
 
 
 def test_the_index_lists_the_labeled_models_and_branches_with_links(ds, graph):
@@ -139,19 +152,32 @@ def test_the_index_lists_the_labeled_models_and_branches_with_links(ds, graph):
 
 # recommend: the numbers are the CLI's ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", [
-    (PETS, {"domain": "animal"}, ["--domain", "animal"]),
-    (["dog", "cat", "parrot", "sports car"], {"k": "2", "task": "photo classification"},
-     ["-k", "2", "--task", "photo classification"]),
-    (CIFAR, {"max_models": "2"}, ["--max-models", "2"]),
-], ids=["pets-domain", "k2-task", "cifar100-max-models"])
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (PETS, {"domain": "animal"}, ["--domain", "animal"]),
+        (
+            ["dog", "cat", "parrot", "sports car"],
+            {"k": "2", "task": "photo classification"},
+            ["-k", "2", "--task", "photo classification"],
+        ),
+        (CIFAR, {"max_models": "2"}, ["--max-models", "2"]),
+    ],
+    ids=["pets-domain", "k2-task", "cifar100-max-models"],
+)
 def test_recommend_json_is_exactly_the_cli_document(ds, tmp_path, case):
     classes, params, flags = case
-    names = ([n for n in classes.read_text().splitlines() if n.strip() and not n.startswith("#")]
-             if isinstance(classes, Path) else classes)
+    names = (
+        [n for n in classes.read_text().splitlines() if n.strip() and not n.startswith("#")]
+        if isinstance(classes, Path)
+        else classes
+    )
     expected = cli_recommend(tmp_path, classes, *flags)
     response = client_get(ds, f"{PREFIX}/recommend.json?{query(names, **params)}")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/json"
+    )
     assert response.text == expected  # byte for byte: same numbers, same order, same rounding
 
     html = client_get(ds, f"{PREFIX}/recommend?{query(names, **params)}").text
@@ -174,41 +200,75 @@ def test_recommend_shows_each_matched_concepts_gloss(ds, graph):
 def test_an_uploaded_class_file_gives_the_cli_document(ds, tmp_path):
     expected = cli_recommend(tmp_path, PETS, "--domain", "animal")
     body, content_type = multipart({"domain": "animal"}, ("pets.txt", PETS.read_bytes()))
-    response = client_post(ds, f"{PREFIX}/recommend.json", content=body, headers={"content-type": content_type})
+    response = client_post(
+        ds, f"{PREFIX}/recommend.json", content=body, headers={"content-type": content_type}
+    )
     assert response.status_code == 200, response.text
     assert response.text == expected
-    page = client_post(ds, f"{PREFIX}/recommend", content=body,  # a browser that has Datasette's cookie
-                       headers={"content-type": content_type, "cookie": "ds_csrftoken=from-another-page"})
+    page = client_post(
+        ds,
+        f"{PREFIX}/recommend",
+        content=body,  # a browser that has Datasette's cookie
+        headers={"content-type": content_type, "cookie": "ds_csrftoken=from-another-page"},
+    )
     assert page.status_code == 200 and page_rows(page.text).rows == expected_rows(expected)
-    assert f"{PREFIX}/recommend?classes=bear%0Acat" in page.text  # the link that gives the result again
+    assert (
+        f"{PREFIX}/recommend?classes=bear%0Acat" in page.text
+    )  # the link that gives the result again
 
 
 def multipart(fields: dict[str, str], upload: tuple[str, bytes] | None) -> tuple[bytes, str]:
     boundary = "mllzoo-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in
-             fields.items()]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
     if upload:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="class_file"; filename="{upload[0]}"\r\n'
-                     f"Content-Type: text/plain\r\n\r\n".encode() + upload[1] + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="class_file"; filename="{upload[0]}"\r\n'
+            f"Content-Type: text/plain\r\n\r\n".encode()
+            + upload[1]
+            + b"\r\n"
+        )
+    return b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def test_the_empty_recommend_page_is_a_form_without_error(ds):
     html = client_get(ds, f"{PREFIX}/recommend").text
-    assert 'id="recommend-form"' in html and 'name="class_file"' in html and 'id="mllzoo-error"' not in html
+    assert (
+        'id="recommend-form"' in html
+        and 'name="class_file"' in html
+        and 'id="mllzoo-error"' not in html
+    )
 
 
-@pytest.mark.parametrize("params,status,words", [
-    ({"classes": ""}, 400, ["no classes given"]),
-    ({"classes": "# only a comment\n\n"}, 400, ["lists no classes"]),
-    ({"classes": "dog\ncat\x1b[31m"}, 400, ["class 2", "U+001B", "plain text"]),
-    ({"classes": "dog\ncat\ndog"}, 400, ["duplicate classes: dog"]),
-    ({"classes": "dog", "k": "0"}, 400, ["k must be a whole number from 1 to 100"]),
-    ({"classes": "dog", "k": "two"}, 400, ["k must be a whole number", "'two'"]),
-    ({"classes": "dog", "max_models": "-1"}, 400, ["max models must be a whole number"]),
-    ({"classes": "dog", "domain": "animal\x07"}, 400, ["the domain", "U+0007"]),
-    ({"classes": "dog", "task": "x" * 201}, 400, ["the task is longer than 200 characters"]),
-], ids=["empty", "comments-only", "escape", "duplicate", "k0", "k-word", "max-models", "domain-bell", "long-task"])
+@pytest.mark.parametrize(
+    "params,status,words",
+    [
+        ({"classes": ""}, 400, ["no classes given"]),
+        ({"classes": "# only a comment\n\n"}, 400, ["lists no classes"]),
+        ({"classes": "dog\ncat\x1b[31m"}, 400, ["class 2", "U+001B", "plain text"]),
+        ({"classes": "dog\ncat\ndog"}, 400, ["duplicate classes: dog"]),
+        ({"classes": "dog", "k": "0"}, 400, ["k must be a whole number from 1 to 100"]),
+        ({"classes": "dog", "k": "two"}, 400, ["k must be a whole number", "'two'"]),
+        ({"classes": "dog", "max_models": "-1"}, 400, ["max models must be a whole number"]),
+        ({"classes": "dog", "domain": "animal\x07"}, 400, ["the domain", "U+0007"]),
+        ({"classes": "dog", "task": "x" * 201}, 400, ["the task is longer than 200 characters"]),
+    ],
+    ids=[
+        "empty",
+        "comments-only",
+        "escape",
+        "duplicate",
+        "k0",
+        "k-word",
+        "max-models",
+        "domain-bell",
+        "long-task",
+    ],
+)
 def test_bad_recommend_input_is_one_line_on_the_page_and_in_json(ds, params, status, words):
     response = client_get(ds, f"{PREFIX}/recommend.json?{urlencode(params)}")
     assert response.status_code == status
@@ -226,8 +286,11 @@ def test_control_characters_are_refused_as_the_cli_refuses_them(ds, tmp_path):
     cli = run_cli("--registry", str(REGISTRY), "recommend", str(bad), "--json")
     assert cli.returncode == 2
     body, content_type = multipart({}, ("bad.txt", bad.read_bytes()))
-    web = json.loads(client_post(ds, f"{PREFIX}/recommend.json", content=body,
-                                 headers={"content-type": content_type}).text)["error"]
+    web = json.loads(
+        client_post(
+            ds, f"{PREFIX}/recommend.json", content=body, headers={"content-type": content_type}
+        ).text
+    )["error"]
     cli_line = cli.stderr.strip().removeprefix("Error: ")
     assert web == cli_line.replace(str(bad), "uploaded file bad.txt")
 
@@ -235,33 +298,46 @@ def test_control_characters_are_refused_as_the_cli_refuses_them(ds, tmp_path):
 def test_class_limit_size_cap_and_encoding_are_enforced(ds):
     many = "\n".join(f"class {i}" for i in range(5_001)).encode()
     body, content_type = multipart({}, ("many.txt", many))
-    response = client_post(ds, f"{PREFIX}/recommend.json", content=body, headers={"content-type": content_type})
+    response = client_post(
+        ds, f"{PREFIX}/recommend.json", content=body, headers={"content-type": content_type}
+    )
     assert response.status_code == 400 and "lists 5001 classes; at most 5000" in response.text
     huge, content_type = multipart({}, ("huge.txt", b"x" * (MAX_REQUEST_BYTES + 1)))
-    response = client_post(ds, f"{PREFIX}/recommend.json", content=huge, headers={"content-type": content_type})
+    response = client_post(
+        ds, f"{PREFIX}/recommend.json", content=huge, headers={"content-type": content_type}
+    )
     assert response.status_code == 413 and "larger than 1024 KB" in response.text
     response = client_get(ds, f"{PREFIX}/recommend.json?classes={'x' * 40_000}")
     assert response.status_code == 413 and "upload the class list as a file" in response.text
     latin, content_type = multipart({}, ("latin.txt", "caf\u00e9\n".encode("latin-1")))
-    response = client_post(ds, f"{PREFIX}/recommend.json", content=latin, headers={"content-type": content_type})
+    response = client_post(
+        ds, f"{PREFIX}/recommend.json", content=latin, headers={"content-type": content_type}
+    )
     assert response.status_code == 400 and "is not UTF-8 text (byte 3)" in response.text
 
 
 def test_every_text_is_escaped(ds):
-    html = client_get(ds, f"{PREFIX}/recommend?{query(['<script>alert(1)</script>', 'cat'], domain='<b>x</b>')}").text
+    html = client_get(
+        ds, f"{PREFIX}/recommend?{query(['<script>alert(1)</script>', 'cat'], domain='<b>x</b>')}"
+    ).text
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
     page = client_get(ds, f"{PREFIX}/concept/{quote('<img src=x onerror=alert(1)>')}")
-    assert page.status_code == 404 and "<img src=x" not in page.text and "&lt;img src=x" in page.text
+    assert (
+        page.status_code == 404 and "<img src=x" not in page.text and "&lt;img src=x" in page.text
+    )
 
 
 # model, concept, compare -----------------------------------------------------------------------------------
+
 
 def branch_truth(registry, built, model_id: str, branches: list[dict]) -> list[float | None]:
     """Per branch, the share of its subtree's samples ranked first, computed here from the label."""
     _, arrays, meta = registry.load_label(model_id, built.id)
     graph = load_graph(registry, images=False)
-    accuracy, counts = concept_accuracy(labels.Label.from_arrays(arrays, meta), graph.samples, len(graph.nodes))
+    accuracy, counts = concept_accuracy(
+        labels.Label.from_arrays(arrays, meta), graph.samples, len(graph.nodes)
+    )
     children = {n.idx: [] for n in graph.nodes}
     for node in graph.nodes:
         for parent in node.parents:
@@ -277,13 +353,17 @@ def branch_truth(registry, built, model_id: str, branches: list[dict]) -> list[f
                 stack += children[n]
         nodes = sorted(nodes)
         total = counts[nodes].sum()
-        found.append(round(float((np.nan_to_num(accuracy[nodes]) * counts[nodes]).sum() / total), 6) if total else None)
+        found.append(
+            round(float((np.nan_to_num(accuracy[nodes]) * counts[nodes]).sum() / total), 6)
+            if total
+            else None
+        )
     return found
 
 
 def chart_of(html: str) -> str:
     start = html.index('<svg xmlns="http://www.w3.org/2000/svg" class="mllzoo-chart"')
-    return html[start:html.index("</svg>", start)]
+    return html[start : html.index("</svg>", start)]
 
 
 def test_the_model_page_is_the_card_plus_accuracy_per_branch(ds, graph):
@@ -295,7 +375,9 @@ def test_the_model_page_is_the_card_plus_accuracy_per_branch(ds, graph):
     branches = data["branches"]
     assert [b["accuracy"] for b in branches] == branch_truth(registry, built, MODEL, branches)
     roots = {b["synset"] for b in branches}
-    assert sum(b["nodes"] for b in branches) >= 0.9 * len(built.nodes) and len(roots) == len(branches)
+    assert sum(b["nodes"] for b in branches) >= 0.9 * len(built.nodes) and len(roots) == len(
+        branches
+    )
 
     html = client_get(ds, f"{PREFIX}/model/{MODEL}").text
     svg = chart_of(html)
@@ -304,7 +386,7 @@ def test_the_model_page_is_the_card_plus_accuracy_per_branch(ds, graph):
     for concept in card["strongest"] + card["weakest"]:
         assert f'href="{PREFIX}/concept/{quote(concept["synset"])}"' in html
     assert card["metadata"]["license"] in html and "installed" in html
-    assert f'{PREFIX}/compare?models={quote(MODEL + ",")}' in html
+    assert f"{PREFIX}/compare?models={quote(MODEL + ',')}" in html
 
 
 def test_a_catalogued_model_without_a_label_has_a_card_that_says_how_to_label_it(ds):
@@ -317,30 +399,58 @@ def test_a_catalogued_model_without_a_label_has_a_card_that_says_how_to_label_it
 
 def test_one_selector_and_one_table_per_label_serve_every_request(ds, monkeypatch):
     import mllzoo.selection.recommend as _  # noqa: F401 - the module (``mllzoo.selection.recommend`` is the function)
+
     recommend_module = sys.modules["mllzoo.selection.recommend"]
     from mllzoo.store.registry import Registry as RegistryClass
 
-    for path in (f"/recommend.json?{query(['dog'])}", f"/model/{MODEL}.json", "/concept/dog.n.01.json"):
-        client_get(ds, PREFIX + path)  # whatever came before: now the selector and every table are loaded
+    for path in (
+        f"/recommend.json?{query(['dog'])}",
+        f"/model/{MODEL}.json",
+        "/concept/dog.n.01.json",
+    ):
+        client_get(
+            ds, PREFIX + path
+        )  # whatever came before: now the selector and every table are loaded
     made, loaded = [], []
     real_init, real_load = recommend_module.Selector.__init__, RegistryClass.load_label
-    monkeypatch.setattr(recommend_module.Selector, "__init__",
-                        lambda self, *a, **kw: made.append(1) or real_init(self, *a, **kw))
-    monkeypatch.setattr(RegistryClass, "load_label",
-                        lambda self, m, g, *rest: loaded.append(m) or real_load(self, m, g, *rest))
+    monkeypatch.setattr(
+        recommend_module.Selector,
+        "__init__",
+        lambda self, *a, **kw: made.append(1) or real_init(self, *a, **kw),
+    )
+    monkeypatch.setattr(
+        RegistryClass,
+        "load_label",
+        lambda self, m, g, *rest: loaded.append(m) or real_load(self, m, g, *rest),
+    )
     for names in (["cat", "fox"], ["car", "bus", "truck"]):
         assert client_get(ds, f"{PREFIX}/recommend.json?{query(names)}").status_code == 200
-    for path in (f"/model/{MODEL}.json", "/concept/dog.n.01.json", f"/compare.json?models={MODEL},{OTHER}",
-                 "/concept/cat.n.01.json", f"/model/{OTHER}.json", "/concept/cat.n.01.json"):
+    for path in (
+        f"/model/{MODEL}.json",
+        "/concept/dog.n.01.json",
+        f"/compare.json?models={MODEL},{OTHER}",
+        "/concept/cat.n.01.json",
+        f"/model/{OTHER}.json",
+        "/concept/cat.n.01.json",
+    ):
         assert client_get(ds, PREFIX + path).status_code == 200
     assert made == []  # the selector loaded once is reused
-    assert loaded in ([], [OTHER])  # tables are kept: only OTHER's card, if not made before, reads its label
+    assert loaded in (
+        [],
+        [OTHER],
+    )  # tables are kept: only OTHER's card, if not made before, reads its label
 
 
-@pytest.mark.parametrize("model_id,words", [
-    ("minizoo/convnext-xs.natur", ["unknown model id", "did you mean minizoo/convnext-xs.nature?"]),
-    ("minizoo/no_dot", ["is not a model id"]),
-])
+@pytest.mark.parametrize(
+    "model_id,words",
+    [
+        (
+            "minizoo/convnext-xs.natur",
+            ["unknown model id", "did you mean minizoo/convnext-xs.nature?"],
+        ),
+        ("minizoo/no_dot", ["is not a model id"]),
+    ],
+)
 def test_an_unknown_model_is_a_404_with_one_line(ds, model_id, words):
     for suffix in (".json", ""):
         response = client_get(ds, f"{PREFIX}/model/{model_id}{suffix}")
@@ -355,15 +465,21 @@ def test_the_concept_page_has_gloss_parents_children_and_models_ranked(ds, graph
     assert data["gloss"] == node.definition and data["name"] == node.name
     assert [p["synset"] for p in data["parents"]] == [built.nodes[p].synset for p in node.parents]
     assert sorted(c["synset"] for c in data["children"]) == sorted(
-        n.synset for n in built.nodes if node.idx in n.parents)
+        n.synset for n in built.nodes if node.idx in n.parents
+    )
     accuracies = [m["accuracy"] for m in data["models"]]
     assert accuracies == sorted(accuracies, reverse=True)
     assert {m["id"] for m in data["models"]} == registry.labeled_model_ids(built.id)
     for model in data["models"]:
         _, arrays, meta = registry.load_label(model["id"], built.id)
         graph_samples = load_graph(registry, images=False).samples
-        accuracy, counts = concept_accuracy(labels.Label.from_arrays(arrays, meta), graph_samples, len(built.nodes))
-        assert model["accuracy"] == round(float(accuracy[node.idx]), 6) and model["samples"] == counts[node.idx]
+        accuracy, counts = concept_accuracy(
+            labels.Label.from_arrays(arrays, meta), graph_samples, len(built.nodes)
+        )
+        assert (
+            model["accuracy"] == round(float(accuracy[node.idx]), 6)
+            and model["samples"] == counts[node.idx]
+        )
     by_wnid = json.loads(client_get(ds, f"{PREFIX}/concept/{node.wnid}.json").text)
     assert by_wnid == data
     html = client_get(ds, f"{PREFIX}/concept/dog.n.01").text
@@ -384,7 +500,10 @@ def test_a_synset_with_an_apostrophe_is_reached_by_the_links_the_pages_write(ds)
 def test_an_unknown_concept_is_a_404_with_did_you_mean(ds):
     response = client_get(ds, f"{PREFIX}/concept/dgo.n.01.json")
     assert response.status_code == 404
-    assert json.loads(response.text)["error"] == "no concept 'dgo.n.01' in this registry's graph (did you mean dog.n.01?)"
+    assert (
+        json.loads(response.text)["error"]
+        == "no concept 'dgo.n.01' in this registry's graph (did you mean dog.n.01?)"
+    )
 
 
 def test_compare_puts_two_to_five_models_side_by_side(ds, graph):
@@ -393,19 +512,23 @@ def test_compare_puts_two_to_five_models_side_by_side(ds, graph):
     assert data["models"] == [MODEL, OTHER] and data["damaged"] == []
     for model_id in (MODEL, OTHER):
         assert [b["accuracy"][model_id] for b in data["branches"]] == branch_truth(
-            registry, built, model_id, data["branches"])
+            registry, built, model_id, data["branches"]
+        )
     html = client_get(ds, f"{PREFIX}/compare?models={MODEL},{OTHER}").text
     svg = chart_of(html)
     assert MODEL in svg and OTHER in svg and 'id="compare-table"' in html
     assert client_get(ds, f"{PREFIX}/compare").status_code == 200  # the empty form
 
 
-@pytest.mark.parametrize("models,status,words", [
-    (MODEL, 400, ["name 2 to 5 different labeled models", "not 1"]),
-    (f"{MODEL},{MODEL}", 400, ["different"]),
-    (",".join([MODEL] * 6), 400, ["not 6"]),
-    (f"{MODEL},minizoo/nope.x", 404, ["not labeled in this registry: minizoo/nope.x"]),
-])
+@pytest.mark.parametrize(
+    "models,status,words",
+    [
+        (MODEL, 400, ["name 2 to 5 different labeled models", "not 1"]),
+        (f"{MODEL},{MODEL}", 400, ["different"]),
+        (",".join([MODEL] * 6), 400, ["not 6"]),
+        (f"{MODEL},minizoo/nope.x", 404, ["not labeled in this registry: minizoo/nope.x"]),
+    ],
+)
 def test_bad_compare_input_is_one_line(ds, models, status, words):
     response = client_get(ds, f"{PREFIX}/compare.json?models={models}")
     assert response.status_code == status and all(w in response.text for w in words), response.text
@@ -413,17 +536,22 @@ def test_bad_compare_input_is_one_line(ds, models, status, words):
 
 # a damaged label, and a registry never written ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory):
     """A copy of the shipped registry in which every block of MODEL's label fails its checksum."""
     path = tmp_path_factory.mktemp("damaged") / "registry.db"
     shutil.copyfile(REGISTRY, path)
     conn = sqlite3.connect(path)
-    for node, data in conn.execute("select node, entries from label_blocks where model_id = ? and length(entries) > 0",
-                                   [MODEL]).fetchall():
+    for node, data in conn.execute(
+        "select node, entries from label_blocks where model_id = ? and length(entries) > 0", [MODEL]
+    ).fetchall():
         data = bytearray(data)
         data[len(data) // 2] ^= 0x01
-        conn.execute("update label_blocks set entries = ? where model_id = ? and node = ?", [bytes(data), MODEL, node])
+        conn.execute(
+            "update label_blocks set entries = ? where model_id = ? and node = ?",
+            [bytes(data), MODEL, node],
+        )
     conn.commit()
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()
@@ -447,7 +575,10 @@ def test_a_damaged_label_is_one_line_and_skip_damaged_is_the_clis(damaged, tmp_p
     skipped = client_get(ds, f"{PREFIX}/recommend.json?{query(names, skip_damaged='1')}")
     assert skipped.status_code == 200 and skipped.text == expected
     assert json.loads(expected)["skipped"] == [MODEL]
-    assert "Skipped damaged label(s): " + MODEL in client_get(ds, f"{PREFIX}/recommend?{query(names, skip_damaged='1')}").text
+    assert (
+        "Skipped damaged label(s): " + MODEL
+        in client_get(ds, f"{PREFIX}/recommend?{query(names, skip_damaged='1')}").text
+    )
 
     card = client_get(ds, f"{PREFIX}/model/{MODEL}")
     assert card.status_code == 200 and 'id="damaged"' in card.text and "checksum" in card.text
@@ -466,27 +597,45 @@ def test_replay_threads_open_the_registry_as_the_caller_did(graph, monkeypatch):
     """A big registry's labels are replayed on several threads, each with its own connection: for a served
     registry those must be read-only and immutable too, and give what one connection gives."""
     import mllzoo.selection.recommend as _  # noqa: F401 - the module (``mllzoo.selection.recommend`` is the function)
+
     recommend_module = sys.modules["mllzoo.selection.recommend"]
 
     registry, built = graph
     opened = []
     real_init = Registry.__init__
-    monkeypatch.setattr(Registry, "__init__", lambda self, *a, **kw: opened.append(kw) or real_init(self, *a, **kw))
+    monkeypatch.setattr(
+        Registry, "__init__", lambda self, *a, **kw: opened.append(kw) or real_init(self, *a, **kw)
+    )
     models = sorted(registry.labeled_model_ids(built.id))
-    subset = np.array([n.idx for n in built.nodes if n.synset in ("dog.n.01", "cat.n.01", "car.n.01")])
-    one = list(recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=1)(subset))
-    two = list(recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=2)(subset))
-    assert len(one) == len(models) and all(np.array_equal(a, b) for x, y in zip(one, two) for a, b in zip(x, y))
+    subset = np.array(
+        [n.idx for n in built.nodes if n.synset in ("dog.n.01", "cat.n.01", "car.n.01")]
+    )
+    one = list(
+        recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=1)(
+            subset
+        )
+    )
+    two = list(
+        recommend_module.stored_replay(registry, built.id, len(built.nodes), models, workers=2)(
+            subset
+        )
+    )
+    assert len(one) == len(models) and all(
+        np.array_equal(a, b) for x, y in zip(one, two) for a, b in zip(x, y)
+    )
     assert opened == [{"create": False, "write": False, "read_only": True, "immutable": True}] * 2
 
 
 def test_a_folder_without_a_registry_says_so_in_one_line(tmp_path):
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("create table t (x)").connection.close()
-    response = client_get(Datasette(immutables=[str(other)]), f"{PREFIX}/recommend.json?classes=dog")
+    response = client_get(
+        Datasette(immutables=[str(other)]), f"{PREFIX}/recommend.json?classes=dog"
+    )
     assert response.status_code == 404
-    assert json.loads(response.text)["error"] == ("none of the served databases is an mllzoo registry "
-                                                  "(datasette registry.db)")
+    assert json.loads(response.text)["error"] == (
+        "none of the served databases is an mllzoo registry (datasette registry.db)"
+    )
 
 
 def test_plain_datasette_on_a_registry_shows_the_pages_and_mllzoo_reads_it_read_only(tmp_path):
@@ -497,16 +646,24 @@ def test_plain_datasette_on_a_registry_shows_the_pages_and_mllzoo_reads_it_read_
     copy = tmp_path / "registry.db"
     shutil.copyfile(REGISTRY, copy)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "datasette", "serve", str(copy), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datasette", "serve", str(copy), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        body = wait_for(f"http://127.0.0.1:{port}{PREFIX}/recommend.json?{query(['dog', 'cat'])}", proc)
+        body = wait_for(
+            f"http://127.0.0.1:{port}{PREFIX}/recommend.json?{query(['dog', 'cat'])}", proc
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     assert body == cli_recommend(tmp_path, ["dog", "cat"])
     zoo = zoo_for(copy, immutable=False)
-    assert zoo.run(lambda: (zoo.registry.writable, zoo.registry.immutable)).result() == (False, False)
+    assert zoo.run(lambda: (zoo.registry.writable, zoo.registry.immutable)).result() == (
+        False,
+        False,
+    )
 
 
 def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> str:
@@ -519,21 +676,31 @@ def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> str:
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                pytest.fail(f"the server did not answer {url}: {proc.stderr.read().decode() if proc.stderr else ''}")
+                pytest.fail(
+                    f"the server did not answer {url}: {proc.stderr.read().decode() if proc.stderr else ''}"
+                )
             time.sleep(0.3)
 
 
 # the serve command ----------------------------------------------------------------------------------------
 
+
 def test_serve_without_datasette_names_the_extra(tmp_path):
     result = run_cli_without("datasette", "--registry", str(REGISTRY), "serve")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "Error: mllzoo serve needs the datasette package: pip install 'mllzoo[web]'"
+    assert (
+        result.stderr.strip()
+        == "Error: mllzoo serve needs the datasette package: pip install 'mllzoo[web]'"
+    )
 
 
 def test_serve_on_a_missing_registry_is_one_line(tmp_path):
     result = run_cli("--registry", str(tmp_path / "none.db"), "serve", "--port", str(free_port()))
-    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "registry not found" in result.stderr
+    assert (
+        result.returncode == 2
+        and len(result.stderr.splitlines()) == 1
+        and "registry not found" in result.stderr
+    )
 
 
 def test_serve_on_a_port_in_use_or_a_host_that_is_not_here_is_one_line(tmp_path):
@@ -543,10 +710,15 @@ def test_serve_on_a_port_in_use_or_a_host_that_is_not_here_is_one_line(tmp_path)
         port = taken.getsockname()[1]
         result = run_cli("--registry", str(REGISTRY), "serve", "--port", str(port))
     assert result.returncode == 2 and result.stderr.strip() == (
-        f"Error: 127.0.0.1:{port} is in use: pick another with --port N (or --host)")
-    result = run_cli("--registry", str(REGISTRY), "serve", "--host", "192.0.2.1", "--port", str(free_port()))
+        f"Error: 127.0.0.1:{port} is in use: pick another with --port N (or --host)"
+    )
+    result = run_cli(
+        "--registry", str(REGISTRY), "serve", "--host", "192.0.2.1", "--port", str(free_port())
+    )
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("Error: 192.0.2.1:") and "cannot be listened on" in result.stderr
+    assert (
+        result.stderr.startswith("Error: 192.0.2.1:") and "cannot be listened on" in result.stderr
+    )
 
 
 def free_port() -> int:
@@ -572,8 +744,20 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "mllzoo", "--registry", str(REGISTRY), "serve", "--port",
-                                 str(port)], stdout=err, stderr=err)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mllzoo",
+                "--registry",
+                str(REGISTRY),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=err,
+            stderr=err,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url + PREFIX, proc)
@@ -590,7 +774,9 @@ def test_serve_binds_to_localhost_and_answers_the_cli_document(server, tmp_path)
     assert listening_addresses(port) == {"127.0.0.1"}
     assert f"read-only at http://127.0.0.1:{port}/-/mllzoo" in log.read_text()
     names = ["dog", "cat", "goldfish"]
-    with urllib.request.urlopen(f"{url}{PREFIX}/recommend.json?{query(names, domain='animal')}", timeout=60) as r:
+    with urllib.request.urlopen(
+        f"{url}{PREFIX}/recommend.json?{query(names, domain='animal')}", timeout=60
+    ) as r:
         assert r.read().decode() == cli_recommend(tmp_path, names, "--domain", "animal")
 
 
@@ -600,15 +786,22 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 @pytest.fixture
 def browser():
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.skip(f"the browser test needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-                    f"bash .ci/system-packages installs them")
+        pytest.skip(
+            f"the browser test needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+            f"bash .ci/system-packages installs them"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 "--disable-gpu"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--disable-gpu",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(120)
@@ -621,15 +814,32 @@ def rendered_rows(driver) -> list[dict]:
 
     rows = []
     for tr in driver.find_elements(By.CSS_SELECTOR, "#recommendation tr.class-row"):
-        models = [{"id": div.get_attribute("data-model"), "score": float(div.get_attribute("data-score")),
-                   "text": div.text} for div in tr.find_elements(By.CSS_SELECTOR, "div.model")]
-        rows.append({"name": tr.find_element(By.CSS_SELECTOR, "td.class-name").text.removesuffix(" (weak match)"),
-                     "models": models,
-                     "nodes": [d.get_attribute("data-synset") for d in tr.find_elements(By.CSS_SELECTOR, "div.concept")]})
+        models = [
+            {
+                "id": div.get_attribute("data-model"),
+                "score": float(div.get_attribute("data-score")),
+                "text": div.text,
+            }
+            for div in tr.find_elements(By.CSS_SELECTOR, "div.model")
+        ]
+        rows.append(
+            {
+                "name": tr.find_element(By.CSS_SELECTOR, "td.class-name").text.removesuffix(
+                    " (weak match)"
+                ),
+                "models": models,
+                "nodes": [
+                    d.get_attribute("data-synset")
+                    for d in tr.find_elements(By.CSS_SELECTOR, "div.concept")
+                ],
+            }
+        )
     return rows
 
 
-def test_a_person_recommends_then_opens_a_model_and_a_concept_in_chromium(server, browser, tmp_path):
+def test_a_person_recommends_then_opens_a_model_and_a_concept_in_chromium(
+    server, browser, tmp_path
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
@@ -642,17 +852,23 @@ def test_a_person_recommends_then_opens_a_model_and_a_concept_in_chromium(server
     browser.find_element(By.NAME, "domain").send_keys("animal")
     browser.find_element(By.ID, "recommend-submit").click()
     wait.until(seen.presence_of_element_located((By.ID, "recommendation")))
-    shared = parse_qs(urlparse(browser.current_url).query)  # the URL carries the input: a result can be shared
+    shared = parse_qs(
+        urlparse(browser.current_url).query
+    )  # the URL carries the input: a result can be shared
     assert shared["classes"][0].splitlines() == names and shared["domain"] == ["animal"]
     expected = json.loads(cli_recommend(tmp_path, names, "--domain", "animal"))
     shown = rendered_rows(browser)
     assert [row["name"] for row in shown] == names
     for row, truth in zip(shown, expected["classes"]):
         assert [{"id": m["id"], "score": m["score"]} for m in row["models"]] == truth["models"]
-        assert [m["text"] for m in row["models"]] == [f"{m['id']} ({m['score']:.3f})" for m in truth["models"]]
+        assert [m["text"] for m in row["models"]] == [
+            f"{m['id']} ({m['score']:.3f})" for m in truth["models"]
+        ]
         assert row["nodes"] == [n["synset"] for n in truth["nodes"]]
     browser.save_screenshot(str(tmp_path / "recommend.png"))
-    if os.environ.get("MLLZOO_SCREENSHOT"):  # the README's picture: MLLZOO_SCREENSHOT=docs/web-recommend.png
+    if os.environ.get(
+        "MLLZOO_SCREENSHOT"
+    ):  # the README's picture: MLLZOO_SCREENSHOT=docs/web-recommend.png
         browser.set_window_size(1280, 1240)
         browser.save_screenshot(os.environ["MLLZOO_SCREENSHOT"])
 
@@ -671,7 +887,9 @@ def test_a_person_recommends_then_opens_a_model_and_a_concept_in_chromium(server
     with urllib.request.urlopen(f"{url}{PREFIX}/concept/{synset}.json", timeout=60) as r:
         concept = json.loads(r.read())
     assert browser.find_element(By.ID, "gloss").text == concept["gloss"]
-    ranked = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#concept-models td:first-child a")]
+    ranked = [
+        a.text for a in browser.find_elements(By.CSS_SELECTOR, "#concept-models td:first-child a")
+    ]
     assert ranked == [m["id"] for m in concept["models"]]
     browser.save_screenshot(str(tmp_path / "concept.png"))
     for name in ("recommend.png", "model.png", "concept.png"):
@@ -687,14 +905,22 @@ def test_a_person_uploads_a_class_file_in_chromium(server, browser, tmp_path):
 
     url, _, _ = server
     browser.get(f"{url}{PREFIX}/recommend")
-    browser.find_element(By.CSS_SELECTOR, '#recommend-form input[name="class_file"]').send_keys(str(PETS))
+    browser.find_element(By.CSS_SELECTOR, '#recommend-form input[name="class_file"]').send_keys(
+        str(PETS)
+    )
     browser.find_element(By.NAME, "domain").send_keys("animal")
     browser.find_element(By.ID, "upload-submit").click()
     try:
-        WebDriverWait(browser, 90).until(seen.presence_of_element_located((By.ID, "recommendation")))
+        WebDriverWait(browser, 90).until(
+            seen.presence_of_element_located((By.ID, "recommendation"))
+        )
     except Exception:
-        pytest.fail(f"no recommendation after the upload: {browser.find_element(By.TAG_NAME, 'body').text[:500]}")
+        pytest.fail(
+            f"no recommendation after the upload: {browser.find_element(By.TAG_NAME, 'body').text[:500]}"
+        )
     expected = json.loads(cli_recommend(tmp_path, PETS, "--domain", "animal"))
     assert browser.find_element(By.NAME, "domain").get_attribute("value") == "animal"
-    assert [{"name": r["name"], "models": [{"id": m["id"], "score": m["score"]} for m in r["models"]]}
-            for r in rendered_rows(browser)] == [{"name": r["name"], "models": r["models"]} for r in expected["classes"]]
+    assert [
+        {"name": r["name"], "models": [{"id": m["id"], "score": m["score"]} for m in r["models"]]}
+        for r in rendered_rows(browser)
+    ] == [{"name": r["name"], "models": r["models"]} for r in expected["classes"]]

@@ -25,14 +25,26 @@ def config_group() -> None:
 def config_list(as_json: bool) -> None:
     """Every setting with its value, and whether it is set or the default."""
     chosen = settings.read_config()
-    rows = [{"key": key, "value": chosen.get(key, default), "set": key in chosen, "default": default,
-             "allowed": list(allowed) if allowed else None, "help": about}
-            for key, (default, allowed, about) in sorted(settings.SETTINGS.items())]
+    rows = [
+        {
+            "key": key,
+            "value": chosen.get(key, default),
+            "set": key in chosen,
+            "default": default,
+            "allowed": list(allowed) if allowed else None,
+            "help": about,
+        }
+        for key, (default, allowed, about) in sorted(settings.SETTINGS.items())
+    ]
     if as_json:
         click.echo(json.dumps({"path": str(settings.config_path()), "settings": rows}, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['key']} = {row['value']}" + ("" if row["set"] else "  (default)") + f"   # {row['help']}")
+        click.echo(
+            f"{row['key']} = {row['value']}"
+            + ("" if row["set"] else "  (default)")
+            + f"   # {row['help']}"
+        )
     click.echo(f"# stored in {settings.config_path()}")
 
 

@@ -35,7 +35,11 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
         emit_json(rows)
         return
     for row in rows:
-        where = "installed" if row["installed"] else f"not installed: mllzoo install {row['plugin'] or '(unknown plugin)'}"
+        where = (
+            "installed"
+            if row["installed"]
+            else f"not installed: mllzoo install {row['plugin'] or '(unknown plugin)'}"
+        )
         click.echo(f"{row['id']}  plugin {row['plugin'] or '?'} ({where})")
     if not rows:
         click.echo("No labels on this registry's graph.")
@@ -43,11 +47,20 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
 
 @labels.command("export")
 @click.argument("model_ids", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The label file to write.")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (never the registry itself).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The label file to write.",
+)
+@click.option(
+    "--force", is_flag=True, help="Overwrite OUTPUT if it exists (never the registry itself)."
+)
 @click.pass_context
-def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path, force: bool) -> None:
+def export_command(
+    ctx: click.Context, model_ids: tuple[str, ...], output: Path, force: bool
+) -> None:
     """Write the labels of MODEL_IDS (on the registry's graph) to one label file."""
     from mllzoo.labeling.transfer import export_labels
 
@@ -57,10 +70,14 @@ def export_command(ctx: click.Context, model_ids: tuple[str, ...], output: Path,
 
 @labels.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--replace", is_flag=True, help="Replace labels the registry already has for these models.")
+@click.option(
+    "--replace", is_flag=True, help="Replace labels the registry already has for these models."
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, as_json: bool) -> None:
+def import_command(
+    ctx: click.Context, files: tuple[Path, ...], replace: bool, as_json: bool
+) -> None:
     """Import label files; every file is checked before anything is stored (all or nothing)."""
     from mllzoo.labeling.transfer import import_labels
 
@@ -68,9 +85,15 @@ def import_command(ctx: click.Context, files: tuple[Path, ...], replace: bool, a
     if as_json:
         emit_json(result)
         return
-    click.echo(f"imported {len(result['imported'])} label(s)"
-               + (f"; kept {len(result['kept'])} already labeled (--replace to overwrite): "
-                  f"{', '.join(result['kept'])}" if result["kept"] else ""))
+    click.echo(
+        f"imported {len(result['imported'])} label(s)"
+        + (
+            f"; kept {len(result['kept'])} already labeled (--replace to overwrite): "
+            f"{', '.join(result['kept'])}"
+            if result["kept"]
+            else ""
+        )
+    )
 
 
 @labels.command("remove")

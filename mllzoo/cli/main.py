@@ -34,7 +34,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest += args[i:]
             break
         if arg in GLOBAL_OPTIONS and i + 1 < len(args):
-            moved += args[i:i + 2]
+            moved += args[i : i + 2]
             i += 2
             continue
         if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_OPTIONS and "=" in arg):
@@ -71,10 +71,17 @@ class MllzooGroup(click.Group):
 
 @click.group(cls=MllzooGroup)
 @click.version_option(package_name="mllzoo")
-@click.option("--registry", "registry_path", type=click.Path(path_type=Path),
-              envvar="MLLZOO_REGISTRY", help="Registry file [default: ./registry.db if present, else the "
-              "user data dir's copy of the shipped registry].")
-@click.option("-v", "--verbose", is_flag=True, help="Say which registry file is in use (on stderr).")
+@click.option(
+    "--registry",
+    "registry_path",
+    type=click.Path(path_type=Path),
+    envvar="MLLZOO_REGISTRY",
+    help="Registry file [default: ./registry.db if present, else the "
+    "user data dir's copy of the shipped registry].",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Say which registry file is in use (on stderr)."
+)
 @click.pass_context
 def cli(ctx: click.Context, registry_path: Path | None, verbose: bool) -> None:
     """mllzoo: pick and combine pre-trained vision-language models for your classes.
@@ -109,7 +116,9 @@ def plugins(show_all: bool, as_json: bool) -> None:
         click.echo("No plugins installed. Try: mllzoo install mllzoo-plugin-openclip")
     for info in infos:
         status = f"  failed: {info.error}" if info.error else ""
-        click.echo(f"{info.name} {info.version or ''}".rstrip() + f"  [{', '.join(info.hooks)}]{status}")
+        click.echo(
+            f"{info.name} {info.version or ''}".rstrip() + f"  [{', '.join(info.hooks)}]{status}"
+        )
 
 
 @cli.group(invoke_without_command=True)
@@ -118,7 +127,9 @@ def plugins(show_all: bool, as_json: bool) -> None:
 @click.option("--labeled", is_flag=True, help="Only models labeled in the registry.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def models(ctx: click.Context, hub: str | None, family: str | None, labeled: bool, as_json: bool) -> None:
+def models(
+    ctx: click.Context, hub: str | None, family: str | None, labeled: bool, as_json: bool
+) -> None:
     """List known models, labeled or not, with their metadata (`mllzoo models show ID`: one model's card)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -132,25 +143,34 @@ def models(ctx: click.Context, hub: str | None, family: str | None, labeled: boo
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
         for model_id, e in catalog.items()
     }
-    for row in registry.models() if registry else []:  # labeled models whose plugin is not installed
-        rows.setdefault(row["id"], {"id": row["id"], "family": row["family"], "plugin": row["plugin"],
-                                    **row["metadata"]})
+    for row in (
+        registry.models() if registry else []
+    ):  # labeled models whose plugin is not installed
+        rows.setdefault(
+            row["id"],
+            {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
+        )
     for row in rows.values():
         row["labeled"] = row["id"] in labeled_ids
         row["installed"] = row["id"] in catalog
-    listed = [row for _, row in sorted(rows.items())
-              if (hub is None or hub in row.get("hubs", []))
-              and (family is None or row["family"] == family)
-              and (not labeled or row["labeled"])]
+    listed = [
+        row
+        for _, row in sorted(rows.items())
+        if (hub is None or hub in row.get("hubs", []))
+        and (family is None or row["family"] == family)
+        and (not labeled or row["labeled"])
+    ]
     if as_json:
         emit_json(listed)
         return
     for row in listed:
-        facts = [f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
-                 f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
-                 f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
-                 "labeled" if row["labeled"] else "not labeled",
-                 None if row["installed"] else "plugin not installed"]
+        facts = [
+            f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
+            f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
+            f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
+            "labeled" if row["labeled"] else "not labeled",
+            None if row["installed"] else "plugin not installed",
+        ]
         click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
 
 
@@ -167,12 +187,18 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
         emit_json(card)
         return
     meta = card["metadata"]
-    click.echo(f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
-               f"{'installed' if card['installed'] else 'plugin not installed'})".replace(" ,", ","))
-    facts = [("licence", meta.get("license")), ("parameters", f"{meta['params_m']:.1f}M" if meta.get("params_m") else None),
-             ("GFLOPs", f"{meta['gflops']:.2f}" if meta.get("gflops") else None),
-             ("ImageNet top-1", f"{meta['imagenet_top1']:.3f}" if meta.get("imagenet_top1") else None),
-             ("weights", meta.get("source")), ("hubs", ", ".join(meta.get("hubs", [])) or None)]
+    click.echo(
+        f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
+        f"{'installed' if card['installed'] else 'plugin not installed'})".replace(" ,", ",")
+    )
+    facts = [
+        ("licence", meta.get("license")),
+        ("parameters", f"{meta['params_m']:.1f}M" if meta.get("params_m") else None),
+        ("GFLOPs", f"{meta['gflops']:.2f}" if meta.get("gflops") else None),
+        ("ImageNet top-1", f"{meta['imagenet_top1']:.3f}" if meta.get("imagenet_top1") else None),
+        ("weights", meta.get("source")),
+        ("hubs", ", ".join(meta.get("hubs", [])) or None),
+    ]
     for name, value in facts:
         if value:
             click.echo(f"  {name + ':':<16}{value}")
@@ -180,24 +206,36 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
         click.echo(f"  not labeled on this registry's graph: `mllzoo register {card['id']}`")
         return
     label = card["label"]
-    click.echo(f"  {'label:':<16}graph {label['graph']}, {label['readable_samples']:,} of {label['samples']:,} samples "
-               f"readable, {label['ranked_first']:.1%} ranked first, depth {label['depth']}, made {label['created']}")
+    click.echo(
+        f"  {'label:':<16}graph {label['graph']}, {label['readable_samples']:,} of {label['samples']:,} samples "
+        f"readable, {label['ranked_first']:.1%} ranked first, depth {label['depth']}, made {label['created']}"
+    )
     for title, concepts in (("strongest", card["strongest"]), ("weakest", card["weakest"])):
-        click.echo(f"  {title} concepts (share of a concept's samples ranked first among all nodes; "
-                   f"at least {MIN_SAMPLES} samples):")
+        click.echo(
+            f"  {title} concepts (share of a concept's samples ranked first among all nodes; "
+            f"at least {MIN_SAMPLES} samples):"
+        )
         for c in concepts:
-            click.echo(f"    {c['accuracy']:6.1%}  {c['synset']:<28} {c['name']} ({c['samples']} samples)")
+            click.echo(
+                f"    {c['accuracy']:6.1%}  {c['synset']:<28} {c['name']} ({c['samples']} samples)"
+            )
 
 
 @cli.command()
 @click.argument("packages", nargs=-1)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade packages to the latest version.")
-@click.option("-e", "--editable", type=click.Path(file_okay=False, exists=True),
-              help="Install a plugin from a local folder in editable mode.")
+@click.option(
+    "-e",
+    "--editable",
+    type=click.Path(file_okay=False, exists=True),
+    help="Install a plugin from a local folder in editable mode.",
+)
 def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> None:
     """Install plugins with pip into mllzoo's own environment."""
     if not packages and not editable:
-        raise MllzooError("name a plugin to install, e.g. mllzoo install -e plugins/mllzoo-plugin-eva")
+        raise MllzooError(
+            "name a plugin to install, e.g. mllzoo install -e plugins/mllzoo-plugin-eva"
+        )
     args = [sys.executable, "-m", "pip", "install", *packages]
     if upgrade:
         args.append("--upgrade")
@@ -212,9 +250,15 @@ def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> N
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugins from mllzoo's own environment."""
     if not yes and not sys.stdin.isatty():
-        raise MllzooError("uninstall asks before removing anything and standard input is not a terminal: "
-                          "pass -y to uninstall without asking")
-    sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]))
+        raise MllzooError(
+            "uninstall asks before removing anything and standard input is not a terminal: "
+            "pass -y to uninstall without asking"
+        )
+    sys.exit(
+        subprocess.call(
+            [sys.executable, "-m", "pip", "uninstall", *packages, *(["-y"] if yes else [])]
+        )
+    )
 
 
 @cli.group()
@@ -223,35 +267,57 @@ def graph() -> None:
 
 
 @graph.command("build")
-@click.option("--samples", "samples_dir", required=True, type=click.Path(path_type=Path),
-              help="ImageFolder whose sub-folders are WordNet synsets (dog.n.01, n02084071).")
+@click.option(
+    "--samples",
+    "samples_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="ImageFolder whose sub-folders are WordNet synsets (dog.n.01, n02084071).",
+)
 @click.option("--max-per-node", default=75, show_default=True, help="Sample images kept per node.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the per-node sample choice.")
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def graph_build(ctx: click.Context, samples_dir: Path, max_per_node: int, seed: int, as_json: bool) -> None:
+def graph_build(
+    ctx: click.Context, samples_dir: Path, max_per_node: int, seed: int, as_json: bool
+) -> None:
     """Build the graph from a synset-named sample folder and make it the registry's graph."""
     from mllzoo.graph.concept_graph import build_graph, save_graph
 
-    registry = open_registry(ctx, create=True, write=True)  # a read-only registry fails before the build
+    registry = open_registry(
+        ctx, create=True, write=True
+    )  # a read-only registry fails before the build
     built = build_graph(samples_dir, max_per_node=max_per_node, seed=seed)
     save_graph(registry, built, str(samples_dir.resolve()))
-    info = {**built.info(), "unknown_folders": built.unknown_folders, "skipped_files": built.skipped_files}
+    info = {
+        **built.info(),
+        "unknown_folders": built.unknown_folders,
+        "skipped_files": built.skipped_files,
+    }
     if as_json:
         emit_json(info)
         return
     if built.unknown_folders:
-        click.echo(f"Warning: {len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
-                   f"skipped: {', '.join(built.unknown_folders[:10])}", err=True)
+        click.echo(
+            f"Warning: {len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
+            f"skipped: {', '.join(built.unknown_folders[:10])}",
+            err=True,
+        )
     if built.skipped_files:
-        click.echo(f"Warning: {len(built.skipped_files)} file(s) are not regular files of at most "
-                   f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}", err=True)
+        click.echo(
+            f"Warning: {len(built.skipped_files)} file(s) are not regular files of at most "
+            f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}",
+            err=True,
+        )
     click.echo(_graph_summary(info))
 
 
 @graph.command("check")
-@click.option("--samples", type=click.Path(path_type=Path),
-              help="Folder to check [default: the folder the graph was built from].")
+@click.option(
+    "--samples",
+    type=click.Path(path_type=Path),
+    help="Folder to check [default: the folder the graph was built from].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None:
@@ -264,8 +330,12 @@ def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None
 
     registry = open_registry(ctx)
     built = load_graph(registry)
-    check = check_samples(built.id, built.image_hashes, built.image_paths,
-                          samples_root_for(registry, built.id, samples))
+    check = check_samples(
+        built.id,
+        built.image_hashes,
+        built.image_paths,
+        samples_root_for(registry, built.id, samples),
+    )
     if as_json:
         emit_json(check.to_dict(built.image_paths))
     else:
@@ -273,7 +343,10 @@ def graph_check(ctx: click.Context, samples: Path | None, as_json: bool) -> None
         for kind in ("missing", "different"):
             if report[kind]:
                 more = report[kind] - len(report[f"{kind}_paths"])
-                click.echo(f"{kind}: {', '.join(report[f'{kind}_paths'])}" + (f" and {more} more" if more else ""))
+                click.echo(
+                    f"{kind}: {', '.join(report[f'{kind}_paths'])}"
+                    + (f" and {more} more" if more else "")
+                )
         click.echo(check.summary() if check.ok else f"Error: {check.summary()}", err=not check.ok)
     sys.exit(0 if check.ok else 1)
 
@@ -290,8 +363,10 @@ def graph_info(ctx: click.Context, as_json: bool) -> None:
 
 
 def _graph_summary(info: dict) -> str:
-    return (f"graph {info['id']}: {info['nodes']} nodes ({info['leaves']} leaves), {info['edges']} edges, "
-            f"{info['images']} images, {info['samples']} samples, depth {info['depth']}")
+    return (
+        f"graph {info['id']}: {info['nodes']} nodes ({info['leaves']} leaves), {info['edges']} edges, "
+        f"{info['images']} images, {info['samples']} samples, depth {info['depth']}"
+    )
 
 
 def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -305,39 +380,97 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
 
 @cli.command()
 @click.argument("model_ids", nargs=-1)
-@click.option("--samples", type=click.Path(path_type=Path),
-              help="Where the graph's sample images are [default: the folder it was built from].")
+@click.option(
+    "--samples",
+    type=click.Path(path_type=Path),
+    help="Where the graph's sample images are [default: the folder it was built from].",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
-@click.option("--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU].")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
-              help="Images per saved unit of work; an interrupted run resumes from the last one.")
-@click.option("--depth", default="auto", show_default=True, metavar="auto|M", callback=_parse_depth,
-              help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
-                   "per model at 9,000 nodes x 75 images; a number trades size for exactness "
-                   "(benchmarks/label_size.py measures both).")
-@click.option("--allow-missing", type=click.FloatRange(0, 1), default=DEFAULT_ALLOW_MISSING, show_default=True,
-              metavar="FRACTION", help="Share of the graph's sample images that may be missing or different; "
-                                       "beyond it no model is labeled (check with `mllzoo graph check`).")
-@click.option("--download", is_flag=True,
-              help="With no ids, also label models whose weights are not on this machine (downloads them, "
-                   "often gigabytes each).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where models are run: this process, or a Ray cluster (pip install 'mllzoo[ray]'); "
-                   "this process alone writes the registry either way.")
-@click.option("--address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance].")
-@click.option("--gpus-per-model", type=click.FloatRange(min=0),
-              help="GPUs each Ray task holds (fractions share a GPU) [default: 1 if the cluster has GPUs, else 0].")
-@click.option("--cpus-per-task", type=click.FloatRange(min=0), default=1, show_default=True,
-              help="CPUs each Ray task holds.")
-@click.option("--shard-size", type=click.IntRange(min=1), default=16384, show_default=True,
-              help="Most images per Ray task: each task loads its model once, so smaller shards spread "
-                   "one model over more workers at the cost of more loads.")
+@click.option(
+    "--batch-size", type=int, help="Images per forward pass [default: 64 on CPU, 256 on GPU]."
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=CHUNK,
+    show_default=True,
+    help="Images per saved unit of work; an interrupted run resumes from the last one.",
+)
+@click.option(
+    "--depth",
+    default="auto",
+    show_default=True,
+    metavar="auto|M",
+    callback=_parse_depth,
+    help="Most nodes listed per image in each new label. 'auto' lists as deep as fits 64 MB "
+    "per model at 9,000 nodes x 75 images; a number trades size for exactness "
+    "(benchmarks/label_size.py measures both).",
+)
+@click.option(
+    "--allow-missing",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_ALLOW_MISSING,
+    show_default=True,
+    metavar="FRACTION",
+    help="Share of the graph's sample images that may be missing or different; "
+    "beyond it no model is labeled (check with `mllzoo graph check`).",
+)
+@click.option(
+    "--download",
+    is_flag=True,
+    help="With no ids, also label models whose weights are not on this machine (downloads them, "
+    "often gigabytes each).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where models are run: this process, or a Ray cluster (pip install 'mllzoo[ray]'); "
+    "this process alone writes the registry either way.",
+)
+@click.option(
+    "--address", help="Ray cluster to join [default: $RAY_ADDRESS, else a local Ray instance]."
+)
+@click.option(
+    "--gpus-per-model",
+    type=click.FloatRange(min=0),
+    help="GPUs each Ray task holds (fractions share a GPU) [default: 1 if the cluster has GPUs, else 0].",
+)
+@click.option(
+    "--cpus-per-task",
+    type=click.FloatRange(min=0),
+    default=1,
+    show_default=True,
+    help="CPUs each Ray task holds.",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=16384,
+    show_default=True,
+    help="Most images per Ray task: each task loads its model once, so smaller shards spread "
+    "one model over more workers at the cost of more loads.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | None, device: str,
-             batch_size: int | None, chunk_size: int, depth: int | None, allow_missing: float, download: bool,
-             executor: str, address: str | None, gpus_per_model: float | None, cpus_per_task: float,
-             shard_size: int, as_json: bool) -> None:
+def register(
+    ctx: click.Context,
+    model_ids: tuple[str, ...],
+    samples: Path | None,
+    device: str,
+    batch_size: int | None,
+    chunk_size: int,
+    depth: int | None,
+    allow_missing: float,
+    download: bool,
+    executor: str,
+    address: str | None,
+    gpus_per_model: float | None,
+    cpus_per_task: float,
+    shard_size: int,
+    as_json: bool,
+) -> None:
     """Label installed models on the registry's graph (the ones named, or all not yet labeled).
 
     A label a plugin ships for this graph is imported instead of running the model. With no ids, only
@@ -355,31 +488,52 @@ def register(ctx: click.Context, model_ids: tuple[str, ...], samples: Path | Non
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
-    result = register_models(lambda: open_registry(ctx, write=True), model_ids, samples, download, device=device,
-                             batch_size=batch_size, chunk=chunk_size, depth=depth, allow_missing=allow_missing,
-                             executor=computer)
+    result = register_models(
+        lambda: open_registry(ctx, write=True),
+        model_ids,
+        samples,
+        download,
+        device=device,
+        batch_size=batch_size,
+        chunk=chunk_size,
+        depth=depth,
+        allow_missing=allow_missing,
+        executor=computer,
+    )
     report, imported, not_here = result.report, result.imported, result.not_here
     if as_json:
         emit_json({**asdict(report), "imported": imported, "not_here": not_here})
     else:
         if imported:
-            click.echo(f"imported {len(imported)} label(s) shipped by their plugin: {', '.join(imported)}")
+            click.echo(
+                f"imported {len(imported)} label(s) shipped by their plugin: {', '.join(imported)}"
+            )
         if not_here:
-            click.echo(f"skipped {len(not_here)} model(s) whose weights are not on this machine; to download "
-                       f"and label them: mllzoo register --download (or name ids: mllzoo register MODEL_ID ...)")
+            click.echo(
+                f"skipped {len(not_here)} model(s) whose weights are not on this machine; to download "
+                f"and label them: mllzoo register --download (or name ids: mllzoo register MODEL_ID ...)"
+            )
         rate = report.images_encoded / report.seconds if report.seconds else 0.0
-        click.echo(f"labeled {len(report.labeled)}, already labeled {len(report.skipped)}, "
-                   f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
-                   + (f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
-                      if report.labeled else "")
-                   + _skipped_images(report))
+        click.echo(
+            f"labeled {len(report.labeled)}, already labeled {len(report.skipped)}, "
+            f"failed {len(report.failed)}, busy elsewhere {len(report.busy)}"
+            + (
+                f"; {report.images_encoded} images in {report.seconds:.1f}s ({rate:.0f} img/s)"
+                if report.labeled
+                else ""
+            )
+            + _skipped_images(report)
+        )
     if report.failed and not report.labeled and not report.skipped and not imported:
         sys.exit(1)
 
 
 def _skipped_images(report) -> str:
-    counts = {"missing": report.missing_images, "different": report.different_images,
-              "undecodable": report.undecodable_images}
+    counts = {
+        "missing": report.missing_images,
+        "different": report.different_images,
+        "undecodable": report.undecodable_images,
+    }
     skipped = [f"{n} {kind}" for kind, n in counts.items() if n]
     return f"; sample images skipped: {', '.join(skipped)}" if skipped else ""
 
@@ -398,25 +552,58 @@ def selection_options(command):
     options = [
         click.option("--domain", help='What the images are, e.g. "satellite picture".'),
         click.option("--task", help='What the task is, e.g. "land cover classification".'),
-        click.option("-k", "k", type=int, default=1, show_default=True, help="Models kept per class."),
-        click.option("--alpha", type=float, default=0.7, show_default=True,
-                     help="Weight of a class's own score against the model's mean over the other classes."),
-        click.option("--max-models", type=click.IntRange(min=1), help="Use at most this many models in all."),
-        click.option("--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."),
-        click.option("--captioner", type=click.Choice(["templates", "openai"]),
-                     help="Who describes the classes [default: the captioner setting, else templates; "
-                          "see mllzoo config]."),
-        click.option("--embedder", help="Text embedder id [default: the embedder setting, else minilm]."),
-        click.option("--skip-damaged", is_flag=True,
-                     help="Go on without labels that fail their checksum (one warning each) instead of stopping."),
-        click.option("--models", callback=_id_list, metavar="ID,...",
-                     help="Consider only these labeled models (comma-separated ids)."),
-        click.option("--family", help="Consider only labeled models of this family (e.g. open_clip)."),
-        click.option("--include-uninstalled", is_flag=True,
-                     help="Also consider labeled models whose plugin is not installed here (predict cannot "
-                          "load them; `mllzoo labels list` names the plugin to install)."),
-        click.option("--no-cache", "cache", flag_value=False, default=True,
-                     help="Neither read nor fill the user's cache of class-description embeddings."),
+        click.option(
+            "-k", "k", type=int, default=1, show_default=True, help="Models kept per class."
+        ),
+        click.option(
+            "--alpha",
+            type=float,
+            default=0.7,
+            show_default=True,
+            help="Weight of a class's own score against the model's mean over the other classes.",
+        ),
+        click.option(
+            "--max-models", type=click.IntRange(min=1), help="Use at most this many models in all."
+        ),
+        click.option(
+            "--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."
+        ),
+        click.option(
+            "--captioner",
+            type=click.Choice(["templates", "openai"]),
+            help="Who describes the classes [default: the captioner setting, else templates; "
+            "see mllzoo config].",
+        ),
+        click.option(
+            "--embedder", help="Text embedder id [default: the embedder setting, else minilm]."
+        ),
+        click.option(
+            "--skip-damaged",
+            is_flag=True,
+            help="Go on without labels that fail their checksum (one warning each) instead of stopping.",
+        ),
+        click.option(
+            "--models",
+            callback=_id_list,
+            metavar="ID,...",
+            help="Consider only these labeled models (comma-separated ids).",
+        ),
+        click.option(
+            "--family", help="Consider only labeled models of this family (e.g. open_clip)."
+        ),
+        click.option(
+            "--include-uninstalled",
+            is_flag=True,
+            help="Also consider labeled models whose plugin is not installed here (predict cannot "
+            "load them; `mllzoo labels list` names the plugin to install).",
+        ),
+        click.option(
+            "--no-cache",
+            "cache",
+            flag_value=False,
+            default=True,
+            help="Neither read nor fill the user's cache of class-description embeddings.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -432,11 +619,17 @@ def _recommend(ctx: click.Context, classes: Path | list[str], options: dict):
 @cli.command("recommend")
 @click.argument("classes_file", type=click.Path(path_type=Path))
 @selection_options
-@click.option("--explain", is_flag=True, help="Per class, the matched concepts with their similarity and weight, "
-                                              "and the runner-up model.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Per class, the matched concepts with their similarity and weight, "
+    "and the runner-up model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, explain: bool, **options) -> None:
+def recommend_command(
+    ctx: click.Context, classes_file: Path, as_json: bool, explain: bool, **options
+) -> None:
     """Recommend models for the classes in CLASSES_FILE (one class per line)."""
     from mllzoo.selection.recommend import WEAK_MATCH
 
@@ -445,20 +638,32 @@ def recommend_command(ctx: click.Context, classes_file: Path, as_json: bool, exp
     if as_json:
         emit_json(data)
         return
-    click.echo(f"score: the model's expected F1 on the class's concepts (0-1) | <- the closest graph concepts "
-               f"| [weak]: none matches well (similarity < {WEAK_MATCH})")
+    click.echo(
+        f"score: the model's expected F1 on the class's concepts (0-1) | <- the closest graph concepts "
+        f"| [weak]: none matches well (similarity < {WEAK_MATCH})"
+    )
     for row in data["classes"]:
         models = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in row["models"])
         concepts = ", ".join(concept_names(row["nodes"][:3]))
-        click.echo(f"{row['name']:<28} {models}   <- {concepts}{'   [weak]' if row['weak'] else ''}")
+        click.echo(
+            f"{row['name']:<28} {models}   <- {concepts}{'   [weak]' if row['weak'] else ''}"
+        )
         if explain:
             for node, name in zip(row["nodes"], concept_names(row["nodes"])):
-                click.echo(f"    {name:<30} similarity {node['similarity']:.3f}  weight {node['weight']:.3f}")
+                click.echo(
+                    f"    {name:<30} similarity {node['similarity']:.3f}  weight {node['weight']:.3f}"
+                )
             runner = row["runner_up"]
-            click.echo(f"    runner-up: {runner['id']} ({runner['score']:.3f})" if runner else "    runner-up: none")
+            click.echo(
+                f"    runner-up: {runner['id']} ({runner['score']:.3f})"
+                if runner
+                else "    runner-up: none"
+            )
     click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
     for plugin in dict.fromkeys(data["plugins"].values()):
-        click.echo(f"{plugin} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}")
+        click.echo(
+            f"{plugin} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}"
+        )
 
 
 def concept_names(nodes: list[dict]) -> list[str]:
@@ -469,15 +674,29 @@ def concept_names(nodes: list[dict]) -> list[str]:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--classes", "classes_file", required=True, type=click.Path(path_type=Path),
-              help="Class file: one class per line.")
+@click.option(
+    "--classes",
+    "classes_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Class file: one class per line.",
+)
 @selection_options
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
+@click.option(
+    "--batch-size", type=int, default=64, show_default=True, help="Images per forward pass."
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, device: str, batch_size: int,
-            as_json: bool, **options) -> None:
+def predict(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    classes_file: Path,
+    device: str,
+    batch_size: int,
+    as_json: bool,
+    **options,
+) -> None:
     """Classify images (files or folders) with the ensemble of recommended models.
 
     A folder whose sub-folders are class names is scored and its accuracy printed.
@@ -488,10 +707,15 @@ def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, dev
     names = read_classes(classes_file)  # every input checked before selection and model loads
     images, truth, unmatched = gather_images(paths, names)
     if unmatched:
-        folders = ", ".join(f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5])
-        click.echo(f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
-                   f"class are predicted but left out of the accuracy: {folders}"
-                   f"{' ...' if len(unmatched) > 5 else ''}", err=True)
+        folders = ", ".join(
+            f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5]
+        )
+        click.echo(
+            f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
+            f"class are predicted but left out of the accuracy: {folders}"
+            f"{' ...' if len(unmatched) > 5 else ''}",
+            err=True,
+        )
     result = _recommend(ctx, names, {**options, "runnable": True})
     ensemble = result.ensemble(device=device, batch_size=batch_size)
     labels = ensemble.predict(images)
@@ -500,37 +724,71 @@ def predict(ctx: click.Context, paths: tuple[Path, ...], classes_file: Path, dev
     report = per_class_report(names, truth, labels)
     rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
     if as_json:
-        emit_json({"predictions": rows, "accuracy": accuracy, "per_class": report, "models": result.models,
-                   "unreadable": len(ensemble.unreadable), "unmatched_folders": unmatched})
+        emit_json(
+            {
+                "predictions": rows,
+                "accuracy": accuracy,
+                "per_class": report,
+                "models": result.models,
+                "unreadable": len(ensemble.unreadable),
+                "unmatched_folders": unmatched,
+            }
+        )
         return
     for row in rows:
         click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
     if accuracy is not None:
-        click.echo(f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}")
+        click.echo(
+            f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}"
+        )
         for entry in report:
-            confusions = ", ".join(f"{c['class']} ({c['images']})" for c in entry["confused_with"]) or "none"
-            click.echo(f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
-                       f"{confusions}")
+            confusions = (
+                ", ".join(f"{c['class']} ({c['images']})" for c in entry["confused_with"]) or "none"
+            )
+            click.echo(
+                f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
+                f"{confusions}"
+            )
 
 
 @cli.command()
 @click.argument("tasks_dir", type=click.Path(path_type=Path))
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a PNG: accuracy per task by method, and accuracy against hub size.")
-@click.option("--orders", default=10, show_default=True, help="Random hub orders for the growth curve (0: none).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG: accuracy per task by method, and accuracy against hub size.",
+)
+@click.option(
+    "--orders",
+    default=10,
+    show_default=True,
+    help="Random hub orders for the growth curve (0: none).",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
+@click.option(
+    "--batch-size", type=int, default=64, show_default=True, help="Images per forward pass."
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
-def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: int, device: str, batch_size: int,
-          as_json: bool) -> None:
+def bench(
+    ctx: click.Context,
+    tasks_dir: Path,
+    plot_path: Path | None,
+    orders: int,
+    device: str,
+    batch_size: int,
+    as_json: bool,
+) -> None:
     """Compare MLL with the usual choices on ImageFolder tasks in TASKS_DIR (accuracy and cost)."""
     from mllzoo.evaluation.bench import METHODS, plot, run_bench
     from mllzoo.extras import require
 
     if plot_path:  # before the models run, not after
         require("matplotlib", "bench", "mllzoo bench --plot")
-    result = run_bench(open_registry(ctx), tasks_dir, device=device, batch_size=batch_size, orders=orders)
+    result = run_bench(
+        open_registry(ctx), tasks_dir, device=device, batch_size=batch_size, orders=orders
+    )
     if plot_path:
         plot(result, plot_path)
     if as_json:
@@ -538,18 +796,34 @@ def bench(ctx: click.Context, tasks_dir: Path, plot_path: Path | None, orders: i
         return
     click.echo(f"{'task':<18}{'classes':>8}{'images':>8}" + "".join(f"{m:>14}" for m in METHODS))
     for row in result["tasks"]:
-        click.echo(f"{row['name']:<18}{row['classes']:>8}{row['images']:>8}"
-                   + "".join(f"{row['accuracy'][m]:>14.3f}" for m in METHODS))
+        click.echo(
+            f"{row['name']:<18}{row['classes']:>8}{row['images']:>8}"
+            + "".join(f"{row['accuracy'][m]:>14.3f}" for m in METHODS)
+        )
     click.echo(f"{'average':<34}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
-    loaded = sum(row["cost"]["mll_k1"]["models_loaded"] for row in result["tasks"]) / len(result["tasks"])
-    click.echo(f"MLL k=1 loads {loaded:.1f} of {len(result['models'])} models per task on average"
-               + (f"; plot written to {plot_path}" if plot_path else ""))
+    loaded = sum(row["cost"]["mll_k1"]["models_loaded"] for row in result["tasks"]) / len(
+        result["tasks"]
+    )
+    click.echo(
+        f"MLL k=1 loads {loaded:.1f} of {len(result['models'])} models per task on average"
+        + (f"; plot written to {plot_path}" if plot_path else "")
+    )
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 serves every network this machine is on).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 serves every network this machine is on).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Web pages over the registry (Datasette, read-only): recommend, models, concepts, compare, with JSON."""

@@ -45,7 +45,9 @@ class OpenAIEmbedder:
 
         rows: list[np.ndarray] = []
         for start in range(0, len(texts), 512):
-            response = client().embeddings.create(model=EMBEDDING_MODEL, input=texts[start:start + 512])
+            response = client().embeddings.create(
+                model=EMBEDDING_MODEL, input=texts[start : start + 512]
+            )
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -51,20 +51,38 @@ def load_tasks(tasks_dir: Path) -> list[Task]:
         raise MllzooError(f"tasks folder not found: {tasks_dir}")
     tasks = []
     for folder in sorted(p for p in tasks_dir.iterdir() if p.is_dir()):
-        labeled = [(str(file), name) for file, name in class_folder_images(folder) if name is not None]
+        labeled = [
+            (str(file), name) for file, name in class_folder_images(folder) if name is not None
+        ]
         class_names = sorted({name for _, name in labeled})
         if len(class_names) < 2:
             continue
         index = {name: y for y, name in enumerate(class_names)}
-        card = json.loads((folder / "task.json").read_text()) if (folder / "task.json").exists() else {}
-        tasks.append(Task(folder.name, [display_name(c) for c in class_names], [file for file, _ in labeled],
-                          np.array([index[name] for _, name in labeled]), card.get("domain"), card.get("task")))
+        card = (
+            json.loads((folder / "task.json").read_text())
+            if (folder / "task.json").exists()
+            else {}
+        )
+        tasks.append(
+            Task(
+                folder.name,
+                [display_name(c) for c in class_names],
+                [file for file, _ in labeled],
+                np.array([index[name] for _, name in labeled]),
+                card.get("domain"),
+                card.get("task"),
+            )
+        )
     if not tasks:
-        raise MllzooError(f"no ImageFolder task (a folder of class-named sub-folders) in {tasks_dir}")
+        raise MllzooError(
+            f"no ImageFolder task (a folder of class-named sub-folders) in {tasks_dir}"
+        )
     return tasks
 
 
-def model_probabilities(model_ids: list[str], tasks: list[Task], device: str, batch_size: int) -> dict:
+def model_probabilities(
+    model_ids: list[str], tasks: list[Task], device: str, batch_size: int
+) -> dict:
     """``{model_id: {task: softmax probabilities [images, classes]}}``, each model loaded once."""
     catalog = discover_models()
     missing = [m for m in model_ids if m not in catalog]
@@ -79,7 +97,9 @@ def model_probabilities(model_ids: list[str], tasks: list[Task], device: str, ba
             vectors = class_vectors(model, task.classes, task.domain)
             probs, ok = zero_shot_probabilities(model, vectors, caches[task.name], batch_size)
             if len(ok) != len(task.images):
-                raise MllzooError(f"task {task.name} has unreadable images; remove them to benchmark")
+                raise MllzooError(
+                    f"task {task.name} has unreadable images; remove them to benchmark"
+                )
             out[model_id][task.name] = probs
     return out
 
@@ -97,18 +117,26 @@ def leaderboard(selector: Selector) -> list[str]:
     top1 = {m: selector.metadata.get(m, {}).get("imagenet_top1") for m in selector.model_ids}
     if all(v is not None for v in top1.values()):
         return sorted(selector.model_ids, key=lambda m: -top1[m])
-    sample_accuracy = {m: float((label.rank[label.rank >= 0] == 0).mean())
-                       for m, label in zip(selector.model_ids, selector.whole_labels())}
+    sample_accuracy = {
+        m: float((label.rank[label.rank >= 0] == 0).mean())
+        for m, label in zip(selector.model_ids, selector.whole_labels())
+    }
     return sorted(selector.model_ids, key=lambda m: -sample_accuracy[m])
 
 
-def mll_accuracy(selector: Selector, task: Task, probs: dict, k: int, models: list[str] | None = None):
+def mll_accuracy(
+    selector: Selector, task: Task, probs: dict, k: int, models: list[str] | None = None
+):
     """Accuracy of MLL's selection and reuse, its models, and the selection's wall time."""
     started = time.perf_counter()
     rec = selector.recommend(task.classes, task.domain, task.task, k=k, models=models)
     seconds = time.perf_counter() - started
     votes = rec.votes()
-    return ensemble_accuracy([probs[m][task.name] for m in votes], list(votes.values()), task.truth), rec.models, seconds
+    return (
+        ensemble_accuracy([probs[m][task.name] for m in votes], list(votes.values()), task.truth),
+        rec.models,
+        seconds,
+    )
 
 
 def score_task(selector: Selector, task: Task, probs: dict, models: list[str]) -> dict:
@@ -120,22 +148,42 @@ def score_task(selector: Selector, task: Task, probs: dict, models: list[str]) -
     k1, k1_models, k1_seconds = mll_accuracy(selector, task, probs, 1, models)
     k3, k3_models, k3_seconds = mll_accuracy(selector, task, probs, 3, models)
     acc = {
-        "mll_k1": k1, "mll_k3": k3,
+        "mll_k1": k1,
+        "mll_k3": k3,
         "inb": singles[board[0]],
-        "inb_k3": ensemble_accuracy([probs[m][task.name] for m in board[:3]], everyone[:3], task.truth),
+        "inb_k3": ensemble_accuracy(
+            [probs[m][task.name] for m in board[:3]], everyone[:3], task.truth
+        ),
         "oracle_single": max(singles.values()),
-        "all_models": ensemble_accuracy([probs[m][task.name] for m in models], everyone, task.truth),
+        "all_models": ensemble_accuracy(
+            [probs[m][task.name] for m in models], everyone, task.truth
+        ),
         "mean_single": float(np.mean(list(singles.values()))),
     }
-    used = {"mll_k1": len(k1_models), "mll_k3": len(k3_models), "inb": 1, "inb_k3": min(3, len(models)),
-            "oracle_single": len(models), "all_models": len(models), "mean_single": 1}
-    cost: dict[str, dict[str, Any]] = {m: {"models_loaded": used[m], "image_forward_passes": used[m] * n} for m in METHODS}
+    used = {
+        "mll_k1": len(k1_models),
+        "mll_k3": len(k3_models),
+        "inb": 1,
+        "inb_k3": min(3, len(models)),
+        "oracle_single": len(models),
+        "all_models": len(models),
+        "mean_single": 1,
+    }
+    cost: dict[str, dict[str, Any]] = {
+        m: {"models_loaded": used[m], "image_forward_passes": used[m] * n} for m in METHODS
+    }
     cost["mll_k1"]["selection_seconds"] = round(k1_seconds, 4)
     cost["mll_k3"]["selection_seconds"] = round(k3_seconds, 4)
     cost["mll_k1"]["models"], cost["mll_k3"]["models"] = k1_models, k3_models
     cost["inb"]["models"] = board[:1]
     cost["oracle_single"]["models"] = [max(singles, key=lambda m: singles[m])]
-    return {"name": task.name, "classes": len(task.classes), "images": n, "accuracy": acc, "cost": cost}
+    return {
+        "name": task.name,
+        "classes": len(task.classes),
+        "images": n,
+        "accuracy": acc,
+        "cost": cost,
+    }
 
 
 def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed: int) -> dict:
@@ -155,15 +203,25 @@ def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed
     return {key: np.mean(value, axis=0).round(4).tolist() for key, value in curves.items()}
 
 
-def run_bench(registry: Registry, tasks_dir: Path, device: str = "auto", batch_size: int = 64,
-              orders: int = 10, seed: int = 0) -> dict:
+def run_bench(
+    registry: Registry,
+    tasks_dir: Path,
+    device: str = "auto",
+    batch_size: int = 64,
+    orders: int = 10,
+    seed: int = 0,
+) -> dict:
     selector = Selector(registry, captioner="templates", keep_labels=True)
     tasks = load_tasks(tasks_dir)
     probs = model_probabilities(selector.model_ids, tasks, device, batch_size)
     rows = [score_task(selector, task, probs, selector.model_ids) for task in tasks]
     average = {m: round(float(np.mean([r["accuracy"][m] for r in rows])), 4) for m in METHODS}
-    return {"tasks": rows, "average": average, "models": selector.model_ids,
-            "growth": growth(selector, tasks, probs, orders, seed) if orders else None}
+    return {
+        "tasks": rows,
+        "average": average,
+        "models": selector.model_ids,
+        "growth": growth(selector, tasks, probs, orders, seed) if orders else None,
+    }
 
 
 def plot(result: dict, path: Path) -> None:

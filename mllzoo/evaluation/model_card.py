@@ -18,10 +18,14 @@ from mllzoo.store.registry import Registry
 if TYPE_CHECKING:
     from mllzoo.graph.concept_graph import Graph
 
-MIN_SAMPLES = 3  # a concept with fewer readable samples says too little to rank it strongest or weakest
+MIN_SAMPLES = (
+    3  # a concept with fewer readable samples says too little to rank it strongest or weakest
+)
 
 
-def concept_accuracy(label: labels.Label, samples: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+def concept_accuracy(
+    label: labels.Label, samples: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per node: the share of its readable samples ranked first (NaN without any), and how many it has."""
     readable = label.rank >= 0
     nodes = samples[readable, 0]
@@ -46,12 +50,24 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     entry = catalog.get(model_id)
     card: dict[str, Any]
     if entry is not None:
-        card = {"id": model_id, "family": entry.spec.family, "plugin": entry.plugin,
-                "plugin_version": entry.plugin_version, "installed": True, "metadata": entry.spec.metadata()}
+        card = {
+            "id": model_id,
+            "family": entry.spec.family,
+            "plugin": entry.plugin,
+            "plugin_version": entry.plugin_version,
+            "installed": True,
+            "metadata": entry.spec.metadata(),
+        }
     else:
         assert row is not None  # known to the catalogue or the registry, checked above
-        card = {"id": model_id, "family": row["family"], "plugin": row["plugin"],
-                "plugin_version": row["plugin_version"], "installed": False, "metadata": row["metadata"]}
+        card = {
+            "id": model_id,
+            "family": row["family"],
+            "plugin": row["plugin"],
+            "plugin_version": row["plugin_version"],
+            "installed": False,
+            "metadata": row["metadata"],
+        }
     graph_id = registry.current_graph_id()
     card["labeled"] = graph_id is not None and model_id in registry.labeled_model_ids(graph_id)
     if not card["labeled"]:
@@ -61,16 +77,30 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     label = labels.Label.from_arrays(arrays, meta)
     accuracy, counts = concept_accuracy(label, graph.samples, len(graph.nodes))
     readable = label.rank >= 0
-    card["label"] = {"graph": graph.id, "created": registry.label_created(model_id, graph.id),
-                     "depth": meta.get("depth"), "samples": int(len(label.rank)),
-                     "readable_samples": int(readable.sum()),
-                     "ranked_first": round(float((label.rank[readable] == 0).mean()) if readable.any() else 0.0, 6)}
-    ranked = [n for n in np.argsort(-np.nan_to_num(accuracy, nan=-1), kind="stable") if counts[n] >= MIN_SAMPLES]
+    card["label"] = {
+        "graph": graph.id,
+        "created": registry.label_created(model_id, graph.id),
+        "depth": meta.get("depth"),
+        "samples": int(len(label.rank)),
+        "readable_samples": int(readable.sum()),
+        "ranked_first": round(
+            float((label.rank[readable] == 0).mean()) if readable.any() else 0.0, 6
+        ),
+    }
+    ranked = [
+        n
+        for n in np.argsort(-np.nan_to_num(accuracy, nan=-1), kind="stable")
+        if counts[n] >= MIN_SAMPLES
+    ]
 
     def concept(n: int) -> dict:
         node = graph.nodes[n]
-        return {"synset": node.synset, "name": node.name, "accuracy": round(float(accuracy[n]), 6),
-                "samples": int(counts[n])}
+        return {
+            "synset": node.synset,
+            "name": node.name,
+            "accuracy": round(float(accuracy[n]), 6),
+            "samples": int(counts[n]),
+        }
 
     card["strongest"] = [concept(n) for n in ranked[:top]]
     card["weakest"] = [concept(n) for n in ranked[::-1][:top]]

@@ -56,14 +56,22 @@ class Graph:
     def samples(self) -> np.ndarray:
         """The (node, image) pairs, sorted by node; a graph loaded without them (selection) has none to give."""
         if self.sample_pairs is None:
-            raise AttributeError("this graph was loaded without its samples (load_graph(samples=True))")
+            raise AttributeError(
+                "this graph was loaded without its samples (load_graph(samples=True))"
+            )
         return self.sample_pairs
 
     def info(self) -> dict:
         edges = sum(len(node.parents) for node in self.nodes)
-        return {"id": self.id, "nodes": len(self.nodes), "edges": edges, "images": len(self.image_hashes),
-                "samples": int(len(self.samples)), "depth": max((n.depth for n in self.nodes), default=0),
-                "leaves": len(self.nodes) - len({p for n in self.nodes for p in n.parents})}
+        return {
+            "id": self.id,
+            "nodes": len(self.nodes),
+            "edges": edges,
+            "images": len(self.image_hashes),
+            "samples": int(len(self.samples)),
+            "depth": max((n.depth for n in self.nodes), default=0),
+            "leaves": len(self.nodes) - len({p for n in self.nodes for p in n.parents}),
+        }
 
 
 def caption(lemma: str, definition: str) -> str:
@@ -121,8 +129,10 @@ def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Gra
                 skipped.append(relative)
     leaf_images = {name: imgs for name, imgs in leaf_images.items() if imgs}
     if not leaf_images:
-        raise MllzooError(f"no synset-named folder with images in {samples_dir}"
-                          + (f" (unknown names: {', '.join(unknown[:5])})" if unknown else ""))
+        raise MllzooError(
+            f"no synset-named folder with images in {samples_dir}"
+            + (f" (unknown names: {', '.join(unknown[:5])})" if unknown else "")
+        )
 
     # every node with the set of its own and descendants' images
     pools: dict[str, dict[str, str]] = {}
@@ -140,13 +150,24 @@ def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Gra
     for name in names:
         synset = wn.synset(name)
         lemma = synset.lemma_names()[0].replace("_", " ")
-        nodes.append(Node(
-            idx=index[name], synset=name, wnid=f"n{synset.offset():08d}", name=lemma,
-            definition=synset.definition(), caption=caption(lemma, synset.definition()),
-            depth=synset.min_depth(), parents=sorted(index[p.name()] for p in _hypernyms(synset) if p.name() in index),
-        ))
+        nodes.append(
+            Node(
+                idx=index[name],
+                synset=name,
+                wnid=f"n{synset.offset():08d}",
+                name=lemma,
+                definition=synset.definition(),
+                caption=caption(lemma, synset.definition()),
+                depth=synset.min_depth(),
+                parents=sorted(index[p.name()] for p in _hypernyms(synset) if p.name() in index),
+            )
+        )
         pool = sorted(pools[name].items())
-        chosen = pool if len(pool) <= max_per_node else random.Random(f"{seed}:{name}").sample(pool, max_per_node)
+        chosen = (
+            pool
+            if len(pool) <= max_per_node
+            else random.Random(f"{seed}:{name}").sample(pool, max_per_node)
+        )
         for digest, path in chosen:
             image_paths[image_index[digest]] = path
             pairs.append((index[name], image_index[digest]))
@@ -158,7 +179,9 @@ def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Gra
     samples[:, 1] = remap[samples[:, 1]]
     image_hashes = [image_hashes[i] for i in used]
     image_paths = [image_paths[i] for i in used]
-    graph_id = hashlib.sha1(json.dumps([names, image_hashes, samples.tolist()]).encode()).hexdigest()[:12]
+    graph_id = hashlib.sha1(
+        json.dumps([names, image_hashes, samples.tolist()]).encode()
+    ).hexdigest()[:12]
     return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown, skipped)
 
 
@@ -173,12 +196,19 @@ def save_graph(registry: Registry, graph: Graph, source: str) -> None:
     samples (a clone, a shipped registry) finds its own copy and names no path of the machine that built it.
     """
     relative = os.path.relpath(Path(source).resolve(), registry.path.resolve().parent)
-    registry.save_graph(graph.id, Path(source).name, {"source": Path(relative).as_posix(), **graph.info()},
-                        ({**node.__dict__, "parents": json.dumps(node.parents)} for node in graph.nodes),
-                        zip(graph.image_hashes, graph.image_paths), graph.samples)
+    registry.save_graph(
+        graph.id,
+        Path(source).name,
+        {"source": Path(relative).as_posix(), **graph.info()},
+        ({**node.__dict__, "parents": json.dumps(node.parents)} for node in graph.nodes),
+        zip(graph.image_hashes, graph.image_paths),
+        graph.samples,
+    )
 
 
-def load_graph(registry: Registry, graph_id: str | None = None, images: bool = True, samples: bool = True) -> Graph:
+def load_graph(
+    registry: Registry, graph_id: str | None = None, images: bool = True, samples: bool = True
+) -> Graph:
     """Read a graph back (the current one by default); no WordNet needed.
 
     Selection needs only the nodes: ``images=False`` leaves the image lists empty and
@@ -186,12 +216,19 @@ def load_graph(registry: Registry, graph_id: str | None = None, images: bool = T
     """
     graph_id = graph_id or registry.require_graph_id()
     rows = registry.graph_nodes(graph_id)
-    parents = json.loads("[" + ",".join(row[-1] for row in rows) + "]")  # one parse, not one per node
+    parents = json.loads(
+        "[" + ",".join(row[-1] for row in rows) + "]"
+    )  # one parse, not one per node
     # each row is Node's fields in order, parents last (registry.graph_nodes); mypy cannot see a row's length
     nodes = [Node(*row[:-1], node_parents) for row, node_parents in zip(rows, parents)]  # type: ignore[call-arg]
     image_rows = registry.graph_images(graph_id) if images else []
-    return Graph(graph_id, nodes, [h for h, _ in image_rows], [p for _, p in image_rows],
-                 registry.graph_samples(graph_id) if samples else None)
+    return Graph(
+        graph_id,
+        nodes,
+        [h for h, _ in image_rows],
+        [p for _, p in image_rows],
+        registry.graph_samples(graph_id) if samples else None,
+    )
 
 
 def graph_source(registry: Registry, graph_id: str) -> str | None:
@@ -208,5 +245,7 @@ def samples_root_for(registry: Registry, graph_id: str, samples: Path | None) ->
         return Path(samples)
     source = graph_source(registry, graph_id)
     if source is None:
-        raise MllzooError("the registry does not say where the graph's images are: pass --samples DIR")
+        raise MllzooError(
+            "the registry does not say where the graph's images are: pass --samples DIR"
+        )
     return Path(source)

@@ -16,11 +16,23 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from mllzoo.graph.samples import DIFFERENT, IMAGE_SUFFIXES, UnavailableSample, read_regular, read_sample, sample_hash
+from mllzoo.graph.samples import (
+    DIFFERENT,
+    IMAGE_SUFFIXES,
+    UnavailableSample,
+    read_regular,
+    read_sample,
+    sample_hash,
+)
 
 UNDECODABLE = "undecodable"
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
-              Image.DecompressionBombWarning)
+UNREADABLE = (
+    OSError,
+    UnidentifiedImageError,
+    ValueError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def decode_rgb(data: bytes) -> Image.Image | None:
@@ -54,7 +66,9 @@ def open_rgb(path: Path) -> Image.Image | None:
 def class_folder_images(folder: Path) -> list[tuple[Path, str | None]]:
     """Every image file under ``folder`` (sorted, sub-folders included) with the name of the folder that
     holds it, or None for files directly in ``folder``: an ImageFolder's images and their class names."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     return [(file, file.parent.name if file.parent != Path(folder) else None) for file in files]
 
 
@@ -71,8 +85,14 @@ class ImageCache:
     images known to be unavailable before any read.
     """
 
-    def __init__(self, root: Path | None, paths: list[str], budget_bytes: int = 2 * 1024**3,
-                 hashes: list[str] | None = None, skip: dict[int, str] | None = None):
+    def __init__(
+        self,
+        root: Path | None,
+        paths: list[str],
+        budget_bytes: int = 2 * 1024**3,
+        hashes: list[str] | None = None,
+        skip: dict[int, str] | None = None,
+    ):
         self.root = None if root is None else Path(root)
         self.paths = paths
         self.hashes = hashes
@@ -89,7 +109,11 @@ class ImageCache:
     def _open(self, i: int) -> Image.Image | None:
         """Image ``i`` decoded, or None with its reason recorded in ``status``."""
         try:
-            data = read_regular(self.path(i)) if self.root is None else read_sample(self.root, self.paths[i])
+            data = (
+                read_regular(self.path(i))
+                if self.root is None
+                else read_sample(self.root, self.paths[i])
+            )
         except UnavailableSample as exc:
             self.status[i] = exc.kind
             return None
@@ -102,7 +126,9 @@ class ImageCache:
             self.status[i] = UNDECODABLE
         return image
 
-    def chunk(self, key: str, preprocess: Callable[[Image.Image], Any], start: int, stop: int) -> tuple[Any, list[int]]:
+    def chunk(
+        self, key: str, preprocess: Callable[[Image.Image], Any], start: int, stop: int
+    ) -> tuple[Any, list[int]]:
         """``(tensor [n_ok, 3, H, W], indices of the readable images)`` for images ``start:stop``."""
         cache_key = (key, start, stop)
         if cache_key in self._chunks:

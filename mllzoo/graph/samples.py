@@ -44,7 +44,9 @@ def read_regular(path: Path, max_bytes: int = MAX_SAMPLE_BYTES) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise UnavailableSample(MISSING, f"cannot open: {getattr(exc, 'strerror', None) or exc}") from None
+        raise UnavailableSample(
+            MISSING, f"cannot open: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -104,21 +106,32 @@ class SampleCheck:
         return {**{i: MISSING for i in self.missing}, **{i: DIFFERENT for i in self.different}}
 
     def to_dict(self, paths: list[str]) -> dict:
-        return {"graph": self.graph, "samples": self.folder, "images": self.images, "present": self.present,
-                "missing": len(self.missing), "different": len(self.different), "ok": self.ok,
-                "missing_paths": sorted(paths[i] for i in self.missing)[:SHOWN_PATHS],
-                "different_paths": sorted(paths[i] for i in self.different)[:SHOWN_PATHS]}
+        return {
+            "graph": self.graph,
+            "samples": self.folder,
+            "images": self.images,
+            "present": self.present,
+            "missing": len(self.missing),
+            "different": len(self.different),
+            "ok": self.ok,
+            "missing_paths": sorted(paths[i] for i in self.missing)[:SHOWN_PATHS],
+            "different_paths": sorted(paths[i] for i in self.different)[:SHOWN_PATHS],
+        }
 
     def summary(self) -> str:
-        return (f"{self.present} of {self.images} sample images of graph {self.graph} present and identical in "
-                f"{self.folder}; {len(self.missing)} missing, {len(self.different)} different")
+        return (
+            f"{self.present} of {self.images} sample images of graph {self.graph} present and identical in "
+            f"{self.folder}; {len(self.missing)} missing, {len(self.different)} different"
+        )
 
 
 def check_samples(graph_id: str, hashes: list[str], paths: list[str], root: Path) -> SampleCheck:
     """Read and hash every image of the graph in ``root`` (one read per image, no decoding)."""
     root = Path(root)
     if not root.is_dir():
-        raise MllzooError(f"sample folder not found: {root} (the shipped graph's samples: `make samples`)")
+        raise MllzooError(
+            f"sample folder not found: {root} (the shipped graph's samples: `make samples`)"
+        )
     check = SampleCheck(graph_id, str(root), len(paths))
     for i, (digest, relative) in enumerate(zip(hashes, paths)):
         try:
@@ -131,11 +144,14 @@ def check_samples(graph_id: str, hashes: list[str], paths: list[str], root: Path
     return check
 
 
-def refuse_beyond_tolerance(missing: int, different: int, images: int, allow: float, folder: str) -> None:
+def refuse_beyond_tolerance(
+    missing: int, different: int, images: int, allow: float, folder: str
+) -> None:
     """One line when more than ``allow`` (a share) of the images, or all of them, are missing or different."""
     if missing + different > allow * images or missing + different >= images:
         raise MllzooError(
             f"{missing} missing and {different} different of {images} sample images in {folder} "
             f"(more than {allow:.1%} or all); no label is stored from images it did not see: get the graph's samples "
             "(`make samples` for the shipped graph), verify them with `mllzoo graph check --samples DIR`, "
-            "or accept the gap with --allow-missing FRACTION")
+            "or accept the gap with --allow-missing FRACTION"
+        )

@@ -11,8 +11,22 @@ import shutil
 from pathlib import Path
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
-FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj",
-         "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc", "index.sense", "cntlist.rev")
+FILES = (
+    "data.noun",
+    "data.verb",
+    "data.adj",
+    "data.adv",
+    "index.noun",
+    "index.verb",
+    "index.adj",
+    "index.adv",
+    "noun.exc",
+    "verb.exc",
+    "adj.exc",
+    "adv.exc",
+    "index.sense",
+    "cntlist.rev",
+)
 # The 45 lexicographer files in WordNet's order (lexnames(5WN)); NLTK needs them as `lexnames`.
 LEXNAMES = (
     "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
@@ -31,8 +45,10 @@ def install(nltk_data: Path, source: Path = DEBIAN_WORDNET) -> Path:
         return target
     missing = [name for name in FILES if not (source / name).exists()]
     if missing:
-        raise SystemExit(f"WordNet files missing from {source} ({', '.join(missing)}): "
-                         "apt-get install wordnet-base wordnet-sense-index")
+        raise SystemExit(
+            f"WordNet files missing from {source} ({', '.join(missing)}): "
+            "apt-get install wordnet-base wordnet-sense-index"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(source / name, target / name)
@@ -43,11 +59,21 @@ def install(nltk_data: Path, source: Path = DEBIAN_WORDNET) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mllzoo.graph.wordnet_setup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("nltk_data", type=Path, metavar="NLTK_DATA_DIR",
-                        help="folder NLTK reads (set NLTK_DATA to it); WordNet goes to corpora/wordnet inside")
-    parser.add_argument("--source", type=Path, default=DEBIAN_WORDNET,
-                        help=f"where the Debian WordNet files are [default: {DEBIAN_WORDNET}]")
+    parser = argparse.ArgumentParser(
+        prog="python -m mllzoo.graph.wordnet_setup", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "nltk_data",
+        type=Path,
+        metavar="NLTK_DATA_DIR",
+        help="folder NLTK reads (set NLTK_DATA to it); WordNet goes to corpora/wordnet inside",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=DEBIAN_WORDNET,
+        help=f"where the Debian WordNet files are [default: {DEBIAN_WORDNET}]",
+    )
     args = parser.parse_args(argv)
     print(f"WordNet ready in {install(args.nltk_data, args.source)}")
 

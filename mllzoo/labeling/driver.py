@@ -35,7 +35,13 @@ from mllzoo.defaults import CHUNK
 from mllzoo.errors import InvalidLabel, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph
 from mllzoo.graph.images import UNDECODABLE, ImageCache
-from mllzoo.graph.samples import DEFAULT_ALLOW_MISSING, DIFFERENT, MISSING, check_samples, refuse_beyond_tolerance
+from mllzoo.graph.samples import (
+    DEFAULT_ALLOW_MISSING,
+    DIFFERENT,
+    MISSING,
+    check_samples,
+    refuse_beyond_tolerance,
+)
 from mllzoo.models.catalog import CatalogEntry
 from mllzoo.models.vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
 from mllzoo.plugins import one_line
@@ -95,7 +101,9 @@ class PartDone:
     start: int
     stop: int
     arrays: dict[str, np.ndarray]
-    unavailable: dict[int, str]  # images of the range not seen, and why (missing, different, undecodable)
+    unavailable: dict[
+        int, str
+    ]  # images of the range not seen, and why (missing, different, undecodable)
     dim: int
     device: str
     image_decodes: int
@@ -118,8 +126,15 @@ class Executor(Protocol):
     any order; it must not write to the registry.
     """
 
-    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]: ...
+    def run(
+        self,
+        works: Iterable[ModelWork],
+        graph: Graph,
+        samples_root: Path,
+        device: str,
+        batch_size: int | None,
+        depth: int | None,
+    ) -> Generator[Event, None, None]: ...
 
 
 class LocalExecutor:
@@ -128,18 +143,34 @@ class LocalExecutor:
     def __init__(self, cache_bytes: int = 2 * 1024**3):
         self.cache_bytes = cache_bytes
 
-    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
+    def run(
+        self,
+        works: Iterable[ModelWork],
+        graph: Graph,
+        samples_root: Path,
+        device: str,
+        batch_size: int | None,
+        depth: int | None,
+    ) -> Generator[Event, None, None]:
         device = resolve_device(device)
         batch_size = batch_size or default_batch_size(device)
-        cache = ImageCache(Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes)
+        cache = ImageCache(
+            Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes
+        )
         captions = CaptionFeatures(graph.captions)
         for work in works:
             yield from compute_parts(work, graph, cache, captions, device, batch_size, depth)
 
 
-def compute_parts(work: ModelWork, graph: Graph, cache: ImageCache, captions: CaptionFeatures, device: str,
-                  batch_size: int, depth: int | None) -> Iterator[Event]:
+def compute_parts(
+    work: ModelWork,
+    graph: Graph,
+    cache: ImageCache,
+    captions: CaptionFeatures,
+    device: str,
+    batch_size: int,
+    depth: int | None,
+) -> Iterator[Event]:
     """Load the model through the plugin hooks and compute its parts for ``work.ranges``, in order.
 
     What every executor runs, locally or on a Ray worker; a failure ends the model with
@@ -153,8 +184,17 @@ def compute_parts(work: ModelWork, graph: Graph, cache: ImageCache, captions: Ca
         for start, stop in work.ranges:
             arrays = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
             unavailable = {i: cache.status[i] for i in range(start, stop) if i in cache.status}
-            yield PartDone(model_id, start, stop, arrays, unavailable, int(text.shape[1]), model.device,
-                           cache.decodes - decodes, captions.encodings - encodings)
+            yield PartDone(
+                model_id,
+                start,
+                stop,
+                arrays,
+                unavailable,
+                int(text.shape[1]),
+                model.device,
+                cache.decodes - decodes,
+                captions.encodings - encodings,
+            )
             decodes, encodings = cache.decodes, captions.encodings
     except Exception as exc:  # one failing model must not stop the others
         yield ModelFailed(model_id, one_line(exc))
@@ -165,18 +205,31 @@ def chunk_bounds(n_images: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk, n_images)) for start in range(0, n_images, chunk)]
 
 
-def part_identity(entry: CatalogEntry, graph: Graph, start: int, stop: int, depth: int | None) -> np.ndarray:
+def part_identity(
+    entry: CatalogEntry, graph: Graph, start: int, stop: int, depth: int | None
+) -> np.ndarray:
     """Everything that shapes a saved part, as canonical JSON bytes stored beside its arrays: a part
     is reused only when its identity equals the current run's for the same chunk."""
-    identity = {"model": entry.spec.id, "plugin": entry.plugin, "plugin_version": entry.plugin_version,
-                "graph": graph.id, "format": labels.FORMAT, "start": start, "stop": stop,
-                "depth": depth or "auto", "budget_bytes": labels.BUDGET_BYTES,
-                "n_images": len(graph.image_paths), "n_samples": len(graph.samples), "n_nodes": len(graph.nodes)}
+    identity = {
+        "model": entry.spec.id,
+        "plugin": entry.plugin,
+        "plugin_version": entry.plugin_version,
+        "graph": graph.id,
+        "format": labels.FORMAT,
+        "start": start,
+        "stop": stop,
+        "depth": depth or "auto",
+        "budget_bytes": labels.BUDGET_BYTES,
+        "n_images": len(graph.image_paths),
+        "n_samples": len(graph.samples),
+        "n_nodes": len(graph.nodes),
+    }
     return np.frombuffer(json.dumps(identity, sort_keys=True).encode(), np.uint8)
 
 
-def saved_parts(registry: Registry, entry: CatalogEntry, graph: Graph, depth: int | None,
-                chunk: int) -> dict[int, dict[str, np.ndarray]]:
+def saved_parts(
+    registry: Registry, entry: CatalogEntry, graph: Graph, depth: int | None, chunk: int
+) -> dict[int, dict[str, np.ndarray]]:
     """The saved parts that fit this run's chunks, by start; parts saved with another chunk size,
     depth, graph, format or plugin version are left out (and so redone)."""
     saved = registry.label_parts(entry.spec.id, graph.id)
@@ -184,54 +237,106 @@ def saved_parts(registry: Registry, entry: CatalogEntry, graph: Graph, depth: in
     for start, stop in chunk_bounds(len(graph.image_paths), chunk):
         part = saved.get(start)
         identity = None if part is None else part.get("identity")
-        if part is not None and identity is not None and np.array_equal(identity, part_identity(entry, graph, start,
-                                                                                                stop, depth)):
+        if (
+            part is not None
+            and identity is not None
+            and np.array_equal(identity, part_identity(entry, graph, start, stop, depth))
+        ):
             fitting[start] = part
     return fitting
 
 
-def compute_part(model: LoadedModel, text: np.ndarray, graph: Graph, cache: ImageCache, start: int, stop: int,
-                 depth: int | None, batch_size: int) -> dict[str, np.ndarray]:
+def compute_part(
+    model: LoadedModel,
+    text: np.ndarray,
+    graph: Graph,
+    cache: ImageCache,
+    start: int,
+    stop: int,
+    depth: int | None,
+    batch_size: int,
+) -> dict[str, np.ndarray]:
     """The label part of images ``[start, stop)``: encode the readable ones and rank the nodes."""
     tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
-    features = [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
-    similarity = np.concatenate(features) @ text.T if ok else np.zeros((0, len(graph.nodes)), np.float32)
+    features = [
+        encode_images(model, tensor[s : s + batch_size]) for s in range(0, len(ok), batch_size)
+    ]
+    similarity = (
+        np.concatenate(features) @ text.T if ok else np.zeros((0, len(graph.nodes)), np.float32)
+    )
     return _chunk_label(graph, similarity, np.asarray(ok, np.int64), start, stop, depth)
 
 
-def store_part(registry: Registry, entry: CatalogEntry, graph: Graph, start: int, stop: int, depth: int | None,
-               part: dict[str, np.ndarray]) -> None:
+def store_part(
+    registry: Registry,
+    entry: CatalogEntry,
+    graph: Graph,
+    start: int,
+    stop: int,
+    depth: int | None,
+    part: dict[str, np.ndarray],
+) -> None:
     """Save a computed part with its identity, so a resumed run can tell whether it still fits."""
-    registry.save_label_part(entry.spec.id, graph.id, start,
-                             {**part, "identity": part_identity(entry, graph, start, stop, depth)})
+    registry.save_label_part(
+        entry.spec.id,
+        graph.id,
+        start,
+        {**part, "identity": part_identity(entry, graph, start, stop, depth)},
+    )
 
 
-def publish(registry: Registry, entry: CatalogEntry, graph: Graph, parts: dict[int, dict[str, np.ndarray]],
-            depth: int | None, meta: dict) -> labels.Label:
+def publish(
+    registry: Registry,
+    entry: CatalogEntry,
+    graph: Graph,
+    parts: dict[int, dict[str, np.ndarray]],
+    depth: int | None,
+    meta: dict,
+) -> labels.Label:
     """Assemble the parts, validate the label against the graph and publish it. A label that fails
     validation is not published and its parts are dropped, so the next run computes them again."""
     try:
         label = _assemble(graph, parts)
         labels.validate(label, len(graph.image_paths), graph.samples, len(graph.nodes))
-    except (InvalidLabel, IndexError, ValueError) as exc:  # parts that do not fit together are invalid too
+    except (
+        InvalidLabel,
+        IndexError,
+        ValueError,
+    ) as exc:  # parts that do not fit together are invalid too
         registry.drop_label_parts(entry.spec.id, graph.id)
-        raise InvalidLabel(f"{entry.spec.id}: {exc}; not published, its saved work dropped") from None
-    meta = {"n_nodes": len(graph.nodes), "depth": depth or "auto", "max_length": int(label.lengths.max(initial=0)),
-            "n_images": len(graph.image_paths), "n_samples": int(len(graph.samples)), "bytes": label.nbytes,
-            "plugin": entry.plugin, "plugin_version": entry.plugin_version, **meta}
+        raise InvalidLabel(
+            f"{entry.spec.id}: {exc}; not published, its saved work dropped"
+        ) from None
+    meta = {
+        "n_nodes": len(graph.nodes),
+        "depth": depth or "auto",
+        "max_length": int(label.lengths.max(initial=0)),
+        "n_images": len(graph.image_paths),
+        "n_samples": int(len(graph.samples)),
+        "bytes": label.nbytes,
+        "plugin": entry.plugin,
+        "plugin_version": entry.plugin_version,
+        **meta,
+    }
     registry.save_label(entry.spec.id, graph.id, labels.FORMAT, label.arrays(), meta)
     return label
 
 
-def plan(registry: Registry, graph: Graph, entry: CatalogEntry, depth: int | None, chunk: int
-         ) -> tuple[dict[int, dict[str, np.ndarray]], list[tuple[int, int]]]:
+def plan(
+    registry: Registry, graph: Graph, entry: CatalogEntry, depth: int | None, chunk: int
+) -> tuple[dict[int, dict[str, np.ndarray]], list[tuple[int, int]]]:
     """``(saved parts that fit this run, image ranges still to compute)`` for one model."""
     parts = saved_parts(registry, entry, graph, depth, chunk)
-    return parts, [(start, stop) for start, stop in chunk_bounds(len(graph.image_paths), chunk) if start not in parts]
+    return parts, [
+        (start, stop)
+        for start, stop in chunk_bounds(len(graph.image_paths), chunk)
+        if start not in parts
+    ]
 
 
-def sample_coverage(parts: dict[int, dict[str, np.ndarray]], unavailable: dict[int, str], n_images: int
-                    ) -> dict[str, int]:
+def sample_coverage(
+    parts: dict[int, dict[str, np.ndarray]], unavailable: dict[int, str], n_images: int
+) -> dict[str, int]:
     """Images the label saw, and why the others were not seen (as known when it is published).
 
     An unseen image with no known reason was present and unchanged when an earlier run saved its
@@ -241,15 +346,29 @@ def sample_coverage(parts: dict[int, dict[str, np.ndarray]], unavailable: dict[i
     for part in parts.values():
         seen[part["image_idx"]] = True
     unseen = [unavailable.get(int(i), UNDECODABLE) for i in np.flatnonzero(~seen)]
-    return {"images": n_images, "seen": int(seen.sum()), "missing": unseen.count(MISSING),
-            "different": unseen.count(DIFFERENT), "undecodable": unseen.count(UNDECODABLE)}
+    return {
+        "images": n_images,
+        "seen": int(seen.sum()),
+        "missing": unseen.count(MISSING),
+        "different": unseen.count(DIFFERENT),
+        "undecodable": unseen.count(UNDECODABLE),
+    }
 
 
-def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: list[CatalogEntry],
-                 device: str = "auto", batch_size: int | None = None, depth: int | None = None,
-                 chunk: int = CHUNK, progress: bool | None = None,
-                 cache_bytes: int = 2 * 1024**3, executor: Executor | None = None,
-                 allow_missing: float = DEFAULT_ALLOW_MISSING) -> LabelingReport:
+def label_models(
+    registry: Registry,
+    graph: Graph,
+    samples_root: Path,
+    entries: list[CatalogEntry],
+    device: str = "auto",
+    batch_size: int | None = None,
+    depth: int | None = None,
+    chunk: int = CHUNK,
+    progress: bool | None = None,
+    cache_bytes: int = 2 * 1024**3,
+    executor: Executor | None = None,
+    allow_missing: float = DEFAULT_ALLOW_MISSING,
+) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
     ``depth`` caps every image's node list; ``None`` fits each chunk's lists to the label budget
@@ -267,16 +386,31 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     if not todo:
         return report
     if not Path(samples_root).is_dir():
-        raise MllzooError(f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR")
+        raise MllzooError(
+            f"sample images of graph {graph.id} not found at {samples_root}: pass --samples DIR"
+        )
     check = check_samples(graph.id, graph.image_hashes, graph.image_paths, Path(samples_root))
-    refuse_beyond_tolerance(len(check.missing), len(check.different), check.images, allow_missing, check.folder)
+    refuse_beyond_tolerance(
+        len(check.missing), len(check.different), check.images, allow_missing, check.folder
+    )
     executor = executor or LocalExecutor(cache_bytes)
     started = time.perf_counter()
-    driver = _Driver(registry, graph, report, depth, chunk, len(todo), progress, allow_missing, str(samples_root),
-                     check.unavailable())
+    driver = _Driver(
+        registry,
+        graph,
+        report,
+        depth,
+        chunk,
+        len(todo),
+        progress,
+        allow_missing,
+        str(samples_root),
+        check.unavailable(),
+    )
     try:
-        with contextlib.closing(executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size,
-                                             depth)) as events:  # closing stops an executor's remaining work
+        with contextlib.closing(
+            executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size, depth)
+        ) as events:  # closing stops an executor's remaining work
             for event in events:
                 driver.handle(event)
         driver.fail_unfinished("the executor returned without all of its parts")
@@ -286,7 +420,8 @@ def label_models(registry: Registry, graph: Graph, samples_root: Path, entries: 
     finally:
         driver.close()
     report.missing_images, report.different_images, report.undecodable_images = (
-        driver.count(kind) for kind in (MISSING, DIFFERENT, UNDECODABLE))
+        driver.count(kind) for kind in (MISSING, DIFFERENT, UNDECODABLE)
+    )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -307,20 +442,44 @@ class _Open:
 class _Driver:
     """The one writer: claims models, stores each finished part, publishes complete labels, reports."""
 
-    def __init__(self, registry: Registry, graph: Graph, report: LabelingReport, depth: int | None, chunk: int,
-                 n_models: int, progress: bool | None, allow_missing: float, folder: str,
-                 unavailable: dict[int, str]):
+    def __init__(
+        self,
+        registry: Registry,
+        graph: Graph,
+        report: LabelingReport,
+        depth: int | None,
+        chunk: int,
+        n_models: int,
+        progress: bool | None,
+        allow_missing: float,
+        folder: str,
+        unavailable: dict[int, str],
+    ):
         from tqdm import tqdm
 
-        self.registry, self.graph, self.report, self.depth, self.chunk = registry, graph, report, depth, chunk
+        self.registry, self.graph, self.report, self.depth, self.chunk = (
+            registry,
+            graph,
+            report,
+            depth,
+            chunk,
+        )
         self.allow_missing, self.folder = allow_missing, folder
         self.unavailable = dict(unavailable)  # every image not seen in this run so far, and why
         self.open: dict[str, _Open] = {}
         disable = None if progress is None else not progress
         n_images = len(graph.image_paths)
-        self.models_bar = tqdm(total=n_models, unit="model", desc="models", disable=disable, file=sys.stderr)
-        self.images_bar = tqdm(total=n_models * n_images, unit="img", desc="images", disable=disable,
-                               file=sys.stderr, position=1)
+        self.models_bar = tqdm(
+            total=n_models, unit="model", desc="models", disable=disable, file=sys.stderr
+        )
+        self.images_bar = tqdm(
+            total=n_models * n_images,
+            unit="img",
+            desc="images",
+            disable=disable,
+            file=sys.stderr,
+            position=1,
+        )
 
     def claim(self, todo: list[CatalogEntry]) -> Iterator[ModelWork]:
         """Claim each model as the executor draws it; models done or busy elsewhere are passed over."""
@@ -331,14 +490,20 @@ class _Driver:
                 self.report.busy.append(model_id)
                 self._pass_over()
                 continue
-            if model_id in self.registry.labeled_model_ids(self.graph.id):  # finished by another process meanwhile
+            if model_id in self.registry.labeled_model_ids(
+                self.graph.id
+            ):  # finished by another process meanwhile
                 self.registry.release(model_id, self.graph.id)
                 self.report.skipped.append(model_id)
                 self._pass_over()
                 continue
             parts, ranges = plan(self.registry, self.graph, entry, self.depth, self.chunk)
-            run_id = self.registry.start_run("register", {"model": model_id, "graph": self.graph.id})
-            self.open[model_id] = _Open(entry, run_id, {start for start, _ in ranges}, dict(self.unavailable))
+            run_id = self.registry.start_run(
+                "register", {"model": model_id, "graph": self.graph.id}
+            )
+            self.open[model_id] = _Open(
+                entry, run_id, {start for start, _ in ranges}, dict(self.unavailable)
+            )
             self.images_bar.update(n_images - sum(stop - start for start, stop in ranges))
             if ranges:
                 yield ModelWork(entry, ranges)
@@ -362,7 +527,15 @@ class _Driver:
         self.report.caption_encodings += event.caption_encodings
         if event.start not in state.missing:  # a retried task computed it again
             return
-        store_part(self.registry, state.entry, self.graph, event.start, event.stop, self.depth, event.arrays)
+        store_part(
+            self.registry,
+            state.entry,
+            self.graph,
+            event.start,
+            event.stop,
+            self.depth,
+            event.arrays,
+        )
         state.unavailable.update(event.unavailable)
         self.unavailable.update(event.unavailable)
         state.missing.discard(event.start)
@@ -381,19 +554,35 @@ class _Driver:
             parts, _ = plan(self.registry, graph, entry, self.depth, self.chunk)
             vanished = len(chunk_bounds(n_images, self.chunk)) - len(parts)
             if vanished or model_id in self.registry.labeled_model_ids(graph.id):
-                raise MllzooError(f"{vanished} of its saved parts vanished from the registry while it ran "
-                                  f"(another process imported or removed its label); not published, run "
-                                  f"`mllzoo register {model_id}` again" if vanished else
-                                  "another process stored a label for it while it ran; that label is kept")
+                raise MllzooError(
+                    f"{vanished} of its saved parts vanished from the registry while it ran "
+                    f"(another process imported or removed its label); not published, run "
+                    f"`mllzoo register {model_id}` again"
+                    if vanished
+                    else "another process stored a label for it while it ran; that label is kept"
+                )
             coverage = sample_coverage(parts, state.unavailable, n_images)
-            refuse_beyond_tolerance(coverage["missing"], coverage["different"], n_images, self.allow_missing,
-                                    self.folder)
+            refuse_beyond_tolerance(
+                coverage["missing"],
+                coverage["different"],
+                n_images,
+                self.allow_missing,
+                self.folder,
+            )
             if not coverage["seen"]:
-                raise MllzooError(f"none of the {n_images} sample images in {self.folder} was seen "
-                                  f"({coverage['missing']} missing, {coverage['different']} different, "
-                                  f"{coverage['undecodable']} undecodable)")
-            publish(self.registry, entry, graph, parts, self.depth,
-                    {"coverage": coverage, "dim": state.dim, "device": state.device})
+                raise MllzooError(
+                    f"none of the {n_images} sample images in {self.folder} was seen "
+                    f"({coverage['missing']} missing, {coverage['different']} different, "
+                    f"{coverage['undecodable']} undecodable)"
+                )
+            publish(
+                self.registry,
+                entry,
+                graph,
+                parts,
+                self.depth,
+                {"coverage": coverage, "dim": state.dim, "device": state.device},
+            )
         except Exception as exc:
             self.open[model_id] = state
             self._fail(model_id, one_line(exc))
@@ -431,8 +620,9 @@ class _Driver:
         self.models_bar.close()
 
 
-def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int,
-                 depth: int | None) -> dict[str, np.ndarray]:
+def _chunk_label(
+    graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: int, stop: int, depth: int | None
+) -> dict[str, np.ndarray]:
     """The chunk's readable images' node lists, cut at ``depth`` (or fitted to the budget), and the
     own-node ranks of their samples."""
     n_nodes = len(graph.nodes)
@@ -442,12 +632,19 @@ def _chunk_label(graph: Graph, similarity: np.ndarray, ok: np.ndarray, start: in
     rows = row_of[graph.samples[in_chunk, 1] - start]
     readable = rows >= 0
     ranks = np.full(len(in_chunk), -1, np.int32)
-    ranks[readable] = labels.own_ranks(similarity, graph.samples[in_chunk[readable], 0], rows[readable])
+    ranks[readable] = labels.own_ranks(
+        similarity, graph.samples[in_chunk[readable], 0], rows[readable]
+    )
     need = labels.image_needs(len(ok), np.where(readable, rows, 0), ranks)
     cut = depth or labels.budget_depth(need, n_nodes)
     lists, lengths = labels.cut_lists(labels.rank_images(similarity, cut), need, n_nodes)
-    return {"image_idx": ok.astype(np.int32), "lists": lists, "lengths": lengths,
-            "sample_idx": in_chunk.astype(np.int32), "rank": ranks}
+    return {
+        "image_idx": ok.astype(np.int32),
+        "lists": lists,
+        "lengths": lengths,
+        "sample_idx": in_chunk.astype(np.int32),
+        "rank": ranks,
+    }
 
 
 def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.Label:
@@ -459,7 +656,9 @@ def _assemble(graph: Graph, parts: dict[int, dict[str, np.ndarray]]) -> labels.L
     for part in parts.values():
         lengths[part["image_idx"]] = part["lengths"]
         rank[part["sample_idx"]] = part["rank"]
-    lists = np.concatenate([np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)])
+    lists = np.concatenate(
+        [np.zeros(0, dtype)] + [parts[start]["lists"] for start in sorted(parts)]
+    )
     return labels.Label(lists, lengths, rank, n_nodes)
 
 
@@ -473,8 +672,13 @@ class RegisterResult:
     not_here: list[str]
 
 
-def register(open_registry: Callable[[], Registry], model_ids: Iterable[str] = (), samples: Path | None = None,
-             download: bool = False, **labeling: Any) -> RegisterResult:
+def register(
+    open_registry: Callable[[], Registry],
+    model_ids: Iterable[str] = (),
+    samples: Path | None = None,
+    download: bool = False,
+    **labeling: Any,
+) -> RegisterResult:
     """Label installed models on the registry's graph: the ones named, or all not yet labeled.
 
     Ids are checked before the registry opens (``open_registry`` is called once, then). A label a plugin
@@ -494,12 +698,24 @@ def register(open_registry: Callable[[], Registry], model_ids: Iterable[str] = (
     built = load_graph(registry)
     done = registry.labeled_model_ids(built.id)
     imported = import_shipped(registry, {e.spec.id for e in entries if e.spec.id not in done})
-    registry.record_models([catalog[model_id] for model_id in imported])  # the installed plugin's metadata
+    registry.record_models(
+        [catalog[model_id] for model_id in imported]
+    )  # the installed plugin's metadata
     entries = [e for e in entries if e.spec.id not in imported]
-    not_here = [] if model_ids or download else [
-        e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    not_here = (
+        []
+        if model_ids or download
+        else [e.spec.id for e in entries if e.spec.id not in done and not model_available(e.spec)]
+    )
     entries = [e for e in entries if e.spec.id not in not_here]
-    todo = any(e.spec.id not in done for e in entries)  # the sample folder is needed only when a model runs
-    report = label_models(registry, built, samples_root_for(registry, built.id, samples) if todo else Path(),
-                          entries, **labeling)
+    todo = any(
+        e.spec.id not in done for e in entries
+    )  # the sample folder is needed only when a model runs
+    report = label_models(
+        registry,
+        built,
+        samples_root_for(registry, built.id, samples) if todo else Path(),
+        entries,
+        **labeling,
+    )
     return RegisterResult(report, imported, not_here)

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from mllzoo.errors import MllzooError, warn
 from mllzoo.graph.concept_graph import Graph
-from mllzoo.labeling.driver import CaptionFeatures, Event, ModelFailed, ModelWork, compute_parts, default_batch_size
+from mllzoo.labeling.driver import (
+    CaptionFeatures,
+    Event,
+    ModelFailed,
+    ModelWork,
+    compute_parts,
+    default_batch_size,
+)
 from mllzoo.plugins import one_line
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'mllzoo[ray]'"
@@ -55,8 +62,10 @@ def _reachable(address: str | None) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
-        raise MllzooError(f"could not join the Ray cluster at {address}: nothing accepted a connection there "
-                          f"within {CONNECT_TIMEOUT_S} s ({exc.strerror or exc}); check --address or RAY_ADDRESS") from None
+        raise MllzooError(
+            f"could not join the Ray cluster at {address}: nothing accepted a connection there "
+            f"within {CONNECT_TIMEOUT_S} s ({exc.strerror or exc}); check --address or RAY_ADDRESS"
+        ) from None
 
 
 class RayExecutor:
@@ -64,14 +73,31 @@ class RayExecutor:
     ``shard_images`` images each. Joins the cluster at ``address`` (default: ``RAY_ADDRESS``, else a
     local instance), unless this process is already connected."""
 
-    def __init__(self, address: str | None = None, gpus_per_model: float | None = None,
-                 cpus_per_task: float = 1, shard_images: int = SHARD_IMAGES, max_retries: int = 3):
+    def __init__(
+        self,
+        address: str | None = None,
+        gpus_per_model: float | None = None,
+        cpus_per_task: float = 1,
+        shard_images: int = SHARD_IMAGES,
+        max_retries: int = 3,
+    ):
         self.ray = import_ray()
-        self.address, self.gpus_per_model, self.cpus_per_task = address, gpus_per_model, cpus_per_task
+        self.address, self.gpus_per_model, self.cpus_per_task = (
+            address,
+            gpus_per_model,
+            cpus_per_task,
+        )
         self.shard_images, self.max_retries = shard_images, max_retries
 
-    def run(self, works: Iterable[ModelWork], graph: Graph, samples_root: Path, device: str,
-            batch_size: int | None, depth: int | None) -> Generator[Event, None, None]:
+    def run(
+        self,
+        works: Iterable[ModelWork],
+        graph: Graph,
+        samples_root: Path,
+        device: str,
+        batch_size: int | None,
+        depth: int | None,
+    ) -> Generator[Event, None, None]:
         ray = self.ray
         started_here = not ray.is_initialized()
         if started_here:
@@ -80,18 +106,24 @@ class RayExecutor:
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, **local)
             except Exception as exc:  # an unreachable address, a cluster of another Ray version
-                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+                where = (
+                    f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+                )
                 raise MllzooError(f"could not start or join {where}: {exc}") from None
         pending: dict = {}  # streaming task -> model id
         try:
-            task = ray.remote(_label_shard).options(num_cpus=self.cpus_per_task, num_gpus=self._gpus(),
-                                                    max_retries=self.max_retries)
+            task = ray.remote(_label_shard).options(
+                num_cpus=self.cpus_per_task, num_gpus=self._gpus(), max_retries=self.max_retries
+            )
             graph_ref = ray.put(graph)  # with the image hashes: workers check every file they read
             for work in works:
                 for shard in self._shards(work.ranges):
                     shard_work = ModelWork(work.entry, shard)
-                    pending[task.remote(shard_work, graph_ref, str(samples_root), device, batch_size, depth)] = \
-                        work.entry.spec.id
+                    pending[
+                        task.remote(
+                            shard_work, graph_ref, str(samples_root), device, batch_size, depth
+                        )
+                    ] = work.entry.spec.id
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for stream in ready:
@@ -99,7 +131,9 @@ class RayExecutor:
                     if event is None:
                         continue
                     if isinstance(event, ModelFailed):  # its other shards are wasted work now
-                        for other in [s for s, model_id in pending.items() if model_id == event.model_id]:
+                        for other in [
+                            s for s, model_id in pending.items() if model_id == event.model_id
+                        ]:
                             ray.cancel(other)
                             del pending[other]
                     yield event
@@ -125,8 +159,10 @@ class RayExecutor:
         available = self.ray.cluster_resources().get("GPU", 0)
         gpus = self.gpus_per_model if self.gpus_per_model is not None else (1 if available else 0)
         if gpus > available:
-            warn(f"the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
-                 f"one to join")
+            warn(
+                f"the Ray cluster has {available:g} GPUs now; tasks needing {gpus:g} wait for "
+                f"one to join"
+            )
         return gpus
 
     def _shards(self, ranges: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
@@ -141,8 +177,14 @@ class RayExecutor:
             yield shard
 
 
-def _label_shard(work: ModelWork, graph: Graph, samples_root: str, device: str, batch_size: int | None,
-                 depth: int | None) -> Iterator[Event]:
+def _label_shard(
+    work: ModelWork,
+    graph: Graph,
+    samples_root: str,
+    device: str,
+    batch_size: int | None,
+    depth: int | None,
+) -> Iterator[Event]:
     """A Ray task: load the model through the plugins installed on this worker, compute its parts."""
     from mllzoo.graph.images import ImageCache
     from mllzoo.models.vlm import resolve_device
@@ -152,6 +194,9 @@ def _label_shard(work: ModelWork, graph: Graph, samples_root: str, device: str, 
     device = resolve_device(device)
     batch_size = batch_size or default_batch_size(device)
     # each image is read once here
-    cache = ImageCache(Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes)
-    yield from compute_parts(work, graph, cache, CaptionFeatures(graph.captions), device,
-                             batch_size, depth)
+    cache = ImageCache(
+        Path(samples_root), graph.image_paths, budget_bytes=0, hashes=graph.image_hashes
+    )
+    yield from compute_parts(
+        work, graph, cache, CaptionFeatures(graph.captions), device, batch_size, depth
+    )

@@ -18,18 +18,27 @@ from mllzoo.store.labelfile import LabelFileError, open_label_file, read_many, w
 from mllzoo.store.registry import Registry
 
 
-def export_labels(registry: Registry, model_ids: list[str], path: Path, force: bool = False) -> None:
+def export_labels(
+    registry: Registry, model_ids: list[str], path: Path, force: bool = False
+) -> None:
     """Write the labels of ``model_ids`` on the registry's graph, with their models rows, to ``path``.
 
     Never onto the registry being read (or its ``-wal``/``-shm``/``-journal`` files); an existing file
     only with ``force``."""
     path = Path(path)
-    own = [registry.path.with_name(registry.path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    own = [
+        registry.path.with_name(registry.path.name + suffix)
+        for suffix in ("", "-wal", "-shm", "-journal")
+    ]
     if any(_same_file(path, file) for file in own):
-        raise MllzooError(f"refusing to export onto {path}: it is the registry being read ({registry.path}); "
-                          f"choose another output file")
+        raise MllzooError(
+            f"refusing to export onto {path}: it is the registry being read ({registry.path}); "
+            f"choose another output file"
+        )
     if (path.exists() or path.is_symlink()) and not force:
-        raise MllzooError(f"{path} already exists: pass --force to overwrite it, or choose another output file")
+        raise MllzooError(
+            f"{path} already exists: pass --force to overwrite it, or choose another output file"
+        )
     graph_id = registry.require_graph_id()
     missing = sorted(set(model_ids) - registry.labeled_model_ids(graph_id))
     if missing:
@@ -38,8 +47,15 @@ def export_labels(registry: Registry, model_ids: list[str], path: Path, force: b
     samples = registry.graph_samples(graph_id)
     for model_id in dict.fromkeys(model_ids):
         fmt, arrays, meta = registry.load_label(model_id, graph_id, samples)
-        entries.append({"model": model_row(registry, model_id, meta), "format": fmt, "meta": meta,
-                        "created": registry.label_created(model_id, graph_id), "arrays": arrays})
+        entries.append(
+            {
+                "model": model_row(registry, model_id, meta),
+                "format": fmt,
+                "meta": meta,
+                "created": registry.label_created(model_id, graph_id),
+                "arrays": arrays,
+            }
+        )
     write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries)
 
 
@@ -56,13 +72,28 @@ def model_row(registry: Registry, model_id: str, meta: dict) -> dict:
     row = registry.model(model_id)
     if row is None:
         family, arch, tag = parse_model_id(model_id)
-        row = {"id": model_id, "family": family, "arch": arch, "tag": tag, "plugin": meta.get("plugin"),
-               "plugin_version": meta.get("plugin_version"), "metadata": {}}
-    travelling = {key: row[key] for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")}
+        row = {
+            "id": model_id,
+            "family": family,
+            "arch": arch,
+            "tag": tag,
+            "plugin": meta.get("plugin"),
+            "plugin_version": meta.get("plugin_version"),
+            "metadata": {},
+        }
+    travelling = {
+        key: row[key]
+        for key in ("id", "family", "arch", "tag", "plugin", "plugin_version", "metadata")
+    }
     source = travelling["metadata"].get("source")
-    if isinstance(source, str) and (Path(source).is_absolute() or PureWindowsPath(source).is_absolute()):
+    if isinstance(source, str) and (
+        Path(source).is_absolute() or PureWindowsPath(source).is_absolute()
+    ):
         # a folder of this machine (a model the user named by path): only its name travels
-        travelling["metadata"] = {**travelling["metadata"], "source": PureWindowsPath(source).name or Path(source).name}
+        travelling["metadata"] = {
+            **travelling["metadata"],
+            "source": PureWindowsPath(source).name or Path(source).name,
+        }
     return travelling
 
 
@@ -80,8 +111,10 @@ def claimed(registry: Registry, model_ids: list[str], graph_id: str, doing: str)
         for model_id in dict.fromkeys(model_ids):
             if not registry.claim(model_id, graph_id):
                 holder = registry.claim_holder(model_id, graph_id) or "another process"
-                raise Claimed(f"cannot {doing} {model_id}: it is claimed for labeling on graph {graph_id} by "
-                                  f"{holder}; wait for that `mllzoo register` to finish, then retry; nothing was changed")
+                raise Claimed(
+                    f"cannot {doing} {model_id}: it is claimed for labeling on graph {graph_id} by "
+                    f"{holder}; wait for that `mllzoo register` to finish, then retry; nothing was changed"
+                )
             taken.append(model_id)
         yield
     finally:
@@ -89,17 +122,26 @@ def claimed(registry: Registry, model_ids: list[str], graph_id: str, doing: str)
             registry.release(model_id, graph_id)
 
 
-def import_labels(registry: Registry, paths: list[Path], replace: bool = False) -> dict[str, list[str]]:
+def import_labels(
+    registry: Registry, paths: list[Path], replace: bool = False
+) -> dict[str, list[str]]:
     """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``."""
     graph_id = registry.require_graph_id()
-    found = read_many(paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id))
+    found = read_many(
+        paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
+    )
     with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
-        stored = registry.import_labels(graph_id, [_normalised(entry) for entry in found], replace=replace)
+        stored = registry.import_labels(
+            graph_id, [_normalised(entry) for entry in found], replace=replace
+        )
     from mllzoo.models.catalog import discover_models
 
     catalog = discover_models()  # where an installed plugin describes the model, its catalogue wins
     registry.record_models([catalog[model_id] for model_id in stored if model_id in catalog])
-    return {"imported": stored, "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored]}
+    return {
+        "imported": stored,
+        "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored],
+    }
 
 
 def remove_labels(registry: Registry, model_ids: list[str]) -> None:
@@ -113,8 +155,15 @@ def _normalised(entry: dict) -> dict:
     """The file's models row in the registry's columns, id parts taken from the id itself."""
     model = entry["model"]
     family, arch, tag = parse_model_id(model["id"])
-    row = {"id": model["id"], "family": family, "arch": arch, "tag": tag, "plugin": model.get("plugin"),
-           "plugin_version": model.get("plugin_version"), "metadata": model["metadata"]}
+    row = {
+        "id": model["id"],
+        "family": family,
+        "arch": arch,
+        "tag": tag,
+        "plugin": model.get("plugin"),
+        "plugin_version": model.get("plugin_version"),
+        "metadata": model["metadata"],
+    }
     return {**entry, "model": row}
 
 
@@ -140,14 +189,27 @@ def shipped_label_files() -> list[tuple[str, Path]]:
             problem = f"failed to list its label files: {one_line(exc)}"
         else:
             answer = [] if answer is None else answer
-            bad = (answer if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
-                   else next((item for item in answer if not isinstance(item, (str, os.PathLike))
-                              and not hasattr(item, "joinpath")), None))
+            bad = (
+                answer
+                if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
+                else next(
+                    (
+                        item
+                        for item in answer
+                        if not isinstance(item, (str, os.PathLike))
+                        and not hasattr(item, "joinpath")
+                    ),
+                    None,
+                )
+            )
             if bad is None:
                 files += [(impl.plugin_name, Path(str(path))) for path in answer]
                 continue
-            problem = (f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
-                       if bad is answer else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path")
+            problem = (
+                f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
+                if bad is answer
+                else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path"
+            )
         mark_failed(impl.plugin_name, problem)
         warn(f"plugin {impl.plugin_name} {problem}")
     return files
@@ -169,8 +231,10 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
             warn(f"shipped label file skipped: {exc}")
             continue
         if opened.graph_id != graph_id and set(opened.model_ids) & model_ids:
-            warn(f"plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
-                 f"graph is {graph_id}: its models are labeled the usual way instead")
+            warn(
+                f"plugin {plugin} ships {path}, made on graph {opened.graph_id}, but this registry's "
+                f"graph is {graph_id}: its models are labeled the usual way instead"
+            )
         if opened.graph_id == graph_id:
             for model_id in opened.model_ids:
                 if model_id in model_ids:
@@ -179,13 +243,19 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
     sizes, samples = registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
     for path in dict.fromkeys(wanted.values()):
         try:
-            entries = [e for e in read_many([path], graph_id, sizes, samples) if e["model"]["id"] in model_ids]
+            entries = [
+                e
+                for e in read_many([path], graph_id, sizes, samples)
+                if e["model"]["id"] in model_ids
+            ]
         except LabelFileError as exc:
             warn(f"shipped label file skipped: {exc}")
             continue
         free = [e for e in entries if registry.claim_holder(e["model"]["id"], graph_id) is None]
         try:  # a model another register is labeling is left to it
-            with claimed(registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"):
+            with claimed(
+                registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"
+            ):
                 imported += registry.import_labels(graph_id, [_normalised(entry) for entry in free])
         except Claimed as exc:  # claimed since the check above
             warn(f"shipped label file {path} skipped: {exc}")
@@ -200,7 +270,15 @@ def label_listing(registry: Registry, catalog: dict[str, Any]) -> list[dict]:
         entry = catalog.get(summary["id"])
         meta = summary["meta"]
         plugin = entry.plugin if entry else summary["plugin"] or meta.get("plugin")
-        rows.append({"id": summary["id"], "plugin": plugin, "installed": entry is not None,
-                     "created": summary["created"], "format": summary["format"], "bytes": meta.get("bytes"),
-                     "graph": graph_id})
+        rows.append(
+            {
+                "id": summary["id"],
+                "plugin": plugin,
+                "installed": entry is not None,
+                "created": summary["created"],
+                "format": summary["format"],
+                "bytes": meta.get("bytes"),
+                "graph": graph_id,
+            }
+        )
     return rows

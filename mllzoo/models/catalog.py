@@ -56,11 +56,16 @@ def discover_models() -> dict[str, CatalogEntry]:
         elif kept.plugin != plugin:
             taken.setdefault((plugin, kept.plugin), []).append(spec.id)
 
-    call_each("mllzoo_register_models", "register models",
-              lambda plugin: {"register": lambda spec: register(spec, plugin)})
+    call_each(
+        "mllzoo_register_models",
+        "register models",
+        lambda plugin: {"register": lambda spec: register(spec, plugin)},
+    )
     for (plugin, keeper), ids in taken.items():
-        warn(f"plugin {plugin} registers {len(ids)} model id(s) plugin {keeper} registered first, "
-             f"which keeps them: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}")
+        warn(
+            f"plugin {plugin} registers {len(ids)} model id(s) plugin {keeper} registered first, "
+            f"which keeps them: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}"
+        )
     return found
 
 

@@ -47,6 +47,10 @@ def family_available(family: str, implementation: str) -> Callable[..., Any]:
 
     @hookimpl
     def mllzoo_model_available(spec: ModelSpec) -> bool | None:
-        return bool(importlib.import_module(implementation).available(spec)) if spec.family == family else None
+        return (
+            bool(importlib.import_module(implementation).available(spec))
+            if spec.family == family
+            else None
+        )
 
     return mllzoo_model_available

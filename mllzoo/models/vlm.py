@@ -61,7 +61,16 @@ class ModelSpec:
         return data
 
 
-METADATA_KEYS = ("params_m", "gflops", "image_size", "license", "source", "imagenet_top1", "hubs", "extra")
+METADATA_KEYS = (
+    "params_m",
+    "gflops",
+    "image_size",
+    "license",
+    "source",
+    "imagenet_top1",
+    "hubs",
+    "extra",
+)
 _CHECKED = ("params_m", "gflops", "image_size", "imagenet_top1")
 
 
@@ -123,7 +132,9 @@ class LoadedModel:
     device: str
     dtype: str
     text_key: str | None = None
-    plugin: str | None = None  # the plugin that loaded it, asked first to encode (set by load_model)
+    plugin: str | None = (
+        None  # the plugin that loaded it, asked first to encode (set by load_model)
+    )
     dim: int | None = None  # the feature width its first encoding showed (set by the core)
 
 
@@ -145,15 +156,22 @@ def default_dtype(device: str) -> str:
     return {"cuda": "bfloat16", "mps": "float16"}.get(device.split(":")[0], "float32")
 
 
-def load_model(spec: ModelSpec, device: str = "auto", dtype: str | None = None,
-               plugin: str | None = None) -> LoadedModel:
+def load_model(
+    spec: ModelSpec, device: str = "auto", dtype: str | None = None, plugin: str | None = None
+) -> LoadedModel:
     """Ask the plugins to load ``spec``; the family's own plugin answers (``plugin``, the one that
     registered the id, is asked first). Anything a plugin raises is one :class:`PluginError` line."""
     from mllzoo.plugins import call_first
 
     device = resolve_device(device)
-    answered, loaded = call_first("mllzoo_load_model", f"model {spec.id} failed to load", prefer=plugin,
-                                  spec=spec, device=device, dtype=dtype or default_dtype(device))
+    answered, loaded = call_first(
+        "mllzoo_load_model",
+        f"model {spec.id} failed to load",
+        prefer=plugin,
+        spec=spec,
+        device=device,
+        dtype=dtype or default_dtype(device),
+    )
     if loaded is None:
         raise MllzooError(f"no installed plugin can load {spec.id} (family {spec.family!r})")
     if not isinstance(loaded, LoadedModel):
@@ -171,9 +189,12 @@ def model_available(spec: ModelSpec) -> bool:
     from mllzoo.plugins import call_first, mark_failed
 
     try:
-        plugin, answer = call_first("mllzoo_model_available", f"could not tell whether {spec.id} is available",
-                                    spec=spec)
-    except PluginError as exc:  # one plugin failing must not stop a register of every plugin's models
+        plugin, answer = call_first(
+            "mllzoo_model_available", f"could not tell whether {spec.id} is available", spec=spec
+        )
+    except (
+        PluginError
+    ) as exc:  # one plugin failing must not stop a register of every plugin's models
         warn(f"{exc}; counted as not here")
         return False
     if plugin is not None and answer is not None and type(answer).__name__ not in ("bool", "bool_"):
@@ -183,7 +204,9 @@ def model_available(spec: ModelSpec) -> bool:
         return False
     if answer is not None:
         return bool(answer)
-    return bool(spec.source and "://" not in spec.source and Path(spec.source).expanduser().exists())
+    return bool(
+        spec.source and "://" not in spec.source and Path(spec.source).expanduser().exists()
+    )
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
@@ -205,9 +228,14 @@ def _encode(model: LoadedModel, hook: str, argument: str, inputs: Any, what: str
 
     batches = []
     for start in range(0, len(inputs), HOOK_BATCH):
-        batch = inputs[start:start + HOOK_BATCH]
-        plugin, features = call_first(hook, f"model {model.spec.id} failed to encode {what}s",
-                                      prefer=model.plugin, model=model, **{argument: batch})
+        batch = inputs[start : start + HOOK_BATCH]
+        plugin, features = call_first(
+            hook,
+            f"model {model.spec.id} failed to encode {what}s",
+            prefer=model.plugin,
+            model=model,
+            **{argument: batch},
+        )
         if plugin is None:
             raise MllzooError(f"no installed plugin encodes {argument} for {model.spec.id}")
         try:
@@ -230,12 +258,16 @@ def checked_features(features: Any, rows: int, what: str, dim: int | None = None
     if not np.issubdtype(features.dtype, np.floating):
         raise ValueError(f"returned {features.dtype} {what} features, not floats")
     if features.ndim != 2 or features.shape[0] != rows or features.shape[1] == 0:
-        raise ValueError(f"returned {what} features of shape {list(features.shape)} for {rows} inputs, "
-                         f"not [{rows}, dim]")
+        raise ValueError(
+            f"returned {what} features of shape {list(features.shape)} for {rows} inputs, "
+            f"not [{rows}, dim]"
+        )
     if dim is not None and features.shape[1] != dim:
         raise ValueError(f"returned {what} features of dim {features.shape[1]}, earlier {dim}")
     if not np.isfinite(features).all():
-        raise ValueError(f"returned {'NaN' if np.isnan(features).any() else 'infinite'} {what} features")
+        raise ValueError(
+            f"returned {'NaN' if np.isnan(features).any() else 'infinite'} {what} features"
+        )
     wide = features.astype(np.float64)  # no overflow in the norm of large float32 values
     norms = np.linalg.norm(wide, axis=1, keepdims=True)
     if not (norms > 0).all():
@@ -249,4 +281,8 @@ def _fault(plugin: str | None, model_id: str, what: str) -> PluginError:
 
 def _type_name(value: Any) -> str:
     kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
+    return (
+        kind.__name__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
+    )

@@ -35,8 +35,9 @@ def hub_offline() -> bool:
     offline mode on after that import (as tests do) counts as well.
     """
     constants = sys.modules.get("huggingface_hub.constants")
-    return (_is_true(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE"))
-            or bool(getattr(constants, "HF_HUB_OFFLINE", False)))
+    return _is_true(
+        os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    ) or bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
 def hub_endpoint() -> str:
@@ -88,8 +89,10 @@ def weights_unavailable(model_id: str, origin: str, why: str | BaseException) ->
     """
     if isinstance(why, BaseException):
         why = (str(why).strip().splitlines() or [type(why).__name__])[0][:200]
-    return ModelLoadError(f"cannot load {model_id}: weights are not available here ({why}); they would come from "
-                          f"{origin} (connect to the hub once to cache them, or name local weights)")
+    return ModelLoadError(
+        f"cannot load {model_id}: weights are not available here ({why}); they would come from "
+        f"{origin} (connect to the hub once to cache them, or name local weights)"
+    )
 
 
 @contextmanager

@@ -25,7 +25,9 @@ LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by ever
 def prompts(name: str, domain: str | None) -> list[str]:
     """The zero-shot prompts for one class: CLIP's photo template, plus CLIP's domain form when given."""
     name = display_name(name)
-    return [f"a photo of a {name}."] + ([f"a photo of a {name}, a type of {domain}."] if domain else [])
+    return [f"a photo of a {name}."] + (
+        [f"a photo of a {name}, a type of {domain}."] if domain else []
+    )
 
 
 def class_vectors(model: LoadedModel, classes: list[str], domain: str | None) -> np.ndarray:
@@ -36,15 +38,22 @@ def class_vectors(model: LoadedModel, classes: list[str], domain: str | None) ->
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def zero_shot_probabilities(model: LoadedModel, vectors: np.ndarray, cache: ImageCache,
-                            batch_size: int, chunk: int = 512) -> tuple[np.ndarray, list[int]]:
+def zero_shot_probabilities(
+    model: LoadedModel, vectors: np.ndarray, cache: ImageCache, batch_size: int, chunk: int = 512
+) -> tuple[np.ndarray, list[int]]:
     """Softmax over the classes ``[n_readable, classes]`` for the cache's images, and their indices."""
     features, readable = [], []
     for start in range(0, len(cache.paths), chunk):
-        tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, min(start + chunk, len(cache.paths)))
-        features += [encode_images(model, tensor[s:s + batch_size]) for s in range(0, len(ok), batch_size)]
+        tensor, ok = cache.chunk(
+            model.preprocess_key, model.preprocess, start, min(start + chunk, len(cache.paths))
+        )
+        features += [
+            encode_images(model, tensor[s : s + batch_size]) for s in range(0, len(ok), batch_size)
+        ]
         readable += ok
-    image_features = np.concatenate(features) if features else np.zeros((0, vectors.shape[1]), np.float32)
+    image_features = (
+        np.concatenate(features) if features else np.zeros((0, vectors.shape[1]), np.float32)
+    )
     return softmax(LOGIT_SCALE * image_features @ vectors.T), readable
 
 
@@ -56,7 +65,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def inverse_entropy_weights(probabilities: np.ndarray) -> np.ndarray:
     """``1 / H(p)`` per row; a zero entropy is capped and a NaN row gets no weight."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.nansum(np.where(probabilities > 0, probabilities * np.log(probabilities), 0.0), axis=1)
+        entropy = -np.nansum(
+            np.where(probabilities > 0, probabilities * np.log(probabilities), 0.0), axis=1
+        )
     weights = 1.0 / np.maximum(entropy, 1e-6)
     return np.where(np.isnan(probabilities).any(axis=1), 0.0, weights)
 
@@ -65,7 +76,11 @@ def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
     """Weighted sum over models of their probabilities, each masked to the classes it votes for."""
     total = np.zeros_like(per_model[0])
     for probabilities, mask in zip(per_model, votes):
-        total += inverse_entropy_weights(probabilities)[:, None] * np.nan_to_num(probabilities) * mask[None, :]
+        total += (
+            inverse_entropy_weights(probabilities)[:, None]
+            * np.nan_to_num(probabilities)
+            * mask[None, :]
+        )
     return total
 
 
@@ -75,7 +90,9 @@ class Ensemble:
 
     classes: list[str]
     members: dict[str, np.ndarray]  # model id -> bool mask over classes
-    entries: dict[str, CatalogEntry]  # model id -> what the catalogue offers: spec and owning plugin
+    entries: dict[
+        str, CatalogEntry
+    ]  # model id -> what the catalogue offers: spec and owning plugin
     domain: str | None = None
     device: str = "auto"
     batch_size: int = 64
@@ -83,17 +100,24 @@ class Ensemble:
     unreadable: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
-        members = ", ".join(f"{m} ({int(votes.sum())} classes)" for m, votes in list(self.members.items())[:3])
+        members = ", ".join(
+            f"{m} ({int(votes.sum())} classes)" for m, votes in list(self.members.items())[:3]
+        )
         more = f" (+{len(self.members) - 3} more)" if len(self.members) > 3 else ""
-        return (f"<Ensemble: {len(self.members)} model(s) over {len(self.classes)} classes: {members}{more}; "
-                f"{len(self._loaded)} loaded, device {self.device}>")
+        return (
+            f"<Ensemble: {len(self.members)} model(s) over {len(self.classes)} classes: {members}{more}; "
+            f"{len(self._loaded)} loaded, device {self.device}>"
+        )
 
     def _repr_html_(self) -> str:
         """Which model votes for which classes, for notebooks (every text escaped)."""
         from html import escape
 
-        rows = "".join(f"<tr><td>{escape(m)}</td><td>{escape(', '.join(c for c, v in zip(self.classes, votes) if v))}"
-                       f"</td></tr>" for m, votes in self.members.items())
+        rows = "".join(
+            f"<tr><td>{escape(m)}</td><td>{escape(', '.join(c for c, v in zip(self.classes, votes) if v))}"
+            f"</td></tr>"
+            for m, votes in self.members.items()
+        )
         return f"<table><thead><tr><th>model</th><th>votes for</th></tr></thead><tbody>{rows}</tbody></table>"
 
     def _model(self, model_id: str) -> tuple[LoadedModel, np.ndarray]:
@@ -103,7 +127,9 @@ class Ensemble:
             self._loaded[model_id] = (model, class_vectors(model, self.classes, self.domain))
         return self._loaded[model_id]
 
-    def model_probabilities(self, paths: Iterable[str | Path]) -> tuple[dict[str, np.ndarray], list[int]]:
+    def model_probabilities(
+        self, paths: Iterable[str | Path]
+    ) -> tuple[dict[str, np.ndarray], list[int]]:
         """Per model, softmax probabilities ``[n_readable, classes]``, and the readable images' indices."""
         resolved = [str(Path(p).resolve()) for p in paths]
         cache = ImageCache(None, resolved)
@@ -111,7 +137,9 @@ class Ensemble:
         readable: list[int] = []
         for model_id in self.members:
             model, vectors = self._model(model_id)
-            out[model_id], readable = zero_shot_probabilities(model, vectors, cache, self.batch_size)
+            out[model_id], readable = zero_shot_probabilities(
+                model, vectors, cache, self.batch_size
+            )
         self.unreadable = [resolved[i] for i in sorted(cache.unreadable)]
         return out, readable
 

@@ -13,8 +13,9 @@ from mllzoo.graph.images import class_folder_images
 CONFUSIONS = 3  # the most common wrong answers a class's report names
 
 
-def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]
-                  ) -> tuple[list[Path], list[str | None], dict[str, int]]:
+def gather_images(
+    paths: tuple[Path, ...] | list[Path], classes: list[str]
+) -> tuple[list[Path], list[str | None], dict[str, int]]:
     """Files as given; folders walked. A sub-folder named like a class gives its images that truth; the
     images of sub-folders named like no class are counted per folder (they are predicted, not scored)."""
     by_folder = {display_name(c).lower(): c for c in classes}
@@ -38,7 +39,9 @@ def gather_images(paths: tuple[Path, ...] | list[Path], classes: list[str]
     return images, truth, dict(unmatched)
 
 
-def per_class_report(classes: list[str], truth: list[str | None], predicted: list[str | None]) -> list[dict]:
+def per_class_report(
+    classes: list[str], truth: list[str | None], predicted: list[str | None]
+) -> list[dict]:
     """Per class with scored images: how many, the share right, and its most common confusions."""
     by_class: dict[str, list[str]] = {}
     for t, p in zip(truth, predicted):  # one pass over the images, however many classes
@@ -50,7 +53,14 @@ def per_class_report(classes: list[str], truth: list[str | None], predicted: lis
         if not answers:
             continue
         wrong = Counter(p for p in answers if p != name)
-        report.append({"class": name, "images": len(answers),
-                       "accuracy": round(sum(p == name for p in answers) / len(answers), 6),
-                       "confused_with": [{"class": c, "images": n} for c, n in wrong.most_common(CONFUSIONS)]})
+        report.append(
+            {
+                "class": name,
+                "images": len(answers),
+                "accuracy": round(sum(p == name for p in answers) / len(answers), 6),
+                "confused_with": [
+                    {"class": c, "images": n} for c, n in wrong.most_common(CONFUSIONS)
+                ],
+            }
+        )
     return report

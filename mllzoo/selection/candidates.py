@@ -13,9 +13,14 @@ from mllzoo.errors import MllzooError, did_you_mean, warn
 from mllzoo.store.registry import Registry
 
 
-def candidate_models(labeled: list[str], registry: Registry, models: list[str] | None = None,
-                     family: str | None = None, include_uninstalled: bool = False, runnable: bool = False
-                     ) -> list[str]:
+def candidate_models(
+    labeled: list[str],
+    registry: Registry,
+    models: list[str] | None = None,
+    family: str | None = None,
+    include_uninstalled: bool = False,
+    runnable: bool = False,
+) -> list[str]:
     """The ids among ``labeled`` a selection considers, in ``labeled`` order; with no model plugin
     installed, all of them unless ``runnable`` (the models must run here)."""
     from mllzoo.models.catalog import discover_models
@@ -23,31 +28,45 @@ def candidate_models(labeled: list[str], registry: Registry, models: list[str] |
     if models is not None:
         unknown = sorted(set(models) - set(labeled))
         if unknown:
-            raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
-                              f"(see `mllzoo labels list`)")
+            raise MllzooError(
+                f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
+                f"(see `mllzoo labels list`)"
+            )
     pool = [m for m in labeled if models is None or m in models]
     if family is not None:
         pool = [m for m in pool if m.split("/", 1)[0] == family]
         if not pool:
             families = sorted({m.split("/", 1)[0] for m in labeled})
-            raise MllzooError(f"no labeled model of family {family!r} among the candidates "
-                              f"(families labeled here: {', '.join(families)})")
+            raise MllzooError(
+                f"no labeled model of family {family!r} among the candidates "
+                f"(families labeled here: {', '.join(families)})"
+            )
     if include_uninstalled:
         return pool
     installed = set(discover_models())
-    if not installed and not runnable:  # a recommend-only install: every label is a candidate, and the output names the plugins
-        print("Note: no model plugin is installed here (a recommend-only install): choosing among all labeled "
-              "models; `mllzoo install PLUGIN` runs them", file=sys.stderr)
+    if (
+        not installed and not runnable
+    ):  # a recommend-only install: every label is a candidate, and the output names the plugins
+        print(
+            "Note: no model plugin is installed here (a recommend-only install): choosing among all labeled "
+            "models; `mllzoo install PLUGIN` runs them",
+            file=sys.stderr,
+        )
         return pool
     missing = [m for m in pool if m not in installed]
     if missing and (models is not None or len(missing) == len(pool)):
         what = "named model(s)" if models is not None else f"{len(pool)} labeled model(s)"
-        raise MllzooError(f"the {what} {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} need a "
-                          f"plugin that is not installed: {install_hint(registry, missing)}, "
-                          f"or pass --include-uninstalled to select them anyway")
+        raise MllzooError(
+            f"the {what} {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} need a "
+            f"plugin that is not installed: {install_hint(registry, missing)}, "
+            f"or pass --include-uninstalled to select them anyway"
+        )
     if missing:
-        print(f"Note: {len(missing)} labeled model(s) left out, their plugin is not installed here "
-              f"(`mllzoo labels list` names it; --include-uninstalled selects them)", file=sys.stderr)
+        print(
+            f"Note: {len(missing)} labeled model(s) left out, their plugin is not installed here "
+            f"(`mllzoo labels list` names it; --include-uninstalled selects them)",
+            file=sys.stderr,
+        )
     return [m for m in pool if m in installed]
 
 
@@ -68,5 +87,7 @@ def warn_uninstalled(registry: Registry, selected: list[str]) -> None:
     installed = set(discover_models())
     missing = [m for m in selected if m not in installed]
     if missing:
-        warn(f"selected model(s) {', '.join(missing)} need a plugin that is not installed here; "
-             f"to use them: {install_hint(registry, missing)}")
+        warn(
+            f"selected model(s) {', '.join(missing)} need a plugin that is not installed here; "
+            f"to use them: {install_hint(registry, missing)}"
+        )

@@ -28,7 +28,9 @@ from mllzoo.text.embedders import embed, get_embedder, node_vectors
 if TYPE_CHECKING:  # reuse imports the image stack, which a recommendation never needs
     from mllzoo.reuse.ensemble import Ensemble
 
-WEAK_MATCH = 0.66  # below this best-node similarity no concept matches well: benchmarks/weak_match.py
+WEAK_MATCH = (
+    0.66  # below this best-node similarity no concept matches well: benchmarks/weak_match.py
+)
 
 
 @dataclass(repr=False)
@@ -49,8 +51,12 @@ class Recommendation:
 
     def votes(self) -> dict[str, np.ndarray]:
         """Per selected model, in :attr:`models` order, the bool mask of the classes it was chosen for."""
-        return {model_id: np.array([self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen])
-                for model_id in self.models}
+        return {
+            model_id: np.array(
+                [self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen]
+            )
+            for model_id in self.models
+        }
 
     @property
     def weak(self) -> list[bool]:
@@ -61,8 +67,11 @@ class Recommendation:
     def runner_up(self, y: int) -> int | None:
         """The best model not chosen for class ``y`` (the one that would come next), if any."""
         scores = self.selection.scores[:, y]
-        rest = [m for m in np.argsort(-scores, kind="stable") if m not in self.selection.chosen[y]
-                and np.isfinite(scores[m])]
+        rest = [
+            m
+            for m in np.argsort(-scores, kind="stable")
+            if m not in self.selection.chosen[y] and np.isfinite(scores[m])
+        ]
         return int(rest[0]) if rest else None
 
     def to_dict(self, explain: bool = False) -> dict:
@@ -75,32 +84,66 @@ class Recommendation:
             row = {
                 "name": name,
                 "weak": weak[y],
-                "models": [{"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)} for m in sel.chosen[y]],
-                "nodes": [{"synset": self.graph.nodes[n].synset, "name": self.graph.nodes[n].name,
-                           "weight": round(float(w), 6), "similarity": round(float(similarity), 6)}
-                          for n, w, similarity in zip(sel.match.nodes[y], sel.match.weights[y], sel.match.similarity[y])],
+                "models": [
+                    {"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)}
+                    for m in sel.chosen[y]
+                ],
+                "nodes": [
+                    {
+                        "synset": self.graph.nodes[n].synset,
+                        "name": self.graph.nodes[n].name,
+                        "weight": round(float(w), 6),
+                        "similarity": round(float(similarity), 6),
+                    }
+                    for n, w, similarity in zip(
+                        sel.match.nodes[y], sel.match.weights[y], sel.match.similarity[y]
+                    )
+                ],
             }
             if explain:
                 other = self.runner_up(y)
-                row["runner_up"] = None if other is None else {"id": self.model_ids[other],
-                                                                "score": round(float(sel.scores[other, y]), 6)}
+                row["runner_up"] = (
+                    None
+                    if other is None
+                    else {
+                        "id": self.model_ids[other],
+                        "score": round(float(sel.scores[other, y]), 6),
+                    }
+                )
             rows.append(row)
         from mllzoo.selection.candidates import plugins_of
 
-        return {"classes": rows, "models": self.models, "plugins": plugins_of(self.registry, self.models),
-                **({"skipped": self.skipped} if self.skipped else {})}
+        return {
+            "classes": rows,
+            "models": self.models,
+            "plugins": plugins_of(self.registry, self.models),
+            **({"skipped": self.skipped} if self.skipped else {}),
+        }
 
     def to_records(self) -> list[dict]:
         """One flat row per (class, chosen model), best first: for a DataFrame or a CSV writer."""
-        return [{"class": row["name"], "rank": rank, "model": model["id"], "score": model["score"], "weak": row["weak"],
-                 "concepts": ", ".join(node["synset"] for node in row["nodes"])}
-                for row in self.to_dict()["classes"] for rank, model in enumerate(row["models"], 1)]
+        return [
+            {
+                "class": row["name"],
+                "rank": rank,
+                "model": model["id"],
+                "score": model["score"],
+                "weak": row["weak"],
+                "concepts": ", ".join(node["synset"] for node in row["nodes"]),
+            }
+            for row in self.to_dict()["classes"]
+            for rank, model in enumerate(row["models"], 1)
+        ]
 
     def __repr__(self) -> str:
-        models = ", ".join(self.models[:3]) + (f" (+{len(self.models) - 3} more)" if len(self.models) > 3 else "")
+        models = ", ".join(self.models[:3]) + (
+            f" (+{len(self.models) - 3} more)" if len(self.models) > 3 else ""
+        )
         weak = sum(self.weak)
-        return (f"<Recommendation: {len(self.classes)} classes, {len(self.models)} model(s) to load: {models}"
-                f"{f'; {weak} weak match(es)' if weak else ''}>")
+        return (
+            f"<Recommendation: {len(self.classes)} classes, {len(self.models)} model(s) to load: {models}"
+            f"{f'; {weak} weak match(es)' if weak else ''}>"
+        )
 
     def _repr_html_(self) -> str:
         """A table per class for notebooks (every text escaped)."""
@@ -111,9 +154,13 @@ class Recommendation:
             models = "<br>".join(f"{escape(m['id'])} ({m['score']:.3f})" for m in row["models"])
             concepts = ", ".join(escape(n["synset"]) for n in row["nodes"][:3])
             flag = " <em>(weak match)</em>" if row["weak"] else ""
-            cells.append(f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>")
-        return ("<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
-                f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>")
+            cells.append(
+                f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>"
+            )
+        return (
+            "<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
+            f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
+        )
 
     def ensemble(self, device: str = "auto", batch_size: int = 64) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for."""
@@ -125,17 +172,29 @@ class Recommendation:
         if missing:
             from mllzoo.selection.candidates import install_hint
 
-            raise MllzooError(f"selected model(s) not installed: {', '.join(missing)}; to run them: "
-                              f"{install_hint(self.registry, missing)}")
+            raise MllzooError(
+                f"selected model(s) not installed: {', '.join(missing)}; to run them: "
+                f"{install_hint(self.registry, missing)}"
+            )
         members = self.votes()
-        return Ensemble(self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size)
+        return Ensemble(
+            self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size
+        )
 
 
-LABELS_PER_WORKER = 8  # below this many labels a thread's start and connection cost more than they save
+LABELS_PER_WORKER = (
+    8  # below this many labels a thread's start and connection cost more than they save
+)
 
 
-def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: list[str],
-                  skipped: list[str] | None = None, workers: int | None = None) -> Replay:
+def stored_replay(
+    registry: Registry,
+    graph_id: str,
+    n_nodes: int,
+    model_ids: list[str],
+    skipped: list[str] | None = None,
+    workers: int | None = None,
+) -> Replay:
     """Each of ``model_ids``' TP, FP, FN on a node subset (a :data:`~mllzoo.selection.scoring.Replay`), in id
     order, read from the registry's node blocks of that subset only. A damaged label raises, or, when a
     ``skipped`` list is given, is warned about, added to it and predicts nothing.
@@ -145,21 +204,47 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
     numpy's replay release the GIL, so the cores read and replay at once.
     """
     if workers is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
         workers = max(1, min(cores, len(model_ids) // LABELS_PER_WORKER))
-    shares = [list(share) for share in np.array_split(np.array(model_ids, dtype=object), workers) if len(share)]
+    shares = [
+        list(share)
+        for share in np.array_split(np.array(model_ids, dtype=object), workers)
+        if len(share)
+    ]
 
     def replay_share(share: list[str], subset: np.ndarray, own_registry: bool) -> list[tuple]:
-        reader = Registry(registry.path, create=False, write=False, read_only=not registry.writable,
-                          immutable=registry.immutable) if own_registry else registry
+        reader = (
+            Registry(
+                registry.path,
+                create=False,
+                write=False,
+                read_only=not registry.writable,
+                immutable=registry.immutable,
+            )
+            if own_registry
+            else registry
+        )
         in_subset = np.zeros(n_nodes, bool)
         in_subset[subset] = True
         position = labels.subset_position(subset, n_nodes)
         try:
-            return [(model_id, found if isinstance(found, DamagedLabelError)
-                     else labels.subset_confusion(*labels.predict(found[1], found[0], in_subset, n_nodes), position))
-                    for model_id, found in reader.label_views(graph_id, share, subset, labels.FORMAT,
-                                                              skip_damaged=skipped is not None)]
+            return [
+                (
+                    model_id,
+                    found
+                    if isinstance(found, DamagedLabelError)
+                    else labels.subset_confusion(
+                        *labels.predict(found[1], found[0], in_subset, n_nodes), position
+                    ),
+                )
+                for model_id, found in reader.label_views(
+                    graph_id, share, subset, labels.FORMAT, skip_damaged=skipped is not None
+                )
+            ]
         finally:
             if own_registry:
                 reader.close()
@@ -172,14 +257,19 @@ def stored_replay(registry: Registry, graph_id: str, n_nodes: int, model_ids: li
                 parts = [pool.submit(replay_share, share, subset, True) for share in shares]
                 found = [item for part in parts for item in part.result()]
         if [model_id for model_id, _ in found] != model_ids:
-            raise MllzooError(f"labels were removed from {registry.path} while reading them; run the command again")
+            raise MllzooError(
+                f"labels were removed from {registry.path} while reading them; run the command again"
+            )
         for model_id, counts in found:
             if isinstance(counts, DamagedLabelError):
                 warn(f"skipped {model_id}: {counts}")
                 assert skipped is not None  # label_views yields errors only with skip_damaged
                 skipped.append(model_id)
-                counts = (np.zeros(len(subset), np.int64),) * 3  # predicts nothing: scores 0, then left out
+                counts = (
+                    np.zeros(len(subset), np.int64),
+                ) * 3  # predicts nothing: scores 0, then left out
             yield counts
+
     return replay_subset
 
 
@@ -194,13 +284,21 @@ class Selector:
     ``cache`` when given, and a description that is a node's caption reuses its vector.
     """
 
-    def __init__(self, registry: Registry, embedder: str | None = None, captioner: str | None = None,
-                 keep_labels: bool = False, cache: EmbeddingCache | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        embedder: str | None = None,
+        captioner: str | None = None,
+        keep_labels: bool = False,
+        cache: EmbeddingCache | None = None,
+    ):
         self.registry = registry
         self.graph = load_graph(registry, images=False, samples=keep_labels)
         self.model_ids = sorted(registry.labeled_model_ids(self.graph.id))
         if not self.model_ids:
-            raise MllzooError(f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`")
+            raise MllzooError(
+                f"{registry.path} has no labeled models: install a plugin and run `mllzoo register`"
+            )
         self.keep_labels = keep_labels
         self._labels: list[labels.Label] | None = None
         self.embedder = get_embedder(embedder)
@@ -214,7 +312,9 @@ class Selector:
     def whole_labels(self) -> list[labels.Label]:
         """The whole labels of :attr:`model_ids`, in that order (kept with ``keep_labels``)."""
         if self._labels is None:
-            found = [label for _, label in self.registry.whole_labels(self.graph.id, self.model_ids)]
+            found = [
+                label for _, label in self.registry.whole_labels(self.graph.id, self.model_ids)
+            ]
             if not self.keep_labels:
                 return found
             self._labels = found
@@ -225,9 +325,13 @@ class Selector:
         if self.keep_labels:
             index = {m: i for i, m in enumerate(self.model_ids)}
             whole = self.whole_labels()
-            return labels.replayer([whole[index[m]] for m in model_ids], self.graph.samples, len(self.graph.nodes))
+            return labels.replayer(
+                [whole[index[m]] for m in model_ids], self.graph.samples, len(self.graph.nodes)
+            )
 
-        return stored_replay(self.registry, self.graph.id, len(self.graph.nodes), model_ids, skipped)
+        return stored_replay(
+            self.registry, self.graph.id, len(self.graph.nodes), model_ids, skipped
+        )
 
     def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
@@ -242,10 +346,19 @@ class Selector:
             self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
         return self._class_vectors[key]
 
-    def recommend(self, names: list[str], domain: str | None = None, task: str | None = None, k: int = 1,
-                  alpha: float = ALPHA, top_nodes: int = TOP_NODES, max_models: int | None = None,
-                  max_gflops: float | None = None, models: list[str] | None = None,
-                  skip_damaged: bool = False) -> Recommendation:
+    def recommend(
+        self,
+        names: list[str],
+        domain: str | None = None,
+        task: str | None = None,
+        k: int = 1,
+        alpha: float = ALPHA,
+        top_nodes: int = TOP_NODES,
+        max_models: int | None = None,
+        max_gflops: float | None = None,
+        models: list[str] | None = None,
+        skip_damaged: bool = False,
+    ) -> Recommendation:
         """Select models for ``names``; ``skip_damaged`` goes on without damaged labels (one warning each)."""
         if not names:
             raise MllzooError("no classes given")
@@ -263,22 +376,53 @@ class Selector:
         class_vectors = self.class_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
         skipped: list[str] | None = [] if skip_damaged else None
-        selection = select(class_vectors, self.node_vectors, self.replay(model_ids, skipped), k=k, alpha=alpha,
-                           top_nodes=top_nodes, cost=cost, max_models=max_models, max_gflops=max_gflops)
+        selection = select(
+            class_vectors,
+            self.node_vectors,
+            self.replay(model_ids, skipped),
+            k=k,
+            alpha=alpha,
+            top_nodes=top_nodes,
+            cost=cost,
+            max_models=max_models,
+            max_gflops=max_gflops,
+        )
         skipped = [m for m in skipped or [] if m in model_ids]
         if skipped:  # known only once the labels have streamed: choose again without them
             selection.scores[[model_ids.index(m) for m in skipped]] = -np.inf
             selection.chosen = choose_models(selection.scores, k, cost, max_models, max_gflops)
-        return Recommendation(list(names), model_ids, self.metadata, selection, self.graph, self.registry,
-                              domain, task, skipped)
+        return Recommendation(
+            list(names),
+            model_ids,
+            self.metadata,
+            selection,
+            self.graph,
+            self.registry,
+            domain,
+            task,
+            skipped,
+        )
 
 
-def recommend(classes: list[str] | str | Path, domain: str | None = None, task: str | None = None, k: int = 1,
-              alpha: float = ALPHA, registry: Registry | str | Path | None = None, embedder: str | None = None,
-              captioner: str | None = None, top_nodes: int = TOP_NODES, max_models: int | None = None,
-              max_gflops: float | None = None, models: list[str] | None = None, family: str | None = None,
-              include_uninstalled: bool = False, skip_damaged: bool = False,
-              cache: bool = True, runnable: bool = False) -> Recommendation:
+def recommend(
+    classes: list[str] | str | Path,
+    domain: str | None = None,
+    task: str | None = None,
+    k: int = 1,
+    alpha: float = ALPHA,
+    registry: Registry | str | Path | None = None,
+    embedder: str | None = None,
+    captioner: str | None = None,
+    top_nodes: int = TOP_NODES,
+    max_models: int | None = None,
+    max_gflops: float | None = None,
+    models: list[str] | None = None,
+    family: str | None = None,
+    include_uninstalled: bool = False,
+    skip_damaged: bool = False,
+    cache: bool = True,
+    runnable: bool = False,
+) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels.
 
     The candidates are the labeled models (``models`` when given, of ``family`` when given) whose plugin
@@ -294,10 +438,21 @@ def recommend(classes: list[str] | str | Path, domain: str | None = None, task: 
     if not isinstance(registry, Registry):
         registry = Registry(registry or default_registry_path(), create=False, write=False)
     selector = Selector(registry, embedder, captioner, cache=EmbeddingCache() if cache else None)
-    pool = candidate_models(selector.model_ids, registry, models, family, include_uninstalled, runnable)
-    result = selector.recommend(names, domain, task, k=k, alpha=alpha, top_nodes=top_nodes,
-                                max_models=max_models, max_gflops=max_gflops, models=pool,
-                                skip_damaged=skip_damaged)
+    pool = candidate_models(
+        selector.model_ids, registry, models, family, include_uninstalled, runnable
+    )
+    result = selector.recommend(
+        names,
+        domain,
+        task,
+        k=k,
+        alpha=alpha,
+        top_nodes=top_nodes,
+        max_models=max_models,
+        max_gflops=max_gflops,
+        models=pool,
+        skip_damaged=skip_damaged,
+    )
     if include_uninstalled:
         warn_uninstalled(registry, result.models)
     weak = [name for name, flagged in zip(names, result.weak) if flagged]

@@ -21,15 +21,15 @@ ALPHA = 0.7
 
 @dataclass
 class Match:
-    nodes: np.ndarray    # [classes, top_nodes] node indices, best first
+    nodes: np.ndarray  # [classes, top_nodes] node indices, best first
     weights: np.ndarray  # [classes, top_nodes], each row sums to 1
     similarity: np.ndarray  # [classes, top_nodes] cosine similarity of those nodes
 
 
 @dataclass
 class Selection:
-    scores: np.ndarray        # [models, classes] smoothed scores r
-    chosen: list[list[int]]   # per class, indices of its models, best first
+    scores: np.ndarray  # [models, classes] smoothed scores r
+    chosen: list[list[int]]  # per class, indices of its models, best first
     match: Match
 
     @property
@@ -38,7 +38,9 @@ class Selection:
         return list(dict.fromkeys(m for per_class in self.chosen for m in per_class))
 
 
-def match_nodes(class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: int = TOP_NODES) -> Match:
+def match_nodes(
+    class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: int = TOP_NODES
+) -> Match:
     """Top nodes per class by cosine similarity; negative similarities carry no weight."""
     similarity = class_vectors @ node_vectors.T
     top_nodes = min(top_nodes, similarity.shape[1])
@@ -56,7 +58,9 @@ Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray, np.ndarra
 subset's part of each label: :func:`mllzoo.selection.recommend.stored_replay`)."""
 
 
-def class_scores(counts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], match: Match) -> np.ndarray:
+def class_scores(
+    counts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], match: Match
+) -> np.ndarray:
     """``p[m, y]``: the z-weighted F1 of each model on each class's nodes, among all matched nodes.
 
     ``counts`` are the models' TP, FP, FN on ``np.unique(match.nodes)`` (a :data:`Replay`'s answer) and
@@ -85,8 +89,9 @@ def choose(scores: np.ndarray, k: int = 1, allowed: np.ndarray | None = None) ->
     return [order[:, y].tolist() for y in range(scores.shape[1])]
 
 
-def choose_within_budget(scores: np.ndarray, k: int, cost: np.ndarray, max_models: int | None,
-                         max_gflops: float | None) -> list[list[int]]:
+def choose_within_budget(
+    scores: np.ndarray, k: int, cost: np.ndarray, max_models: int | None, max_gflops: float | None
+) -> list[list[int]]:
     """Greedily grow the set of usable models by the gain in summed top-k scores while it fits."""
     unconstrained = choose(scores, k)
     used = {m for per_class in unconstrained for m in per_class}
@@ -120,12 +125,21 @@ def _value(scores: np.ndarray, k: int, allowed: np.ndarray) -> float:
 
 def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: float | None) -> bool:
     return (max_models is None or len(models) <= max_models) and (
-        max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops)
+        max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops
+    )
 
 
-def select(class_vectors: np.ndarray, node_vectors: np.ndarray, replay: Replay, k: int = 1,
-           alpha: float = ALPHA, top_nodes: int = TOP_NODES, cost: np.ndarray | None = None,
-           max_models: int | None = None, max_gflops: float | None = None) -> Selection:
+def select(
+    class_vectors: np.ndarray,
+    node_vectors: np.ndarray,
+    replay: Replay,
+    k: int = 1,
+    alpha: float = ALPHA,
+    top_nodes: int = TOP_NODES,
+    cost: np.ndarray | None = None,
+    max_models: int | None = None,
+    max_gflops: float | None = None,
+) -> Selection:
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
     match = match_nodes(class_vectors, node_vectors, top_nodes)
     predictions = replay(np.unique(match.nodes))
@@ -133,8 +147,13 @@ def select(class_vectors: np.ndarray, node_vectors: np.ndarray, replay: Replay, 
     return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
 
 
-def choose_models(scores: np.ndarray, k: int = 1, cost: np.ndarray | None = None, max_models: int | None = None,
-                  max_gflops: float | None = None) -> list[list[int]]:
+def choose_models(
+    scores: np.ndarray,
+    k: int = 1,
+    cost: np.ndarray | None = None,
+    max_models: int | None = None,
+    max_gflops: float | None = None,
+) -> list[list[int]]:
     """Per class, its top-k models, within the budget when one is given; a model whose scores are
     ``-inf`` (its label was skipped) is never chosen."""
     if max_models is None and max_gflops is None:

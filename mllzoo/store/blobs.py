@@ -26,7 +26,11 @@ def pack(array: np.ndarray) -> dict:
     """The columns ``dtype``, ``shape``, ``data`` and ``checksum`` that store ``array``."""
     array = np.ascontiguousarray(array)
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    columns = {"dtype": little.dtype.str, "shape": json.dumps(list(array.shape)), "data": little.tobytes()}
+    columns = {
+        "dtype": little.dtype.str,
+        "shape": json.dumps(list(array.shape)),
+        "data": little.tobytes(),
+    }
     return {**columns, "checksum": checksum(**columns)}
 
 
@@ -57,18 +61,25 @@ def fitting(dtype: str, shape: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=kind).reshape(dims)
 
 
-def lookup(execute, select: str, params: list, keys: list[str], chunk: int = 500) -> dict[str, np.ndarray]:
+def lookup(
+    execute, select: str, params: list, keys: list[str], chunk: int = 500
+) -> dict[str, np.ndarray]:
     """Arrays by key from ``select`` (a query of ``key, dtype, shape, data, checksum`` rows ending in
     ``key in``) run by ``execute(sql, params)`` over the keys in chunks (SQLite caps a statement's
     parameters); a damaged row is left out, so the caller computes it again and overwrites it."""
     found: dict[str, np.ndarray] = {}
     unique = sorted(set(keys))
     for start in range(0, len(unique), chunk):
-        part = unique[start:start + chunk]
-        for key, *columns in execute(f"{select} ({','.join('?' * len(part))})", [*params, *part]) or []:
+        part = unique[start : start + chunk]
+        for key, *columns in (
+            execute(f"{select} ({','.join('?' * len(part))})", [*params, *part]) or []
+        ):
             try:
                 found[key] = array(*columns)
-            except (TypeError, ValueError):  # DamagedBlob is a ValueError; a column of the wrong type too
+            except (
+                TypeError,
+                ValueError,
+            ):  # DamagedBlob is a ValueError; a column of the wrong type too
                 continue
     return found
 

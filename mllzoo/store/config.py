@@ -23,9 +23,16 @@ from mllzoo.store.files import replaced_atomically
 
 # key -> (default, allowed values or None for any, what it chooses)
 SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
-    "captioner": ("templates", ("templates", "openai"), "who describes the classes (openai is a paid API)"),
-    "embedder": ("minilm", None,
-                 "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)"),
+    "captioner": (
+        "templates",
+        ("templates", "openai"),
+        "who describes the classes (openai is a paid API)",
+    ),
+    "embedder": (
+        "minilm",
+        None,
+        "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)",
+    ),
 }
 
 
@@ -49,7 +56,9 @@ def read_config() -> dict[str, str]:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
         reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise MllzooError(f"cannot read the settings in {path}: {reason}; fix or delete the file") from None
+        raise MllzooError(
+            f"cannot read the settings in {path}: {reason}; fix or delete the file"
+        ) from None
     if not isinstance(data, dict):
         raise MllzooError(f"{path} is not a JSON object of settings; fix or delete the file")
     return {str(key): str(value) for key, value in data.items()}
@@ -63,7 +72,9 @@ def _read_regular(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+        raise MllzooError(
+            f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file"
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(handle).st_mode):
             raise MllzooError(f"{path} is not a regular file, so it holds no settings; delete it")
@@ -74,13 +85,19 @@ def _read_regular(path: Path) -> str | None:
                 break
             data += block
         if len(data) > MAX_CONFIG_BYTES:
-            raise MllzooError(f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KB, so it is not a settings file; "
-                              f"fix or delete it")
+            raise MllzooError(
+                f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KB, so it is not a settings file; "
+                f"fix or delete it"
+            )
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise MllzooError(f"cannot read the settings in {path}: not UTF-8 text; fix or delete the file") from None
+        raise MllzooError(
+            f"cannot read the settings in {path}: not UTF-8 text; fix or delete the file"
+        ) from None
     except OSError as exc:
-        raise MllzooError(f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file") from None
+        raise MllzooError(
+            f"cannot read the settings in {path}: {exc.strerror or exc}; fix or delete the file"
+        ) from None
     finally:
         os.close(handle)
 

@@ -38,20 +38,35 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def block_rows(model_id: str, graph_id: str, label: labels.Label, samples: np.ndarray) -> list[dict]:
+def block_rows(
+    model_id: str, graph_id: str, label: labels.Label, samples: np.ndarray
+) -> list[dict]:
     """The ``label_blocks`` rows of a whole label on a graph with these (node-sorted) samples: one per
     node, nodes without samples included, so a missing row reads as damage."""
     view = labels.sample_lists(label, np.arange(len(samples)), samples[:, 1])
     dtype = labels.index_dtype(label.n_nodes).newbyteorder("<")
-    ranks, lengths, entries = (a.astype(dtype).tobytes() for a in (view.rank, view.length, view.entries))
+    ranks, lengths, entries = (
+        a.astype(dtype).tobytes() for a in (view.rank, view.length, view.entries)
+    )
     sample_ends = np.cumsum(np.bincount(samples[:, 0], minlength=label.n_nodes)).tolist()
     entry_ends = np.concatenate([[0], np.cumsum(view.above)])[sample_ends].tolist()
     rows, s_start, e_start, size = [], 0, 0, dtype.itemsize
     for node, (s_end, e_end) in enumerate(zip(sample_ends, entry_ends)):
-        columns = {"dtype": dtype.str, "ranks": ranks[s_start * size:s_end * size],
-                   "lengths": lengths[s_start * size:s_end * size], "entries": entries[e_start * size:e_end * size]}
-        rows.append({"model_id": model_id, "graph_id": graph_id, "node": node, **columns,
-                     "checksum": block_checksum(*columns.values())})
+        columns = {
+            "dtype": dtype.str,
+            "ranks": ranks[s_start * size : s_end * size],
+            "lengths": lengths[s_start * size : s_end * size],
+            "entries": entries[e_start * size : e_end * size],
+        }
+        rows.append(
+            {
+                "model_id": model_id,
+                "graph_id": graph_id,
+                "node": node,
+                **columns,
+                "checksum": block_checksum(*columns.values()),
+            }
+        )
         s_start, e_start = s_end, e_end
     return rows
 
@@ -73,13 +88,18 @@ def decode_blocks(rows: list[tuple]) -> tuple[np.ndarray, labels.SampleLists]:
     except TypeError:
         raise blobs.DamagedBlob("a block of an unreadable dtype") from None
     for node, dtype_str, ranks, lengths, entries, checksum in rows:
-        if not all(isinstance(b, bytes) for b in (ranks, lengths, entries)) or len(ranks) != len(lengths) \
-                or (len(ranks) | len(entries)) % dtype.itemsize:
+        if (
+            not all(isinstance(b, bytes) for b in (ranks, lengths, entries))
+            or len(ranks) != len(lengths)
+            or (len(ranks) | len(entries)) % dtype.itemsize
+        ):
             raise blobs.DamagedBlob(f"block of node {node}: its arrays do not fit {dtype}")
         if checksum != block_checksum(dtype_str, ranks, lengths, entries):
             raise blobs.DamagedBlob(f"block of node {node}: checksum mismatch")
     counts = np.array([len(row[2]) // dtype.itemsize for row in rows], np.int64)
-    view = labels.SampleLists(*(np.frombuffer(b"".join(row[i] for row in rows), dtype) for i in (2, 3, 4)))
+    view = labels.SampleLists(
+        *(np.frombuffer(b"".join(row[i] for row in rows), dtype) for i in (2, 3, 4))
+    )
     if int(view.above.sum()) != len(view.entries):
         raise blobs.DamagedBlob("block entries do not match their ranks")
     return np.repeat(np.array([row[0] for row in rows], np.int64), counts), view
@@ -91,6 +111,7 @@ class LabelStore:
     db: sqlite_utils.Database
 
     if TYPE_CHECKING:  # provided by Registry
+
         def transaction(self) -> contextlib.AbstractContextManager[sqlite_utils.Database]: ...
         def graph_samples(self, graph_id: str) -> np.ndarray: ...
         def graph_sizes(self, graph_id: str) -> dict[str, int]: ...
@@ -99,30 +120,51 @@ class LabelStore:
     def labeled_model_ids(self, graph_id: str) -> set[str]:
         return {row["model_id"] for row in self.db["labels"].rows_where("graph_id = ?", [graph_id])}
 
-    def save_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray],
-                   meta: dict) -> None:
+    def save_label(
+        self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray], meta: dict
+    ) -> None:
         """Publish a complete label in one transaction and drop its partial work."""
         samples = self.graph_samples(graph_id)
         with self.transaction():
             self._write_label(model_id, graph_id, fmt, arrays, meta, utc_now(), samples)
 
-    def _write_label(self, model_id: str, graph_id: str, fmt: str, arrays: dict[str, np.ndarray], meta: dict,
-                     created: str, samples: np.ndarray) -> None:
+    def _write_label(
+        self,
+        model_id: str,
+        graph_id: str,
+        fmt: str,
+        arrays: dict[str, np.ndarray],
+        meta: dict,
+        created: str,
+        samples: np.ndarray,
+    ) -> None:
         """Replace a model's label on a graph and drop its partial work. Call inside a transaction."""
         self._delete_label(model_id, graph_id)
         label = labels.Label.from_arrays(arrays, meta)
-        self.db["label_blocks"].insert_all(block_rows(model_id, graph_id, label, samples), batch_size=1000)
+        self.db["label_blocks"].insert_all(
+            block_rows(model_id, graph_id, label, samples), batch_size=1000
+        )
         self.db["labels"].insert(
-            {"model_id": model_id, "graph_id": graph_id, "format": fmt, "created": created,
-             "meta": json.dumps(meta, sort_keys=True)}, pk=("model_id", "graph_id"),
+            {
+                "model_id": model_id,
+                "graph_id": graph_id,
+                "format": fmt,
+                "created": created,
+                "meta": json.dumps(meta, sort_keys=True),
+            },
+            pk=("model_id", "graph_id"),
         )
 
     def _delete_label(self, model_id: str, graph_id: str) -> None:
         for table in ("labels", "label_blocks", "label_parts"):
-            self.db.execute(f"delete from {table} where model_id = ? and graph_id = ?", [model_id, graph_id])
+            self.db.execute(
+                f"delete from {table} where model_id = ? and graph_id = ?", [model_id, graph_id]
+            )
 
     def label_created(self, model_id: str, graph_id: str) -> str | None:
-        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        rows = list(
+            self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id])
+        )
         return rows[0]["created"] if rows else None
 
     def import_labels(self, graph_id: str, items: list[dict], replace: bool = False) -> list[str]:
@@ -141,8 +183,15 @@ class LabelStore:
                 model_id = item["model"]["id"]
                 if model_id in done and not replace:
                     continue
-                self._write_label(model_id, graph_id, item["format"], item["arrays"], item["meta"], item["created"],
-                                  samples)
+                self._write_label(
+                    model_id,
+                    graph_id,
+                    item["format"],
+                    item["arrays"],
+                    item["meta"],
+                    item["created"],
+                    samples,
+                )
                 stored.append(model_id)
         return stored
 
@@ -159,46 +208,68 @@ class LabelStore:
         """Every label on a graph without its arrays: model id, format, created, meta, and the models row."""
         rows = self.db.execute(
             "select l.model_id, l.format, l.created, l.meta, m.family, m.plugin, m.plugin_version from labels l "
-            "left join models m on m.id = l.model_id where l.graph_id = ? order by l.model_id", [graph_id])
+            "left join models m on m.id = l.model_id where l.graph_id = ? order by l.model_id",
+            [graph_id],
+        )
         names = ["id", "format", "created", "meta", "family", "plugin", "plugin_version"]
         return [{**dict(zip(names, row)), "meta": json.loads(row[3] or "{}")} for row in rows]
 
-    def load_label(self, model_id: str, graph_id: str, samples: np.ndarray | None = None
-                   ) -> tuple[str, dict[str, np.ndarray], dict]:
+    def load_label(
+        self, model_id: str, graph_id: str, samples: np.ndarray | None = None
+    ) -> tuple[str, dict[str, np.ndarray], dict]:
         """A whole label, ``(format, arrays, meta)``, rebuilt from all its blocks; raises
         :class:`DamagedLabelError` when a block is damaged or missing. A caller reading several labels
         passes the graph's ``samples`` (:meth:`graph_samples`) so they are read once."""
-        rows = list(self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        rows = list(
+            self.db["labels"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id])
+        )
         if not rows:
-            raise MllzooError(f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`")
+            raise MllzooError(
+                f"{model_id} has no label on graph {graph_id}: run `mllzoo register {model_id}`"
+            )
         meta = json.loads(rows[0]["meta"] or "{}")
         samples = self.graph_samples(graph_id) if samples is None else samples
         sizes = self.graph_sizes(graph_id)
         n_nodes, n_images = sizes["nodes"], sizes["images"]
         blocks = self.db.execute(
             "select node, dtype, ranks, lengths, entries, checksum from label_blocks "
-            "where model_id = ? and graph_id = ? order by node", [model_id, graph_id]).fetchall()
+            "where model_id = ? and graph_id = ? order by node",
+            [model_id, graph_id],
+        ).fetchall()
         try:
             if [row[0] for row in blocks] != list(range(n_nodes)):
-                raise blobs.DamagedBlob(f"{n_nodes - len(blocks)} of its {n_nodes} node blocks are missing")
+                raise blobs.DamagedBlob(
+                    f"{n_nodes - len(blocks)} of its {n_nodes} node blocks are missing"
+                )
             own, view = decode_blocks(blocks)
             if not np.array_equal(own, samples[:, 0]):
                 raise blobs.DamagedBlob("its blocks do not hold the graph's samples")
-            label = labels.whole_label(view, samples[:, 1], n_images, int(meta.get("n_nodes", n_nodes)))
+            label = labels.whole_label(
+                view, samples[:, 1], n_images, int(meta.get("n_nodes", n_nodes))
+            )
         except (blobs.DamagedBlob, InvalidLabel) as exc:
             raise DamagedLabelError(model_id, f"is damaged ({exc})") from None
         return rows[0]["format"], label.arrays(), meta
 
-    def whole_labels(self, graph_id: str, model_ids: list[str] | None = None) -> Iterator[tuple[str, labels.Label]]:
+    def whole_labels(
+        self, graph_id: str, model_ids: list[str] | None = None
+    ) -> Iterator[tuple[str, labels.Label]]:
         """``(model id, whole label)`` for ``model_ids`` (default: every label on the graph, by id), one at a time."""
         samples = self.graph_samples(graph_id)
-        for model_id in model_ids if model_ids is not None else sorted(self.labeled_model_ids(graph_id)):
+        for model_id in (
+            model_ids if model_ids is not None else sorted(self.labeled_model_ids(graph_id))
+        ):
             _, arrays, meta = self.load_label(model_id, graph_id, samples)
             yield model_id, labels.Label.from_arrays(arrays, meta)
 
-    def label_views(self, graph_id: str, model_ids: list[str], nodes: np.ndarray, fmt: str,
-                    skip_damaged: bool = False
-                    ) -> Iterator[tuple[str, tuple[np.ndarray, labels.SampleLists] | DamagedLabelError]]:
+    def label_views(
+        self,
+        graph_id: str,
+        model_ids: list[str],
+        nodes: np.ndarray,
+        fmt: str,
+        skip_damaged: bool = False,
+    ) -> Iterator[tuple[str, tuple[np.ndarray, labels.SampleLists] | DamagedLabelError]]:
         """Per label of ``model_ids`` on the graph (in id order), ``(own node per sample, view)`` of the
         samples of ``nodes`` (sorted, unique): only those nodes' blocks are read.
 
@@ -215,11 +286,17 @@ class LabelStore:
             "and b.node in (select value from json_each(:nodes)) "
             "where l.graph_id = :graph and l.model_id in (select value from json_each(:models)) "
             "order by l.model_id, b.node",
-            {"graph": graph_id, "nodes": json.dumps(wanted), "models": json.dumps(sorted(set(model_ids)))})
+            {
+                "graph": graph_id,
+                "nodes": json.dumps(wanted),
+                "models": json.dumps(sorted(set(model_ids))),
+            },
+        )
         for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
             try:
-                found: tuple[np.ndarray, labels.SampleLists] | DamagedLabelError = _view(model_id, list(group),
-                                                                                         wanted, fmt)
+                found: tuple[np.ndarray, labels.SampleLists] | DamagedLabelError = _view(
+                    model_id, list(group), wanted, fmt
+                )
             except DamagedLabelError as error:
                 if not skip_damaged:
                     raise
@@ -227,27 +304,44 @@ class LabelStore:
             yield model_id, found
 
     # partial work of a running register ----------------------------------------------------
-    def save_label_part(self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]) -> None:
+    def save_label_part(
+        self, model_id: str, graph_id: str, part: int, arrays: dict[str, np.ndarray]
+    ) -> None:
         """Keep one finished chunk of a label so that an interrupted run resumes from it; it replaces
         whatever was saved under the same part number."""
         with self.transaction():
-            self.db.execute("delete from label_parts where model_id = ? and graph_id = ? and part = ?",
-                            [model_id, graph_id, part])
+            self.db.execute(
+                "delete from label_parts where model_id = ? and graph_id = ? and part = ?",
+                [model_id, graph_id, part],
+            )
             self.db["label_parts"].upsert_all(
-                [{"model_id": model_id, "graph_id": graph_id, "part": part, "name": name, **blobs.pack(a)}
-                 for name, a in arrays.items()], pk=("model_id", "graph_id", "part", "name"),
+                [
+                    {
+                        "model_id": model_id,
+                        "graph_id": graph_id,
+                        "part": part,
+                        "name": name,
+                        **blobs.pack(a),
+                    }
+                    for name, a in arrays.items()
+                ],
+                pk=("model_id", "graph_id", "part", "name"),
             )
 
     def drop_label_parts(self, model_id: str, graph_id: str) -> None:
         """Forget a model's saved partial work (it did not assemble into a valid label)."""
         with self.transaction():
-            self.db.execute("delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id])
+            self.db.execute(
+                "delete from label_parts where model_id = ? and graph_id = ?", [model_id, graph_id]
+            )
 
     def label_parts(self, model_id: str, graph_id: str) -> dict[int, dict[str, np.ndarray]]:
         """Saved chunks by part; a part with a damaged array is left out, so it is redone."""
         parts: dict[int, dict[str, np.ndarray]] = {}
         damaged = set()
-        for row in self.db["label_parts"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]):
+        for row in self.db["label_parts"].rows_where(
+            "model_id = ? and graph_id = ?", [model_id, graph_id]
+        ):
             try:
                 parts.setdefault(row["part"], {})[row["name"]] = blobs.unpack(row)
             except blobs.DamagedBlob:
@@ -255,13 +349,19 @@ class LabelStore:
         return {part: arrays for part, arrays in parts.items() if part not in damaged}
 
 
-def _view(model_id: str, rows: list[tuple], wanted: list[int], fmt: str) -> tuple[np.ndarray, labels.SampleLists]:
+def _view(
+    model_id: str, rows: list[tuple], wanted: list[int], fmt: str
+) -> tuple[np.ndarray, labels.SampleLists]:
     """One label's part of a :meth:`LabelStore.label_views` statement, checked and decoded."""
     if rows[0][1] != fmt:
-        raise DamagedLabelError(model_id, f"has format {rows[0][1]!r}, which this mllzoo does not read")
+        raise DamagedLabelError(
+            model_id, f"has format {rows[0][1]!r}, which this mllzoo does not read"
+        )
     blocks = [row[2:] for row in rows if row[2] is not None]
     if [row[0] for row in blocks] != wanted:
-        raise DamagedLabelError(model_id, f"is damaged ({len(wanted) - len(blocks)} node blocks missing)")
+        raise DamagedLabelError(
+            model_id, f"is damaged ({len(wanted) - len(blocks)} node blocks missing)"
+        )
     try:
         return decode_blocks(blocks)
     except blobs.DamagedBlob as exc:

@@ -55,24 +55,46 @@ def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
             packed = blobs.pack(array)
             member = f"labels/{number}/{name}.bin"
             members[member] = packed["data"]
-            described[name] = {"file": member, "dtype": packed["dtype"], "shape": json.loads(packed["shape"]),
-                               "sha256": hashlib.sha256(packed["data"]).hexdigest()}
-        manifest_labels.append({"model": entry["model"], "format": entry["format"], "created": entry["created"],
-                                "meta": entry["meta"], "arrays": described})
-    manifest = json.dumps({"format": FORMAT_NAME, "version": VERSION, "graph": graph, "labels": manifest_labels},
-                          indent=1, sort_keys=True).encode()
+            described[name] = {
+                "file": member,
+                "dtype": packed["dtype"],
+                "shape": json.loads(packed["shape"]),
+                "sha256": hashlib.sha256(packed["data"]).hexdigest(),
+            }
+        manifest_labels.append(
+            {
+                "model": entry["model"],
+                "format": entry["format"],
+                "created": entry["created"],
+                "meta": entry["meta"],
+                "arrays": described,
+            }
+        )
+    manifest = json.dumps(
+        {"format": FORMAT_NAME, "version": VERSION, "graph": graph, "labels": manifest_labels},
+        indent=1,
+        sort_keys=True,
+    ).encode()
     path = Path(path)
     if not path.parent.is_dir():
-        raise MllzooError(f"cannot write label file {path}: folder {path.parent} does not exist; nothing was written")
+        raise MllzooError(
+            f"cannot write label file {path}: folder {path.parent} does not exist; nothing was written"
+        )
     try:
-        with replaced_atomically(path, ".partial") as stream, zipfile.ZipFile(stream, "w") as archive:
-            for name, data in [(MANIFEST, manifest), (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
-                               *members.items()]:
+        with (
+            replaced_atomically(path, ".partial") as stream,
+            zipfile.ZipFile(stream, "w") as archive,
+        ):
+            for name, data in [
+                (MANIFEST, manifest),
+                (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
+                *members.items(),
+            ]:
                 archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
     except OSError as exc:
-        raise MllzooError(f"cannot write label file {path}: {exc.strerror or exc}; nothing was written") from None
-
-
+        raise MllzooError(
+            f"cannot write label file {path}: {exc.strerror or exc}; nothing was written"
+        ) from None
 
 
 @dataclass
@@ -97,45 +119,79 @@ class LabelFile:
         """The labels, arrays verified against their checksums and the graph they are for (its
         ``sizes`` and ``[n_samples, 2]`` (node, image) ``samples``)."""
         if self.graph_id != graph_id:
-            raise self.refuse(f"its labels were made on graph {self.graph_id}, this registry's graph is {graph_id}")
+            raise self.refuse(
+                f"its labels were made on graph {self.graph_id}, this registry's graph is {graph_id}"
+            )
         if any(self.manifest["graph"].get(key) != sizes[key] for key in sizes):
-            raise self.refuse(f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}")
+            raise self.refuse(
+                f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}"
+            )
         out = []
-        limits = {"lengths": sizes["images"], "rank": sizes["samples"], "lists": sizes["images"] * sizes["nodes"]}
+        limits = {
+            "lengths": sizes["images"],
+            "rank": sizes["samples"],
+            "lists": sizes["images"] * sizes["nodes"],
+        }
         try:
             with zipfile.ZipFile(self.path) as archive:
                 for entry in self.manifest["labels"]:
-                    arrays = {name: self._array(archive, name, entry["arrays"][name], limits) for name in ARRAY_NAMES}
+                    arrays = {
+                        name: self._array(archive, name, entry["arrays"][name], limits)
+                        for name in ARRAY_NAMES
+                    }
                     self._check_label(entry, arrays, samples, sizes)
-                    out.append({**{key: entry[key] for key in ("model", "format", "created", "meta")},
-                                "arrays": arrays})
-        except (zipfile.BadZipFile, KeyError, TypeError, ValueError, zlib.error, OSError, EOFError) as exc:
+                    out.append(
+                        {
+                            **{key: entry[key] for key in ("model", "format", "created", "meta")},
+                            "arrays": arrays,
+                        }
+                    )
+        except (
+            zipfile.BadZipFile,
+            KeyError,
+            TypeError,
+            ValueError,
+            zlib.error,
+            OSError,
+            EOFError,
+        ) as exc:
             raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
         return out
 
-    def _array(self, archive: zipfile.ZipFile, name: str, described: dict, limits: dict[str, int]) -> np.ndarray:
+    def _array(
+        self, archive: zipfile.ZipFile, name: str, described: dict, limits: dict[str, int]
+    ) -> np.ndarray:
         dtype = np.dtype(described["dtype"])
         if dtype.kind not in ARRAY_KINDS:
             raise self.refuse(f"array dtype {described['dtype']} is not an integer type")
         shape = tuple(int(n) for n in described["shape"])
-        if len(shape) != 1 or not 0 <= shape[0] <= limits[name]:  # before reading: never more than the graph allows
-            raise self.refuse(f"array {name} declares shape {list(shape)}, more than graph {self.graph_id} "
-                              f"allows ({limits[name]})")
+        if (
+            len(shape) != 1 or not 0 <= shape[0] <= limits[name]
+        ):  # before reading: never more than the graph allows
+            raise self.refuse(
+                f"array {name} declares shape {list(shape)}, more than graph {self.graph_id} "
+                f"allows ({limits[name]})"
+            )
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if archive.getinfo(described["file"]).file_size != expected:
             raise self.refuse(f"{described['file']} does not hold {shape} x {dtype}")
         data = archive.read(described["file"])
         if hashlib.sha256(data).hexdigest() != described["sha256"]:
-            raise self.refuse(f"checksum of {described['file']} does not match: the file was altered")
+            raise self.refuse(
+                f"checksum of {described['file']} does not match: the file was altered"
+            )
         return blobs.fitting(described["dtype"], json.dumps(list(shape)), data)
 
-    def _check_label(self, entry: dict, arrays: dict[str, np.ndarray], samples: np.ndarray,
-                     sizes: dict[str, int]) -> None:
+    def _check_label(
+        self, entry: dict, arrays: dict[str, np.ndarray], samples: np.ndarray, sizes: dict[str, int]
+    ) -> None:
         """A label is usable only in the format replay reads and when it is a valid label of this graph
         (:func:`labels.validate`, the check ``register`` makes before it publishes)."""
         model_id = entry["model"]["id"]
         if entry["format"] != labels.FORMAT:
-            raise self.refuse(f"{model_id}: label format {entry['format']!r} is unknown to this mllzoo")
+            raise self.refuse(
+                f"{model_id}: label format {entry['format']!r} is unknown to this mllzoo"
+            )
         does_not_fit = f"{model_id}: its label does not fit graph {self.graph_id}"
         if int(entry["meta"].get("n_nodes", -1)) != sizes["nodes"] or arrays["lengths"].ndim != 1:
             raise self.refuse(does_not_fit)
@@ -152,18 +208,32 @@ def open_label_file(path: Path) -> LabelFile:
     if not path.exists():
         raise LabelFileError(f"label file not found: {path}")
     if not path.is_file():
-        raise LabelFileError(f"{path} is not a regular file (a folder, FIFO or device), so not a label file; "
-                             f"nothing was imported")
+        raise LabelFileError(
+            f"{path} is not a regular file (a folder, FIFO or device), so not a label file; "
+            f"nothing was imported"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             _refuse_members(path, archive)
             manifest_bytes = archive.read(MANIFEST)
             checksum = archive.read(CHECKSUM).decode("ascii", "replace").strip()
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
-        raise LabelFileError(f"{path} is not a readable mllzoo label file (truncated or not one: {exc}); "
-                             f"nothing was imported") from None
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
+        raise LabelFileError(
+            f"{path} is not a readable mllzoo label file (truncated or not one: {exc}); "
+            f"nothing was imported"
+        ) from None
     if hashlib.sha256(manifest_bytes).hexdigest() != checksum:
-        raise LabelFileError(f"{path}: checksum of {MANIFEST} does not match: the file was altered; nothing was imported")
+        raise LabelFileError(
+            f"{path}: checksum of {MANIFEST} does not match: the file was altered; nothing was imported"
+        )
     try:
         manifest = json.loads(manifest_bytes)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json parses
@@ -174,15 +244,19 @@ def open_label_file(path: Path) -> LabelFile:
     version = manifest.get("version")
     if version != VERSION:
         newer = isinstance(version, int) and version > VERSION
-        raise LabelFileError(f"{path}: label file version {version!r} is "
-                             + ("newer than this mllzoo reads (1): upgrade mllzoo" if newer else "unknown")
-                             + "; nothing was imported")
+        raise LabelFileError(
+            f"{path}: label file version {version!r} is "
+            + ("newer than this mllzoo reads (1): upgrade mllzoo" if newer else "unknown")
+            + "; nothing was imported"
+        )
     if not _well_formed(manifest):
         raise LabelFileError(f"{path}: {MANIFEST} lacks required fields; nothing was imported")
     for entry in manifest["labels"]:
         problem = _model_problem(entry["model"])
         if problem:
-            raise LabelFileError(f"{path}: model {entry['model']['id']}: {problem}; nothing was imported")
+            raise LabelFileError(
+                f"{path}: model {entry['model']['id']}: {problem}; nothing was imported"
+            )
     return LabelFile(path, manifest)
 
 
@@ -201,36 +275,58 @@ def _refuse_members(path: Path, archive: zipfile.ZipFile) -> None:
     compression other than stored or deflate, and a manifest or checksum declared larger than any is."""
     for info in archive.infolist():
         if info.flag_bits & 0x1:
-            raise LabelFileError(f"{path}: member {info.filename} is encrypted; nothing was imported")
+            raise LabelFileError(
+                f"{path}: member {info.filename} is encrypted; nothing was imported"
+            )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise LabelFileError(f"{path}: member {info.filename} uses compression method {info.compress_type}, "
-                                 f"not stored or deflate; nothing was imported")
+            raise LabelFileError(
+                f"{path}: member {info.filename} uses compression method {info.compress_type}, "
+                f"not stored or deflate; nothing was imported"
+            )
     for name, cap in ((MANIFEST, MAX_MANIFEST_BYTES), (CHECKSUM, 1024)):
         if name in archive.NameToInfo and archive.getinfo(name).file_size > cap:
-            raise LabelFileError(f"{path}: {name} declares {archive.getinfo(name).file_size} bytes, more than "
-                                 f"a label file's {cap}; nothing was imported")
+            raise LabelFileError(
+                f"{path}: {name} declares {archive.getinfo(name).file_size} bytes, more than "
+                f"a label file's {cap}; nothing was imported"
+            )
 
 
 def _well_formed(manifest: dict) -> bool:
     from mllzoo.models.vlm import MODEL_ID
 
     graph, entries = manifest.get("graph"), manifest.get("labels")
-    if not (isinstance(graph, dict) and isinstance(graph.get("id"), str) and isinstance(entries, list) and entries):
+    if not (
+        isinstance(graph, dict)
+        and isinstance(graph.get("id"), str)
+        and isinstance(entries, list)
+        and entries
+    ):
         return False
     for entry in entries:
         if not isinstance(entry, dict):
             return False
         model, arrays = entry.get("model"), entry.get("arrays")
-        if not (isinstance(model, dict) and isinstance(model.get("id"), str) and MODEL_ID.match(model["id"])
-                and isinstance(model.get("metadata"), dict) and isinstance(entry.get("meta"), dict)
-                and isinstance(arrays, dict) and set(arrays) == set(ARRAY_NAMES)
-                and all(isinstance(a, dict) and {"file", "dtype", "shape", "sha256"} <= set(a) for a in arrays.values())):
+        if not (
+            isinstance(model, dict)
+            and isinstance(model.get("id"), str)
+            and MODEL_ID.match(model["id"])
+            and isinstance(model.get("metadata"), dict)
+            and isinstance(entry.get("meta"), dict)
+            and isinstance(arrays, dict)
+            and set(arrays) == set(ARRAY_NAMES)
+            and all(
+                isinstance(a, dict) and {"file", "dtype", "shape", "sha256"} <= set(a)
+                for a in arrays.values()
+            )
+        ):
             return False
     ids = [entry["model"]["id"] for entry in entries]
     return len(set(ids)) == len(ids)
 
 
-def read_many(paths: list[Path], graph_id: str, sizes: dict[str, int], samples: np.ndarray) -> list[dict]:
+def read_many(
+    paths: list[Path], graph_id: str, sizes: dict[str, int], samples: np.ndarray
+) -> list[dict]:
     """Every label of every file, all checked before any is returned (an import is all or nothing)."""
     found: dict[str, Path] = {}
     out = []
@@ -245,4 +341,11 @@ def read_many(paths: list[Path], graph_id: str, sizes: dict[str, int], samples: 
     return out
 
 
-__all__ = ["LabelFile", "LabelFileError", "open_label_file", "read_many", "write_label_file", "VERSION"]
+__all__ = [
+    "LabelFile",
+    "LabelFileError",
+    "open_label_file",
+    "read_many",
+    "write_label_file",
+    "VERSION",
+]

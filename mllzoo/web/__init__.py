@@ -20,10 +20,19 @@ from markupsafe import Markup
 
 from mllzoo.errors import DamagedLabelError, MllzooError
 from mllzoo.web.svg import bar_chart
-from mllzoo.web.zoo import MAX_REQUEST_BYTES, BadRequest, NotFound, RecommendInput, cli_json, zoo_for
+from mllzoo.web.zoo import (
+    MAX_REQUEST_BYTES,
+    BadRequest,
+    NotFound,
+    RecommendInput,
+    cli_json,
+    zoo_for,
+)
 
 PREFIX = "/-/mllzoo"
-MAX_QUERY_BYTES = 32 * 1024  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
+MAX_QUERY_BYTES = (
+    32 * 1024
+)  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
 SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
 
 
@@ -46,7 +55,10 @@ def register_routes():
 def skip_csrf(scope):
     """The recommend form's POST (a class file upload) changes nothing, so it needs no CSRF token; and
     asgi-csrf 0.11 cannot parse multipart bodies with python-multipart 0.0.34 (a 500 before any plugin runs)."""
-    return scope.get("type") == "http" and scope.get("path") in (f"{PREFIX}/recommend", f"{PREFIX}/recommend.json")
+    return scope.get("type") == "http" and scope.get("path") in (
+        f"{PREFIX}/recommend",
+        f"{PREFIX}/recommend.json",
+    )
 
 
 @hookimpl
@@ -64,8 +76,11 @@ async def registry_zoo(datasette):
         tables = set(await db.table_names())
         if {"_sqlite_migrations", "label_blocks", "nodes"} <= tables:
             return zoo_for(db.path, immutable=not db.is_mutable)
-    raise NotFound(f"no database named {wanted!r} is an mllzoo registry" if wanted
-                   else "none of the served databases is an mllzoo registry (datasette registry.db)")
+    raise NotFound(
+        f"no database named {wanted!r} is an mllzoo registry"
+        if wanted
+        else "none of the served databases is an mllzoo registry (datasette registry.db)"
+    )
 
 
 async def on_worker(zoo, fn, *args):
@@ -76,7 +91,9 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
     """The query string's fields, or a POSTed form's (urlencoded or multipart with a ``class_file``),
     never reading more than :data:`MAX_REQUEST_BYTES`."""
     if len(request.query_string) > MAX_QUERY_BYTES:
-        raise TooLarge(f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file")
+        raise TooLarge(
+            f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file"
+        )
     if request.method != "POST":
         return dict(parse_qsl(request.query_string, keep_blank_values=True)), None
     declared = request.headers.get("content-length", "")
@@ -93,12 +110,15 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
+        )
         fields: dict[str, str] = {}
         upload = None
         for part in message.iter_parts() if message.is_multipart() else []:
             name = part.get_param("name", header="content-disposition")
-            name = name if isinstance(name, str) else None  # a malformed RFC 2231 value comes as a tuple
+            name = (
+                name if isinstance(name, str) else None
+            )  # a malformed RFC 2231 value comes as a tuple
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             if name == "class_file":
@@ -133,11 +153,23 @@ async def respond(datasette, request, fmt, template, build, context=None):
         if isinstance(exc, DamagedLabelError):
             error += " (or tick \u201cskip damaged labels\u201d)"
     if fmt:
-        body = cli_json(data) if error is None else cli_json({"ok": False, "error": error, "status": status})
+        body = (
+            cli_json(data)
+            if error is None
+            else cli_json({"ok": False, "error": error, "status": status})
+        )
         return Response(body, status=status, content_type="application/json; charset=utf-8")
     html = await datasette.render_template(
-        [template], {"error": error, "prefix": datasette.urls.path(PREFIX), "json_url": json_url(request),
-                     **(context or {}), **page}, request=request)
+        [template],
+        {
+            "error": error,
+            "prefix": datasette.urls.path(PREFIX),
+            "json_url": json_url(request),
+            **(context or {}),
+            **page,
+        },
+        request=request,
+    )
     return Response.html(html, status=status)
 
 
@@ -152,7 +184,9 @@ async def index_view(datasette, request):
         data = await on_worker(zoo, zoo.overview)
         return data, {"data": data}
 
-    return await respond(datasette, request, request.url_vars.get("format"), "mllzoo_index.html", build)
+    return await respond(
+        datasette, request, request.url_vars.get("format"), "mllzoo_index.html", build
+    )
 
 
 async def recommend_view(datasette, request):
@@ -161,21 +195,29 @@ async def recommend_view(datasette, request):
 
     async def build():
         fields, upload = await form_fields(request)
-        context["given"] = {k: fields.get(k, "") for k in ("classes", "domain", "task", "k", "max_models",
-                                                           "skip_damaged")}
+        context["given"] = {
+            k: fields.get(k, "")
+            for k in ("classes", "domain", "task", "k", "max_models", "skip_damaged")
+        }
         if not (fields.get("classes", "").strip() or (upload and upload[1].strip())):
             if fmt or request.method == "POST" or "classes" in fields:
-                raise BadRequest("no classes given: paste class names, one per line, or upload a class file")
+                raise BadRequest(
+                    "no classes given: paste class names, one per line, or upload a class file"
+                )
             return None, {"result": None}
         given = RecommendInput.parse(fields, upload)
         context["given"]["classes"] = "\n".join(given.classes)
         zoo = await registry_zoo(datasette)
         found = await on_worker(zoo, zoo.recommend, given)
         share = f"{datasette.urls.path(PREFIX)}/recommend?{urlencode(given.query())}"
-        return found["document"], {"result": found["document"], "glosses": found["glosses"],
-                                   "share_url": share if len(share) <= SHARE_LINK_LIMIT else None,
-                                   "json_share_url": share.replace("/recommend?", "/recommend.json?", 1)
-                                   if len(share) <= SHARE_LINK_LIMIT else None}
+        return found["document"], {
+            "result": found["document"],
+            "glosses": found["glosses"],
+            "share_url": share if len(share) <= SHARE_LINK_LIMIT else None,
+            "json_share_url": share.replace("/recommend?", "/recommend.json?", 1)
+            if len(share) <= SHARE_LINK_LIMIT
+            else None,
+        }
 
     return await respond(datasette, request, fmt, "mllzoo_recommend.html", build, context)
 
@@ -187,8 +229,17 @@ async def model_view(datasette, request):
         zoo = await registry_zoo(datasette)
         card = await on_worker(zoo, zoo.model, model_id)
         branches = card.get("branches") or []
-        chart = Markup(bar_chart([(b["name"], [b["accuracy"]]) for b in branches], [card["id"]],
-                                 f"accuracy of {card['id']} per top-level branch")) if branches else None
+        chart = (
+            Markup(
+                bar_chart(
+                    [(b["name"], [b["accuracy"]]) for b in branches],
+                    [card["id"]],
+                    f"accuracy of {card['id']} per top-level branch",
+                )
+            )
+            if branches
+            else None
+        )
         others = [m for m in await on_worker(zoo, zoo.labeled) if m != card["id"]]
         return card, {"card": card, "chart": chart, "others": others}
 
@@ -221,8 +272,20 @@ async def compare_view(datasette, request):
         if not ids and not fmt and "models" not in fields:
             return None, {"data": None}
         data = await on_worker(zoo, zoo.compare, ids)
-        chart = Markup(bar_chart([(b["name"], [b["accuracy"][m] for m in data["models"]]) for b in data["branches"]],
-                                 data["models"], "accuracy per top-level branch")) if data["models"] else None
+        chart = (
+            Markup(
+                bar_chart(
+                    [
+                        (b["name"], [b["accuracy"][m] for m in data["models"]])
+                        for b in data["branches"]
+                    ],
+                    data["models"],
+                    "accuracy per top-level branch",
+                )
+            )
+            if data["models"]
+            else None
+        )
         return data, {"data": data, "chart": chart}
 
     return await respond(datasette, request, fmt, "mllzoo_compare.html", build, context)

@@ -20,15 +20,22 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     from mllzoo.store.registry import Registry
     from mllzoo.web.zoo import zoo_for
 
-    Registry(path, create=False, write=False, immutable=True).close()  # a bad path fails here, in one line
+    Registry(
+        path, create=False, write=False, immutable=True
+    ).close()  # a bad path fails here, in one line
     check_address(host, port)
-    datasette = Datasette(immutables=[str(path)], settings={"default_page_size": 50},
-                          metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}})
+    datasette = Datasette(
+        immutables=[str(path)],
+        settings={"default_page_size": 50},
+        metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}},
+    )
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
         pm.register(web, name="mllzoo")
     asyncio.run(datasette.invoke_startup())
     zoo = zoo_for(path, immutable=True)
-    zoo.run(_warm, zoo)  # the selector loads while the server starts: the first recommend does not wait for it
+    zoo.run(
+        _warm, zoo
+    )  # the selector loads while the server starts: the first recommend does not wait for it
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/-/mllzoo"
     print(f"Serving {path} read-only at {where} (Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
@@ -50,5 +57,11 @@ def check_address(host: str, port: int) -> None:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
     except OSError as exc:
-        reason = "is in use" if getattr(exc, "errno", None) == 98 else f"cannot be listened on ({exc.strerror or exc})"
-        raise MllzooError(f"{host}:{port} {reason}: pick another with --port N (or --host)") from None
+        reason = (
+            "is in use"
+            if getattr(exc, "errno", None) == 98
+            else f"cannot be listened on ({exc.strerror or exc})"
+        )
+        raise MllzooError(
+            f"{host}:{port} {reason}: pick another with --port N (or --host)"
+        ) from None

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from html import escape
 
-COLOURS = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030"]  # one per compared model (at most 5)
+COLOURS = [
+    "#2b6cb0",
+    "#dd6b20",
+    "#38a169",
+    "#805ad5",
+    "#c53030",
+]  # one per compared model (at most 5)
 LABEL_WIDTH = 210
 BAR_WIDTH = 380
 ROW = 18
@@ -20,29 +26,39 @@ def bar_chart(rows: list[tuple[str, list[float | None]]], series: list[str], tit
     legend = ROW + 6 if len(series) > 1 else 0
     height = legend + len(rows) * per_group + 26
     width = LABEL_WIDTH + BAR_WIDTH + 60
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="mllzoo-chart" role="img" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-           f"<title>{escape(title)}</title>"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="mllzoo-chart" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
+    ]
     for s, name in enumerate(series if len(series) > 1 else []):
         x = LABEL_WIDTH + s * (BAR_WIDTH // max(len(series), 1))
-        out.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{COLOURS[s % len(COLOURS)]}"/>'
-                   f'<text x="{x + 14}" y="13">{escape(name)}</text>')
+        out.append(
+            f'<rect x="{x}" y="4" width="10" height="10" fill="{COLOURS[s % len(COLOURS)]}"/>'
+            f'<text x="{x + 14}" y="13">{escape(name)}</text>'
+        )
     for tick in (0, 25, 50, 75, 100):
         tick_x = LABEL_WIDTH + BAR_WIDTH * tick / 100
-        out.append(f'<line x1="{tick_x:.1f}" y1="{legend}" x2="{tick_x:.1f}" y2="{height - 20}" stroke="#ddd"/>'
-                   f'<text x="{tick_x:.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{tick}%</text>')
+        out.append(
+            f'<line x1="{tick_x:.1f}" y1="{legend}" x2="{tick_x:.1f}" y2="{height - 20}" stroke="#ddd"/>'
+            f'<text x="{tick_x:.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{tick}%</text>'
+        )
     for g, (label, values) in enumerate(rows):
         top = legend + g * per_group + 4
-        out.append(f'<text x="{LABEL_WIDTH - 8}" y="{top + per_group / 2:.1f}" text-anchor="end" '
-                   f'dominant-baseline="middle">{escape(label)}</text>')
+        out.append(
+            f'<text x="{LABEL_WIDTH - 8}" y="{top + per_group / 2:.1f}" text-anchor="end" '
+            f'dominant-baseline="middle">{escape(label)}</text>'
+        )
         for s, value in enumerate(values):
             y = top + s * ROW
             if value is None:
                 out.append(f'<text x="{LABEL_WIDTH + 4}" y="{y + ROW - 5}" fill="#555">-</text>')
                 continue
             w = BAR_WIDTH * max(0.0, min(1.0, value))
-            out.append(f'<rect x="{LABEL_WIDTH}" y="{y}" width="{w:.1f}" height="{ROW - 4}" '
-                       f'fill="{COLOURS[s % len(COLOURS)]}"><title>{escape(series[s])}: {value:.1%}</title></rect>'
-                       f'<text x="{LABEL_WIDTH + w + 4:.1f}" y="{y + ROW - 6}">{value:.1%}</text>')
+            out.append(
+                f'<rect x="{LABEL_WIDTH}" y="{y}" width="{w:.1f}" height="{ROW - 4}" '
+                f'fill="{COLOURS[s % len(COLOURS)]}"><title>{escape(series[s])}: {value:.1%}</title></rect>'
+                f'<text x="{LABEL_WIDTH + w + 4:.1f}" y="{y + ROW - 6}">{value:.1%}</text>'
+            )
     out.append("</svg>")
     return "".join(out)

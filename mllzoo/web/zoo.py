@@ -22,7 +22,9 @@ from mllzoo import labels
 from mllzoo.classes import parse_classes
 from mllzoo.errors import DamagedLabelError, MllzooError
 
-MAX_REQUEST_BYTES = 1024 * 1024  # a 5,000-class list of long names fits; anything bigger is refused unread
+MAX_REQUEST_BYTES = (
+    1024 * 1024
+)  # a 5,000-class list of long names fits; anything bigger is refused unread
 MAX_TEXT = 200  # characters of a domain or task
 MAX_K = 100
 MAX_COMPARE = 5
@@ -43,7 +45,9 @@ def plain_text(value: str, what: str) -> str:
     """``value`` stripped, refused (one line) when it holds a control character, as class names are."""
     control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
     if control is not None:
-        raise BadRequest(f"{what} contains the control character U+{ord(control):04X}; it must be plain text")
+        raise BadRequest(
+            f"{what} contains the control character U+{ord(control):04X}; it must be plain text"
+        )
     if len(value) > MAX_TEXT:
         raise BadRequest(f"{what} is longer than {MAX_TEXT} characters")
     return value.strip()
@@ -54,7 +58,9 @@ def whole_number(value: str | None, what: str, low: int, high: int) -> int | Non
     if value is None or not value.strip():
         return None
     if not value.strip().isdigit() or not low <= int(value) <= high:
-        raise BadRequest(f"{what} must be a whole number from {low} to {high}, not {value.strip()[:20]!r}")
+        raise BadRequest(
+            f"{what} must be a whole number from {low} to {high}, not {value.strip()[:20]!r}"
+        )
     return int(value)
 
 
@@ -68,7 +74,9 @@ class RecommendInput:
     skip_damaged: bool = False
 
     @classmethod
-    def parse(cls, fields: dict[str, str], class_file: tuple[str, bytes] | None = None) -> RecommendInput:
+    def parse(
+        cls, fields: dict[str, str], class_file: tuple[str, bytes] | None = None
+    ) -> RecommendInput:
         """The form's fields (and an uploaded class file, ``(name, bytes)``), checked as the CLI checks a
         class file (:func:`mllzoo.classes.parse_classes`: UTF-8, no control character, no duplicate, at
         most :data:`~mllzoo.classes.MAX_CLASSES`)."""
@@ -77,17 +85,25 @@ class RecommendInput:
             names = parse_classes(class_file[1], f"uploaded file {name}")
         else:
             names = parse_classes((fields.get("classes") or "").encode("utf-8"), "the class list")
-        return cls(names, plain_text(fields.get("domain") or "", "the domain") or None,
-                   plain_text(fields.get("task") or "", "the task") or None,
-                   whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
-                   whole_number(fields.get("max_models"), "max models", 1, 10_000),
-                   (fields.get("skip_damaged") or "") not in ("", "0"))
+        return cls(
+            names,
+            plain_text(fields.get("domain") or "", "the domain") or None,
+            plain_text(fields.get("task") or "", "the task") or None,
+            whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
+            whole_number(fields.get("max_models"), "max models", 1, 10_000),
+            (fields.get("skip_damaged") or "") not in ("", "0"),
+        )
 
     def query(self) -> dict[str, str]:
         """The URL parameters that give this input back (a shared link)."""
         out = {"classes": "\n".join(self.classes)}
-        for name, value in (("domain", self.domain), ("task", self.task), ("k", self.k if self.k != 1 else None),
-                            ("max_models", self.max_models), ("skip_damaged", "1" if self.skip_damaged else None)):
+        for name, value in (
+            ("domain", self.domain),
+            ("task", self.task),
+            ("k", self.k if self.k != 1 else None),
+            ("max_models", self.max_models),
+            ("skip_damaged", "1" if self.skip_damaged else None),
+        ):
             if value is not None:
                 out[name] = str(value)
         return out
@@ -110,7 +126,9 @@ class Zoo:
         self._selector = None
         self._children: list[list[int]] | None = None
         self._branches: list[tuple[int, np.ndarray]] | None = None
-        self._tables: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray] | DamagedLabelError] = {}
+        self._tables: dict[
+            tuple[str, str | None], tuple[np.ndarray, np.ndarray] | DamagedLabelError
+        ] = {}
         self._cards: dict[str, dict] = {}
 
     def run(self, fn, *args):
@@ -121,18 +139,22 @@ class Zoo:
         def shut():
             if self._registry is not None:
                 self._registry.close()
+
         self._worker.submit(shut).result()
         self._worker.shutdown()
 
     # loaded once, on the worker thread -----------------------------------------------------------
     @property
     def registry(self):
-        assert threading.current_thread().name.startswith("mllzoo-web"), "registry calls run on the worker"
+        assert threading.current_thread().name.startswith("mllzoo-web"), (
+            "registry calls run on the worker"
+        )
         if self._registry is None:
             from mllzoo.store.registry import Registry
 
-            self._registry = Registry(self.path, create=False, write=False, read_only=True,
-                                      immutable=self.immutable)
+            self._registry = Registry(
+                self.path, create=False, write=False, read_only=True, immutable=self.immutable
+            )
         return self._registry
 
     @property
@@ -140,7 +162,9 @@ class Zoo:
         if self._graph is None:
             from mllzoo.graph.concept_graph import load_graph
 
-            self._graph = load_graph(self.registry, images=False)  # nodes and samples, not image hashes
+            self._graph = load_graph(
+                self.registry, images=False
+            )  # nodes and samples, not image hashes
         return self._graph
 
     @property
@@ -184,12 +208,17 @@ class Zoo:
             while len(found) < MAX_BRANCHES:
                 biggest = max(found, key=lambda n: (len(found[n]), -n))
                 split = [c for c in self.children[biggest] if c not in found]
-                if len(found[biggest]) <= BRANCH_SHARE * len(self.graph.nodes) or not split \
-                        or len(found) - 1 + len(split) > MAX_BRANCHES:
+                if (
+                    len(found[biggest]) <= BRANCH_SHARE * len(self.graph.nodes)
+                    or not split
+                    or len(found) - 1 + len(split) > MAX_BRANCHES
+                ):
                     break
                 del found[biggest]
                 found.update({c: self.subtree(c) for c in split})
-            self._branches = sorted(found.items(), key=lambda item: self.graph.nodes[item[0]].name.lower())
+            self._branches = sorted(
+                found.items(), key=lambda item: self.graph.nodes[item[0]].name.lower()
+            )
         return self._branches
 
     def labeled(self) -> list[str]:
@@ -203,9 +232,13 @@ class Zoo:
         key = (model_id, self.registry.label_created(model_id, self.graph.id))
         if key not in self._tables:
             try:
-                _, arrays, meta = self.registry.load_label(model_id, self.graph.id, self.graph.samples)
+                _, arrays, meta = self.registry.load_label(
+                    model_id, self.graph.id, self.graph.samples
+                )
                 label = labels.Label.from_arrays(arrays, meta)
-                self._tables[key] = concept_accuracy(label, self.graph.samples, len(self.graph.nodes))
+                self._tables[key] = concept_accuracy(
+                    label, self.graph.samples, len(self.graph.nodes)
+                )
             except DamagedLabelError as error:
                 self._tables[key] = error
         return self._tables[key]
@@ -216,8 +249,10 @@ class Zoo:
                 return node.idx
         from mllzoo.errors import did_you_mean
 
-        raise NotFound(f"no concept {synset!r} in this registry's graph"
-                       f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}")
+        raise NotFound(
+            f"no concept {synset!r} in this registry's graph"
+            f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}"
+        )
 
     def concept_ref(self, n: int) -> dict:
         node = self.graph.nodes[n]
@@ -230,8 +265,14 @@ class Zoo:
         rows = []
         for root, nodes in self.branches:
             total = int(counts[nodes].sum())
-            rows.append({**self.concept_ref(root), "nodes": int(len(nodes)), "samples": total,
-                         "accuracy": round(float(first[nodes].sum() / total), 6) if total else None})
+            rows.append(
+                {
+                    **self.concept_ref(root),
+                    "nodes": int(len(nodes)),
+                    "samples": total,
+                    "accuracy": round(float(first[nodes].sum() / total), 6) if total else None,
+                }
+            )
         return rows
 
     # pages (each a JSON-ready dict; called on the worker thread) ------------------------------------
@@ -244,10 +285,19 @@ class Zoo:
                 continue
             accuracy, counts = table
             first = np.rint(np.nan_to_num(accuracy) * counts)
-            models.append({"id": model_id, "accuracy": round(float(first.sum() / max(counts.sum(), 1)), 6)})
-        return {"registry": self.path.name, "graph": self.graph.id, "nodes": len(self.graph.nodes),
-                "models": models, "branches": [{**self.concept_ref(root), "nodes": int(len(nodes))}
-                                               for root, nodes in self.branches]}
+            models.append(
+                {"id": model_id, "accuracy": round(float(first.sum() / max(counts.sum(), 1)), 6)}
+            )
+        return {
+            "registry": self.path.name,
+            "graph": self.graph.id,
+            "nodes": len(self.graph.nodes),
+            "models": models,
+            "branches": [
+                {**self.concept_ref(root), "nodes": int(len(nodes))}
+                for root, nodes in self.branches
+            ],
+        }
 
     def recommend(self, given: RecommendInput) -> dict:
         """Exactly what ``mllzoo recommend --json`` prints for the same input (its candidates and selector)."""
@@ -255,14 +305,27 @@ class Zoo:
 
         selector = self.selector
         pool = candidate_models(selector.model_ids, self.registry)
-        result = selector.recommend(given.classes, given.domain, given.task, k=given.k,
-                                    max_models=given.max_models, models=pool, skip_damaged=given.skip_damaged)
-        while len(selector._class_vectors) > KEPT_CLASS_LISTS:  # oldest first: the Selector keeps every list
+        result = selector.recommend(
+            given.classes,
+            given.domain,
+            given.task,
+            k=given.k,
+            max_models=given.max_models,
+            models=pool,
+            skip_damaged=given.skip_damaged,
+        )
+        while (
+            len(selector._class_vectors) > KEPT_CLASS_LISTS
+        ):  # oldest first: the Selector keeps every list
             selector._class_vectors.pop(next(iter(selector._class_vectors)))
         data = result.to_dict()
         glosses = {node.synset: node.definition for node in self.graph.nodes}
-        return {"document": data, "glosses": {n["synset"]: glosses[n["synset"]]
-                                              for row in data["classes"] for n in row["nodes"]}}
+        return {
+            "document": data,
+            "glosses": {
+                n["synset"]: glosses[n["synset"]] for row in data["classes"] for n in row["nodes"]
+            },
+        }
 
     def model(self, model_id: str) -> dict:
         """:func:`mllzoo.evaluation.model_card.model_card` plus accuracy per top-level branch (or why there is none)."""
@@ -288,8 +351,10 @@ class Zoo:
                 card["branches"] = self.branch_accuracy(table)
         if "damaged" in card and "metadata" not in card:
             row = self.registry.model(model_id) or {}
-            card.update({k: row.get(k) for k in ("family", "plugin", "plugin_version")},
-                        metadata=row.get("metadata") or {})
+            card.update(
+                {k: row.get(k) for k in ("family", "plugin", "plugin_version")},
+                metadata=row.get("metadata") or {},
+            )
         return card
 
     def concept(self, synset: str) -> dict:
@@ -303,24 +368,42 @@ class Zoo:
                 damaged.append(str(table))
                 continue
             accuracy, counts = table
-            ranked.append({"id": model_id, "samples": int(counts[n]),
-                           "accuracy": None if np.isnan(accuracy[n]) else round(float(accuracy[n]), 6)})
+            ranked.append(
+                {
+                    "id": model_id,
+                    "samples": int(counts[n]),
+                    "accuracy": None if np.isnan(accuracy[n]) else round(float(accuracy[n]), 6),
+                }
+            )
         ranked.sort(key=lambda m: (m["accuracy"] is None, -(m["accuracy"] or 0), m["id"]))
-        return {"synset": node.synset, "wnid": node.wnid, "name": node.name, "gloss": node.definition,
-                "depth": node.depth, "parents": [self.concept_ref(p) for p in node.parents],
-                "children": sorted((self.concept_ref(c) for c in self.children[n]), key=lambda c: c["name"].lower()),
-                "models": ranked, "damaged": damaged}
+        return {
+            "synset": node.synset,
+            "wnid": node.wnid,
+            "name": node.name,
+            "gloss": node.definition,
+            "depth": node.depth,
+            "parents": [self.concept_ref(p) for p in node.parents],
+            "children": sorted(
+                (self.concept_ref(c) for c in self.children[n]), key=lambda c: c["name"].lower()
+            ),
+            "models": ranked,
+            "damaged": damaged,
+        }
 
     def compare(self, model_ids: list[str]) -> dict:
         if not 2 <= len(model_ids) <= MAX_COMPARE or len(set(model_ids)) != len(model_ids):
-            raise BadRequest(f"name 2 to {MAX_COMPARE} different labeled models, comma-separated "
-                             f"(models=ID,ID), not {len(model_ids)}")
+            raise BadRequest(
+                f"name 2 to {MAX_COMPARE} different labeled models, comma-separated "
+                f"(models=ID,ID), not {len(model_ids)}"
+            )
         labeled = self.labeled()
         unknown = [m for m in model_ids if m not in labeled]
         if unknown:
             from mllzoo.errors import did_you_mean
 
-            raise NotFound(f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)}")
+            raise NotFound(
+                f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)}"
+            )
         columns, damaged = {}, []
         for model_id in model_ids:
             table = self.table(model_id)
@@ -328,8 +411,13 @@ class Zoo:
                 damaged.append(str(table))
             else:
                 columns[model_id] = self.branch_accuracy(table)
-        branches = [{**self.concept_ref(root), "accuracy": {m: rows[i]["accuracy"] for m, rows in columns.items()}}
-                    for i, (root, _) in enumerate(self.branches)]
+        branches = [
+            {
+                **self.concept_ref(root),
+                "accuracy": {m: rows[i]["accuracy"] for m, rows in columns.items()},
+            }
+            for i, (root, _) in enumerate(self.branches)
+        ]
         return {"models": list(columns), "branches": branches, "damaged": damaged}
 
 
@@ -344,4 +432,3 @@ def zoo_for(path: str | Path, immutable: bool = True) -> Zoo:
         if key not in _ZOOS:
             _ZOOS[key] = Zoo(path, immutable)
         return _ZOOS[key]
-

@@ -18,9 +18,18 @@ from mllzoo_openclip.testing import TINY_TEXT, cut_off_hub, tiny_checkpoint
 ARCH = "EVA02-mllzoo-tiny"
 # open_clip's EVA configs put a timm EVA tower beside an open_clip text tower; this is timm's smallest
 # EVA-02 (open_clip does not pass image_size to timm towers, so it keeps its 224 pixels).
-TINY_EVA = {"embed_dim": 32, "custom_text": True, "text_cfg": TINY_TEXT,
-            "vision_cfg": {"image_size": 224, "timm_model_name": "eva02_tiny_patch14_224",
-                           "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": "linear"}}
+TINY_EVA = {
+    "embed_dim": 32,
+    "custom_text": True,
+    "text_cfg": TINY_TEXT,
+    "vision_cfg": {
+        "image_size": 224,
+        "timm_model_name": "eva02_tiny_patch14_224",
+        "timm_model_pretrained": False,
+        "timm_pool": "token",
+        "timm_proj": "linear",
+    },
+}
 
 
 @pytest.fixture
@@ -42,11 +51,20 @@ def test_catalogue_matches_installed_open_clip():
 
 def test_issue_models_are_registered_and_the_hub_ones_marked():
     specs = {spec.id: spec for spec in registered_specs(mllzoo_eva)}
-    hub = {"eva/EVA01-g-14.laion400m_s11b_b41k", "eva/EVA02-B-16.merged2b_s8b_b131k",
-           "eva/EVA02-L-14-336.merged2b_s6b_b61k", "eva/EVA02-E-14.laion2b_s4b_b115k"}
+    hub = {
+        "eva/EVA01-g-14.laion400m_s11b_b41k",
+        "eva/EVA02-B-16.merged2b_s8b_b131k",
+        "eva/EVA02-L-14-336.merged2b_s6b_b61k",
+        "eva/EVA02-E-14.laion2b_s4b_b115k",
+    }
     assert {model_id for model_id, spec in specs.items() if "mll49" in spec.hubs} == hub
     base = specs["eva/EVA02-B-16.merged2b_s8b_b131k"]
-    assert (base.params_m, base.gflops, base.image_size, base.imagenet_top1) == (149.69, 41.09, 224, 0.7472)
+    assert (base.params_m, base.gflops, base.image_size, base.imagenet_top1) == (
+        149.69,
+        41.09,
+        224,
+        0.7472,
+    )
 
 
 def test_discovered_through_its_entry_point():

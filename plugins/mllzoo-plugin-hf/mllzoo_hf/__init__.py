@@ -19,5 +19,7 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(spec)
 
 
-mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_hf.loading")
+mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(
+    FAMILY, "mllzoo_hf.loading"
+)
 mllzoo_model_available = family_available(FAMILY, "mllzoo_hf.loading")

@@ -52,7 +52,11 @@ def is_cached(repo: str, revision: str) -> bool:
 def available(spec: ModelSpec) -> bool:
     """Whether the model is here without a download: a local folder, or a repository the cache holds."""
     where, kwargs = location(spec)
-    return Path(where).is_dir() if spec.extra.get("checkpoint") else is_cached(where, kwargs["revision"])
+    return (
+        Path(where).is_dir()
+        if spec.extra.get("checkpoint")
+        else is_cached(where, kwargs["revision"])
+    )
 
 
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
@@ -65,25 +69,40 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
         if unreachable:
             raise weights_unavailable(spec.id, spec.source, f"not cached here and {unreachable}")
     try:
-        with offline_unless_reachable():  # a partly cached model fails at once rather than after retries
+        with (
+            offline_unless_reachable()
+        ):  # a partly cached model fails at once rather than after retries
             processor = AutoProcessor.from_pretrained(where, **kwargs)
             module = AutoModel.from_pretrained(where, **kwargs)
     except Exception as exc:
-        raise weights_unavailable(spec.id, where if spec.extra.get("checkpoint") else spec.source, exc) from None
+        raise weights_unavailable(
+            spec.id, where if spec.extra.get("checkpoint") else spec.source, exc
+        ) from None
     if not (hasattr(module, "get_image_features") and hasattr(module, "get_text_features")):
-        raise ModelLoadError(f"cannot load {spec.id}: {type(module).__name__} is not an image-text dual encoder")
+        raise ModelLoadError(
+            f"cannot load {spec.id}: {type(module).__name__} is not an image-text dual encoder"
+        )
     module = module.to(device=device, dtype=getattr(torch, dtype)).eval()
     image_processor = processor.image_processor
-    return LoadedModel(spec=spec, module=module, preprocess=ImageTransform(image_processor),
-                       preprocess_key=preprocess_key(image_processor), tokenizer=processor.tokenizer,
-                       context_length=int(module.config.text_config.max_position_embeddings),
-                       device=device, dtype=dtype)
+    return LoadedModel(
+        spec=spec,
+        module=module,
+        preprocess=ImageTransform(image_processor),
+        preprocess_key=preprocess_key(image_processor),
+        tokenizer=processor.tokenizer,
+        context_length=int(module.config.text_config.max_position_embeddings),
+        device=device,
+        dtype=dtype,
+    )
 
 
 def preprocess_key(image_processor: Any) -> str:
     """Name the transform by the image processor's settings (class, size, crop, resample, mean/std)."""
-    settings = {key: value for key, value in image_processor.to_dict().items()
-                if not key.startswith("_") and key != "processor_class"}
+    settings = {
+        key: value
+        for key, value in image_processor.to_dict().items()
+        if not key.startswith("_") and key != "processor_class"
+    }
     return "hf:" + json.dumps(settings, sort_keys=True, default=str)
 
 
@@ -97,10 +116,17 @@ def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
     """Text features in float32. SigLIP was trained on texts padded to full length, so pad that way."""
     padding = "max_length" if "siglip" in model.module.config.model_type else True
-    batch = model.tokenizer(texts, padding=padding, truncation=True, max_length=model.context_length,
-                            return_tensors="pt")
+    batch = model.tokenizer(
+        texts,
+        padding=padding,
+        truncation=True,
+        max_length=model.context_length,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
-        return _pooled(model.module.get_text_features(**batch.to(model.device))).float().cpu().numpy()
+        return (
+            _pooled(model.module.get_text_features(**batch.to(model.device))).float().cpu().numpy()
+        )
 
 
 def _pooled(output: Any) -> torch.Tensor:

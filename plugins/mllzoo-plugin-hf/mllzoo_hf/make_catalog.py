@@ -36,9 +36,17 @@ def main() -> None:
     specs = []
     for repo, twin_name, licence in CURATED:
         twin = twins[twin_name]
-        specs.append(hub_spec(repo, params_m=twin.params_m, gflops=twin.gflops, image_size=twin.image_size,
-                              license=licence, imagenet_top1=twin.imagenet_top1,
-                              extra={"metadata_from": f"open_clip/{twin_name}"}))
+        specs.append(
+            hub_spec(
+                repo,
+                params_m=twin.params_m,
+                gflops=twin.gflops,
+                image_size=twin.image_size,
+                license=licence,
+                imagenet_top1=twin.imagenet_top1,
+                extra={"metadata_from": f"open_clip/{twin_name}"},
+            )
+        )
     out = Path(str(resources.files("mllzoo_hf").joinpath("catalog.json")))
     write_catalog(specs, out)
     print(f"wrote {len(specs)} models to {out}", file=sys.stderr)

@@ -32,7 +32,12 @@ from mllzoo import ModelLoadError, read_catalog
 from mllzoo.testing import check_plugin, check_registration, registered_specs, registry_with_graph
 from mllzoo_hf.catalog import hub_spec
 
-TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+TOWER = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
 
 
 def tiny_tokenizer() -> CLIPTokenizer:
@@ -52,14 +57,26 @@ def tiny_folders(tmp_path_factory):
     text = {**TOWER, "vocab_size": len(tokenizer), "max_position_embeddings": 24}
     vision = {**TOWER, "hidden_size": 64, "image_size": 32, "patch_size": 8}
     clip_dir = tmp_path_factory.mktemp("tiny-clip")
-    CLIPModel(CLIPConfig(text_config={**text, "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513},
-                         vision_config=vision, projection_dim=16)).save_pretrained(clip_dir)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=tokenizer).save_pretrained(clip_dir)
+    CLIPModel(
+        CLIPConfig(
+            text_config={**text, "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513},
+            vision_config=vision,
+            projection_dim=16,
+        )
+    ).save_pretrained(clip_dir)
+    CLIPProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tokenizer,
+    ).save_pretrained(clip_dir)
     siglip_dir = tmp_path_factory.mktemp("tiny-siglip")
-    SiglipModel(SiglipConfig(text_config={**text, "projection_size": 64}, vision_config=vision)).save_pretrained(siglip_dir)
-    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
-                    tokenizer=tokenizer).save_pretrained(siglip_dir)
+    SiglipModel(
+        SiglipConfig(text_config={**text, "projection_size": 64}, vision_config=vision)
+    ).save_pretrained(siglip_dir)
+    SiglipProcessor(
+        image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    ).save_pretrained(siglip_dir)
     return clip_dir, siglip_dir
 
 
@@ -82,14 +99,22 @@ def test_hf_ids_named_by_the_user_register_with_their_revision(user_models):
     specs, _, _ = user_models
     spec = specs["hf/someone--their-clip.v1_2"]
     assert (spec.extra["repo"], spec.extra["revision"], spec.source) == (
-        "someone/their-clip", "v1.2", "hf-hub:someone/their-clip@v1.2")
+        "someone/their-clip",
+        "v1.2",
+        "hf-hub:someone/their-clip@v1.2",
+    )
 
 
 def test_curated_catalogue_cites_its_open_clip_twins():
     specs = {spec.id: spec for spec in check_registration(mllzoo_hf, family="hf")}
     base = specs["hf/openai--clip-vit-base-patch32.main"]
     assert (base.params_m, base.gflops, base.image_size, base.license, base.imagenet_top1) == (
-        151.28, 14.78, 224, "MIT", 0.6332)
+        151.28,
+        14.78,
+        224,
+        "MIT",
+        0.6332,
+    )
     assert specs["hf/google--siglip-so400m-patch14-384.main"].image_size == 384
 
 
@@ -104,7 +129,9 @@ def test_siglip_texts_are_padded_to_full_length(tiny_folders):
     assert model.context_length == 24
 
     def reference(padding: bool | str) -> np.ndarray:
-        batch = model.tokenizer(["a cat"], padding=padding, max_length=24, truncation=True, return_tensors="pt")
+        batch = model.tokenizer(
+            ["a cat"], padding=padding, max_length=24, truncation=True, return_tensors="pt"
+        )
         with torch.inference_mode():
             return model.module.get_text_features(**batch).pooler_output.numpy()
 
@@ -139,7 +166,10 @@ def test_missing_weights_offline_is_one_clear_line_at_once(cut_off_hub, monkeypa
     assert time.perf_counter() - started < 10
     message = str(info.value)
     assert "\n" not in message and "not cached" in message
-    assert "hf/openai--clip-vit-base-patch32.main" in message and "hf-hub:openai/clip-vit-base-patch32" in message
+    assert (
+        "hf/openai--clip-vit-base-patch32.main" in message
+        and "hf-hub:openai/clip-vit-base-patch32" in message
+    )
 
 
 def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folders):
@@ -162,26 +192,47 @@ def test_cached_model_loads_while_the_hub_is_unreachable(cut_off_hub, tiny_folde
 @pytest.mark.slow
 def test_plain_register_skips_uncached_models_without_trying_them(cut_off_hub, tmp_path):
     """``mllzoo register`` with no ids runs only models already in the cache: none here, and no load is tried."""
-    env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
-        "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
-    result = subprocess.run([sys.executable, "-m", "mllzoo", "register", "--json"], env=env, capture_output=True,
-                            text=True, timeout=300)
+    env = registry_with_graph(
+        tmp_path,
+        "mllzoo-plugin-hf",
+        HF_HOME=str(tmp_path / "hf"),
+        NLTK_DATA=os.environ.get(
+            "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")
+        ),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mllzoo", "register", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert len(report["not_here"]) == len(read_catalog("mllzoo_hf")) and not report["failed"]
     assert "was not labeled" not in result.stderr
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
-        assert conn.execute("select count(*) from runs").fetchone()[0] == 0  # no model load was attempted
+        assert (
+            conn.execute("select count(*) from runs").fetchone()[0] == 0
+        )  # no model load was attempted
 
 
 @pytest.mark.slow
 def test_register_download_offline_ends_quickly_with_status_1(cut_off_hub, tmp_path):
     """``mllzoo register --download`` tries every curated model; offline each must fail at once."""
-    env = registry_with_graph(tmp_path, "mllzoo-plugin-hf", HF_HOME=str(tmp_path / "hf"), NLTK_DATA=os.environ.get(
-        "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
+    env = registry_with_graph(
+        tmp_path,
+        "mllzoo-plugin-hf",
+        HF_HOME=str(tmp_path / "hf"),
+        NLTK_DATA=os.environ.get(
+            "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")
+        ),
+    )
     mllzoo = [sys.executable, "-m", "mllzoo"]
     started = time.perf_counter()
-    result = subprocess.run([*mllzoo, "register", "--download"], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*mllzoo, "register", "--download"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert time.perf_counter() - started < 60
     assert result.returncode == 1, result.stderr
     curated = len(read_catalog("mllzoo_hf"))

@@ -21,12 +21,32 @@ def specs() -> list[ModelSpec]:
     """One spec per shipped model, with the metadata measured when it was trained."""
     out = []
     for m in trained_models():
-        out.append(ModelSpec(
-            family=FAMILY, arch=m["arch"], tag=m["tag"], params_m=m["params_m"], gflops=m["gflops"],
-            image_size=m["image_size"], license="Apache-2.0", source=f"mllzoo_minizoo/weights/{m['weights']}",
-            extra={k: m[k] for k in ("training_mix", "mix_parts", "timm_model", "train_images", "images_seen",
-                                     "epochs", "train_seconds", "text_tower") if k in m},
-        ))
+        out.append(
+            ModelSpec(
+                family=FAMILY,
+                arch=m["arch"],
+                tag=m["tag"],
+                params_m=m["params_m"],
+                gflops=m["gflops"],
+                image_size=m["image_size"],
+                license="Apache-2.0",
+                source=f"mllzoo_minizoo/weights/{m['weights']}",
+                extra={
+                    k: m[k]
+                    for k in (
+                        "training_mix",
+                        "mix_parts",
+                        "timm_model",
+                        "train_images",
+                        "images_seen",
+                        "epochs",
+                        "train_seconds",
+                        "text_tower",
+                    )
+                    if k in m
+                },
+            )
+        )
     return out
 
 
@@ -36,7 +56,9 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(spec)
 
 
-mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(FAMILY, "mllzoo_minizoo.model")
+mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(
+    FAMILY, "mllzoo_minizoo.model"
+)
 
 
 @hookimpl
@@ -45,5 +67,12 @@ def mllzoo_model_available(spec: ModelSpec) -> bool | None:
     return (WEIGHTS_DIR / Path(spec.source or "").name).is_file() if spec.family == FAMILY else None
 
 
-__all__ = ["mllzoo_register_models", "mllzoo_load_model", "mllzoo_encode_images", "mllzoo_encode_texts",
-           "mllzoo_model_available", "specs", "WEIGHTS_DIR"]
+__all__ = [
+    "mllzoo_register_models",
+    "mllzoo_load_model",
+    "mllzoo_encode_images",
+    "mllzoo_encode_texts",
+    "mllzoo_model_available",
+    "specs",
+    "WEIGHTS_DIR",
+]

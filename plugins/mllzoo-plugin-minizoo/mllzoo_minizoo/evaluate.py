@@ -31,7 +31,9 @@ def load_task(task_dir: Path) -> tuple[dict, list[str], list[Path], np.ndarray]:
 def class_embeddings(model, classes: list[str], domain: str) -> np.ndarray:
     from mllzoo import encode_texts
 
-    vecs = np.stack([encode_texts(model, [p.format(c=c, domain=domain) for c in classes]) for p in PROMPTS])
+    vecs = np.stack(
+        [encode_texts(model, [p.format(c=c, domain=domain) for c in classes]) for p in PROMPTS]
+    )
     mean = vecs.mean(0)
     return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
@@ -43,17 +45,25 @@ def evaluate(world: Path) -> dict[str, dict[str, float]]:
     from mllzoo import discover_models, encode_images, load_model
 
     torch.set_num_threads(1)
-    tasks = {p.name: load_task(p) for p in sorted((world / "tasks").iterdir()) if (p / "task.json").exists()}
+    tasks = {
+        p.name: load_task(p)
+        for p in sorted((world / "tasks").iterdir())
+        if (p / "task.json").exists()
+    }
     specs = [e.spec for mid, e in discover_models().items() if e.spec.family == "minizoo"]
     results: dict[str, dict[str, float]] = {}
-    decoded: dict[tuple[str, str], torch.Tensor] = {}  # (preprocess_key, task) -> images, decoded once
+    decoded: dict[
+        tuple[str, str], torch.Tensor
+    ] = {}  # (preprocess_key, task) -> images, decoded once
     for spec in specs:
         model = load_model(spec, device="cpu")
         results[spec.id] = {}
         for name, (meta, classes, paths, labels) in tasks.items():
             key = (model.preprocess_key, name)
             if key not in decoded:
-                decoded[key] = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths])
+                decoded[key] = torch.stack(
+                    [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
+                )
             feats = encode_images(model, decoded[key])
             text = class_embeddings(model, classes, meta["domain"])
             pred = (feats @ text.T).argmax(1)
@@ -68,16 +78,26 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     width = max(len(m) for m in models) + 2
     lines = ["model".ljust(width) + "".join(f"{t[:11]:>12}" for t in tasks) + f"{'mean':>8}"]
     for m in models:
-        cells = "".join(f"{results[m][t]:>11.3f}{'*' if results[m][t] == best[t] else ' '}" for t in tasks)
+        cells = "".join(
+            f"{results[m][t]:>11.3f}{'*' if results[m][t] == best[t] else ' '}" for t in tasks
+        )
         lines.append(m.ljust(width) + cells + f"{np.mean(list(results[m].values())):>8.3f}")
     winners = {m for m in models if all(results[m][t] == best[t] for t in tasks)}
-    lines.append("* best on the task. " + (f"{', '.join(winners)} is best on every task."
-                                             if winners else "No single model is best on every task."))
+    lines.append(
+        "* best on the task. "
+        + (
+            f"{', '.join(winners)} is best on every task."
+            if winners
+            else "No single model is best on every task."
+        )
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mllzoo_minizoo.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mllzoo_minizoo.evaluate", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--world", type=Path, default=Path("world"))
     parser.add_argument("--json", type=Path, default=None, help="also write the accuracies here")
     args = parser.parse_args(argv)

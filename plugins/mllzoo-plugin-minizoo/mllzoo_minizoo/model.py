@@ -23,13 +23,23 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     except KeyError as exc:
         raise ModelLoadError(f"{spec.id}: unknown minizoo model") from exc
     if not rec.weights_file.exists():
-        raise ModelLoadError(f"{spec.id}: weights missing at {rec.weights_file} (run `make minizoo`)")
+        raise ModelLoadError(
+            f"{spec.id}: weights missing at {rec.weights_file} (run `make minizoo`)"
+        )
     # small towers gain nothing from half precision on the CPU; honour it elsewhere
     torch_dtype = getattr(torch, dtype) if device != "cpu" else torch.float32
     tower = load_tower(rec, rec.weights_file, device=device, dtype=torch_dtype)
-    return LoadedModel(spec=spec, module=tower, preprocess=make_preprocess(rec.image_size),
-                       preprocess_key=preprocess_key(rec.image_size), tokenizer=None, context_length=128,
-                       device=device, dtype=str(torch_dtype).replace("torch.", ""), text_key=MINILM_MODEL_NAME)
+    return LoadedModel(
+        spec=spec,
+        module=tower,
+        preprocess=make_preprocess(rec.image_size),
+        preprocess_key=preprocess_key(rec.image_size),
+        tokenizer=None,
+        context_length=128,
+        device=device,
+        dtype=str(torch_dtype).replace("torch.", ""),
+        text_key=MINILM_MODEL_NAME,
+    )
 
 
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:

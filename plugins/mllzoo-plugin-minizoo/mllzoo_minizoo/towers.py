@@ -30,8 +30,9 @@ class ImageTower(nn.Module):
         super().__init__()
         import timm
 
-        self.trunk = timm.create_model(recipe.timm_name, pretrained=False, num_classes=EMBED_DIM,
-                                       **recipe.timm_kwargs)
+        self.trunk = timm.create_model(
+            recipe.timm_name, pretrained=False, num_classes=EMBED_DIM, **recipe.timm_kwargs
+        )
         self.image_size = recipe.image_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,9 @@ def make_preprocess(image_size: int) -> Callable[[Any], torch.Tensor]:
 
     def preprocess(image: Any) -> torch.Tensor:
         image = image.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
-        return normalize(torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1))
+        return normalize(
+            torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        )
 
     return preprocess
 
@@ -63,16 +66,36 @@ def normalize(uint8_chw: torch.Tensor) -> torch.Tensor:
 def save_tower(tower: ImageTower, recipe: Recipe, path: Path) -> None:
     from safetensors.torch import save_file
 
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in tower.state_dict().items()
-             if v.dtype.is_floating_point}
-    state.update({k: v.detach().contiguous() for k, v in tower.state_dict().items() if not v.dtype.is_floating_point})
-    meta = {"recipe": json.dumps({"arch": recipe.arch, "tag": recipe.tag, "timm_name": recipe.timm_name,
-                                  "image_size": recipe.image_size, "timm_kwargs": recipe.timm_kwargs})}
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in tower.state_dict().items()
+        if v.dtype.is_floating_point
+    }
+    state.update(
+        {
+            k: v.detach().contiguous()
+            for k, v in tower.state_dict().items()
+            if not v.dtype.is_floating_point
+        }
+    )
+    meta = {
+        "recipe": json.dumps(
+            {
+                "arch": recipe.arch,
+                "tag": recipe.tag,
+                "timm_name": recipe.timm_name,
+                "image_size": recipe.image_size,
+                "timm_kwargs": recipe.timm_kwargs,
+            }
+        )
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=meta)
 
 
-def load_tower(recipe: Recipe, path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> ImageTower:
+def load_tower(
+    recipe: Recipe, path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> ImageTower:
     from safetensors.torch import load_file
 
     tower = ImageTower(recipe)

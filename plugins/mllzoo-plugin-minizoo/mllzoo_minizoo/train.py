@@ -56,16 +56,20 @@ class Pool:
     def __init__(self, world: Path):
         with (world / "train" / "index.csv").open(encoding="utf-8") as fh:
             self.rows = list(csv.DictReader(fh))
-        self.images = np.stack([np.asarray(Image.open(world / "train" / r["path"]).convert("RGB"))
-                                for r in self.rows])
+        self.images = np.stack(
+            [np.asarray(Image.open(world / "train" / r["path"]).convert("RGB")) for r in self.rows]
+        )
         self.synsets: dict[str, dict[str, str]] = json.loads((world / "synsets.json").read_text())
 
     def select(self, mix: str) -> np.ndarray:
         parts = MIXES[mix]
         if not parts:
             return np.arange(len(self.rows))
-        keep = [i for i, r in enumerate(self.rows)
-                if any(r["domain"] == p or r["domain"].startswith(p + "/") for p in parts)]
+        keep = [
+            i
+            for i, r in enumerate(self.rows)
+            if any(r["domain"] == p or r["domain"].startswith(p + "/") for p in parts)
+        ]
         return np.asarray(keep)
 
 
@@ -89,8 +93,14 @@ class TextBank:
 
 
 def class_captions(pool: Pool, synset: str) -> list[str]:
-    info = pool.synsets.get(synset) or {"lemma": synset.split(".")[0].replace("_", " "), "definition": ""}
-    return [t.format(lemma=info["lemma"], definition=info["definition"]).strip() for t in CLASS_TEMPLATES]
+    info = pool.synsets.get(synset) or {
+        "lemma": synset.split(".")[0].replace("_", " "),
+        "definition": "",
+    }
+    return [
+        t.format(lemma=info["lemma"], definition=info["definition"]).strip()
+        for t in CLASS_TEMPLATES
+    ]
 
 
 def source_caption(row: dict[str, str]) -> str:
@@ -104,7 +114,9 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     angle = torch.empty(n).uniform_(-0.2, 0.2, generator=gen)
     shift = torch.empty(n, 2).uniform_(-0.1, 0.1, generator=gen)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     contrast = torch.empty(n, 1, 1, 1).uniform_(0.75, 1.25, generator=gen)
@@ -137,33 +149,52 @@ def train(recipe: Recipe, pool: Pool, bank: TextBank, log: Any = print) -> dict[
     labels = torch.tensor([class_of[r["synset"]] for r in rows])
     # class-level text targets [templates, classes, 384]
     per_class = [class_captions(pool, s) for s in classes]
-    class_text = torch.stack([bank.matrix([caps[t] for caps in per_class]) for t in range(len(CLASS_TEMPLATES))])
+    class_text = torch.stack(
+        [bank.matrix([caps[t] for caps in per_class]) for t in range(len(CLASS_TEMPLATES))]
+    )
     captions = [source_caption(r) for r in rows]
     caption_vecs = bank.matrix(captions)
 
     images = torch.from_numpy(pool.images[idx]).permute(0, 3, 1, 2)
     if recipe.image_size != images.shape[-1]:
-        images = F.interpolate(images.float(), size=recipe.image_size, mode="bilinear", antialias=True,
-                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        images = (
+            F.interpolate(
+                images.float(),
+                size=recipe.image_size,
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     tower = ImageTower(recipe)
     params_m, gflops = measure(tower, recipe.image_size)
     tower.train()
     logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     decay = [p for n, p in tower.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in tower.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
-                             {"params": no_decay + [logit_scale], "weight_decay": 0.0}], lr=recipe.lr)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": 0.05},
+            {"params": no_decay + [logit_scale], "weight_decay": 0.0},
+        ],
+        lr=recipe.lr,
+    )
     steps = max(1, recipe.budget // BATCH)
     warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 *
-                                              (1 + math.cos(math.pi * min(1.0, s / steps))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))),
+    )
     n = len(rows)
     order = rng.permutation(n)
     cursor, start, running = 0, time.time(), 0.0
     for step in range(steps):
         if cursor + BATCH > n:
             order, cursor = rng.permutation(n), 0
-        batch = torch.from_numpy(order[cursor:cursor + BATCH])
+        batch = torch.from_numpy(order[cursor : cursor + BATCH])
         cursor += BATCH
         x = augment(normalize(images[batch]), gen)
         y = labels[batch]
@@ -174,8 +205,10 @@ def train(recipe: Recipe, pool: Pool, bank: TextBank, log: Any = print) -> dict[
         logits = scale * feats @ caption_vecs[batch].T
         pos = (y[:, None] == y[None, :]).float()
         target = pos / pos.sum(1, keepdim=True)
-        loss_caption = 0.5 * (-(target * F.log_softmax(logits, 1)).sum(1).mean()
-                              - (target * F.log_softmax(logits.T, 1)).sum(1).mean())
+        loss_caption = 0.5 * (
+            -(target * F.log_softmax(logits, 1)).sum(1).mean()
+            - (target * F.log_softmax(logits.T, 1)).sum(1).mean()
+        )
         loss = loss_class + 0.5 * loss_caption
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,41 +216,67 @@ def train(recipe: Recipe, pool: Pool, bank: TextBank, log: Any = print) -> dict[
         sched.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         if step % 50 == 0 or step == steps - 1:
-            log(f"{recipe.id} step {step + 1}/{steps} loss {running:.3f} scale {scale.item():.1f} "
-                f"{time.time() - start:.0f}s")
+            log(
+                f"{recipe.id} step {step + 1}/{steps} loss {running:.3f} scale {scale.item():.1f} "
+                f"{time.time() - start:.0f}s"
+            )
     seconds = round(time.time() - start, 1)
     tower.eval()
     save_tower(tower, recipe, recipe.weights_file)
     return {
-        "id": recipe.id, "arch": recipe.arch, "tag": recipe.tag, "weights": recipe.weights_file.name,
-        "timm_model": recipe.timm_name, "timm_kwargs": {k: list(v) if isinstance(v, tuple) else v
-                                                        for k, v in recipe.timm_kwargs.items()},
-        "image_size": recipe.image_size, "params_m": params_m, "gflops": gflops,
-        "training_mix": recipe.mix, "mix_parts": list(MIXES[recipe.mix]) or ["all"],
-        "train_images": n, "concepts": len(classes), "images_seen": steps * BATCH,
-        "epochs": round(steps * BATCH / n, 1), "train_seconds": seconds, "final_loss": round(running, 3),
-        "text_tower": "all-MiniLM-L6-v2 (frozen)", "seed": recipe.seed,
+        "id": recipe.id,
+        "arch": recipe.arch,
+        "tag": recipe.tag,
+        "weights": recipe.weights_file.name,
+        "timm_model": recipe.timm_name,
+        "timm_kwargs": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in recipe.timm_kwargs.items()
+        },
+        "image_size": recipe.image_size,
+        "params_m": params_m,
+        "gflops": gflops,
+        "training_mix": recipe.mix,
+        "mix_parts": list(MIXES[recipe.mix]) or ["all"],
+        "train_images": n,
+        "concepts": len(classes),
+        "images_seen": steps * BATCH,
+        "epochs": round(steps * BATCH / n, 1),
+        "train_seconds": seconds,
+        "final_loss": round(running, 3),
+        "text_tower": "all-MiniLM-L6-v2 (frozen)",
+        "seed": recipe.seed,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mllzoo_minizoo.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mllzoo_minizoo.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--world", type=Path, default=Path("world"))
     parser.add_argument("--only", nargs="*", default=None, help="ARCH.TAG of the recipes to train")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.05 for a smoke run)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every budget (e.g. 0.05 for a smoke run)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipes = [replace(r, budget=int(r.budget * args.scale)) for r in RECIPES
-               if args.only is None or f"{r.arch}.{r.tag}" in args.only]
+    recipes = [
+        replace(r, budget=int(r.budget * args.scale))
+        for r in RECIPES
+        if args.only is None or f"{r.arch}.{r.tag}" in args.only
+    ]
     t0 = time.time()
     pool = Pool(args.world)
     print(f"training pool: {len(pool.rows)} images, decoded in {time.time() - t0:.0f}s", flush=True)
     bank = TextBank()
     all_captions = [c for s in {r["synset"] for r in pool.rows} for c in class_captions(pool, s)]
     bank.need(all_captions + [source_caption(r) for r in pool.rows])
-    print(f"{len(bank.vectors)} captions embedded with MiniLM in {time.time() - t0:.0f}s", flush=True)
-    existing = {m["id"]: m for m in json.loads(MODELS_JSON.read_text())} if MODELS_JSON.exists() else {}
+    print(
+        f"{len(bank.vectors)} captions embedded with MiniLM in {time.time() - t0:.0f}s", flush=True
+    )
+    existing = (
+        {m["id"]: m for m in json.loads(MODELS_JSON.read_text())} if MODELS_JSON.exists() else {}
+    )
     for rec in recipes:
         existing[rec.id] = train(rec, pool, bank, log=lambda s: print(s, flush=True))
         ordered = [existing[r.id] for r in RECIPES if r.id in existing]

@@ -20,11 +20,31 @@ MODELS_JSON = PACKAGE_DIR / "models.json"
 # clip-art folder prefix ("clipart/animals") or one of the builder's domains (digits, words, textures).
 MIXES: dict[str, tuple[str, ...]] = {
     "broad": (),  # everything
-    "nature": ("Animals & Nature", "Food & Drink", "clipart/animals", "clipart/food", "clipart/plants"),
-    "travel": ("Travel & Places", "Objects", "clipart/transportation", "clipart/tools", "clipart/buildings",
-               "clipart/office", "clipart/electronics", "clipart/recreation/music", "clipart/people"),
-    "people": ("Smileys & Emotion", "People & Body", "Activities", "clipart/recreation/sports",
-               "clipart/recreation/toys"),
+    "nature": (
+        "Animals & Nature",
+        "Food & Drink",
+        "clipart/animals",
+        "clipart/food",
+        "clipart/plants",
+    ),
+    "travel": (
+        "Travel & Places",
+        "Objects",
+        "clipart/transportation",
+        "clipart/tools",
+        "clipart/buildings",
+        "clipart/office",
+        "clipart/electronics",
+        "clipart/recreation/music",
+        "clipart/people",
+    ),
+    "people": (
+        "Smileys & Emotion",
+        "People & Body",
+        "Activities",
+        "clipart/recreation/sports",
+        "clipart/recreation/toys",
+    ),
     "flags": ("Flags", "clipart/signs_and_symbols/flags", "digits"),
     "patterns": ("textures", "digits"),
 }
@@ -40,7 +60,9 @@ class Recipe:
     image_size: int
     mix: str
     timm_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
-    budget: int = 60_000  # training images seen (steps x batch); a specialist spends it on fewer images
+    budget: int = (
+        60_000  # training images seen (steps x batch); a specialist spends it on fewer images
+    )
     lr: float = 2e-3
     seed: int = 0
 
@@ -54,17 +76,71 @@ class Recipe:
 
 
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("resnet18-s", "broad", "resnet18", 48, "broad", {"channels": (16, 32, 64, 128)}, budget=150_000),
+    Recipe(
+        "resnet18-s",
+        "broad",
+        "resnet18",
+        48,
+        "broad",
+        {"channels": (16, 32, 64, 128)},
+        budget=150_000,
+    ),
     Recipe("mobilenetv3-s050", "broad", "mobilenetv3_small_050", 64, "broad", budget=120_000),
-    Recipe("convnext-xs", "nature", "convnext_atto", 64, "nature",
-           {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)}, budget=100_000),
-    Recipe("convnext-xs", "travel", "convnext_atto", 64, "travel",
-           {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)}, budget=100_000),
-    Recipe("resnet18-s", "people", "resnet18", 48, "people", {"channels": (16, 32, 64, 128)}, budget=80_000),
-    Recipe("resnet10t-s", "flags", "resnet10t", 48, "flags", {"channels": (24, 48, 96, 192)}, budget=80_000),
-    Recipe("vit-t4", "patterns", "vit_tiny_patch16_224", 32, "patterns",
-           {"img_size": 32, "patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4}, budget=30_000, lr=1e-3),
-    Recipe("resnet10t-s", "broad32", "resnet10t", 32, "broad", {"channels": (24, 48, 96, 192)}, budget=120_000),
+    Recipe(
+        "convnext-xs",
+        "nature",
+        "convnext_atto",
+        64,
+        "nature",
+        {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)},
+        budget=100_000,
+    ),
+    Recipe(
+        "convnext-xs",
+        "travel",
+        "convnext_atto",
+        64,
+        "travel",
+        {"dims": (24, 48, 96, 192), "depths": (2, 2, 4, 2)},
+        budget=100_000,
+    ),
+    Recipe(
+        "resnet18-s",
+        "people",
+        "resnet18",
+        48,
+        "people",
+        {"channels": (16, 32, 64, 128)},
+        budget=80_000,
+    ),
+    Recipe(
+        "resnet10t-s",
+        "flags",
+        "resnet10t",
+        48,
+        "flags",
+        {"channels": (24, 48, 96, 192)},
+        budget=80_000,
+    ),
+    Recipe(
+        "vit-t4",
+        "patterns",
+        "vit_tiny_patch16_224",
+        32,
+        "patterns",
+        {"img_size": 32, "patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4},
+        budget=30_000,
+        lr=1e-3,
+    ),
+    Recipe(
+        "resnet10t-s",
+        "broad32",
+        "resnet10t",
+        32,
+        "broad",
+        {"channels": (24, 48, 96, 192)},
+        budget=120_000,
+    ),
 )
 
 

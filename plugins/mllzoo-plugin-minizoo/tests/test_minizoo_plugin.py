@@ -30,7 +30,12 @@ def test_registers_at_least_eight_models_with_metadata():
     assert len(found) >= 8
     assert len({s.arch for s in found}) >= 5 and len({s.image_size for s in found}) >= 3
     for spec in found:
-        assert spec.id.startswith("minizoo/") and spec.params_m and spec.gflops and spec.license == "Apache-2.0"
+        assert (
+            spec.id.startswith("minizoo/")
+            and spec.params_m
+            and spec.gflops
+            and spec.license == "Apache-2.0"
+        )
         assert spec.extra["training_mix"]
 
 
@@ -70,10 +75,16 @@ def test_shipped_model_loads_and_encodes():
 @pytest.mark.slow
 def test_models_sharing_the_text_tower_encode_captions_once(tiny_world, tmp_path):
     """Through the CLI, as a user labels: the plugin API has no labeling entry point to call."""
-    env = {**os.environ, "MLLZOO_REGISTRY": str(tmp_path / "r.db"), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo"}
+    env = {
+        **os.environ,
+        "MLLZOO_REGISTRY": str(tmp_path / "r.db"),
+        "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-minizoo",
+    }
 
     def mllzoo(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "mllzoo", *args], capture_output=True, text=True, env=env
+        )
         assert result.returncode == 0, result.stderr
         return result
 
@@ -87,4 +98,9 @@ def test_shipped_weights_are_always_available():
     """A plain `mllzoo register` runs the minizoo's models: their weights ship with the plugin."""
     specs = registered_specs(mllzoo_minizoo)
     assert specs and all(mllzoo_minizoo.mllzoo_model_available(spec) for spec in specs)
-    assert mllzoo_minizoo.mllzoo_model_available(ModelSpec(family="open_clip", arch="ViT-B-32", tag="openai")) is None
+    assert (
+        mllzoo_minizoo.mllzoo_model_available(
+            ModelSpec(family="open_clip", arch="ViT-B-32", tag="openai")
+        )
+        is None
+    )

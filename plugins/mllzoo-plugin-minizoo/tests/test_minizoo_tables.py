@@ -8,8 +8,11 @@ from mllzoo_minizoo.world.build import read_csv
 
 
 def all_synsets() -> set[str]:
-    return {row["synset"] for name in ("concepts_emoji.csv", "concepts_clipart.csv", "concepts_extra.csv")
-            for row in read_csv(name)}
+    return {
+        row["synset"]
+        for name in ("concepts_emoji.csv", "concepts_clipart.csv", "concepts_extra.csv")
+        for row in read_csv(name)
+    }
 
 
 def test_tables_cover_more_than_500_nodes():
@@ -21,7 +24,9 @@ def test_task_classes_name_emoji_codes():
     tasks = {row["task"] for row in rows}
     assert tasks == {"pets", "food", "vehicles", "expressions", "flags", "sports"}
     for row in rows:
-        assert row["class"] and all(code.replace("-", "").isalnum() for code in row["codes"].split())
+        assert row["class"] and all(
+            code.replace("-", "").isalnum() for code in row["codes"].split()
+        )
 
 
 def test_every_synset_is_in_wordnet():

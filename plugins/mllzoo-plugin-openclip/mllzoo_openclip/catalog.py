@@ -36,11 +36,21 @@ def local_checkpoint_specs(family: str, owns: Callable[[str], bool]) -> list[Mod
     for entry in filter(None, (part.strip() for part in value.split(os.pathsep))):
         match = _LOCAL_ENTRY.match(entry)
         if not match:
-            print(f"Warning: {CHECKPOINTS_ENV}: skipping {entry!r}; expected ARCH.TAG=/path/to/weights",
-                  file=sys.stderr)
+            print(
+                f"Warning: {CHECKPOINTS_ENV}: skipping {entry!r}; expected ARCH.TAG=/path/to/weights",
+                file=sys.stderr,
+            )
             continue
         if owns(match["arch"]):
             path = str(Path(match["path"]).expanduser().resolve())
-            specs.append(ModelSpec(family=family, arch=match["arch"], tag=match["tag"], source=path,
-                                   license="unknown", extra={"checkpoint": path}))  # the user's own weights
+            specs.append(
+                ModelSpec(
+                    family=family,
+                    arch=match["arch"],
+                    tag=match["tag"],
+                    source=path,
+                    license="unknown",
+                    extra={"checkpoint": path},
+                )
+            )  # the user's own weights
     return specs

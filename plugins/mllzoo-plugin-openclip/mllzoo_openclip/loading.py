@@ -21,7 +21,9 @@ import open_clip
 import torch
 from huggingface_hub import try_to_load_from_cache
 from open_clip.constants import HF_WEIGHTS_NAME
-from open_clip.pretrained import _get_safe_alternatives  # open_clip's own safetensors-first file order
+from open_clip.pretrained import (
+    _get_safe_alternatives,
+)  # open_clip's own safetensors-first file order
 
 from mllzoo import (
     LoadedModel,
@@ -52,7 +54,10 @@ def weights_origin(spec: ModelSpec) -> str:
     cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
     if cfg.get("hf_hub"):
         return "hf-hub:" + cfg["hf_hub"].rstrip("/")
-    return cfg.get("url") or f"open_clip tag {spec.tag!r} (unknown to open_clip {open_clip.__version__})"
+    return (
+        cfg.get("url")
+        or f"open_clip tag {spec.tag!r} (unknown to open_clip {open_clip.__version__})"
+    )
 
 
 def cached_weights(spec: ModelSpec) -> str | None:
@@ -102,9 +107,13 @@ def pretrained_weights(spec: ModelSpec) -> str:
     if cfg.get("hf_hub"):
         unreachable = hub_unreachable_reason()
     else:
-        unreachable = None if reachable(cfg["url"]) else f"{urlsplit(cfg['url']).netloc} cannot be reached"
+        unreachable = (
+            None if reachable(cfg["url"]) else f"{urlsplit(cfg['url']).netloc} cannot be reached"
+        )
     if unreachable:
-        raise weights_unavailable(spec.id, weights_origin(spec), f"not cached here and {unreachable}")
+        raise weights_unavailable(
+            spec.id, weights_origin(spec), f"not cached here and {unreachable}"
+        )
     return spec.tag
 
 
@@ -113,20 +122,31 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     pretrained = pretrained_weights(spec)
     # A local copy of a catalogued tag gets that tag's preprocessing, as pretrained=tag would.
     tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag) if pretrained != spec.tag else {}
-    overrides = {f"image_{key}": tag_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode")
-                 if key in tag_cfg}
+    overrides = {
+        f"image_{key}": tag_cfg[key]
+        for key in ("mean", "std", "interpolation", "resize_mode")
+        if key in tag_cfg
+    }
     try:
         # Text towers and tokenizers from the Hub (SigLIP, XLM-R, ...) come from the cache when it is down.
         with offline_unless_reachable():
             module, _, preprocess = open_clip.create_model_and_transforms(
-                spec.arch, pretrained=pretrained, device=device, weights_only=True, **overrides)
+                spec.arch, pretrained=pretrained, device=device, weights_only=True, **overrides
+            )
             tokenizer = open_clip.get_tokenizer(spec.arch)
     except Exception as exc:
         raise weights_unavailable(spec.id, weights_origin(spec), exc) from None
     module = module.to(dtype=getattr(torch, dtype)).eval()
-    return LoadedModel(spec=spec, module=module, preprocess=preprocess,
-                       preprocess_key=preprocess_key(module.visual.preprocess_cfg), tokenizer=tokenizer,
-                       context_length=int(tokenizer.context_length), device=device, dtype=dtype)
+    return LoadedModel(
+        spec=spec,
+        module=module,
+        preprocess=preprocess,
+        preprocess_key=preprocess_key(module.visual.preprocess_cfg),
+        tokenizer=tokenizer,
+        context_length=int(tokenizer.context_length),
+        device=device,
+        dtype=dtype,
+    )
 
 
 def preprocess_key(cfg: dict[str, Any]) -> str:
@@ -137,10 +157,17 @@ def preprocess_key(cfg: dict[str, Any]) -> str:
 def encode_images(model: LoadedModel, images: Any) -> np.ndarray:
     """Image features in float32; the core batches the calls and L2-normalises."""
     with torch.inference_mode():
-        return model.module.encode_image(images.to(model.device, getattr(torch, model.dtype))).float().cpu().numpy()
+        return (
+            model.module.encode_image(images.to(model.device, getattr(torch, model.dtype)))
+            .float()
+            .cpu()
+            .numpy()
+        )
 
 
 def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
     """Text features in float32; the core batches the calls and L2-normalises."""
     with torch.inference_mode():
-        return model.module.encode_text(model.tokenizer(texts).to(model.device)).float().cpu().numpy()
+        return (
+            model.module.encode_text(model.tokenizer(texts).to(model.device)).float().cpu().numpy()
+        )

@@ -31,19 +31,21 @@ DEFAULT_HUB_DIR = Path(__file__).resolve().parent / "data"  # see data/README.md
 HUB = "mll49"
 
 # Weights licences as their publishers state them (model cards, repositories); UNKNOWN where unsure.
-UNKNOWN = "unknown"  # said outright, so a user sees it; the conformance check refuses a missing licence
+UNKNOWN = (
+    "unknown"  # said outright, so a user sees it; the conformance check refuses a missing licence
+)
 _LICENCE_BY_TAG_PREFIX = (
-    ("openai", "MIT"),                 # github.com/openai/CLIP
-    ("metaclip_", "CC-BY-NC-4.0"),     # facebook/metaclip model cards
-    ("dfn2b", "apple-ascl"),           # apple/DFN*-CLIP model cards
+    ("openai", "MIT"),  # github.com/openai/CLIP
+    ("metaclip_", "CC-BY-NC-4.0"),  # facebook/metaclip model cards
+    ("dfn2b", "apple-ascl"),  # apple/DFN*-CLIP model cards
     ("dfn5b", "apple-ascl"),
-    ("webli", "Apache-2.0"),           # google big_vision SigLIP / SigLIP 2
-    ("merged2b", "MIT"),               # BAAI EVA-CLIP
-    ("laion", "MIT"),                  # LAION / open_clip model cards (laion400m, laion2b, laion5b, aesthetic)
+    ("webli", "Apache-2.0"),  # google big_vision SigLIP / SigLIP 2
+    ("merged2b", "MIT"),  # BAAI EVA-CLIP
+    ("laion", "MIT"),  # LAION / open_clip model cards (laion400m, laion2b, laion5b, aesthetic)
     ("frozen_laion", "MIT"),
-    ("datacomp_", "MIT"),              # DataComp / CommonPool model cards
+    ("datacomp_", "MIT"),  # DataComp / CommonPool model cards
     ("commonpool", "MIT"),
-    ("cc12m", "MIT"),                  # trained by open_clip
+    ("cc12m", "MIT"),  # trained by open_clip
     ("yfcc15m", "MIT"),
     ("mscoco_finetuned", "MIT"),
 )
@@ -64,20 +66,32 @@ def licence(arch: str, tag: str) -> str:
 def published_results() -> dict[tuple[str, str], dict[str, float]]:
     """open_clip's published params (M), GFLOPs and ImageNet top-1, by ``(arch, tag)``."""
     text = resources.files("mllzoo_openclip").joinpath("data", RESULTS).read_text(encoding="utf-8")
-    return {(row["name"], row["pretrained"]): {"params_m": float(row["params (M)"]),
-                                               "gflops": float(row["FLOPs (B)"]),
-                                               "imagenet_top1": float(row["ImageNet 1k"])}
-            for row in csv.DictReader(text.splitlines())}
+    return {
+        (row["name"], row["pretrained"]): {
+            "params_m": float(row["params (M)"]),
+            "gflops": float(row["FLOPs (B)"]),
+            "imagenet_top1": float(row["ImageNet 1k"]),
+        }
+        for row in csv.DictReader(text.splitlines())
+    }
 
 
 def hub_members(hub_dir: Path) -> tuple[set[str], dict[str, dict[str, float]]]:
     """The MLL benchmark's model list and the facts its authors published for each (read, not copied)."""
-    names = {line.strip() for line in (hub_dir / "mll49-models.txt").read_text().splitlines() if line.strip()}
+    names = {
+        line.strip()
+        for line in (hub_dir / "mll49-models.txt").read_text().splitlines()
+        if line.strip()
+    }
     with open(hub_dir / "mll49-model-info.csv", newline="") as handle:
-        info = {f"{row['name']}.{row['pretrained']}": {"params_m": float(row["params (M)"]),
-                                                       "gflops": float(row["FLOPs (B)"]),
-                                                       "imagenet_top1": float(row["ImageNet"])}
-                for row in csv.DictReader(handle)}
+        info = {
+            f"{row['name']}.{row['pretrained']}": {
+                "params_m": float(row["params (M)"]),
+                "gflops": float(row["FLOPs (B)"]),
+                "imagenet_top1": float(row["ImageNet"]),
+            }
+            for row in csv.DictReader(handle)
+        }
     return names, info
 
 
@@ -128,33 +142,68 @@ def build(family: str, owns: Callable[[str], bool], hub_dir: Path) -> list[Model
         known = published.get((arch, tag), {})
         extra: dict[str, Any] = {
             "context_length": facts["context_length"],
-            "preprocess": {key: pcfg[key] for key in ("mean", "std", "interpolation", "resize_mode")
-                           if key in pcfg},
+            "preprocess": {
+                key: pcfg[key]
+                for key in ("mean", "std", "interpolation", "resize_mode")
+                if key in pcfg
+            },
         }
         params_m, gflops = facts.get("params_m"), facts.get("gflops")
         if params_m is None and known:
             params_m, gflops = known["params_m"], known["gflops"]
-            extra["size_source"] = "open_clip docs/openclip_results.csv (architecture not buildable offline)"
+            extra["size_source"] = (
+                "open_clip docs/openclip_results.csv (architecture not buildable offline)"
+            )
         if f"{arch}.{tag}" in hub_info:
             extra[HUB] = hub_info[f"{arch}.{tag}"]
-        source = "hf-hub:" + pcfg["hf_hub"].rstrip("/") if pcfg.get("hf_hub") else pcfg.get("url") or None
-        specs.append(ModelSpec(family=family, arch=arch, tag=tag, params_m=params_m, gflops=gflops,
-                               image_size=facts["image_size"], license=licence(arch, tag), source=source,
-                               imagenet_top1=known.get("imagenet_top1"),
-                               hubs=(HUB,) if f"{arch}.{tag}" in hub else (), extra=extra))
+        source = (
+            "hf-hub:" + pcfg["hf_hub"].rstrip("/")
+            if pcfg.get("hf_hub")
+            else pcfg.get("url") or None
+        )
+        specs.append(
+            ModelSpec(
+                family=family,
+                arch=arch,
+                tag=tag,
+                params_m=params_m,
+                gflops=gflops,
+                image_size=facts["image_size"],
+                license=licence(arch, tag),
+                source=source,
+                imagenet_top1=known.get("imagenet_top1"),
+                hubs=(HUB,) if f"{arch}.{tag}" in hub else (),
+                extra=extra,
+            )
+        )
     return specs
 
 
-def main(family: str = "open_clip", owns: Callable[[str], bool] = lambda arch: not is_eva(arch),
-         package: str = "mllzoo_openclip", argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=f"Write {package}/catalog.json from open_clip.list_pretrained().")
-    parser.add_argument("--hub-dir", type=Path, default=DEFAULT_HUB_DIR,
-                        help="folder with mll49-models.txt and mll49-model-info.csv [default: the package's data folder]")
-    parser.add_argument("--out", type=Path, default=Path(str(resources.files(package).joinpath("catalog.json"))))
+def main(
+    family: str = "open_clip",
+    owns: Callable[[str], bool] = lambda arch: not is_eva(arch),
+    package: str = "mllzoo_openclip",
+    argv: list[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(
+        description=f"Write {package}/catalog.json from open_clip.list_pretrained()."
+    )
+    parser.add_argument(
+        "--hub-dir",
+        type=Path,
+        default=DEFAULT_HUB_DIR,
+        help="folder with mll49-models.txt and mll49-model-info.csv [default: the package's data folder]",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(str(resources.files(package).joinpath("catalog.json")))
+    )
     args = parser.parse_args(argv)
     specs = build(family, owns, args.hub_dir.resolve())
     write_catalog(specs, args.out)
-    print(f"wrote {len(specs)} models ({sum(HUB in s.hubs for s in specs)} in {HUB}) to {args.out}", file=sys.stderr)
+    print(
+        f"wrote {len(specs)} models ({sum(HUB in s.hubs for s in specs)} in {HUB}) to {args.out}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
-TINY_VIT = {"embed_dim": 32, "text_cfg": TINY_TEXT,
-            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8}}
+TINY_VIT = {
+    "embed_dim": 32,
+    "text_cfg": TINY_TEXT,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+}
 
 
 @contextmanager
-def tiny_checkpoint(folder: Path, arch: str, config: dict[str, Any], seed: int = 0) -> Iterator[Path]:
+def tiny_checkpoint(
+    folder: Path, arch: str, config: dict[str, Any], seed: int = 0
+) -> Iterator[Path]:
     """Register ``config`` as ``arch`` with open_clip, save random weights, yield the weights file."""
     import open_clip
     import torch
@@ -36,7 +41,9 @@ def tiny_checkpoint(folder: Path, arch: str, config: dict[str, Any], seed: int =
         torch.manual_seed(seed)
         model = open_clip.create_model(arch, pretrained=None)
         weights = folder / f"{arch}.safetensors"
-        save_file({key: value.contiguous() for key, value in model.state_dict().items()}, str(weights))
+        save_file(
+            {key: value.contiguous() for key, value in model.state_dict().items()}, str(weights)
+        )
         yield weights
     finally:
         factory._MODEL_CONFIG_PATHS[:] = paths

@@ -40,7 +40,9 @@ def test_conformance(weights):
 
 
 def test_checkpoint_named_in_env_registers_and_loads(weights, monkeypatch):
-    monkeypatch.setenv("MLLZOO_OPENCLIP_CHECKPOINTS", f"{ARCH}.mine={weights}{os.pathsep}EVA02-B-16.x={weights}")
+    monkeypatch.setenv(
+        "MLLZOO_OPENCLIP_CHECKPOINTS", f"{ARCH}.mine={weights}{os.pathsep}EVA02-B-16.x={weights}"
+    )
     specs = {spec.id: spec for spec in registered_specs(mllzoo_openclip)}
     spec = specs[f"open_clip/{ARCH}.mine"]
     assert spec.extra["checkpoint"] == str(weights)
@@ -59,11 +61,23 @@ def test_local_copy_of_a_catalogued_tag_keeps_its_preprocessing(tmp_path):
     """ViT-H-14.dfn5b squashes instead of cropping; its weights loaded from a file must too."""
     from mllzoo_openclip.loading import load
 
-    with tiny_checkpoint(tmp_path, "ViT-H-14", TINY_VIT) as path:  # a tiny stand-in for the real arch
-        dfn = load(ModelSpec(family="open_clip", arch="ViT-H-14", tag="dfn5b", extra={"checkpoint": str(path)}),
-                   "cpu", "float32")
-        plain = load(ModelSpec(family="open_clip", arch="ViT-H-14", tag="mine", extra={"checkpoint": str(path)}),
-                     "cpu", "float32")
+    with tiny_checkpoint(
+        tmp_path, "ViT-H-14", TINY_VIT
+    ) as path:  # a tiny stand-in for the real arch
+        dfn = load(
+            ModelSpec(
+                family="open_clip", arch="ViT-H-14", tag="dfn5b", extra={"checkpoint": str(path)}
+            ),
+            "cpu",
+            "float32",
+        )
+        plain = load(
+            ModelSpec(
+                family="open_clip", arch="ViT-H-14", tag="mine", extra={"checkpoint": str(path)}
+            ),
+            "cpu",
+            "float32",
+        )
     assert '"resize_mode": "squash"' in dfn.preprocess_key
     assert '"resize_mode": "shortest"' in plain.preprocess_key
 
@@ -79,7 +93,10 @@ def test_missing_weights_offline_is_one_clear_line_at_once(offline_hub):
     assert time.perf_counter() - started < 10
     message = str(info.value)
     assert "\n" not in message and "not cached" in message
-    assert "open_clip/ViT-B-32.openai" in message and "hf-hub:timm/vit_base_patch32_clip_224.openai" in message
+    assert (
+        "open_clip/ViT-B-32.openai" in message
+        and "hf-hub:timm/vit_base_patch32_clip_224.openai" in message
+    )
 
 
 def test_cached_weights_load_while_the_hub_is_unreachable(tmp_path, monkeypatch):
@@ -89,8 +106,12 @@ def test_cached_weights_load_while_the_hub_is_unreachable(tmp_path, monkeypatch)
     cut_off_hub(monkeypatch, tmp_path / "hub")
     spec = ModelSpec(family="open_clip", arch="ViT-H-14", tag="dfn5b")
     assert not available(spec)
-    with tiny_checkpoint(tmp_path, "ViT-H-14", TINY_VIT) as path:  # a tiny stand-in for the real arch
-        put_in_hub_cache(tmp_path / "hub", "apple/DFN5B-CLIP-ViT-H-14", {"open_clip_model.safetensors": path})
+    with tiny_checkpoint(
+        tmp_path, "ViT-H-14", TINY_VIT
+    ) as path:  # a tiny stand-in for the real arch
+        put_in_hub_cache(
+            tmp_path / "hub", "apple/DFN5B-CLIP-ViT-H-14", {"open_clip_model.safetensors": path}
+        )
         assert available(spec)  # what a plain `mllzoo register` asks before it runs a model
         started = time.perf_counter()
         model = load(spec, "cpu", "float32")
@@ -103,23 +124,43 @@ def test_register_download_offline_fails_each_model_at_once(tmp_path, monkeypatc
     """``mllzoo register --download`` tries every open_clip and EVA model; offline it must end quickly.
     A plain ``mllzoo register`` tries none of them: their weights are not cached."""
     cut_off_hub(monkeypatch, tmp_path / "hub")
-    env = registry_with_graph(tmp_path, "mllzoo-plugin-openclip,mllzoo-plugin-eva", HF_HOME=str(tmp_path / "hf"),
-                              NLTK_DATA=os.environ.get("NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")))
+    env = registry_with_graph(
+        tmp_path,
+        "mllzoo-plugin-openclip,mllzoo-plugin-eva",
+        HF_HOME=str(tmp_path / "hf"),
+        NLTK_DATA=os.environ.get(
+            "NLTK_DATA", str(Path(__file__).resolve().parents[3] / ".nltk_data")
+        ),
+    )
     mllzoo = [sys.executable, "-m", "mllzoo"]
-    plain = subprocess.run([*mllzoo, "register", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    plain = subprocess.run(
+        [*mllzoo, "register", "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert plain.returncode == 0, plain.stderr
     skipped = json.loads(plain.stdout)
-    assert len(skipped["not_here"]) > 150 and not skipped["failed"] and "was not labeled" not in plain.stderr
+    assert (
+        len(skipped["not_here"]) > 150
+        and not skipped["failed"]
+        and "was not labeled" not in plain.stderr
+    )
     assert "open_clip/ViT-B-32.openai" in skipped["not_here"]
     started = time.perf_counter()
-    result = subprocess.run([*mllzoo, "register", "--download", "--json"], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [*mllzoo, "register", "--download", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert time.perf_counter() - started < 120
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert not report["labeled"] and len(report["failed"]) > 150
     assert all("not cached" in message for message in report["failed"].values())
-    assert "open_clip/ViT-B-32.openai" in report["failed"] and "eva/EVA02-B-16.merged2b_s8b_b131k" in report["failed"]
+    assert (
+        "open_clip/ViT-B-32.openai" in report["failed"]
+        and "eva/EVA02-B-16.merged2b_s8b_b131k" in report["failed"]
+    )
 
 
 def test_missing_checkpoint_file_names_it(tmp_path):

@@ -43,18 +43,51 @@ HERE = Path(__file__).parent
 SAMPLES_PER_NODE = 10
 TASK_IMAGES_PER_CLASS = 24
 DIGIT_TASK_PER_CLASS = 40
-WORDS_TASK = ("cat", "dog", "house", "tree", "car", "sun", "moon", "fish", "bird", "book", "apple", "star")
+WORDS_TASK = (
+    "cat",
+    "dog",
+    "house",
+    "tree",
+    "car",
+    "sun",
+    "moon",
+    "fish",
+    "bird",
+    "book",
+    "apple",
+    "star",
+)
 
 TASKS: dict[str, dict[str, str]] = {
     "pets": {"domain": "animal", "task": "recognise the animal", "source": "twemoji"},
     "food": {"domain": "food", "task": "recognise the dish or fruit", "source": "twemoji"},
     "vehicles": {"domain": "vehicle", "task": "recognise the vehicle", "source": "twemoji"},
-    "expressions": {"domain": "facial expression", "task": "recognise the emotion on the face", "source": "twemoji"},
-    "flags": {"domain": "country flag", "task": "recognise the country of the flag", "source": "twemoji"},
+    "expressions": {
+        "domain": "facial expression",
+        "task": "recognise the emotion on the face",
+        "source": "twemoji",
+    },
+    "flags": {
+        "domain": "country flag",
+        "task": "recognise the country of the flag",
+        "source": "twemoji",
+    },
     "sports": {"domain": "sport", "task": "recognise the sport or activity", "source": "twemoji"},
-    "digits": {"domain": "handwritten digit", "task": "read the handwritten digit", "source": "sklearn-digits"},
-    "words": {"domain": "word", "task": "read the word written in the image", "source": "dejavu-serif"},
-    "textures": {"domain": "texture pattern", "task": "recognise the pattern", "source": "procedural-worn"},
+    "digits": {
+        "domain": "handwritten digit",
+        "task": "read the handwritten digit",
+        "source": "sklearn-digits",
+    },
+    "words": {
+        "domain": "word",
+        "task": "read the word written in the image",
+        "source": "dejavu-serif",
+    },
+    "textures": {
+        "domain": "texture pattern",
+        "task": "recognise the pattern",
+        "source": "procedural-worn",
+    },
 }
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -81,8 +114,15 @@ class World:
     train_index: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
 
-    def add(self, pool: str, folder: str, img: Image.Image, source: str = "", name: str = "",
-            domain: str = "") -> bool:
+    def add(
+        self,
+        pool: str,
+        folder: str,
+        img: Image.Image,
+        source: str = "",
+        name: str = "",
+        domain: str = "",
+    ) -> bool:
         digest = pixel_hash(img)
         if digest in self.owner:
             self.rejected["cross-pool" if self.owner[digest] != pool else "duplicate"] += 1
@@ -96,7 +136,9 @@ class World:
         img.convert("RGB").save(path, optimize=False, compress_level=6)
         self.counts[pool.split("/")[0]] += 1
         if pool == "train":
-            self.train_index.append((str(path.relative_to(self.root / "train")), folder, source, name, domain))
+            self.train_index.append(
+                (str(path.relative_to(self.root / "train")), folder, source, name, domain)
+            )
         return True
 
     def folder_count(self, pool: str, folder: str) -> int:
@@ -110,11 +152,15 @@ class Twemoji:
     def __init__(self, tarball: Path):
         self.tar = tarfile.open(tarball)
         members = {m.name: m for m in self.tar.getmembers()}
-        self.members = {n.rsplit("/", 1)[1]: m for n, m in members.items() if "/img/twitter/64/" in n}
+        self.members = {
+            n.rsplit("/", 1)[1]: m for n, m in members.items() if "/img/twitter/64/" in n
+        }
         meta = json.load(self.tar.extractfile(members["package/emoji.json"]))  # type: ignore[arg-type]
         self.variants: dict[str, list[str]] = {}
         for entry in meta:
-            images = [entry["image"]] + [v["image"] for v in (entry.get("skin_variations") or {}).values()]
+            images = [entry["image"]] + [
+                v["image"] for v in (entry.get("skin_variations") or {}).values()
+            ]
             self.variants[entry["unified"]] = [i for i in images if i in self.members]
 
     def images(self, code: str) -> list[Image.Image]:
@@ -131,7 +177,9 @@ def lemma_word(synset: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- tasks
-def build_tasks(world: World, rng: random.Random, twemoji: Twemoji | None, digits, tiny: bool) -> dict[str, dict]:
+def build_tasks(
+    world: World, rng: random.Random, twemoji: Twemoji | None, digits, tiny: bool
+) -> dict[str, dict]:
     built: dict[str, dict] = {}
     per_class = 20 if tiny else TASK_IMAGES_PER_CLASS
     emoji_classes: dict[str, dict[str, list[str]]] = defaultdict(dict)
@@ -146,41 +194,85 @@ def build_tasks(world: World, rng: random.Random, twemoji: Twemoji | None, digit
             for cls, codes in emoji_classes[task].items():
                 drawings = [img for code in codes for img in twemoji.images(code)]
                 sources_per_class[cls] = len(drawings)
-                classes[cls] = _fill(world, f"tasks/{task}", cls, per_class, rng,
-                                     lambda i, d=drawings: render.compose(d[i % len(d)], rng, augment=i >= len(d)))
-            card = ("Twemoji (CC-BY 4.0) renders; each class has "
-                    f"{min(sources_per_class.values())}-{max(sources_per_class.values())} source drawings "
-                    "(an emoji, its gendered and skin-tone variants), augmented to "
-                    f"{per_class} images per class with random scale, rotation, shift and background colour.")
+                classes[cls] = _fill(
+                    world,
+                    f"tasks/{task}",
+                    cls,
+                    per_class,
+                    rng,
+                    lambda i, d=drawings: render.compose(d[i % len(d)], rng, augment=i >= len(d)),
+                )
+            card = (
+                "Twemoji (CC-BY 4.0) renders; each class has "
+                f"{min(sources_per_class.values())}-{max(sources_per_class.values())} source drawings "
+                "(an emoji, its gendered and skin-tone variants), augmented to "
+                f"{per_class} images per class with random scale, rotation, shift and background colour."
+            )
         elif task == "digits":
             _, test = digits
             limit = 20 if tiny else DIGIT_TASK_PER_CLASS
             for label in range(10 if not tiny else 5):
-                samples = [px for px, y in test if y == label][:limit * 2]
+                samples = [px for px, y in test if y == label][: limit * 2]
                 cls = DIGIT_NAMES[label]
-                classes[cls] = _fill(world, f"tasks/{task}", cls, limit, rng,
-                                     lambda i, s=samples: render.sklearn_digit(s[i % len(s)], rng, augment=i >= len(s) // 2))
-            card = ("scikit-learn's handwritten digits (8x8 scans of 43 writers), the second half of the data set "
-                    "(the first half is in the training pool); upsampled to 64x64; real images, not augmented "
-                    "unless a class ran short.")
+                classes[cls] = _fill(
+                    world,
+                    f"tasks/{task}",
+                    cls,
+                    limit,
+                    rng,
+                    lambda i, s=samples: render.sklearn_digit(
+                        s[i % len(s)], rng, augment=i >= len(s) // 2
+                    ),
+                )
+            card = (
+                "scikit-learn's handwritten digits (8x8 scans of 43 writers), the second half of the data set "
+                "(the first half is in the training pool); upsampled to 64x64; real images, not augmented "
+                "unless a class ran short."
+            )
         elif task == "words":
             words = WORDS_TASK[:5] if tiny else WORDS_TASK
             for word in words:
-                classes[word] = _fill(world, f"tasks/{task}", word, per_class, rng, lambda i, w=word: render.compose(
-                    render.text_glyph(w, rng.choice(render.fonts(render.TASK_FONTS)), render.dark_color(rng)),
-                    rng, fill=0.92))
-            card = ("Words rendered in DejaVu Serif typefaces (no model trains on a serif face; the sample set "
-                    "uses DejaVu Sans Condensed) in random dark colours on light backgrounds, with jitter.")
+                classes[word] = _fill(
+                    world,
+                    f"tasks/{task}",
+                    word,
+                    per_class,
+                    rng,
+                    lambda i, w=word: render.compose(
+                        render.text_glyph(
+                            w, rng.choice(render.fonts(render.TASK_FONTS)), render.dark_color(rng)
+                        ),
+                        rng,
+                        fill=0.92,
+                    ),
+                )
+            card = (
+                "Words rendered in DejaVu Serif typefaces (no model trains on a serif face; the sample set "
+                "uses DejaVu Sans Condensed) in random dark colours on light backgrounds, with jitter."
+            )
         elif task == "textures":
             patterns = render.PATTERNS[:5] if tiny else render.PATTERNS
             for pattern in patterns:
-                classes[pattern] = _fill(world, f"tasks/{task}", pattern, per_class, rng,
-                                         lambda i, p=pattern: render.texture(p, rng, style="worn"))
-            card = ("Procedurally drawn patterns in the 'worn' style (earthy low-contrast palette, larger period, "
-                    "blur and grain); training and sample images use the 'flat' style of the same patterns.")
+                classes[pattern] = _fill(
+                    world,
+                    f"tasks/{task}",
+                    pattern,
+                    per_class,
+                    rng,
+                    lambda i, p=pattern: render.texture(p, rng, style="worn"),
+                )
+            card = (
+                "Procedurally drawn patterns in the 'worn' style (earthy low-contrast palette, larger period, "
+                "blur and grain); training and sample images use the 'flat' style of the same patterns."
+            )
         if not classes:
             continue
-        info = {"domain": meta["domain"], "task": meta["task"], "source": meta["source"], "card": card}
+        info = {
+            "domain": meta["domain"],
+            "task": meta["task"],
+            "source": meta["source"],
+            "card": card,
+        }
         task_dir = world.root / "tasks" / task
         (task_dir / "task.json").write_text(json.dumps(info, indent=1) + "\n")
         built[task] = {**info, "classes": classes}
@@ -205,7 +297,9 @@ def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None
     clipart = [] if tiny else read_csv("concepts_clipart.csv")
     if tiny:
         keep = {"Animals & Nature", "Food & Drink"}
-        emoji = [r for r in emoji if r["category"] in keep][:40] + [r for r in emoji if r["category"] == "Flags"][:10]
+        emoji = [r for r in emoji if r["category"] in keep][:40] + [
+            r for r in emoji if r["category"] == "Flags"
+        ][:10]
     extra = read_csv("concepts_extra.csv")
 
     n_noto_train, n_symbola_train = (1, 1) if tiny else (4, 2)
@@ -213,7 +307,9 @@ def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None
         synset, name, domain = row["synset"], row["name"], row["category"]
         noto = render.noto_glyph(row["code"])
         if noto is not None:
-            world.add("train", synset, render.compose(noto, rng, augment=False), "noto", name, domain)
+            world.add(
+                "train", synset, render.compose(noto, rng, augment=False), "noto", name, domain
+            )
             for _ in range(n_noto_train - 1):
                 world.add("train", synset, render.compose(noto, rng), "noto", name, domain)
         sym = render.symbola_glyph(row["code"], render.dark_color(rng))
@@ -226,8 +322,14 @@ def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None
             img = render.open_rgba(CLIPART_ROOT / row["path"])
             if img is not None:
                 for i in range(3):
-                    world.add("train", row["synset"], render.compose(img, rng, augment=i > 0), "clipart",
-                              lemma_word(row["synset"]), "clipart/" + row["folder"])
+                    world.add(
+                        "train",
+                        row["synset"],
+                        render.compose(img, rng, augment=i > 0),
+                        "clipart",
+                        lemma_word(row["synset"]),
+                        "clipart/" + row["folder"],
+                    )
 
     digit_rows = [r for r in extra if r["source"] == "digit"]
     texture_rows = [r for r in extra if r["source"] == "texture"]
@@ -236,15 +338,34 @@ def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None
         for font in render.fonts(render.TRAIN_FONTS):
             for _ in range(1 if tiny else 6):
                 glyph = render.text_glyph(row["key"], font, render.dark_color(rng))
-                world.add("train", row["synset"], render.compose(glyph, rng, fill=0.7), "digit", row["name"],
-                          "digits")
+                world.add(
+                    "train",
+                    row["synset"],
+                    render.compose(glyph, rng, fill=0.7),
+                    "digit",
+                    row["name"],
+                    "digits",
+                )
         label = int(row["key"])
         for px in [px for px, y in train_digits if y == label][: 5 if tiny else 10**6]:
-            world.add("train", row["synset"], render.sklearn_digit(px, rng), "handwritten", row["name"], "digits")
+            world.add(
+                "train",
+                row["synset"],
+                render.sklearn_digit(px, rng),
+                "handwritten",
+                row["name"],
+                "digits",
+            )
     for row in texture_rows:
         for _ in range(8 if tiny else 60):
-            world.add("train", row["synset"], render.texture(row["key"], rng, "flat"), "texture", row["name"],
-                      "textures")
+            world.add(
+                "train",
+                row["synset"],
+                render.texture(row["key"], rng, "flat"),
+                "texture",
+                row["name"],
+                "textures",
+            )
 
     synsets = sorted({r["synset"] for r in emoji} | {r["synset"] for r in clipart})
     words = word_concepts(synsets, tiny)
@@ -269,14 +390,22 @@ def build_concepts(world: World, rng: random.Random, digits, tiny: bool) -> None
         sources[synset].append(("word", word))
     per_node = 4 if tiny else SAMPLES_PER_NODE
     for synset in sorted(sources):
-        drawings = [d for d in (_sample_drawing(kind, key, rng) for kind, key in sources[synset]) if d is not None]
+        drawings = [
+            d
+            for d in (_sample_drawing(kind, key, rng) for kind, key in sources[synset])
+            if d is not None
+        ]
         if not drawings:
             continue
         for i in range(per_node * 3):
             if world.folder_count("samples", synset) >= per_node:
                 break
             kind, fg = drawings[i % len(drawings)]
-            img = fg() if kind == "texture" else render.compose(fg, rng, fill=0.92 if kind == "word" else 0.86)
+            img = (
+                fg()
+                if kind == "texture"
+                else render.compose(fg, rng, fill=0.92 if kind == "word" else 0.86)
+            )
             world.add("samples", synset, img)
 
 
@@ -288,7 +417,9 @@ def _sample_drawing(kind: str, key: str, rng: random.Random):
     elif kind == "clipart":
         glyph = render.open_rgba(CLIPART_ROOT / key)
     elif kind in ("digit", "word"):
-        glyph = render.text_glyph(key, rng.choice(render.fonts(render.SAMPLE_FONTS)), render.dark_color(rng))
+        glyph = render.text_glyph(
+            key, rng.choice(render.fonts(render.SAMPLE_FONTS)), render.dark_color(rng)
+        )
     elif kind == "texture":
         return kind, lambda: render.texture(key, rng, "flat")
     else:
@@ -298,7 +429,11 @@ def _sample_drawing(kind: str, key: str, rng: random.Random):
 
 def word_concepts(synsets: list[str], tiny: bool) -> dict[str, str]:
     """Synsets whose lemma is one short word, rendered as text so that models learn to read."""
-    words = {s: lemma_word(s) for s in synsets if lemma_word(s).isalpha() and 3 <= len(lemma_word(s)) <= 9}
+    words = {
+        s: lemma_word(s)
+        for s in synsets
+        if lemma_word(s).isalpha() and 3 <= len(lemma_word(s)) <= 9
+    }
     for word in WORDS_TASK:  # the words task's classes must be readable by some model
         match = next((s for s in synsets if lemma_word(s) == word), None)
         if match:
@@ -326,12 +461,17 @@ def synset_table(synsets: list[str], strict: bool) -> dict[str, dict[str, str]]:
         table = {}
         for name in synsets:
             syn = wn.synset(name)
-            table[name] = {"lemma": syn.lemmas()[0].name().replace("_", " "), "definition": syn.definition(),
-                           "wnid": f"n{syn.offset():08d}"}
+            table[name] = {
+                "lemma": syn.lemmas()[0].name().replace("_", " "),
+                "definition": syn.definition(),
+                "wnid": f"n{syn.offset():08d}",
+            }
         return table
     except LookupError:
         if strict:
-            raise SystemExit("WordNet is not installed where NLTK looks (NLTK_DATA); run `make wordnet`")
+            raise SystemExit(
+                "WordNet is not installed where NLTK looks (NLTK_DATA); run `make wordnet`"
+            ) from None
         return {}
 
 
@@ -360,15 +500,29 @@ def build(out: Path, seed: int = 0, tiny: bool = False, cache: Path = Path(".cac
     for digest, pool in world.owner.items():
         digests[pool].append(digest)
     manifest = {
-        "seed": seed, "tiny": tiny, "image_size": render.SIZE,
-        "train": {"images": world.counts["train"], "nodes": len(train_nodes),
-                  "sources": dict(Counter(row[2] for row in world.train_index))},
+        "seed": seed,
+        "tiny": tiny,
+        "image_size": render.SIZE,
+        "train": {
+            "images": world.counts["train"],
+            "nodes": len(train_nodes),
+            "sources": dict(Counter(row[2] for row in world.train_index)),
+        },
         "samples": {"images": world.counts["samples"], "nodes": len(sample_nodes)},
-        "tasks": {name: {"classes": len(t["classes"]), "images": sum(t["classes"].values()),
-                         "min_per_class": min(t["classes"].values()), "source": t["source"]}
-                  for name, t in tasks.items()},
+        "tasks": {
+            name: {
+                "classes": len(t["classes"]),
+                "images": sum(t["classes"].values()),
+                "min_per_class": min(t["classes"].values()),
+                "source": t["source"],
+            }
+            for name, t in tasks.items()
+        },
         "rejected": dict(world.rejected),
-        "digests": {pool: hashlib.sha256("".join(sorted(h)).encode()).hexdigest() for pool, h in sorted(digests.items())},
+        "digests": {
+            pool: hashlib.sha256("".join(sorted(h)).encode()).hexdigest()
+            for pool, h in sorted(digests.items())
+        },
         "environment": environment(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -376,12 +530,18 @@ def build(out: Path, seed: int = 0, tiny: bool = False, cache: Path = Path(".cac
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mllzoo_minizoo.world", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mllzoo_minizoo.world", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--out", type=Path, default=Path("world"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true", help="a small world from Debian sources only, in seconds")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a small world from Debian sources only, in seconds"
+    )
     parser.add_argument("--cache", type=Path, default=Path(".cache"))
-    parser.add_argument("--check", action="store_true", help="only check that every source is present")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that every source is present"
+    )
     args = parser.parse_args(argv)
     if args.check:
         preflight(args.cache, args.tiny)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,20 @@ NOTO = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 SYMBOLA = Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 # Typefaces per pool, so that the rendered-words task reads a typeface no model trained on.
-TRAIN_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
-               "DejaVuSans-Oblique.ttf")
+TRAIN_FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+)
 SAMPLE_FONTS = ("DejaVuSansCondensed.ttf", "DejaVuSansCondensed-Bold.ttf")
-TASK_FONTS = ("DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf", "DejaVuSerifCondensed-Bold.ttf")
+TASK_FONTS = (
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "DejaVuSerifCondensed-Bold.ttf",
+)
 
 
 def fonts(wanted: tuple[str, ...]) -> tuple[str, ...]:
@@ -38,7 +48,7 @@ def codes_to_text(codes: str) -> str:
     return "".join(chr(int(part, 16)) for part in codes.split("-"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
@@ -72,8 +82,9 @@ def symbola_glyph(codes: str, color: tuple[int, int, int] = (0, 0, 0)) -> Image.
     if len(points) != 1 or points[0] not in symbola_cmap():
         return None
     canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((80, 80), chr(points[0]), font=_font(str(SYMBOLA), 100), fill=color + (255,),
-                                anchor="mm")
+    ImageDraw.Draw(canvas).text(
+        (80, 80), chr(points[0]), font=_font(str(SYMBOLA), 100), fill=color + (255,), anchor="mm"
+    )
     return _crop_alpha(canvas)
 
 
@@ -90,7 +101,9 @@ MAX_SOURCE_PIXELS = 4_000_000  # a few openclipart PNGs are poster-sized; they a
 
 
 def open_rgba(path_or_file) -> Image.Image | None:
-    with warnings.catch_warnings():  # the size is checked right below, far under Pillow's bomb limit
+    with (
+        warnings.catch_warnings()
+    ):  # the size is checked right below, far under Pillow's bomb limit
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         img = Image.open(path_or_file)
     if img.width * img.height > MAX_SOURCE_PIXELS:
@@ -107,7 +120,9 @@ def dark_color(rng: random.Random) -> tuple[int, int, int]:
     return tuple(rng.randint(0, 110) for _ in range(3))  # type: ignore[return-value]
 
 
-def compose(fg: Image.Image, rng: random.Random, augment: bool = True, fill: float = 0.86) -> Image.Image:
+def compose(
+    fg: Image.Image, rng: random.Random, augment: bool = True, fill: float = 0.86
+) -> Image.Image:
     """``fg`` centred on a SIZE x SIZE background; with ``augment``, jittered in scale, angle,
     position, background colour and saturation (the light augmentation one drawing can take)."""
     bg = light_color(rng) if augment else (255, 255, 255)
@@ -133,18 +148,30 @@ def sklearn_digit(pixels: np.ndarray, rng: random.Random, augment: bool = True) 
     """An 8x8 handwritten digit (values 0..16) as dark ink on paper, upsampled like a low-res scan."""
     ink = np.asarray(dark_color(rng) if augment else (0, 0, 0), np.float32)
     paper = np.asarray(light_color(rng) if augment else (255, 255, 255), np.float32)
-    small = (pixels.reshape(8, 8, 1).astype(np.float32) / 16.0)
+    small = pixels.reshape(8, 8, 1).astype(np.float32) / 16.0
     small = np.pad(small, ((1, 1), (1, 1), (0, 0)))
     rgb = (paper * (1 - small) + ink * small).clip(0, 255).astype(np.uint8)
     img = Image.fromarray(rgb).resize((SIZE, SIZE), Image.BICUBIC)
     if augment and rng.random() < 0.5:
-        img = img.rotate(rng.uniform(-10, 10), resample=Image.BICUBIC, fillcolor=tuple(int(v) for v in paper))
+        img = img.rotate(
+            rng.uniform(-10, 10), resample=Image.BICUBIC, fillcolor=tuple(int(v) for v in paper)
+        )
     return img
 
 
 # --------------------------------------------------------------------------- procedural textures
-PATTERNS = ("stripes", "checkerboard", "polka dots", "zigzag", "grid", "spiral", "crosshatch", "bricks",
-            "honeycomb", "tartan")
+PATTERNS = (
+    "stripes",
+    "checkerboard",
+    "polka dots",
+    "zigzag",
+    "grid",
+    "spiral",
+    "crosshatch",
+    "bricks",
+    "honeycomb",
+    "tartan",
+)
 
 
 def texture(pattern: str, rng: random.Random, style: str = "flat") -> Image.Image:
@@ -164,7 +191,7 @@ def texture(pattern: str, rng: random.Random, style: str = "flat") -> Image.Imag
         mask = (np.floor(u / period) + np.floor(v / period)) % 2 == 0
     elif pattern == "polka dots":
         cu, cv = (u / period) % 1 - 0.5, (v / period) % 1 - 0.5
-        mask = cu ** 2 + cv ** 2 < (width * 0.6) ** 2
+        mask = cu**2 + cv**2 < (width * 0.6) ** 2
     elif pattern == "zigzag":
         tri = np.abs((u / period) % 1 - 0.5) * period
         mask = ((v + tri * 1.2) / (period * 0.6)) % 1 < width
@@ -208,18 +235,25 @@ def texture(pattern: str, rng: random.Random, style: str = "flat") -> Image.Imag
 def _palette(rng: random.Random, style: str, k: int) -> list[tuple[int, int, int]]:
     if style == "flat":  # saturated pairs
         base = [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(k)]
-        base[0] = tuple(min(255, c + 60) if i == rng.randint(0, 2) else c // 3 for i, c in enumerate(base[0]))
+        base[0] = tuple(
+            min(255, c + 60) if i == rng.randint(0, 2) else c // 3 for i, c in enumerate(base[0])
+        )
         return base  # type: ignore[return-value]
     # worn: earthy tinted inks, alternating dark and light so the pattern stays visible
     tint = np.asarray([rng.randint(-35, 35) for _ in range(3)])
     levels = [rng.randint(50, 100) if i % 2 == 0 else rng.randint(160, 215) for i in range(k)]
-    return [tuple(int(c) for c in np.clip(level + tint + rng.randint(-15, 15), 0, 255)) for level in levels]
+    return [
+        tuple(int(c) for c in np.clip(level + tint + rng.randint(-15, 15), 0, 255))
+        for level in levels
+    ]
 
 
 def _finish(img: np.ndarray, rng: random.Random, style: str) -> Image.Image:
     out = Image.fromarray(img.clip(0, 255).astype(np.uint8)).resize((SIZE, SIZE), Image.LANCZOS)
     if style == "worn":
         out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0)))
-        arr = np.asarray(out, np.float32) + np.random.default_rng(rng.randint(0, 2**31)).normal(0, 12, (SIZE, SIZE, 3))
+        arr = np.asarray(out, np.float32) + np.random.default_rng(rng.randint(0, 2**31)).normal(
+            0, 12, (SIZE, SIZE, 3)
+        )
         out = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
     return out
