@@ -38,7 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = sorted(ROOT.glob("plugins/*/mllzoo_*/catalog.json"))
 CATALOGUES_BY_NAME = {path.parent.name.removeprefix("mllzoo_"): path for path in CATALOGUES}
-PAPER_NODES, PAPER_PER_NODE = 9_000, 75
+from mllzoo.defaults import PAPER_NODES, PAPER_PER_NODE  # noqa: E402
+
 PAPER_IMAGES = PAPER_NODES * PAPER_PER_NODE
 CHUNK, DIM = 1024, 768
 

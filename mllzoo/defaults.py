@@ -1,4 +1,30 @@
-"""Defaults that both the library and the command line's ``--help`` use, in a module that imports
-nothing, so ``mllzoo --help`` stays light and the two cannot drift apart."""
+"""Every default that the library and the command line's ``--help`` share, in one module that imports
+nothing: ``mllzoo --help`` stays light, and the two cannot drift apart (``tests/test_defaults.py``
+checks that each default ``--help`` shows is the one here)."""
 
+# labeling
 CHUNK = 1024  # images per saved, resumable unit of labeling work
+SHARD_IMAGES = 16_384  # images per Ray task: a model load per 16 chunks of 1,024
+CPUS_PER_TASK = 1  # CPUs each Ray task holds
+ALLOW_MISSING = 0.001  # register's tolerance: missing + different images, as a share of all
+PAPER_NODES, PAPER_PER_NODE = 9_000, 75  # the paper's graph: nodes, and sample images per node
+BUDGET_BYTES = 64_000_000  # per label at the paper's scale, every sample its own image
+
+# the graph
+MAX_PER_NODE = 75  # sample images kept per node, as the paper draws them
+SEED = 0  # seed of the per-node sample choice, and of the benchmark's hub orders
+
+# selection
+K = 1  # models kept per class
+MAX_K = 100  # the largest k the web form accepts
+ALPHA = 0.7  # weight of a class's own score against the model's mean over the other classes
+TOP_NODES = 5  # graph concepts matched per class
+
+# reuse and evaluation
+DEVICE = "auto"  # cpu, cuda, mps or auto
+BATCH_SIZE = 64  # images per forward pass when predicting
+BENCH_ORDERS = 10  # random hub orders for the benchmark's growth curve
+
+# the web pages
+HOST = "127.0.0.1"  # loopback: a wider address exposes the whole registry
+PORT = 8001

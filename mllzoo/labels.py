@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mllzoo.defaults import BUDGET_BYTES, PAPER_NODES, PAPER_PER_NODE
 from mllzoo.errors import InvalidLabel
 
 FORMAT = "ragged-topm-v1"
-PAPER_NODES, PAPER_PER_NODE = 9_000, 75
-BUDGET_BYTES = 64_000_000  # per label at the paper's scale (9,000 nodes x 75 images), every sample its own image
 
 
 @dataclass

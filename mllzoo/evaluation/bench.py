@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mllzoo.classes import display_name
+from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, SEED
 from mllzoo.errors import MllzooError
 from mllzoo.extras import require
 from mllzoo.graph.images import ImageCache, class_folder_images
@@ -206,10 +207,10 @@ def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed
 def run_bench(
     registry: Registry,
     tasks_dir: Path,
-    device: str = "auto",
-    batch_size: int = 64,
-    orders: int = 10,
-    seed: int = 0,
+    device: str = DEVICE,
+    batch_size: int = BATCH_SIZE,
+    orders: int = BENCH_ORDERS,
+    seed: int = SEED,
 ) -> dict:
     selector = Selector(registry, captioner="templates", keep_labels=True)
     tasks = load_tasks(tasks_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mllzoo.defaults import MAX_PER_NODE, SEED
 from mllzoo.errors import MllzooError
 from mllzoo.graph.samples import IMAGE_SUFFIXES, UnavailableSample, read_regular, sample_hash
 from mllzoo.store.registry import Registry
@@ -107,7 +108,7 @@ def parse_folder_name(wn, name: str):
     return synset if synset.pos() == "n" else None
 
 
-def build_graph(samples_dir: Path, max_per_node: int = 75, seed: int = 0) -> Graph:
+def build_graph(samples_dir: Path, max_per_node: int = MAX_PER_NODE, seed: int = SEED) -> Graph:
     """Scan a synset-named ImageFolder and propagate samples up the hypernym hierarchy."""
     samples_dir = Path(samples_dir)
     if not samples_dir.is_dir():

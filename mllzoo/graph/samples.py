@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 from mllzoo.errors import MllzooError
 
 MAX_SAMPLE_BYTES = 64 * 1024**2  # no sample image is larger; a bigger file is never read whole
-DEFAULT_ALLOW_MISSING = 0.001  # register's tolerance: missing + different images, as a share of all
 MISSING, DIFFERENT = "missing", "different"
 SHOWN_PATHS = 5  # paths listed per kind in a check's report
 # the files a sample or task folder offers as images (graph build, class folders)

@@ -31,12 +31,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from mllzoo import labels
-from mllzoo.defaults import CHUNK
+from mllzoo.defaults import ALLOW_MISSING, CHUNK, DEVICE
 from mllzoo.errors import InvalidLabel, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph
 from mllzoo.graph.images import UNDECODABLE, ImageCache
 from mllzoo.graph.samples import (
-    DEFAULT_ALLOW_MISSING,
     DIFFERENT,
     MISSING,
     check_samples,
@@ -360,14 +359,14 @@ def label_models(
     graph: Graph,
     samples_root: Path,
     entries: list[CatalogEntry],
-    device: str = "auto",
+    device: str = DEVICE,
     batch_size: int | None = None,
     depth: int | None = None,
     chunk: int = CHUNK,
     progress: bool | None = None,
     cache_bytes: int = 2 * 1024**3,
     executor: Executor | None = None,
-    allow_missing: float = DEFAULT_ALLOW_MISSING,
+    allow_missing: float = ALLOW_MISSING,
 ) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 

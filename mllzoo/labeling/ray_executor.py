@@ -22,6 +22,7 @@ import logging
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
+from mllzoo.defaults import CPUS_PER_TASK, SHARD_IMAGES
 from mllzoo.errors import MllzooError, warn
 from mllzoo.graph.concept_graph import Graph
 from mllzoo.labeling.driver import (
@@ -35,7 +36,6 @@ from mllzoo.labeling.driver import (
 from mllzoo.plugins import one_line
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'mllzoo[ray]'"
-SHARD_IMAGES = 16_384  # images per task by default: a model load per 16 chunks of 1,024
 
 
 def import_ray():
@@ -77,7 +77,7 @@ class RayExecutor:
         self,
         address: str | None = None,
         gpus_per_model: float | None = None,
-        cpus_per_task: float = 1,
+        cpus_per_task: float = CPUS_PER_TASK,
         shard_images: int = SHARD_IMAGES,
         max_retries: int = 3,
     ):

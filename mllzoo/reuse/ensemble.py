@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mllzoo.classes import display_name
+from mllzoo.defaults import BATCH_SIZE, DEVICE
 from mllzoo.errors import warn
 from mllzoo.graph.images import ImageCache
 from mllzoo.models.catalog import CatalogEntry
@@ -94,8 +95,8 @@ class Ensemble:
         str, CatalogEntry
     ]  # model id -> what the catalogue offers: spec and owning plugin
     domain: str | None = None
-    device: str = "auto"
-    batch_size: int = 64
+    device: str = DEVICE
+    batch_size: int = BATCH_SIZE
     _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
     unreadable: list[str] = field(default_factory=list)
 

@@ -17,9 +17,10 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.classes import read_classes
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
-from mllzoo.selection.scoring import ALPHA, TOP_NODES, Replay, Selection, choose_models, select
+from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
 from mllzoo.store.usercache import EmbeddingCache
 from mllzoo.text.descriptions import get_captioner
@@ -162,7 +163,7 @@ class Recommendation:
             f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
         )
 
-    def ensemble(self, device: str = "auto", batch_size: int = 64) -> Ensemble:
+    def ensemble(self, device: str = DEVICE, batch_size: int = BATCH_SIZE) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for."""
         from mllzoo.models.catalog import discover_models
         from mllzoo.reuse.ensemble import Ensemble
@@ -351,7 +352,7 @@ class Selector:
         names: list[str],
         domain: str | None = None,
         task: str | None = None,
-        k: int = 1,
+        k: int = K,
         alpha: float = ALPHA,
         top_nodes: int = TOP_NODES,
         max_models: int | None = None,
@@ -408,7 +409,7 @@ def recommend(
     classes: list[str] | str | Path,
     domain: str | None = None,
     task: str | None = None,
-    k: int = 1,
+    k: int = K,
     alpha: float = ALPHA,
     registry: Registry | str | Path | None = None,
     embedder: str | None = None,

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mllzoo import labels
-
-TOP_NODES = 5
-ALPHA = 0.7
+from mllzoo.defaults import ALPHA, TOP_NODES, K
 
 
 @dataclass
@@ -81,7 +79,7 @@ def smooth(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     return alpha * p + (1 - alpha) * others
 
 
-def choose(scores: np.ndarray, k: int = 1, allowed: np.ndarray | None = None) -> list[list[int]]:
+def choose(scores: np.ndarray, k: int = K, allowed: np.ndarray | None = None) -> list[list[int]]:
     """Per class, the ``k`` best models (among ``allowed`` when given), best first; ties by index."""
     masked = scores if allowed is None else np.where(allowed[:, None], scores, -np.inf)
     k = min(k, int(np.isfinite(masked[:, 0]).sum()) if len(masked) else 0)
@@ -133,7 +131,7 @@ def select(
     class_vectors: np.ndarray,
     node_vectors: np.ndarray,
     replay: Replay,
-    k: int = 1,
+    k: int = K,
     alpha: float = ALPHA,
     top_nodes: int = TOP_NODES,
     cost: np.ndarray | None = None,
@@ -149,7 +147,7 @@ def select(
 
 def choose_models(
     scores: np.ndarray,
-    k: int = 1,
+    k: int = K,
     cost: np.ndarray | None = None,
     max_models: int | None = None,
     max_gflops: float | None = None,

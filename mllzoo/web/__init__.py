@@ -18,6 +18,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
+from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
 from mllzoo.web.svg import bar_chart
 from mllzoo.web.zoo import (
@@ -191,7 +192,7 @@ async def index_view(datasette, request):
 
 async def recommend_view(datasette, request):
     fmt = request.url_vars.get("format")
-    context = {"given": {}, "k_max": 100}
+    context = {"given": {}, "k_max": MAX_K}
 
     async def build():
         fields, upload = await form_fields(request)

@@ -20,13 +20,13 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.classes import parse_classes
+from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
 
 MAX_REQUEST_BYTES = (
     1024 * 1024
 )  # a 5,000-class list of long names fits; anything bigger is refused unread
 MAX_TEXT = 200  # characters of a domain or task
-MAX_K = 100
 MAX_COMPARE = 5
 MAX_BRANCHES = 16  # the top-level split stops here even when a branch is still large
 BRANCH_SHARE = 0.25  # ... or when no branch holds more than this share of the graph's nodes

@@ -1,0 +1,107 @@
+"""``mllzoo models``: the known models, and one model's card (``models show``)."""
+
+from __future__ import annotations
+
+import click
+
+from mllzoo.cli.common import emit_json, open_registry, registry_exists
+
+
+@click.group(invoke_without_command=True)
+@click.option("--hub", help="Only models of this hub (e.g. mll49, the MLL benchmark's 49 models).")
+@click.option("--family", help="Only models of this family (e.g. open_clip).")
+@click.option("--labeled", is_flag=True, help="Only models labeled in the registry.")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def models(
+    ctx: click.Context, hub: str | None, family: str | None, labeled: bool, as_json: bool
+) -> None:
+    """List known models, labeled or not, with their metadata (`mllzoo models show ID`: one model's card)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mllzoo.models.catalog import discover_models
+
+    catalog = discover_models()
+    registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
+    graph_id = registry.current_graph_id() if registry else None
+    labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
+    rows = {
+        model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
+        for model_id, e in catalog.items()
+    }
+    for row in (
+        registry.models() if registry else []
+    ):  # labeled models whose plugin is not installed
+        rows.setdefault(
+            row["id"],
+            {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
+        )
+    for row in rows.values():
+        row["labeled"] = row["id"] in labeled_ids
+        row["installed"] = row["id"] in catalog
+    listed = [
+        row
+        for _, row in sorted(rows.items())
+        if (hub is None or hub in row.get("hubs", []))
+        and (family is None or row["family"] == family)
+        and (not labeled or row["labeled"])
+    ]
+    if as_json:
+        emit_json(listed)
+        return
+    for row in listed:
+        facts = [
+            f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
+            f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
+            f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
+            "labeled" if row["labeled"] else "not labeled",
+            None if row["installed"] else "plugin not installed",
+        ]
+        click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
+
+
+@models.command("show")
+@click.argument("model_id")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
+    """A model's card: metadata, licence, plugin, installed or not, label coverage, strongest and weakest concepts."""
+    from mllzoo.evaluation.model_card import MIN_SAMPLES, model_card
+
+    card = model_card(open_registry(ctx, create=False, write=False), model_id)
+    if as_json:
+        emit_json(card)
+        return
+    meta = card["metadata"]
+    click.echo(
+        f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
+        f"{'installed' if card['installed'] else 'plugin not installed'})".replace(" ,", ",")
+    )
+    facts = [
+        ("licence", meta.get("license")),
+        ("parameters", f"{meta['params_m']:.1f}M" if meta.get("params_m") else None),
+        ("GFLOPs", f"{meta['gflops']:.2f}" if meta.get("gflops") else None),
+        ("ImageNet top-1", f"{meta['imagenet_top1']:.3f}" if meta.get("imagenet_top1") else None),
+        ("weights", meta.get("source")),
+        ("hubs", ", ".join(meta.get("hubs", [])) or None),
+    ]
+    for name, value in facts:
+        if value:
+            click.echo(f"  {name + ':':<16}{value}")
+    if not card["labeled"]:
+        click.echo(f"  not labeled on this registry's graph: `mllzoo register {card['id']}`")
+        return
+    label = card["label"]
+    click.echo(
+        f"  {'label:':<16}graph {label['graph']}, {label['readable_samples']:,} of {label['samples']:,} samples "
+        f"readable, {label['ranked_first']:.1%} ranked first, depth {label['depth']}, made {label['created']}"
+    )
+    for title, concepts in (("strongest", card["strongest"]), ("weakest", card["weakest"])):
+        click.echo(
+            f"  {title} concepts (share of a concept's samples ranked first among all nodes; "
+            f"at least {MIN_SAMPLES} samples):"
+        )
+        for c in concepts:
+            click.echo(
+                f"    {c['accuracy']:6.1%}  {c['synset']:<28} {c['name']} ({c['samples']} samples)"
+            )

@@ -1,0 +1,90 @@
+"""``mllzoo predict``: classify images with the ensemble of the recommended models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mllzoo.cli.common import emit_json
+from mllzoo.cli.recommend import recommend_for, selection_options
+from mllzoo.defaults import BATCH_SIZE, DEVICE
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--classes",
+    "classes_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Class file: one class per line.",
+)
+@selection_options
+@click.option("--device", default=DEVICE, show_default=True, help="cpu, cuda, mps or auto.")
+@click.option(
+    "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
+)
+@click.option("--json", "as_json", is_flag=True, help="Output JSON.")
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    classes_file: Path,
+    device: str,
+    batch_size: int,
+    as_json: bool,
+    **options,
+) -> None:
+    """Classify images (files or folders) with the ensemble of recommended models.
+
+    A folder whose sub-folders are class names is scored and its accuracy printed.
+    """
+    from mllzoo.classes import read_classes
+    from mllzoo.reuse.predict import gather_images, per_class_report
+
+    names = read_classes(classes_file)  # every input checked before selection and model loads
+    images, truth, unmatched = gather_images(paths, names)
+    if unmatched:
+        folders = ", ".join(
+            f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5]
+        )
+        click.echo(
+            f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
+            f"class are predicted but left out of the accuracy: {folders}"
+            f"{' ...' if len(unmatched) > 5 else ''}",
+            err=True,
+        )
+    result = recommend_for(ctx, names, {**options, "runnable": True})
+    ensemble = result.ensemble(device=device, batch_size=batch_size)
+    labels = ensemble.predict(images)
+    scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
+    accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
+    report = per_class_report(names, truth, labels)
+    rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
+    if as_json:
+        emit_json(
+            {
+                "predictions": rows,
+                "accuracy": accuracy,
+                "per_class": report,
+                "models": result.models,
+                "unreadable": len(ensemble.unreadable),
+                "unmatched_folders": unmatched,
+            }
+        )
+        return
+    for row in rows:
+        click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
+    if accuracy is not None:
+        click.echo(
+            f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}"
+        )
+        for entry in report:
+            confusions = (
+                ", ".join(f"{c['class']} ({c['images']})" for c in entry["confused_with"]) or "none"
+            )
+            click.echo(
+                f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
+                f"{confusions}"
+            )
