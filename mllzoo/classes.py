@@ -15,6 +15,20 @@ MAX_FILE_BYTES = (
 )  # MAX_CLASSES names of MAX_NAME_CHARS in UTF-8, with comments and blank lines
 
 
+def unsafe_character(text: str) -> str | None:
+    """What makes ``text`` unfit to print as a name (``the control character U+001B``), or None.
+
+    Cc: ESC and friends would drive the terminal that prints the name; Cf: bidi overrides, zero-width
+    and tag characters would make a name read as another or hide text in it. Class names, and the web
+    form's other fields, are checked by this one rule."""
+    for c in text:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Cf"):
+            kind = "control" if category == "Cc" else "invisible formatting"
+            return f"the {kind} character U+{ord(c):04X}"
+    return None
+
+
 def read_classes(path: str | Path) -> list[str]:
     """The class names of a file (``-`` is standard input), in order; bad files are one-line user errors."""
     path = Path(path)
@@ -58,14 +72,11 @@ def parse_classes(data: bytes, path: str) -> list[str]:
             raise MllzooError(
                 f"{path}: class {number} is {len(name)} characters long; at most {MAX_NAME_CHARS}"
             )
-        # Cc: ESC and friends would drive the terminal that prints the name; Cf: bidi overrides,
-        # zero-width and tag characters would make a name read as another or hide text in it
-        control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf")), None)
-        if control is not None:
-            kind = "control" if unicodedata.category(control) == "Cc" else "invisible formatting"
+        problem = unsafe_character(name)
+        if problem:
             raise MllzooError(
                 f"{path}: class {number} ({name.encode('unicode_escape').decode('ascii')}) contains "
-                f"the {kind} character U+{ord(control):04X}; class names must be plain text"
+                f"{problem}; class names must be plain text"
             )
     if not names:
         raise MllzooError(f"{path} lists no classes (one class per line; # starts a comment)")

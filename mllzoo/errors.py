@@ -33,24 +33,33 @@ class DamagedLabelError(MllzooError):
         )
 
 
-# One path for the library's warnings: something went wrong but the command goes on (a plugin that
-# failed, a damaged cache, a skipped file). Library code calls warn(); the default prints the line on
-# stderr, as the CLI shows it; a caller (a test, an application embedding mllzoo) may route them elsewhere.
-def _print_warning(message: str) -> None:
+# One path for the library's warnings and notes: something went wrong but the command goes on (a plugin
+# that failed, a damaged cache, a skipped file), or something the user should know about the answer.
+# Library code calls warn() or note(); the default prints "Warning: ..." or "Note: ..." on stderr, as the
+# CLI shows it; a caller (a test, an application embedding mllzoo) may route them elsewhere.
+WarningHandler = Callable[[str, str], None]  # (message, kind): kind is "Warning" or "Note"
+
+
+def _print_warning(message: str, kind: str) -> None:
     import sys
 
-    print(f"Warning: {message}", file=sys.stderr)
+    print(f"{kind}: {message}", file=sys.stderr)
 
 
-_warning_handler: Callable[[str], None] = _print_warning
+_warning_handler: WarningHandler = _print_warning
 
 
-def warn(message: str) -> None:
+def warn(message: str, kind: str = "Warning") -> None:
     """Report ``message`` (one line, without the "Warning: " prefix) through the current handler."""
-    _warning_handler(" ".join(message.split()))
+    _warning_handler(" ".join(message.split()), kind)
 
 
-def set_warning_handler(handler: Callable[[str], None] | None) -> Callable[[str], None]:
+def note(message: str) -> None:
+    """Tell the user something about the answer that is not a fault, through the warning path."""
+    warn(message, kind="Note")
+
+
+def set_warning_handler(handler: WarningHandler | None) -> WarningHandler:
     """Route warnings to ``handler`` (``None``: back to stderr); returns the previous handler."""
     global _warning_handler
     previous, _warning_handler = _warning_handler, handler or _print_warning

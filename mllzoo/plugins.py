@@ -64,22 +64,29 @@ def load_plugins() -> None:
             continue
         if pm.get_plugin(dist) is not None:
             continue
-        try:
-            pm.register(ep.load(), dist)
-        except KeyboardInterrupt:
-            raise
-        except (
-            BaseException
-        ) as exc:  # a broken plugin must not take the tool down, sys.exit included
-            if _strict():
-                raise
+        module, exc = isolated(ep.load)
+        if exc is None:
+            pm.register(module, dist)
+        else:
             version = ep.dist.version if ep.dist else None
             _load_errors[dist] = PluginInfo(dist, version, [], f"failed to load: {one_line(exc)}")
             warn(f"plugin {dist} failed to load: {one_line(exc)}")
 
 
-def _strict() -> bool:
-    return os.environ.get("MLLZOO_STRICT_PLUGINS") == "1"
+def isolated(
+    function: Callable[..., Any], *args: Any, **kwargs: Any
+) -> tuple[Any, BaseException | None]:
+    """``(answer, None)``, or ``(None, exception)`` when a plugin's ``function`` raised: the one place
+    where a plugin's failure is caught, so that it never takes the tool down (``sys.exit`` included;
+    only ``KeyboardInterrupt`` passes). ``MLLZOO_STRICT_PLUGINS=1`` lets the exception through."""
+    try:
+        return function(*args, **kwargs), None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        if os.environ.get("MLLZOO_STRICT_PLUGINS") == "1":
+            raise
+        return None, exc
 
 
 def one_line(exc: BaseException) -> str:
@@ -106,21 +113,22 @@ def _call(impl: Any, kwargs: dict[str, Any]) -> Any:
     return impl.function(*[kwargs[name] for name in impl.argnames])  # as pluggy passes them
 
 
-def call_each(hook_name: str, doing: str, arguments: Callable[[str], dict[str, Any]]) -> None:
+def call_each(
+    hook_name: str, doing: str, arguments: Callable[[str], dict[str, Any]]
+) -> list[tuple[str, Any]]:
     """Call every plugin's ``hook_name`` in registration order with ``arguments(plugin name)``; one
     that raises is one warning line ("plugin P failed to ``doing``: ...") and a failed mark, and
-    the others still run."""
+    the others still run. Returns ``(plugin, answer)`` of the plugins that did not raise."""
     load_plugins()
+    answers = []
     for impl in _impls(hook_name):
-        try:
-            _call(impl, arguments(impl.plugin_name))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            if _strict():
-                raise
+        answer, exc = isolated(_call, impl, arguments(impl.plugin_name))
+        if exc is None:
+            answers.append((impl.plugin_name, answer))
+        else:
             mark_failed(impl.plugin_name, f"failed to {doing}: {one_line(exc)}")
             warn(f"plugin {impl.plugin_name} failed to {doing}: {one_line(exc)}")
+    return answers
 
 
 def call_first(
@@ -133,16 +141,9 @@ def call_first(
     impls = list(reversed(_impls(hook_name)))  # pluggy calls the last registered first
     impls.sort(key=lambda impl: impl.plugin_name != prefer)  # stable: the rest keep their order
     for impl in impls:
-        try:
-            answer = _call(impl, kwargs)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            if _strict():
-                raise
-            if not isinstance(
-                exc, MllzooError
-            ):  # a plugin's own one-line error is not a plugin fault
+        answer, exc = isolated(_call, impl, kwargs)
+        if exc is not None:
+            if not isinstance(exc, MllzooError):  # a plugin's own one-line error is not a fault
                 mark_failed(impl.plugin_name, f"{context}: {one_line(exc)}")
             raise PluginError(f"plugin {impl.plugin_name}: {context}: {one_line(exc)}") from None
         if answer is not None:

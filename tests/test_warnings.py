@@ -16,7 +16,7 @@ RENDERERS = {
 
 def test_warn_goes_to_the_handler_as_one_line_and_defaults_to_stderr(capsys):
     seen: list[str] = []
-    previous = set_warning_handler(seen.append)
+    previous = set_warning_handler(lambda message, kind: seen.append(message))
     try:
         warn("a damaged cache\n  was set aside")
     finally:
@@ -35,7 +35,7 @@ def direct_warnings(path: Path) -> list[int]:
         ) in ("print", "echo"):
             first = node.args[0] if node.args else None
             text = ast.unparse(first) if first is not None else ""
-            if text.lstrip("f'\"").startswith("Warning"):
+            if text.lstrip("f'\"").startswith(("Warning", "Note")):
                 lines.append(node.lineno)
     return lines
 

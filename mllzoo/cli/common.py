@@ -3,11 +3,12 @@ and ``cli_labels`` both import it and neither imports the other (no cycle)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
+
+from mllzoo.output import json_text
 
 
 def open_registry(ctx: click.Context, create: bool = False, write: bool = False) -> Any:
@@ -28,4 +29,4 @@ def registry_exists(ctx: click.Context) -> bool:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    click.echo(json_text(data), nl=False)

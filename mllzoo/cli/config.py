@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from mllzoo.cli.common import emit_json
 from mllzoo.store import config as settings
 
 
@@ -37,7 +36,7 @@ def config_list(as_json: bool) -> None:
         for key, (default, allowed, about) in sorted(settings.SETTINGS.items())
     ]
     if as_json:
-        click.echo(json.dumps({"path": str(settings.config_path()), "settings": rows}, indent=2))
+        emit_json({"path": str(settings.config_path()), "settings": rows})
         return
     for row in rows:
         click.echo(
@@ -54,7 +53,7 @@ def config_list(as_json: bool) -> None:
 def config_get(key: str, as_json: bool) -> None:
     """Print one setting's value (its default when unset)."""
     value = settings.setting(key)
-    click.echo(json.dumps({"key": key, "value": value}) if as_json else value)
+    emit_json({"key": key, "value": value}) if as_json else click.echo(value)
 
 
 @config_group.command("set")

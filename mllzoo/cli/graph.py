@@ -9,6 +9,7 @@ import click
 
 from mllzoo.cli.common import emit_json, open_registry
 from mllzoo.defaults import MAX_PER_NODE, SEED
+from mllzoo.errors import warn
 from mllzoo.graph.samples import MAX_SAMPLE_BYTES
 
 
@@ -51,16 +52,14 @@ def graph_build(
         emit_json(info)
         return
     if built.unknown_folders:
-        click.echo(
-            f"Warning: {len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
-            f"skipped: {', '.join(built.unknown_folders[:10])}",
-            err=True,
+        warn(
+            f"{len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
+            f"skipped: {', '.join(built.unknown_folders[:10])}"
         )
     if built.skipped_files:
-        click.echo(
-            f"Warning: {len(built.skipped_files)} file(s) are not regular files of at most "
-            f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}",
-            err=True,
+        warn(
+            f"{len(built.skipped_files)} file(s) are not regular files of at most "
+            f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}"
         )
     click.echo(_graph_summary(info))
 

@@ -131,5 +131,5 @@ _add_plugin_commands()
 
 
 def main() -> None:
-    set_warning_handler(lambda message: click.echo(f"Warning: {message}", err=True))
+    set_warning_handler(lambda message, kind: click.echo(f"{kind}: {message}", err=True))
     cli()

@@ -9,6 +9,7 @@ import click
 from mllzoo.cli.common import emit_json
 from mllzoo.cli.recommend import recommend_for, selection_options
 from mllzoo.defaults import BATCH_SIZE, DEVICE
+from mllzoo.errors import warn
 
 
 @click.command()
@@ -49,11 +50,10 @@ def predict(
         folders = ", ".join(
             f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5]
         )
-        click.echo(
-            f"Warning: {sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
+        warn(
+            f"{sum(unmatched.values())} image(s) in {len(unmatched)} sub-folder(s) named like no "
             f"class are predicted but left out of the accuracy: {folders}"
-            f"{' ...' if len(unmatched) > 5 else ''}",
-            err=True,
+            f"{' ...' if len(unmatched) > 5 else ''}"
         )
     result = recommend_for(ctx, names, {**options, "runnable": True})
     ensemble = result.ensemble(device=device, batch_size=batch_size)

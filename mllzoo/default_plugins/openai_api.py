@@ -1,36 +1,16 @@
-"""OpenAI text embeddings (``text-embedding-3-large``, as in the MLL paper) and the client they share
-with the OpenAI captioner.
+"""OpenAI text embeddings (``text-embedding-3-large``, as in the MLL paper), through the client the
+OpenAI captioner uses too (:mod:`mllzoo.text.openai_client`).
 
 The embedder is always offered and used only when chosen (``--embedder`` or ``mllzoo config set
 embedder``); chosen without a key or without the ``openai`` package, it fails with one line.
-``OPENAI_BASE_URL`` points the client elsewhere (a proxy, a compatible server, the tests' local one).
 """
 
 from __future__ import annotations
 
-import os
-
 from mllzoo.hookspecs import hookimpl
+from mllzoo.text.openai_client import check_ready, client
 
 EMBEDDING_MODEL = "text-embedding-3-large"
-
-
-def check_ready(purpose: str) -> None:
-    """One :class:`MllzooError` line when ``purpose`` cannot call OpenAI: no package or no key."""
-    from mllzoo.errors import MllzooError
-    from mllzoo.extras import require
-
-    require("openai", "openai", purpose)
-    if not os.environ.get("OPENAI_API_KEY"):
-        raise MllzooError(f"{purpose} needs OPENAI_API_KEY")
-
-
-def client():
-    """An ``openai.OpenAI`` client from the environment; imported lazily (no network at import)."""
-    check_ready("OpenAI")
-    from openai import OpenAI
-
-    return OpenAI()
 
 
 class OpenAIEmbedder:

@@ -174,44 +174,34 @@ def shipped_label_files() -> list[tuple[str, Path]]:
     warning naming it, and its answer is left out; the other plugins' files still count."""
     import os
 
-    from mllzoo.plugins import _impls, _strict, load_plugins, mark_failed, one_line
+    from mllzoo.plugins import call_each, mark_failed
 
-    load_plugins()
     files: list[tuple[str, Path]] = []
-    for impl in _impls("mllzoo_label_files"):
-        try:
-            answer: Any = impl.function()  # pluggy types a hook's answer as object
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # one broken plugin must not stop register
-            if _strict():
-                raise
-            problem = f"failed to list its label files: {one_line(exc)}"
-        else:
-            answer = [] if answer is None else answer
-            bad = (
-                answer
-                if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
-                else next(
-                    (
-                        item
-                        for item in answer
-                        if not isinstance(item, (str, os.PathLike))
-                        and not hasattr(item, "joinpath")
-                    ),
-                    None,
-                )
+    for plugin, answer in call_each("mllzoo_label_files", "list its label files", lambda _: {}):
+        answer = [] if answer is None else answer
+        bad = (
+            answer
+            if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple))
+            else next(
+                (
+                    item
+                    for item in answer
+                    if not isinstance(item, (str, os.PathLike)) and not hasattr(item, "joinpath")
+                ),
+                None,
             )
-            if bad is None:
-                files += [(impl.plugin_name, Path(str(path))) for path in answer]
-                continue
-            problem = (
-                f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, not a list of paths"
-                if bad is answer
-                else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path"
-            )
-        mark_failed(impl.plugin_name, problem)
-        warn(f"plugin {impl.plugin_name} {problem}")
+        )
+        if bad is None:
+            files += [(plugin, Path(str(path))) for path in answer]
+            continue
+        problem = (
+            f"listed its label files as {type(answer).__name__} {str(answer)[:60]!r}, "
+            "not a list of paths"
+            if bad is answer
+            else f"listed {type(bad).__name__} {str(bad)[:60]!r} as a label file, not a path"
+        )
+        mark_failed(plugin, problem)
+        warn(f"plugin {plugin} {problem}")
     return files
 
 

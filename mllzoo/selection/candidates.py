@@ -7,9 +7,7 @@ caller asks for them. Discovery reads the plugins' tables only: no torch.
 
 from __future__ import annotations
 
-import sys
-
-from mllzoo.errors import MllzooError, did_you_mean, warn
+from mllzoo.errors import MllzooError, did_you_mean, note, warn
 from mllzoo.store.registry import Registry
 
 
@@ -47,10 +45,9 @@ def candidate_models(
     if (
         not installed and not runnable
     ):  # a recommend-only install: every label is a candidate, and the output names the plugins
-        print(
-            "Note: no model plugin is installed here (a recommend-only install): choosing among all labeled "
-            "models; `mllzoo install PLUGIN` runs them",
-            file=sys.stderr,
+        note(
+            "no model plugin is installed here (a recommend-only install): choosing among all labeled "
+            "models; `mllzoo install PLUGIN` runs them"
         )
         return pool
     missing = [m for m in pool if m not in installed]
@@ -62,10 +59,9 @@ def candidate_models(
             f"or pass --include-uninstalled to select them anyway"
         )
     if missing:
-        print(
-            f"Note: {len(missing)} labeled model(s) left out, their plugin is not installed here "
-            f"(`mllzoo labels list` names it; --include-uninstalled selects them)",
-            file=sys.stderr,
+        note(
+            f"{len(missing)} labeled model(s) left out, their plugin is not installed here "
+            f"(`mllzoo labels list` names it; --include-uninstalled selects them)"
         )
     return [m for m in pool if m in installed]
 

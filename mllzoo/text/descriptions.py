@@ -67,7 +67,7 @@ class OpenAICaptioner:
         cached = self.registry.cached_descriptions(self.id, key)
         if cached is not None:
             return cached
-        from mllzoo.default_plugins.openai_api import client
+        from mllzoo.text.openai_client import client
 
         name = display_name(raw)
         context = "".join(
@@ -106,7 +106,7 @@ def get_captioner(choice: str | None, registry: Registry, glosses: dict[str, str
     if choice == "templates":
         return TemplateCaptioner(glosses)
     if choice == "openai":
-        from mllzoo.default_plugins.openai_api import check_ready
+        from mllzoo.text.openai_client import check_ready
 
         check_ready("the openai captioner")
         return OpenAICaptioner(registry)

@@ -54,18 +54,15 @@ def checked_embed(embedder: Embedder, texts: list[str], dim: int | None = None) 
     float numpy ``[len(texts), dim]``, finite, nonzero; L2-normalised float32). An embedder that raises
     (``sys.exit`` included) or answers wrongly is one :class:`PluginError` line naming its plugin."""
     from mllzoo.models.vlm import checked_features
-    from mllzoo.plugins import _strict, mark_failed, one_line
+    from mllzoo.plugins import isolated, mark_failed, one_line
 
     plugin = _owners.get(embedder.id, "(unknown)")
-    try:
-        answer = embedder.embed(texts)
-    except KeyboardInterrupt:
-        raise
-    except MllzooError:  # the embedder's own one-line error (no key, a missing package)
-        raise
-    except BaseException as exc:
-        if _strict():
-            raise
+    answer, exc = isolated(embedder.embed, texts)
+    if isinstance(
+        exc, MllzooError
+    ):  # the embedder's own one-line error (no key, a missing package)
+        raise exc
+    if exc is not None:
         mark_failed(plugin, f"embedder {embedder.id} failed: {one_line(exc)}")
         raise PluginError(
             f"plugin {plugin}: embedder {embedder.id} failed: {one_line(exc)}"

@@ -20,13 +20,13 @@ from markupsafe import Markup
 
 from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
+from mllzoo.output import json_text
 from mllzoo.web.svg import bar_chart
 from mllzoo.web.zoo import (
     MAX_REQUEST_BYTES,
     BadRequest,
     NotFound,
     RecommendInput,
-    cli_json,
     zoo_for,
 )
 
@@ -155,9 +155,9 @@ async def respond(datasette, request, fmt, template, build, context=None):
             error += " (or tick \u201cskip damaged labels\u201d)"
     if fmt:
         body = (
-            cli_json(data)
+            json_text(data)
             if error is None
-            else cli_json({"ok": False, "error": error, "status": status})
+            else json_text({"ok": False, "error": error, "status": status})
         )
         return Response(body, status=status, content_type="application/json; charset=utf-8")
     html = await datasette.render_template(

@@ -8,9 +8,7 @@ caption matrix, embedder) is made once there and reused by every request.
 
 from __future__ import annotations
 
-import json
 import threading
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mllzoo import labels
-from mllzoo.classes import parse_classes
+from mllzoo.classes import parse_classes, unsafe_character
 from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
 
@@ -42,12 +40,10 @@ class NotFound(MllzooError):
 
 
 def plain_text(value: str, what: str) -> str:
-    """``value`` stripped, refused (one line) when it holds a control character, as class names are."""
-    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        raise BadRequest(
-            f"{what} contains the control character U+{ord(control):04X}; it must be plain text"
-        )
+    """``value`` stripped, refused (one line) when it holds a character class names may not hold."""
+    problem = unsafe_character(value)
+    if problem:
+        raise BadRequest(f"{what} contains {problem}; it must be plain text")
     if len(value) > MAX_TEXT:
         raise BadRequest(f"{what} is longer than {MAX_TEXT} characters")
     return value.strip()
@@ -107,11 +103,6 @@ class RecommendInput:
             if value is not None:
                 out[name] = str(value)
         return out
-
-
-def cli_json(data) -> str:
-    """The text ``mllzoo ... --json`` prints for ``data`` (its ``emit_json``), newline included."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 class Zoo:
