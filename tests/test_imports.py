@@ -98,3 +98,72 @@ def test_mllzoo_has_no_import_cycles():
         "mllzoo.graph.samples",
     } <= set(graph)
     assert cycles(graph) == []
+
+
+# The method's layers, bottom up (CONTRIBUTING.md, "How the code is laid out"): a module may import its
+# own sub-package and any layer below, never above, and the peers of one layer never import each other.
+LAYERS = [
+    {"errors", "defaults", "output"},
+    {"hookspecs", "labels", "classes", "extras"},
+    {"plugins"},
+    {"models"},
+    {"family"},  # the 0.1 shim over models.family
+    {"store"},
+    {"graph"},
+    {"text", "labeling", "reuse"},
+    {"default_plugins"},  # built on text; the plugin manager loads them by name, never by import
+    {"selection"},
+    {"evaluation", "testing"},
+    {"web"},
+    {"cli"},
+    {"__main__"},
+]
+
+
+def part_of(module: str) -> str:
+    """The sub-package (or top-level module) a module belongs to: ``mllzoo.store.registry`` -> ``store``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def layer_of(module: str) -> int:
+    return next(i for i, parts in enumerate(LAYERS) if part_of(module) in parts)
+
+
+def test_every_module_has_a_layer():
+    graph = import_graph(PACKAGE)
+    assert sorted({part_of(m) for m in graph if m != "mllzoo"} - set().union(*LAYERS)) == []
+
+
+def test_imports_go_down_the_layers_only():
+    graph = import_graph(PACKAGE)
+    wrong = sorted(
+        f"{module} -> {imported}"
+        for module, imported_set in graph.items()
+        if module != "mllzoo"
+        for imported in imported_set
+        if layer_of(imported) > layer_of(module)
+        or (layer_of(imported) == layer_of(module) and part_of(imported) != part_of(module))
+    )
+    assert wrong == []
+
+
+def test_the_core_never_imports_the_default_plugins():
+    graph = import_graph(PACKAGE)
+    core = {m for m in graph if part_of(m) not in ("default_plugins",)} - {"mllzoo"}
+    assert sorted(m for m in core if any(part_of(i) == "default_plugins" for i in graph[m])) == []
+
+
+def test_only_the_store_opens_sqlite():
+    opening = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name.split(".")[0] in ("sqlite3", "sqlite_utils") for name in names):
+                opening.add(module_name(path))
+    assert opening and {m for m in opening if part_of(m) != "store"} == set()
