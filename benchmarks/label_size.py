@@ -19,10 +19,13 @@ per node.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import reference  # noqa: E402 - the dense reference the tests use too (tests/reference.py)
 from mllzoo import labels
 from mllzoo.models.catalog import discover_models
 from mllzoo.graph.concept_graph import load_graph
@@ -120,7 +123,7 @@ def main() -> None:
         similarity = dense_similarity(catalog[model_id].spec, graph, args.samples)
         dense = {
             name: [
-                labels.dense_predictions(similarity, graph.samples, subset, n_nodes)
+                reference.dense_predictions(similarity, graph.samples, subset, n_nodes)
                 for subset in subsets
             ]
             for name, subsets in (("real", real), ("random", random))
@@ -132,7 +135,7 @@ def main() -> None:
         fixed = [
             (
                 m,
-                labels.Label.from_ranking(
+                reference.label_from_ranking(
                     labels.rank_images(similarity, m), graph.samples, rank, n_nodes
                 ),
             )

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import reference  # noqa: E402 - the dense reference the tests use too (tests/reference.py)
 from mllzoo import labels
 from mllzoo.graph.concept_graph import Graph, Node, save_graph
 from mllzoo.selection.recommend import recommend
@@ -104,7 +106,7 @@ def add_labels(
         ).astype(np.int32)
         depth = m or labels.budget_depth(labels.image_needs(n_images, samples[:, 1], rank), n_nodes)
         topm = rng.integers(0, n_nodes, (n_images, depth)).astype(labels.index_dtype(n_nodes))
-        label = labels.Label.from_ranking(topm, samples, rank, n_nodes)
+        label = reference.label_from_ranking(topm, samples, rank, n_nodes)
         registry.save_label(
             f"synthetic/model.m{model:04d}",
             graph.id,

@@ -49,14 +49,6 @@ class Label:
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> Label:
         return cls(arrays["lists"], arrays["lengths"], arrays["rank"], int(meta["n_nodes"]))
 
-    @classmethod
-    def from_ranking(
-        cls, topm: np.ndarray, samples: np.ndarray, rank: np.ndarray, n_nodes: int
-    ) -> Label:
-        """Cut each image's ``[n_images, M]`` ranking to what its samples need."""
-        lists, lengths = cut_lists(topm, image_needs(len(topm), samples[:, 1], rank), n_nodes)
-        return cls(lists, lengths, rank.astype(index_dtype(n_nodes)), n_nodes)
-
 
 def validate(label: Label, n_images: int, samples: np.ndarray, n_nodes: int) -> None:
     """Raise :class:`InvalidLabel` unless ``label`` is a well-formed label of a graph with
@@ -333,14 +325,6 @@ def replayer(model_labels: Iterable[Label], samples: np.ndarray, n_nodes: int):
     return replay_subset
 
 
-def dense_predictions(
-    similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The exact reference: argmax over the subset's columns of the full similarity rows."""
-    r = Restriction.of(samples, subset, n_nodes)
-    return r.own, r.subset[np.argmax(similarity[np.ix_(r.image, r.subset)], axis=1)]
-
-
 def confusion(
     own: np.ndarray, predicted: np.ndarray, n_nodes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,10 +342,6 @@ def replay(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-node TP, FP, FN of the model's zero-shot classification restricted to ``subset``."""
     return confusion(*restricted_predictions(label, samples, subset), label.n_nodes)
-
-
-def dense_replay(similarity: np.ndarray, samples: np.ndarray, subset: np.ndarray, n_nodes: int):
-    return confusion(*dense_predictions(similarity, samples, subset, n_nodes), n_nodes)
 
 
 def f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import reference
 import sqlite_utils
 
 from conftest import ROOT
@@ -37,7 +38,7 @@ def random_label(
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
     unreadable = np.isin(samples[:, 1], rng.choice(n_images, 5, replace=False))
     rank[unreadable] = -1
-    return labels.Label.from_ranking(labels.rank_images(similarity, m), samples, rank, N_NODES)
+    return reference.label_from_ranking(labels.rank_images(similarity, m), samples, rank, N_NODES)
 
 
 def save_graph(registry: Registry, samples: np.ndarray, n_images: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import reference
 
 from mllzoo import labels
 
@@ -22,7 +23,7 @@ def synthetic(n_nodes=60, n_images=300, seed=0, m=8):
 
 def make_label(similarity, samples, m):
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
-    return labels.Label.from_ranking(
+    return reference.label_from_ranking(
         labels.rank_images(similarity, m), samples, rank, similarity.shape[1]
     )
 
@@ -40,7 +41,7 @@ def test_replay_equals_dense_when_lists_are_complete():
     for _ in range(20):
         subset = rng.choice(60, rng.integers(2, 30), replace=False)
         got = labels.replay(label, samples, subset)
-        want = labels.dense_replay(similarity, samples, subset, 60)
+        want = reference.dense_replay(similarity, samples, subset, 60)
         for g, w in zip(got, want):
             assert np.array_equal(g, w)
 
@@ -52,7 +53,7 @@ def test_truncated_label_agrees_with_dense_on_most_decisions():
     for _ in range(30):
         subset = rng.choice(60, 10, replace=False)
         own, predicted = labels.restricted_predictions(label, samples, subset)
-        dense_own, dense_predicted = labels.dense_predictions(similarity, samples, subset, 60)
+        dense_own, dense_predicted = reference.dense_predictions(similarity, samples, subset, 60)
         assert own.tolist() == dense_own.tolist()
         agree += int(((predicted == own) == (dense_predicted == own)).sum())
         total += len(own)
@@ -90,7 +91,7 @@ def test_lists_cut_at_different_depths_replay_exactly_wherever_decided():
     for _ in range(20):
         subset = rng.choice(60, 10, replace=False)
         own, predicted = labels.restricted_predictions(label, samples, subset)
-        _, dense = labels.dense_predictions(similarity, samples, subset, 60)
+        _, dense = reference.dense_predictions(similarity, samples, subset, 60)
         r = labels.Restriction.of(samples, subset, 60)
         ranked = label.rank[r.sample_idx]
         within = ranked <= label.lengths[r.image]

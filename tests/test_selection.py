@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 
 from mllzoo import labels
 from mllzoo.selection import scoring as selection
@@ -17,7 +18,9 @@ def worked_example_label():
     )
     samples = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [2, 4]], np.int32)
     rank = labels.own_ranks(similarity, samples[:, 0], samples[:, 1])
-    return labels.Label.from_ranking(labels.rank_images(similarity, 3), samples, rank, 3), samples
+    return reference.label_from_ranking(
+        labels.rank_images(similarity, 3), samples, rank, 3
+    ), samples
 
 
 def test_design_worked_example_scores():
@@ -76,7 +79,7 @@ def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
     good_on_high = rng.normal(size=(n_images, n_nodes))
     good_on_high[np.arange(n_images), truth] += np.where(truth >= 3, 5.0, -5.0)
     model_labels = [
-        labels.Label.from_ranking(
+        reference.label_from_ranking(
             labels.rank_images(s, 6), samples, labels.own_ranks(s, truth, np.arange(n_images)), 6
         )
         for s in (good_on_low, good_on_high)

@@ -73,8 +73,7 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     if not card["labeled"]:
         return card
     graph = graph or load_graph(registry, images=False)
-    _, arrays, meta = registry.load_label(model_id, graph.id, graph.samples)
-    label = labels.Label.from_arrays(arrays, meta)
+    label, meta = registry.label(model_id, graph.id, graph.samples)
     accuracy, counts = concept_accuracy(label, graph.samples, len(graph.nodes))
     readable = label.rank >= 0
     card["label"] = {

@@ -251,6 +251,13 @@ class LabelStore:
             raise DamagedLabelError(model_id, f"is damaged ({exc})") from None
         return rows[0]["format"], label.arrays(), meta
 
+    def label(
+        self, model_id: str, graph_id: str, samples: np.ndarray | None = None
+    ) -> tuple[labels.Label, dict]:
+        """A whole label as a :class:`~mllzoo.labels.Label`, with its metadata (see :meth:`load_label`)."""
+        _, arrays, meta = self.load_label(model_id, graph_id, samples)
+        return labels.Label.from_arrays(arrays, meta), meta
+
     def whole_labels(
         self, graph_id: str, model_ids: list[str] | None = None
     ) -> Iterator[tuple[str, labels.Label]]:
@@ -259,8 +266,7 @@ class LabelStore:
         for model_id in (
             model_ids if model_ids is not None else sorted(self.labeled_model_ids(graph_id))
         ):
-            _, arrays, meta = self.load_label(model_id, graph_id, samples)
-            yield model_id, labels.Label.from_arrays(arrays, meta)
+            yield model_id, self.label(model_id, graph_id, samples)[0]
 
     def label_views(
         self,

@@ -37,7 +37,6 @@ SHIPPED_REGISTRY = (
     "mllzoo",
     "data/registry.db",
 )  # package data: in the wheel and in a checkout alike
-BLOB_TABLES = ("label_blocks", "label_parts", "node_embeddings", "text_embeddings")
 
 
 def migration(fn):

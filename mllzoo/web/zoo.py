@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from mllzoo import labels
 from mllzoo.classes import parse_classes, unsafe_character
 from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
@@ -223,10 +222,7 @@ class Zoo:
         key = (model_id, self.registry.label_created(model_id, self.graph.id))
         if key not in self._tables:
             try:
-                _, arrays, meta = self.registry.load_label(
-                    model_id, self.graph.id, self.graph.samples
-                )
-                label = labels.Label.from_arrays(arrays, meta)
+                label, _ = self.registry.label(model_id, self.graph.id, self.graph.samples)
                 self._tables[key] = concept_accuracy(
                     label, self.graph.samples, len(self.graph.nodes)
                 )
