@@ -49,7 +49,7 @@ def task_matches(registry: Registry, tasks: Path) -> list:
         if task.is_dir()
     ]
     return [
-        match_nodes(selector.class_vectors(names, None, None), selector.node_vectors)
+        match_nodes(selector.description_vectors(names, None, None), selector.node_vectors)
         for names in lists
     ]
 

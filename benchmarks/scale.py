@@ -50,7 +50,7 @@ from mllzoo.selection.scoring import select
 from mllzoo.store.usercache import EmbeddingCache
 registry = Registry(sys.argv[1], create=False, write=False)
 selector = Selector(registry, cache=EmbeddingCache())
-vectors = selector.class_vectors(read_classes(sys.argv[2]), None, None)
+vectors = selector.description_vectors(read_classes(sys.argv[2]), None, None)
 chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else selector.model_ids
 n_nodes = len(selector.graph.nodes)
 def replay_whole(subset):  # read every block of each label, then replay the subset's samples

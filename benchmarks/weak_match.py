@@ -72,7 +72,7 @@ def made_up_words(count: int, known: set[str], seed: int = 0) -> list[str]:
 
 
 def best_similarity(selector: Selector, names: list[str]) -> np.ndarray:
-    vectors = selector.class_vectors(names, None, None)
+    vectors = selector.description_vectors(names, None, None)
     return match_nodes(vectors, selector.node_vectors, 1).similarity[:, 0]
 
 

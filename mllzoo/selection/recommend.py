@@ -308,7 +308,7 @@ class Selector:
         self.node_vectors = node_vectors(registry, self.embedder, self.graph)
         self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
-        self._class_vectors: dict[tuple, np.ndarray] = {}
+        self._description_vectors: dict[tuple, np.ndarray] = {}
 
     def whole_labels(self) -> list[labels.Label]:
         """The whole labels of :attr:`model_ids`, in that order (kept with ``keep_labels``)."""
@@ -334,18 +334,20 @@ class Selector:
             self.registry, self.graph.id, len(self.graph.nodes), model_ids, skipped
         )
 
-    def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
+    def description_vectors(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
         key = (tuple(names), domain, task)
-        if key not in self._class_vectors:
+        if key not in self._description_vectors:
             descriptions = self.captioner.describe(names, domain, task)
             flat = [text for texts in descriptions for text in texts]
             known = dict(zip(self.graph.captions, self.node_vectors))
             vectors = embed(self.registry, self.embedder, flat, self.cache, known)
             bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
             means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
-            self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
-        return self._class_vectors[key]
+            self._description_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
+        return self._description_vectors[key]
 
     def recommend(
         self,
@@ -374,11 +376,11 @@ class Selector:
                 raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
             keep = sorted(self.model_ids.index(m) for m in models)
         model_ids = [self.model_ids[i] for i in keep]
-        class_vectors = self.class_vectors(names, domain, task)
+        description_vectors = self.description_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
-            class_vectors,
+            description_vectors,
             self.node_vectors,
             self.replay(model_ids, skipped),
             k=k,

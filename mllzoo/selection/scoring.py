@@ -37,10 +37,10 @@ class Selection:
 
 
 def match_nodes(
-    class_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: int = TOP_NODES
+    description_vectors: np.ndarray, node_vectors: np.ndarray, top_nodes: int = TOP_NODES
 ) -> Match:
     """Top nodes per class by cosine similarity; negative similarities carry no weight."""
-    similarity = class_vectors @ node_vectors.T
+    similarity = description_vectors @ node_vectors.T
     top_nodes = min(top_nodes, similarity.shape[1])
     nodes = labels.rank_images(similarity, top_nodes)
     matched = np.take_along_axis(similarity, nodes, axis=1)
@@ -128,7 +128,7 @@ def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: flo
 
 
 def select(
-    class_vectors: np.ndarray,
+    description_vectors: np.ndarray,
     node_vectors: np.ndarray,
     replay: Replay,
     k: int = K,
@@ -139,7 +139,7 @@ def select(
     max_gflops: float | None = None,
 ) -> Selection:
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
-    match = match_nodes(class_vectors, node_vectors, top_nodes)
+    match = match_nodes(description_vectors, node_vectors, top_nodes)
     predictions = replay(np.unique(match.nodes))
     scores = smooth(class_scores(predictions, match), alpha)
     return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)

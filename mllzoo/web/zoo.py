@@ -302,9 +302,9 @@ class Zoo:
             skip_damaged=given.skip_damaged,
         )
         while (
-            len(selector._class_vectors) > KEPT_CLASS_LISTS
+            len(selector._description_vectors) > KEPT_CLASS_LISTS
         ):  # oldest first: the Selector keeps every list
-            selector._class_vectors.pop(next(iter(selector._class_vectors)))
+            selector._description_vectors.pop(next(iter(selector._description_vectors)))
         data = result.to_dict()
         glosses = {node.synset: node.definition for node in self.graph.nodes}
         return {
