@@ -138,27 +138,13 @@ def embed(
     ``known`` vectors (the graph's captions, already in the registry) and the user's ``cache`` are
     read first; what the embedder computes goes into the cache.
     """
-    dim = next(
-        (len(vector) for vector in (known or {}).values()), None
-    )  # the graph's captions set the width
-    found = {text: known[text] for text in texts if known and text in known}
-    if cache is not None:
-        found.update(
-            {
-                text: vector
-                for text, vector in cache.get(
-                    embedder.id, [t for t in texts if t not in found]
-                ).items()
-                if _usable(vector, dim)
-            }
-        )
-    if (
-        len({vector.shape for vector in found.values()}) > 1
-    ):  # a cache from another embedder version
-        found = {}
+    remote = getattr(embedder, "remote", False)
+    if not texts:
+        return np.zeros((0, 0), np.float32) if remote else checked_embed(embedder, [])
+    dim = next((len(vector) for vector in (known or {}).values()), None)  # the captions' width
+    found = _already_embedded(embedder, texts, cache, known or {}, dim)
     missing = list(dict.fromkeys(text for text in texts if text not in found))
     if missing:
-        remote = getattr(embedder, "remote", False)
         dim = dim or next((len(vector) for vector in found.values()), None)
         vectors = (
             embed_cached(registry, embedder, missing, dim)
@@ -168,13 +154,24 @@ def embed(
         if cache is not None:
             cache.put(embedder.id, missing, vectors)
         found.update(zip(missing, vectors))
-    if not texts:
-        return (
-            np.zeros((0, 0), np.float32)
-            if getattr(embedder, "remote", False)
-            else checked_embed(embedder, [])
-        )
     return np.stack([found[text] for text in texts]).astype(np.float32)
+
+
+def _already_embedded(
+    embedder: Embedder,
+    texts: list[str],
+    cache: EmbeddingCache | None,
+    known: dict[str, np.ndarray],
+    dim: int | None,
+) -> dict[str, np.ndarray]:
+    """The vectors of ``texts`` that ``known`` or the user's cache hold; none when they disagree in
+    width (a cache from another embedder version)."""
+    found = {text: known[text] for text in texts if text in known}
+    if cache is not None:
+        rest = [text for text in texts if text not in found]
+        cached = cache.get(embedder.id, rest).items()
+        found.update({text: vector for text, vector in cached if _usable(vector, dim)})
+    return found if len({vector.shape for vector in found.values()}) <= 1 else {}
 
 
 def node_vectors(registry, embedder: Embedder, graph) -> np.ndarray:
