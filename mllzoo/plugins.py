@@ -73,6 +73,18 @@ def load_plugins() -> None:
             warn(f"plugin {dist} failed to load: {one_line(exc)}")
 
 
+def unload_plugins() -> None:
+    """Forget every loaded plugin and failure, so the next hook call loads them afresh from the
+    environment (``MLLZOO_LOAD_PLUGINS``, the installed entry points): for a long-lived process whose
+    environment changed, such as a test session that runs the CLI in-process."""
+    global _loaded
+    for plugin in pm.get_plugins():
+        pm.unregister(plugin)
+    _load_errors.clear()
+    _failures.clear()
+    _loaded = False
+
+
 def isolated(
     function: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> tuple[Any, BaseException | None]:

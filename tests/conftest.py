@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,19 @@ OWN_PLUGINS = sorted(
     p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file()
 )
 os.environ["MLLZOO_LOAD_PLUGINS"] = ",".join(OWN_PLUGINS)
+
+
+def pytest_sessionstart(session) -> None:
+    """Keep the CLI's own commands before any test's plugin can add one (:func:`run_cli`)."""
+    from mllzoo.cli import main as cli_main
+
+    CORE_COMMANDS.update(
+        {
+            n: c
+            for n, c in cli_main.cli.commands.items()
+            if c.callback is None or c.callback.__module__.startswith("mllzoo.")
+        }
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -126,8 +140,96 @@ def world(tmp_path_factory, tinyclip_site):
     return root, env
 
 
+@dataclass
+class CliRun:
+    """What a ``mllzoo`` run left: the fields of ``subprocess.CompletedProcess`` the tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300):
-    """``mllzoo ARGS`` as a real subprocess; a ``PYTHONPATH`` in ``env`` goes before the current one."""
+    """``mllzoo ARGS`` run in this process (click's CliRunner) as a fresh process would run it: with
+    ``env`` over this environment (a ``PYTHONPATH`` goes first on ``sys.path``), in ``cwd``, plugins and
+    per-process caches loaded afresh, and the plugin modules it imported forgotten afterwards. An
+    exception that would print a traceback in a process puts it on ``stderr`` with exit status 1.
+    ``timeout`` is :func:`run_cli_process`'s: use that one where the process itself is the point."""
+    import importlib
+    import traceback
+
+    from click.testing import CliRunner
+
+    from mllzoo.cli import main as cli_main
+
+    env = dict(env or {})
+    paths = [path for path in env.pop("PYTHONPATH", "").split(os.pathsep) if path]
+    saved_path, saved_modules, saved_cwd = list(sys.path), set(sys.modules), os.getcwd()
+    core = dict(CORE_COMMANDS or cli_main.cli.commands)
+    sys.path[:0] = paths
+    shadowed = {name: sys.modules.pop(name) for name in modules_in(paths) if name in sys.modules}
+    importlib.invalidate_caches()
+
+    class FreshProcess:
+        """What ``python -m mllzoo`` does on start, then the command: CliRunner calls ``main``."""
+
+        name = "mllzoo"
+
+        def main(self, **arguments):
+            fresh_process_state()
+            cli_main.cli.commands = dict(core)
+            cli_main.add_plugin_commands()  # as importing mllzoo.cli.main does
+            return cli_main.cli.main(**arguments)
+
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(FreshProcess(), list(args), env=env)  # type: ignore[arg-type]
+    finally:
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            origin = getattr(sys.modules.get(name), "__file__", None) or ""
+            if any(origin.startswith(path) for path in paths):
+                del sys.modules[name]
+        sys.modules.update(shadowed)
+        cli_main.cli.commands = core
+        fresh_process_state()
+    stderr, code = result.stderr, result.exit_code
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))  # as Python would print it
+        code = 1
+    return CliRun(code, result.stdout, stderr)
+
+
+def modules_in(paths: list[str]) -> set[str]:
+    """The top-level modules and packages these folders provide (a process would import them there)."""
+    names = set()
+    for folder in map(Path, paths):
+        if folder.is_dir():
+            names |= {p.stem for p in folder.glob("*.py")}
+            names |= {p.parent.name for p in folder.glob("*/__init__.py")}
+    return names
+
+
+CORE_COMMANDS: dict = {}  # the CLI's own commands, before any test's plugin added one
+
+
+def fresh_process_state() -> None:
+    """Forget what one ``mllzoo`` run loaded that a new process would not have: plugins, their
+    failures, and the hub's reachability answers."""
+    from mllzoo.models import weights
+    from mllzoo.plugins import unload_plugins
+
+    unload_plugins()
+    weights._accepts_connection.cache_clear()
+
+
+def run_cli_process(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300
+):
+    """``mllzoo ARGS`` as a real subprocess, for tests where the process is the point (imports, exit
+    on a signal, a hang); a ``PYTHONPATH`` in ``env`` goes before the current one."""
     full_env = {**os.environ, **(env or {})}
     if env and env.get("PYTHONPATH") and os.environ.get("PYTHONPATH"):
         full_env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli, write_images
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+pytestmark = pytest.mark.slow  # runs every model of a task on its images, twice over
 
 
 def test_bench_end_to_end(world, tmp_path):

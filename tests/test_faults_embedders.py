@@ -22,8 +22,6 @@ from test_faults_plugins import (
 from conftest import run_cli
 from mllzoo.store import blobs
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 
 def recommend(root: Path, db: Path, site: Path, mode: str = "", cache: Path | None = None):
     env = faulty_env(site, db, mode, MLLZOO_CACHE_DIR=str(cache or db.parent / "cache"))

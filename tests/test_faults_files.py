@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from test_faults_registry import MODEL, copy_registry, one_line_error, sha1
 
-from conftest import run_cli
-
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
+from conftest import run_cli, run_cli_process
 
 
 @contextlib.contextmanager
@@ -116,19 +114,22 @@ def label_count(path: Path) -> tuple[int, str]:
         )
 
 
+@pytest.mark.slow  # real processes
 def test_a_full_disk_during_import_and_register_is_one_line_and_the_registry_stays_consistent(
     world, tmp_path
 ):
-    root, _ = world
+    root, _ = world  # real processes: a command that fails on a full disk exits, closing its files
     path, env = copy_registry(world, tmp_path)
     exported = tmp_path / "both.mllzoo-labels"
     assert (
-        run_cli(
+        run_cli_process(
             "labels", "export", MODEL, "tinyclip/tiny-b.seed0", "-o", str(exported), env=env
         ).returncode
         == 0
     )
-    assert run_cli("labels", "remove", MODEL, "tinyclip/tiny-b.seed0", env=env).returncode == 0
+    assert (
+        run_cli_process("labels", "remove", MODEL, "tinyclip/tiny-b.seed0", env=env).returncode == 0
+    )
     size = path.stat().st_size
     with tmpfs(tmp_path / "disk", f"{3 * size // 1024 + 256}k") as disk:
         on_disk = disk / "r.db"
@@ -141,13 +142,15 @@ def test_a_full_disk_during_import_and_register_is_one_line_and_the_registry_sta
             ["register", MODEL, "--samples", str(root / "samples")],
         ):
             error = one_line_error(
-                run_cli(*args, env=env), "database or disk is full", "the registry is consistent"
+                run_cli_process(*args, env=env),
+                "database or disk is full",
+                "the registry is consistent",
             )
             assert "Traceback" not in error
             assert label_count(on_disk) == before
         for filler in disk.glob("filler*"):
             filler.unlink()
-        assert run_cli("labels", "import", str(exported), env=env).returncode == 0
+        assert run_cli_process("labels", "import", str(exported), env=env).returncode == 0
         assert label_count(on_disk) == (before[0] + 2, "ok")
 
 
@@ -393,6 +396,7 @@ def test_a_deeply_nested_manifest_is_one_line(exported, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["manifest", "array"])
+@pytest.mark.slow  # real processes
 def test_declared_sizes_are_capped_before_reading(exported, tmp_path, kind):
     """A small zip declaring 256 MiB (deflated zeros or spaces) is refused before it is read: the
     importing process never grows by the declared size."""

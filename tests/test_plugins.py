@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 import pluggy
 import pytest
 
-from conftest import OWN_PLUGINS, ROOT, run_cli
+from conftest import OWN_PLUGINS, ROOT, run_cli, run_cli_process
 from mllzoo import hookspecs
 from mllzoo.plugins import pm
 
@@ -156,7 +156,7 @@ def test_the_family_plugins_are_entry_points_of_the_group():
 
 def test_uninstall_works_while_a_broken_plugin_is_installed(tmp_path):
     env = {"PYTHONPATH": str(broken_site(tmp_path)), "MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-broken"}
-    result = run_cli("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
+    result = run_cli_process("uninstall", "-y", "mllzoo-plugin-not-installed", env=env)
     assert result.returncode == 0, result.stderr
     assert (
         "Skipping mllzoo-plugin-not-installed as it is not installed"
@@ -166,14 +166,14 @@ def test_uninstall_works_while_a_broken_plugin_is_installed(tmp_path):
 
 
 def test_install_runs_pip_in_mllzoos_environment(tmp_path):
-    result = run_cli("install", "--help")
+    result = run_cli_process("install", "--help")
     assert result.returncode == 0 and "pip into mllzoo's own environment" in result.stdout
-    missing = run_cli("install", str(tmp_path / "no-such-plugin"))
+    missing = run_cli_process("install", str(tmp_path / "no-such-plugin"))
     assert missing.returncode != 0 and "no-such-plugin" in missing.stderr + missing.stdout
 
 
 def test_install_needs_a_package():
-    result = run_cli("install")
+    result = run_cli_process("install")
     assert result.returncode == 2 and "name a plugin to install" in result.stderr
 
 

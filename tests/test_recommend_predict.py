@@ -10,8 +10,6 @@ import pytest
 
 from conftest import run_cli, write_images
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 
 def test_recommend_json_shape(world):
     root, env = world
@@ -212,6 +210,7 @@ def test_node_caption_embeddings_are_cached_per_embedder(world):
     )
 
 
+@pytest.mark.slow  # real processes
 def test_classes_from_standard_input(world):
     import subprocess
     import sys

@@ -25,8 +25,6 @@ from mllzoo.graph.samples import (
     refuse_beyond_tolerance,
 )
 
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
 
 @pytest.fixture
 def built(tmp_path, sample_folder, tinyclip_site):

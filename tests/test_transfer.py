@@ -11,11 +11,7 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from conftest import SYNSETS, run_cli, write_images
-
-pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 
 MODELS = ["tinyclip/tiny-a.seed0", "tinyclip/tiny-b.seed0"]
 

@@ -19,7 +19,9 @@ def open_registry(ctx: click.Context, create: bool = False, write: bool = False)
     path = ctx.obj["registry_path"] or default_registry_path()
     if ctx.obj.get("verbose"):
         click.echo(f"registry: {Path(path).resolve()}", err=True)
-    return Registry(path, create=create, write=write)
+    registry = Registry(path, create=create, write=write)
+    ctx.call_on_close(registry.close)  # the command's end checkpoints and closes it, as exit would
+    return registry
 
 
 def registry_exists(ctx: click.Context) -> bool:

@@ -116,7 +116,7 @@ cli.add_command(labels_group)
 cli.add_command(config_group)
 
 
-def _add_plugin_commands() -> None:
+def add_plugin_commands() -> None:
     """Plugins' commands, each plugin on its own; one may add commands but never replace the core's,
     so ``--help`` and ``uninstall`` always work."""
     core = dict(cli.commands)
@@ -127,7 +127,7 @@ def _add_plugin_commands() -> None:
             cli.add_command(command, name)
 
 
-_add_plugin_commands()
+add_plugin_commands()
 
 
 def main() -> None:

@@ -249,12 +249,21 @@ class Registry(LabelStore):
             registry_file.check(self.path, create and not read_only, write) and not read_only
         )
         try:
+            self._open(immutable, empty_ok=create and write)
+        except BaseException:
+            if hasattr(self, "db"):  # a refused registry is left as it was found: no -wal, no -shm
+                self.db.conn.close()
+            raise
+
+    def _open(self, immutable: bool, empty_ok: bool) -> None:
+        """Connect, check the schema and apply pending migrations; user errors as one line."""
+        try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = registry_file.connect(self.path, self.writable, immutable)
             conn.execute("PRAGMA busy_timeout = 60000")
             self.db = sqlite_utils.Database(conn)
-            self._check_schema(empty_ok=create and write)
+            self._check_schema(empty_ok)
             pending = migrations.pending(self.db)
             if pending and not self.writable:
                 raise MllzooError(
