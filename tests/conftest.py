@@ -272,3 +272,58 @@ def kill_after_parts(proc: subprocess.Popen, db: Path, parts: int, timeout: floa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return saved()
+
+
+# -- the faulty plugin (tests/fixtures/faultyplugin.py) installed as an entry point ------------------
+
+
+@pytest.fixture(scope="module")
+def faulty_site(tmp_path_factory) -> Path:
+    import faultyplugin
+    import tinyclip
+    from helpers import FAULTY
+
+    return tinyclip.install_distribution(
+        tmp_path_factory.mktemp("faulty"), FAULTY, Path(faultyplugin.__file__)
+    )
+
+
+@pytest.fixture(scope="module")
+def graph_registry(tmp_path_factory, faulty_site) -> Path:
+    """A registry holding a 30-image graph and no labels yet; tests work on copies."""
+    from helpers import faulty_env
+
+    root = tmp_path_factory.mktemp("faultworld")
+    for seed, (name, color) in enumerate(SYNSETS.items()):
+        write_images(root / "samples" / name, color, 6, seed)
+    built = run_cli(
+        "graph",
+        "build",
+        "--samples",
+        str(root / "samples"),
+        env=faulty_env(faulty_site, root / "r.db"),
+    )
+    assert built.returncode == 0, built.stderr
+    return root / "r.db"
+
+
+@pytest.fixture
+def fresh_registry(graph_registry, tmp_path) -> Path:
+    from helpers import copy_with_samples
+
+    return copy_with_samples(graph_registry, tmp_path / "r.db")
+
+
+@pytest.fixture(scope="module")
+def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
+    """A registry where only faulty/bad.v0 is labeled (it behaved then), so ``predict`` must load it."""
+    from helpers import BAD, copy_with_samples, faulty_env
+
+    root = tmp_path_factory.mktemp("badlabeled")
+    copy_with_samples(graph_registry, root / "r.db")
+    result = run_cli("register", BAD, env=faulty_env(faulty_site, root / "r.db"))
+    assert result.returncode == 0, result.stderr
+    (root / "classes.txt").write_text("dog\ncat\nbanana\n")
+    for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60))]):
+        write_images(root / "task" / name, color, 2, 100 + seed)
+    return root, root / "r.db"

@@ -7,22 +7,9 @@ import sys
 
 import pytest
 
+from helpers import run_cli_without
+
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
-
-def run_cli_without(module: str, *args: str, env: dict | None = None, cwd=None):
-    """``mllzoo ARGS`` in a process where ``import module`` fails as when the package is not installed."""
-    import os
-
-    code = f"import sys; sys.modules[{module!r}] = None; from mllzoo.cli.main import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_openai_captioner_without_the_package_names_the_extra(world):

@@ -12,17 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults_plugins import (  # noqa: F401
-    GOOD,
-    assert_one_line,
-    copy_with_samples,
-    faulty_env,
-    faulty_site,
-    graph_registry,
-    stored_label,
-)
 
 from conftest import run_cli
+from helpers import GOOD, assert_one_line, copy_with_samples, faulty_env, stored_label
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
 

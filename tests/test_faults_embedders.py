@@ -10,16 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_faults_plugins import (
-    FAULTY,
-    assert_one_line,
-    bad_labeled,  # noqa: F401
-    faulty_env,
-    faulty_site,  # noqa: F401
-    graph_registry,  # noqa: F401
-)
 
 from conftest import run_cli
+from helpers import FAULTY, assert_one_line, faulty_env
 from mllzoo.store import blobs
 
 

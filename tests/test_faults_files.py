@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_faults_registry import MODEL, copy_registry, one_line_error, sha1
 
 from conftest import run_cli, run_cli_process
+from helpers import MODEL, copy_registry, one_line_error, sha1
 
 
 @contextlib.contextmanager

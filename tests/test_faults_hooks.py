@@ -9,20 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from test_faults_plugins import (  # noqa: F401
-    BAD,
-    FAULTY,
-    GOOD,
-    assert_one_line,
-    copy_with_samples,
-    faulty_env,
-    faulty_site,
-    fresh_registry,
-    graph_registry,
-    stored_label,
-)
 
 from conftest import SYNSETS, run_cli, write_images
+from helpers import BAD, FAULTY, GOOD, assert_one_line, faulty_env, stored_label
 
 
 def plain_register(site: Path, db: Path, mode: str, **extra: str):

@@ -11,98 +11,16 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import faultyplugin
 import numpy as np
 import pytest
 
+import faultyplugin
 import tinyclip
 from conftest import SYNSETS, kill_register_after_parts, run_cli, run_cli_process, write_images
+from helpers import BAD, FAULTY, GOOD, assert_one_line, faulty_env, stored_label
 from mllzoo import labels
 from mllzoo.errors import InvalidLabel
 from mllzoo.store.registry import Registry
-
-FAULTY = "mllzoo-plugin-faulty"
-BAD, GOOD = "faulty/bad.v0", "faulty/good.v0"
-
-
-@pytest.fixture(scope="module")
-def faulty_site(tmp_path_factory) -> Path:
-    return tinyclip.install_distribution(
-        tmp_path_factory.mktemp("faulty"), FAULTY, Path(faultyplugin.__file__)
-    )
-
-
-def faulty_env(site: Path, registry: Path, mode: str = "", **extra: str) -> dict[str, str]:
-    return {
-        "PYTHONPATH": str(site),
-        "MLLZOO_LOAD_PLUGINS": FAULTY,
-        "MLLZOO_REGISTRY": str(registry),
-        "FAULTY_MODE": mode,
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def graph_registry(tmp_path_factory, faulty_site) -> Path:
-    """A registry holding a 30-image graph and no labels yet; tests work on copies."""
-    root = tmp_path_factory.mktemp("faultworld")
-    for seed, (name, color) in enumerate(SYNSETS.items()):
-        write_images(root / "samples" / name, color, 6, seed)
-    built = run_cli(
-        "graph",
-        "build",
-        "--samples",
-        str(root / "samples"),
-        env=faulty_env(faulty_site, root / "r.db"),
-    )
-    assert built.returncode == 0, built.stderr
-    return root / "r.db"
-
-
-def copy_with_samples(registry: Path, target: Path) -> Path:
-    """A copy of the registry at ``target``, beside a link to its samples: it records them relative to itself."""
-    shutil.copyfile(registry, target)
-    if not (target.parent / "samples").exists():
-        (target.parent / "samples").symlink_to(registry.parent / "samples")
-    return target
-
-
-@pytest.fixture
-def fresh_registry(graph_registry, tmp_path) -> Path:
-    return copy_with_samples(graph_registry, tmp_path / "r.db")
-
-
-@pytest.fixture(scope="module")
-def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
-    """A registry where only faulty/bad.v0 is labeled (it behaved then), so ``predict`` must load it."""
-    root = tmp_path_factory.mktemp("badlabeled")
-    copy_with_samples(graph_registry, root / "r.db")
-    result = run_cli("register", BAD, env=faulty_env(faulty_site, root / "r.db"))
-    assert result.returncode == 0, result.stderr
-    (root / "classes.txt").write_text("dog\ncat\nbanana\n")
-    for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60))]):
-        write_images(root / "task" / name, color, 2, 100 + seed)
-    return root, root / "r.db"
-
-
-def stored_label(db: Path, model_id: str) -> dict[int, tuple] | None:
-    """A stored label's blocks as raw rows, by node; None when the model has no label."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "select node, dtype, ranks, lengths, entries from label_blocks where model_id = ?",
-            [model_id],
-        ).fetchall()
-    return {node: tuple(rest) for node, *rest in rows} or None
-
-
-def assert_one_line(stderr: str, *needles: str) -> None:
-    """No traceback, and every needle on one line of its own (the failure is one line)."""
-    assert "Traceback" not in stderr, stderr
-    for needle in needles:
-        assert [line for line in stderr.splitlines() if needle in line], (
-            f"{needle!r} not in {stderr!r}"
-        )
-
 
 # -- a plugin failing at import or in a registration hook never breaks the CLI ----------------------
 

@@ -9,7 +9,6 @@ Root ignores file permissions, so the read-only cases run ``mllzoo`` as the ``no
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,23 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from helpers import MODEL, copy_registry, one_line_error, sha1
 
 NOBODY = 65534
-
-
-def sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def copy_registry(world, folder: Path) -> tuple[Path, dict]:
-    """A private copy of the session's labeled registry and the environment that points ``mllzoo`` at it."""
-    root, env = world
-    path = folder / "r.db"
-    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(path) as copy:
-        source.backup(copy)
-    source.close()
-    copy.close()
-    return path, {**env, "MLLZOO_REGISTRY": str(path)}
 
 
 def execute(path: Path, sql: str, params: tuple = ()) -> None:
@@ -48,15 +33,6 @@ def execute(path: Path, sql: str, params: tuple = ()) -> None:
     conn.execute(sql, params)
     conn.commit()
     conn.close()
-
-
-def one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("Error: "), result.stderr
-    for word in words:
-        assert word in result.stderr, (word, result.stderr)
-    return result.stderr
 
 
 def recommend(world, env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -70,8 +46,6 @@ def labeled(world, tmp_path):
 
 
 # damaged blobs -------------------------------------------------------------------------------------
-
-MODEL = "tinyclip/tiny-a.seed0"
 
 
 def test_a_truncated_label_blob_is_one_line_naming_the_model_and_the_repair(world, labeled):

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-import reference
 import sqlite_utils
 
+import reference
 from conftest import ROOT
 from mllzoo import labels
 from mllzoo.errors import DamagedLabelError

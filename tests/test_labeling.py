@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-import reference
 
+import reference
 from conftest import kill_register_after_parts, run_cli
 from mllzoo import labels
 from mllzoo.graph.concept_graph import build_graph, save_graph

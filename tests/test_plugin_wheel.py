@@ -17,9 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_transfer import copy_registry, ok
 
 from conftest import ROOT, run_cli
+from helpers import copy_registry, ok, other_graph_registry
 
 pytestmark = pytest.mark.slow  # wheel builds: `make test-fast` leaves this module out
 
@@ -106,7 +106,7 @@ def shipped_label(world, tmp_path_factory) -> Path:
     from mllzoo.store.registry import Registry
 
     folder = tmp_path_factory.mktemp("author")
-    env = copy_registry(world, folder)
+    _, env = copy_registry(world, folder)
     registry = Registry(env["MLLZOO_REGISTRY"])
     graph_id = registry.current_graph_id()
     fmt, arrays, meta = registry.load_label("tinyclip/tiny-a.seed0", graph_id)
@@ -131,7 +131,11 @@ def test_register_imports_the_label_a_wheel_ships_without_running_the_model(
     site = tmp_path / "site"
     wheel = build_and_install(write_plugin(tmp_path / "myclip", shipped_label), site)
     assert "mllzoo_myclip/labels/shipped.mllzoo-labels" in zipfile.ZipFile(wheel).namelist()
-    env = {**copy_registry(world, tmp_path), "PYTHONPATH": str(site), "MLLZOO_LOAD_PLUGINS": DIST}
+    env = {
+        **copy_registry(world, tmp_path)[1],
+        "PYTHONPATH": str(site),
+        "MLLZOO_LOAD_PLUGINS": DIST,
+    }
     runs_before = runs(env)
     result = run_cli("register", "--json", env=env)
     report = json.loads(ok(result))
@@ -153,7 +157,7 @@ def test_register_imports_the_label_a_wheel_ships_without_running_the_model(
     assert again["imported"] == [] and again["skipped"] == [MODEL]
 
     named = {
-        **copy_registry(world, tmp_path, "named.db"),
+        **copy_registry(world, tmp_path, "named.db")[1],
         "PYTHONPATH": str(site),
         "MLLZOO_LOAD_PLUGINS": DIST,
     }
@@ -181,7 +185,6 @@ def test_a_label_for_another_graph_is_left_alone_and_the_model_not_downloaded(
 ):
     """On a registry with another graph the shipped label does not apply; the model's weights are not
     here, so a plain register skips it and says how to label it."""
-    from test_transfer import other_graph_registry
 
     site = tmp_path / "site"
     build_and_install(write_plugin(tmp_path / "myclip", shipped_label), site)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference
 
+import reference
 from mllzoo import labels
 from mllzoo.selection import scoring as selection
 

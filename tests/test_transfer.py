@@ -11,18 +11,10 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
-from conftest import SYNSETS, run_cli, write_images
+from conftest import run_cli
+from helpers import copy_registry, ok, one_line_error, other_graph_registry
 
 MODELS = ["tinyclip/tiny-a.seed0", "tinyclip/tiny-b.seed0"]
-
-
-def copy_registry(world, tmp_path: Path, name: str = "r.db") -> dict:
-    """The world's registry copied to ``tmp_path``, and the environment that uses the copy."""
-    _, env = world
-    target = tmp_path / name
-    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(target) as copy:
-        source.backup(copy)
-    return {**env, "MLLZOO_REGISTRY": str(target)}
 
 
 def dump(env: dict) -> list[str]:
@@ -39,19 +31,6 @@ def label_bytes(env: dict) -> dict[tuple[str, int], bytes]:
                 "select model_id, node, ranks || lengths || entries from label_blocks"
             )
         }
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def one_line_error(result, text: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert text in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
-        result.stderr
-    )
 
 
 def rewrite(source: Path, target: Path, change) -> None:
@@ -81,7 +60,7 @@ def resealed(manifest_change):
 
 def test_export_remove_import_gives_identical_labels_and_recommendation(world, tmp_path):
     root, _ = world
-    env = copy_registry(world, tmp_path)
+    _, env = copy_registry(world, tmp_path)
     classes = str(root / "classes.txt")
     before_json = ok(run_cli("recommend", classes, "-k", "2", "--json", env=env))
     before_bytes = label_bytes(env)
@@ -111,14 +90,14 @@ def test_export_remove_import_gives_identical_labels_and_recommendation(world, t
 
 
 def test_import_records_the_model_row_so_metadata_travels(world, tmp_path):
-    env = copy_registry(world, tmp_path)
+    _, env = copy_registry(world, tmp_path)
     path = tmp_path / "a.mllzoo-labels"
     ok(run_cli("labels", "export", MODELS[0], "-o", str(path), env=env))
     with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
         row = conn.execute(
             "select family, arch, tag, plugin, metadata from models where id = ?", [MODELS[0]]
         ).fetchone()
-    fresh = copy_registry(world, tmp_path, "fresh.db")
+    _, fresh = copy_registry(world, tmp_path, "fresh.db")
     with sqlite3.connect(
         fresh["MLLZOO_REGISTRY"]
     ) as conn:  # a registry that has the graph, not the model
@@ -139,18 +118,8 @@ def test_import_records_the_model_row_so_metadata_travels(world, tmp_path):
     assert "not installed: mllzoo install mllzoo-plugin-tinyclip" in listed
 
 
-def other_graph_registry(tmp_path: Path, env: dict) -> dict:
-    """A registry whose graph lacks one of the world's concepts: another graph id."""
-    samples = tmp_path / "other-samples"
-    for seed, (name, color) in enumerate(list(SYNSETS.items())[:-1]):
-        write_images(samples / name, color, 6, seed)
-    other = {**env, "MLLZOO_REGISTRY": str(tmp_path / "other.db")}
-    ok(run_cli("graph", "build", "--samples", str(samples), env=other))
-    return other
-
-
 def test_refusals_leave_the_registry_unchanged(world, tmp_path):
-    env = copy_registry(world, tmp_path)
+    _, env = copy_registry(world, tmp_path)
     good = tmp_path / "good.mllzoo-labels"
     ok(run_cli("labels", "export", *MODELS, "-o", str(good), env=env))
     ok(run_cli("labels", "remove", MODELS[0], env=env))
@@ -236,7 +205,7 @@ def test_refusals_leave_the_registry_unchanged(world, tmp_path):
 
 
 def test_remove_and_export_refuse_unlabeled_ids(world, tmp_path):
-    env = copy_registry(world, tmp_path)
+    _, env = copy_registry(world, tmp_path)
     before = dump(env)
     one_line_error(
         run_cli("labels", "remove", MODELS[0], "tinyclip/nope.seed0", env=env),
@@ -252,7 +221,7 @@ def test_remove_and_export_refuse_unlabeled_ids(world, tmp_path):
 
 def test_candidates_by_name_family_and_installed_plugin(world, tmp_path):
     root, _ = world
-    env = copy_registry(world, tmp_path)
+    _, env = copy_registry(world, tmp_path)
     classes = str(root / "classes.txt")
     only_b = json.loads(
         ok(run_cli("recommend", classes, "-k", "2", "--models", MODELS[1], "--json", env=env))

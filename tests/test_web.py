@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import numpy as np
 import pytest
-from test_extras import run_cli_without
 
 from conftest import ROOT, run_cli
+from helpers import run_cli_without
 
 pytest.importorskip(
     "datasette", reason="the web extra (pip install 'mllzoo[web]') is not installed"

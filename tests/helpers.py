@@ -1,0 +1,115 @@
+"""Helpers the test modules share (fixtures are in conftest.py): copies of registries, the faulty
+plugin's environment, and the checks of what a failing command prints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SYNSETS, run_cli, write_images
+
+FAULTY = "mllzoo-plugin-faulty"
+
+
+BAD, GOOD = "faulty/bad.v0", "faulty/good.v0"
+
+
+def faulty_env(site: Path, registry: Path, mode: str = "", **extra: str) -> dict[str, str]:
+    return {
+        "PYTHONPATH": str(site),
+        "MLLZOO_LOAD_PLUGINS": FAULTY,
+        "MLLZOO_REGISTRY": str(registry),
+        "FAULTY_MODE": mode,
+        **extra,
+    }
+
+
+def copy_with_samples(registry: Path, target: Path) -> Path:
+    """A copy of the registry at ``target``, beside a link to its samples: it records them relative to itself."""
+    shutil.copyfile(registry, target)
+    if not (target.parent / "samples").exists():
+        (target.parent / "samples").symlink_to(registry.parent / "samples")
+    return target
+
+
+def stored_label(db: Path, model_id: str) -> dict[int, tuple] | None:
+    """A stored label's blocks as raw rows, by node; None when the model has no label."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select node, dtype, ranks, lengths, entries from label_blocks where model_id = ?",
+            [model_id],
+        ).fetchall()
+    return {node: tuple(rest) for node, *rest in rows} or None
+
+
+def assert_one_line(stderr: str, *needles: str) -> None:
+    """No traceback, and each needle on a line of ``stderr``: a warning reads as one line. Exit
+    statuses are the caller's to check (:func:`one_line_error` checks a refusal whole)."""
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert [line for line in stderr.splitlines() if needle in line], (
+            f"{needle!r} not in {stderr!r}"
+        )
+
+
+def sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def copy_registry(world, folder: Path, name: str = "r.db") -> tuple[Path, dict]:
+    """A private copy of the session's labeled registry and the environment that points ``mllzoo`` at it."""
+    _, env = world
+    path = folder / name
+    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+    return path, {**env, "MLLZOO_REGISTRY": str(path)}
+
+
+def one_line_error(result, *words: str) -> str:
+    """The one strict check of a refusal: exit status 2, one ``Error: ...`` line holding ``words``, no
+    traceback; the line is returned."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: "), result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+    return result.stderr
+
+
+MODEL = "tinyclip/tiny-a.seed0"
+
+
+def ok(result) -> str:
+    """``result``'s output, once it is known to have succeeded."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def other_graph_registry(tmp_path: Path, env: dict) -> dict:
+    """A registry whose graph lacks one of the world's concepts: another graph id."""
+    samples = tmp_path / "other-samples"
+    for seed, (name, color) in enumerate(list(SYNSETS.items())[:-1]):
+        write_images(samples / name, color, 6, seed)
+    other = {**env, "MLLZOO_REGISTRY": str(tmp_path / "other.db")}
+    ok(run_cli("graph", "build", "--samples", str(samples), env=other))
+    return other
+
+
+def run_cli_without(module: str, *args: str, env: dict | None = None, cwd=None):
+    """``mllzoo ARGS`` in a process where ``import module`` fails as when the package is not installed."""
+    code = f"import sys; sys.modules[{module!r}] = None; from mllzoo.cli.main import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
+    )
