@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,44 @@ def test_nothing_cites_files_outside_the_repository(needle):
         p for p in texts if needle in (ROOT / p).read_text(encoding="utf-8", errors="replace")
     ]
     assert not citing, f"{needle} is cited by {', '.join(citing)}"
+
+
+CITED_PATH = re.compile(
+    r"(?<![\w/.-])((?:mllzoo|tests|benchmarks|plugins|docs|examples)/[\w./-]*[\w-]\.(?:py|md|txt|json|html|png|toml))"
+)
+
+
+def cited_paths(text: str) -> set[str]:
+    return set(CITED_PATH.findall(text))
+
+
+def test_the_path_check_sees_a_cited_path():
+    assert cited_paths("see `mllzoo/store/registry.py` and tests/test_x.py.") == {
+        "mllzoo/store/registry.py",
+        "tests/test_x.py",
+    }
+
+
+def test_every_path_the_docs_and_docstrings_cite_exists():
+    """A file moved or renamed leaves no stale citation behind (CHANGELOG.md keeps history as it was)."""
+    sources = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")]
+    sources += [*(ROOT / "plugins").glob("*/README.md"), *(ROOT / "mllzoo").rglob("*.py")]
+    sources += [
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(ROOT / "tests").glob("*.py"),
+        ROOT / "Makefile",
+    ]
+    sources.remove(Path(__file__).resolve())  # its own examples above
+
+    def exists(source: Path, path: str) -> bool:  # a plugin's README cites from its own folder too
+        return (ROOT / path).exists() or (
+            source.name == "README.md" and (source.parent / path).exists()
+        )
+
+    missing = {
+        f"{source.relative_to(ROOT)}: {path}"
+        for source in sources
+        for path in cited_paths(source.read_text(encoding="utf-8"))
+        if not exists(source, path)
+    }
+    assert sorted(missing) == []
