@@ -17,6 +17,7 @@ from mllzoo.hookspecs import hookimpl
 from mllzoo.models.catalog import CatalogEntry, discover_models, read_catalog, write_catalog
 from mllzoo.models.family import family_available, family_hooks
 from mllzoo.models.vlm import (
+    HOOK_BATCH,
     ID_PART,
     LoadedModel,
     ModelSpec,
@@ -34,6 +35,7 @@ from mllzoo.models.weights import (
 if TYPE_CHECKING:
     from mllzoo.selection.recommend import recommend
     from mllzoo.store.registry import Registry
+    from mllzoo.text.embedders import Embedder
     from mllzoo.text.minilm_numpy import MODEL_NAME as MINILM_MODEL_NAME
     from mllzoo.text.minilm_numpy import embed as minilm_embed
 
@@ -58,9 +60,11 @@ __all__ = [
     "load_model",
     "encode_images",
     "encode_texts",
+    "HOOK_BATCH",
     "discover_models",
     "CatalogEntry",
     # the default text embedder (numpy, no torch)
+    "Embedder",
     "MINILM_MODEL_NAME",
     "minilm_embed",
     # the Python API
@@ -71,6 +75,7 @@ __all__ = [
 _LAZY = {  # name -> (module, attribute): these modules import numpy or SQLite
     "recommend": (".selection.recommend", "recommend"),
     "Registry": (".store.registry", "Registry"),
+    "Embedder": (".text.embedders", "Embedder"),
     "minilm_embed": (".text.minilm_numpy", "embed"),
     "MINILM_MODEL_NAME": (".text.minilm_numpy", "MODEL_NAME"),
 }

@@ -7,18 +7,26 @@ the CLI imports every plugin to build ``--help``; import heavy libraries inside 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pluggy import HookimplMarker, HookspecMarker
+
+if TYPE_CHECKING:  # types only: importing the hooks stays free of numpy, torch and click
+    import click
+    import numpy as np
+
+    from mllzoo.models.vlm import LoadedModel, ModelSpec
+    from mllzoo.text.embedders import Embedder
 
 hookspec = HookspecMarker("mllzoo")
 hookimpl = HookimplMarker("mllzoo")
 
 
 @hookspec
-def mllzoo_register_models(register: Callable[..., None]) -> None:
-    """Offer models by calling ``register(spec)`` once per :class:`mllzoo.models.vlm.ModelSpec`.
+def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Offer models by calling ``register(spec)`` once per :class:`mllzoo.ModelSpec`.
 
     Only metadata is registered here, so this must be cheap: no torch, no downloads. Plugins
     register in load order; an id another plugin registered first stays with that plugin (one
@@ -27,22 +35,22 @@ def mllzoo_register_models(register: Callable[..., None]) -> None:
 
 
 @hookspec(firstresult=True)
-def mllzoo_load_model(spec: Any, device: str, dtype: str) -> Any:
-    """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.models.vlm.LoadedModel`.
+def mllzoo_load_model(spec: ModelSpec, device: str, dtype: str) -> LoadedModel | None:
+    """Load ``spec`` on ``device`` in ``dtype`` and return a :class:`mllzoo.LoadedModel`.
 
     Return ``None`` for models of another family, so the plugin that owns the model answers (the
-    plugin that registered the id is asked first). Raise :class:`mllzoo.errors.ModelLoadError` with
+    plugin that registered the id is asked first). Raise :class:`mllzoo.ModelLoadError` with
     one line naming the model and where its weights would come from when they are not available;
     anything else raised here is reported as this plugin's fault, in one line, never a traceback.
     """
 
 
 @hookspec(firstresult=True)
-def mllzoo_encode_images(model: Any, images: Any) -> Any:
-    """Encode a batch of preprocessed images for a :class:`~mllzoo.models.vlm.LoadedModel`.
+def mllzoo_encode_images(model: LoadedModel, images: Any) -> np.ndarray | None:
+    """Encode a batch of preprocessed images for a :class:`~mllzoo.LoadedModel`.
 
     ``images`` is a float tensor ``[n, 3, H, W]`` made by ``model.preprocess``, ``n`` at most
-    :data:`mllzoo.models.vlm.HOOK_BATCH` (the core batches). Return a numpy float array ``[n, dim]``, or
+    :data:`mllzoo.HOOK_BATCH` (the core batches). Return a numpy float array ``[n, dim]``, or
     ``None`` for models of another family. The core checks the answer (a numpy array, not a tensor
     or list; floats; that shape, one ``dim`` throughout; finite; nonzero) and L2-normalises it, so
     plugins need not; a model whose answer fails is reported and not used.
@@ -50,8 +58,8 @@ def mllzoo_encode_images(model: Any, images: Any) -> Any:
 
 
 @hookspec(firstresult=True)
-def mllzoo_encode_texts(model: Any, texts: list[str]) -> Any:
-    """Encode a batch of at most :data:`mllzoo.models.vlm.HOOK_BATCH` texts with the model's text tower.
+def mllzoo_encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray | None:
+    """Encode a batch of at most :data:`mllzoo.HOOK_BATCH` texts with the model's text tower.
 
     Return a numpy float array ``[n, dim]`` comparable with the image features, or ``None`` for
     models of another family; checked and L2-normalised by the core as for images.
@@ -59,7 +67,7 @@ def mllzoo_encode_texts(model: Any, texts: list[str]) -> Any:
 
 
 @hookspec
-def mllzoo_register_commands(cli: Any) -> None:
+def mllzoo_register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``mllzoo`` command line (``cli.add_command``).
 
     A plugin may add commands but not replace the core's; one that raises here is one warning line.
@@ -67,15 +75,15 @@ def mllzoo_register_commands(cli: Any) -> None:
 
 
 @hookspec
-def mllzoo_register_embedders(register: Callable[..., None]) -> None:
+def mllzoo_register_embedders(register: Callable[[Embedder], None]) -> None:
     """Offer text embedders for model selection by calling ``register(embedder)``.
 
-    An embedder is a :class:`mllzoo.text.embedders.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
+    An embedder is a :class:`mllzoo.Embedder`: an ``id`` and ``embed(texts) -> ndarray``.
     """
 
 
 @hookspec(firstresult=True)
-def mllzoo_model_available(spec: Any) -> bool | None:
+def mllzoo_model_available(spec: ModelSpec) -> bool | None:
     """Whether ``spec``'s weights are on this machine (shipped with the plugin or already cached), so
     loading it starts no download. ``None`` for models of another family.
 
@@ -86,7 +94,7 @@ def mllzoo_model_available(spec: Any) -> bool | None:
 
 
 @hookspec
-def mllzoo_label_files() -> Any:
+def mllzoo_label_files() -> Sequence[str | Path | Any] | None:
     """Paths of label files the plugin ships (``mllzoo labels export`` output kept as package data).
 
     ``mllzoo register`` imports a shipped label made on the registry's graph instead of running the

@@ -15,12 +15,22 @@ def module_name(path: Path) -> str:
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The mllzoo modules ``path`` imports anywhere in its body. ``mllzoo`` itself is left out: it is the
-    re-export façade, which Python runs before any submodule, so importing it adds no edge."""
+    """The mllzoo modules ``path`` imports anywhere in its body, at run time (imports for the type
+    checker only are left out). ``mllzoo`` itself is left out: it is the re-export façade, which Python
+    runs before any submodule, so importing it adds no edge."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {  # `if TYPE_CHECKING:` imports name types for the checker and never run
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):

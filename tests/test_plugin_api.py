@@ -113,3 +113,17 @@ def test_import_mllzoo_pulls_in_no_torch_or_numpy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_0_1_family_module_still_works_and_says_it_is_deprecated():
+    import importlib
+    import sys
+
+    sys.modules.pop("mllzoo.family", None)
+    with pytest.warns(
+        DeprecationWarning, match="import family_hooks and family_available from mllzoo"
+    ):
+        old = importlib.import_module("mllzoo.family")
+    assert (
+        old.family_hooks is mllzoo.family_hooks and old.family_available is mllzoo.family_available
+    )
