@@ -67,7 +67,9 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     if not spec.extra.get("checkpoint") and not is_cached(where, kwargs["revision"]):
         unreachable = hub_unreachable_reason()
         if unreachable:
-            raise weights_unavailable(spec.id, spec.source, f"not cached here and {unreachable}")
+            raise weights_unavailable(
+                spec.id, spec.source or where, f"not cached here and {unreachable}"
+            )
     try:
         with (
             offline_unless_reachable()
@@ -76,7 +78,7 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
             module = AutoModel.from_pretrained(where, **kwargs)
     except Exception as exc:
         raise weights_unavailable(
-            spec.id, where if spec.extra.get("checkpoint") else spec.source, exc
+            spec.id, where if spec.extra.get("checkpoint") else (spec.source or where), exc
         ) from None
     if not (hasattr(module, "get_image_features") and hasattr(module, "get_text_features")):
         raise ModelLoadError(

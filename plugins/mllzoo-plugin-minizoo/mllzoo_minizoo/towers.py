@@ -48,7 +48,7 @@ def make_preprocess(image_size: int) -> Callable[[Any], torch.Tensor]:
     from PIL import Image
 
     def preprocess(image: Any) -> torch.Tensor:
-        image = image.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
+        image = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BICUBIC)
         return normalize(
             torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mllzoo_minizoo.world.build import read_csv
+from mllzoo_minizoo.world.tables import read_csv
 
 
 def all_synsets() -> set[str]:

@@ -65,7 +65,12 @@ def licence(arch: str, tag: str) -> str:
 
 def published_results() -> dict[tuple[str, str], dict[str, float]]:
     """open_clip's published params (M), GFLOPs and ImageNet top-1, by ``(arch, tag)``."""
-    text = resources.files("mllzoo_openclip").joinpath("data", RESULTS).read_text(encoding="utf-8")
+    text = (
+        resources.files("mllzoo_openclip")
+        .joinpath("data")
+        .joinpath(RESULTS)
+        .read_text(encoding="utf-8")
+    )
     return {
         (row["name"], row["pretrained"]): {
             "params_m": float(row["params (M)"]),

@@ -27,7 +27,6 @@ import io
 import json
 import random
 import shutil
-import sys
 import tarfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from PIL import Image
 
 from . import render
 from .sources import CLIPART_ROOT, environment, preflight, twemoji_tarball
+from .tables import read_csv
 
 HERE = Path(__file__).parent
 
@@ -90,11 +90,6 @@ TASKS: dict[str, dict[str, str]] = {
     },
 }
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-def read_csv(name: str) -> list[dict[str, str]]:
-    with (HERE / name).open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def pixel_hash(img: Image.Image) -> str:
@@ -552,4 +547,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

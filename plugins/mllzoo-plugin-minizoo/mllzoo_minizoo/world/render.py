@@ -12,6 +12,7 @@ import random
 import warnings
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -92,7 +93,7 @@ def text_glyph(text: str, font_file: str, color: tuple[int, int, int]) -> Image.
     """A word or digit in a DejaVu typeface, cropped to its ink."""
     font = _font(str(DEJAVU / font_file), 48)
     left, top, right, bottom = font.getbbox(text)
-    canvas = Image.new("RGBA", (right - left + 8, bottom - top + 8), (0, 0, 0, 0))
+    canvas = Image.new("RGBA", (int(right - left) + 8, int(bottom - top) + 8), (0, 0, 0, 0))
     ImageDraw.Draw(canvas).text((4 - left, 4 - top), text, font=font, fill=color + (255,))
     return _crop_alpha(canvas)
 
@@ -121,18 +122,20 @@ def dark_color(rng: random.Random) -> tuple[int, int, int]:
 
 
 def compose(
-    fg: Image.Image, rng: random.Random, augment: bool = True, fill: float = 0.86
+    fg: Image.Image | None, rng: random.Random, augment: bool = True, fill: float = 0.86
 ) -> Image.Image:
     """``fg`` centred on a SIZE x SIZE background; with ``augment``, jittered in scale, angle,
     position, background colour and saturation (the light augmentation one drawing can take)."""
+    if fg is None:
+        raise ValueError("nothing to compose: the drawing has no ink")
     bg = light_color(rng) if augment else (255, 255, 255)
     scale = fill * (rng.uniform(0.72, 1.0) if augment else 1.0)
     fg = fg.copy()
     if augment and rng.random() < 0.5:
-        fg = fg.rotate(rng.uniform(-15, 15), resample=Image.BICUBIC, expand=True)
+        fg = fg.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BICUBIC, expand=True)
     w, h = fg.size
     factor = scale * SIZE / max(w, h)
-    fg = fg.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.LANCZOS)
+    fg = fg.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.LANCZOS)
     canvas = Image.new("RGBA", (SIZE, SIZE), bg + (255,))
     slack_x, slack_y = SIZE - fg.width, SIZE - fg.height
     x = slack_x // 2 + (rng.randint(-slack_x // 3, slack_x // 3) if augment and slack_x > 2 else 0)
@@ -151,10 +154,12 @@ def sklearn_digit(pixels: np.ndarray, rng: random.Random, augment: bool = True) 
     small = pixels.reshape(8, 8, 1).astype(np.float32) / 16.0
     small = np.pad(small, ((1, 1), (1, 1), (0, 0)))
     rgb = (paper * (1 - small) + ink * small).clip(0, 255).astype(np.uint8)
-    img = Image.fromarray(rgb).resize((SIZE, SIZE), Image.BICUBIC)
+    img = Image.fromarray(rgb).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
     if augment and rng.random() < 0.5:
         img = img.rotate(
-            rng.uniform(-10, 10), resample=Image.BICUBIC, fillcolor=tuple(int(v) for v in paper)
+            rng.uniform(-10, 10),
+            resample=Image.Resampling.BICUBIC,
+            fillcolor=tuple(int(v) for v in paper),
         )
     return img
 
@@ -235,21 +240,30 @@ def texture(pattern: str, rng: random.Random, style: str = "flat") -> Image.Imag
 def _palette(rng: random.Random, style: str, k: int) -> list[tuple[int, int, int]]:
     if style == "flat":  # saturated pairs
         base = [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(k)]
-        base[0] = tuple(
-            min(255, c + 60) if i == rng.randint(0, 2) else c // 3 for i, c in enumerate(base[0])
+        base[0] = cast(
+            "tuple[int, int, int]",
+            tuple(
+                min(255, c + 60) if i == rng.randint(0, 2) else c // 3
+                for i, c in enumerate(base[0])
+            ),
         )
-        return base  # type: ignore[return-value]
+        return base
     # worn: earthy tinted inks, alternating dark and light so the pattern stays visible
     tint = np.asarray([rng.randint(-35, 35) for _ in range(3)])
     levels = [rng.randint(50, 100) if i % 2 == 0 else rng.randint(160, 215) for i in range(k)]
     return [
-        tuple(int(c) for c in np.clip(level + tint + rng.randint(-15, 15), 0, 255))
+        cast(
+            "tuple[int, int, int]",
+            tuple(int(c) for c in np.clip(level + tint + rng.randint(-15, 15), 0, 255)),
+        )
         for level in levels
     ]
 
 
 def _finish(img: np.ndarray, rng: random.Random, style: str) -> Image.Image:
-    out = Image.fromarray(img.clip(0, 255).astype(np.uint8)).resize((SIZE, SIZE), Image.LANCZOS)
+    out = Image.fromarray(img.clip(0, 255).astype(np.uint8)).resize(
+        (SIZE, SIZE), Image.Resampling.LANCZOS
+    )
     if style == "worn":
         out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0)))
         arr = np.asarray(out, np.float32) + np.random.default_rng(rng.randint(0, 2**31)).normal(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import render
+from .tables import read_csv
 
 TWEMOJI_PACKAGE = "emoji-datasource-twitter@16.0.0"
 TWEMOJI_TARBALL = "emoji-datasource-twitter-16.0.0.tgz"
@@ -54,7 +55,6 @@ def _fonts_present(names) -> bool:
 
 
 def _clipart_present() -> bool:
-    from .build import read_csv
 
     return all((CLIPART_ROOT / row["path"]).is_file() for row in read_csv("concepts_clipart.csv"))
 
