@@ -10,7 +10,6 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -414,12 +413,41 @@ def test_a_refused_connection_is_one_line(without_small):
     )
 
 
-def test_a_redirect_from_https_down_to_http_is_refused():
-    from mllzoo.store.download import DownloadError, _Redirects
+@pytest.fixture
+def https_server(published, tmp_path, monkeypatch):
+    """The index over TLS, with a certificate for 127.0.0.1 that this process alone trusts."""
+    import ssl
+    import subprocess
 
-    request = urllib.request.Request("https://labels.example/index.json")
-    with pytest.raises(DownloadError, match="from https to plain http"):
-        _Redirects().redirect_request(request, None, 302, "Found", {}, "http://evil.example/x")
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with LabelServer(published[1], tls=context) as server:
+        yield server
+
+
+def test_https_pulls_and_a_redirect_from_https_down_to_http_is_refused(
+    without_small, https_server, server
+):
+    ok(mllzoo("--registry", without_small, "labels", "pull", https_server.url, SMALL))
+    assert https_server.requested(SMALL_FILE)
+    before = state(without_small)
+    https_server.rules["index.json"] = ("redirect", f"{server.url}index.json")
+    one_line_error(
+        mllzoo("--registry", without_small, "labels", "pull", https_server.url, "--replace"),
+        "from https to plain http: refused",
+    )
+    assert state(without_small) == before and not server.log  # the plain server was never asked
 
 
 def test_lies_in_the_index_are_one_line_and_change_nothing(published, without_small, tmp_path):
@@ -611,3 +639,15 @@ def test_labels_export_of_a_pulled_label_leaves_its_origin_behind(without_small,
     out = tmp_path / "again.mllzoo-labels"
     ok(mllzoo("--registry", without_small, "labels", "export", SMALL, "-o", out))
     assert out.read_bytes() == (server.root / SMALL_FILE).read_bytes()  # the very bytes published
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(server, capsys, own_download_folder):
+    from mllzoo.store import download
+
+    data = (server.root / SMALL_FILE).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    download.fetch(server.url + SMALL_FILE, len(data), digest, ".x")  # stderr is no terminal here
+    assert capsys.readouterr().err == ""
+    (own_download_folder / f"{digest}.x").unlink()
+    download.fetch(server.url + SMALL_FILE, len(data), digest, ".x", progress=True)
+    assert "0.00/511k" in capsys.readouterr().err  # the bar, sized from the index

@@ -256,17 +256,20 @@ def pull(
     url = index_url(source)
     index = read_index(url, timeout, index_sha256)
     where = shown(url)
-    create = not Path(registry_path).exists()
-    registry = None if create else Registry(registry_path, create=False, write=not dry_run)
+    registry = (
+        Registry(registry_path, create=False, write=not dry_run)
+        if Path(registry_path).exists()
+        else None
+    )
     try:
-        graph_entry = _graph_entry(index, where, graph) if create else None
-        graph_id = graph_entry["id"] if graph_entry else registry.require_graph_id()  # type: ignore[union-attr]
+        graph_entry = _graph_entry(index, where, graph) if registry is None else None
+        graph_id = graph_entry["id"] if graph_entry else _graph_id(registry)
         plan = _plan(index, where, graph_id, model_ids, registry, replace)
         report: dict[str, Any] = {
             "index": where,
             "registry": str(registry_path),
             "graph": graph_id,
-            "created": create and not dry_run,
+            "created": registry is None and not dry_run,
             "dry_run": dry_run,
             "pulled": [e["model"] for e in plan["pull"]] if dry_run else [],
             "skipped": plan["skipped"],
@@ -281,33 +284,20 @@ def pull(
                 for e in plan["compare"]
             ]
             return report
-        downloaded: list[Path] = []  # verified files, removed once imported or compared
-
-        def fetched(entry: dict, suffix: str) -> Path:
-            path = download.fetch(
-                file_url(url, entry["file"]),
-                entry["bytes"],
-                entry["sha256"],
-                suffix,
-                timeout,
-                progress,
-            )
-            downloaded.append(path)
-            return path
-
-        files = {e["model"]: fetched(e, LABEL_SUFFIX) for e in plan["pull"] + plan["compare"]}
-        published = read_graph_file(fetched(graph_entry, GRAPH_SUFFIX)) if graph_entry else None
+        downloads = _Downloads(url, timeout, progress)
+        files = {
+            e["model"]: downloads.fetch(e, LABEL_SUFFIX) for e in plan["pull"] + plan["compare"]
+        }
+        published = (
+            read_graph_file(downloads.fetch(graph_entry, GRAPH_SUFFIX)) if graph_entry else None
+        )
         for entry in plan["pull"] + plan["compare"]:
             _check_file(files[entry["model"]], entry)
-        for entry in plan["compare"]:  # (a new registry has no labels to compare)
-            assert registry is not None
-            same = _same_label(registry, graph_id, files[entry["model"]], entry["model"])
-            reason = (
-                "an identical label is already here"
-                if same
-                else "a different label is here (--replace overwrites it)"
-            )
-            report["skipped"].append({"model": entry["model"], "reason": reason})
+        if registry is not None:  # (a new registry has no labels to compare)
+            report["skipped"] += [
+                _compared(registry, graph_id, files[e["model"]], e["model"])
+                for e in plan["compare"]
+            ]
         origins = {
             e["model"]: {"index": where, "file": e["file"], "sha256": e["sha256"]}
             for e in plan["pull"]
@@ -319,13 +309,41 @@ def pull(
             assert registry is not None
             import_labels(registry, paths, replace=True, origins=origins)
         report["pulled"] = list(origins)
-        for path in downloaded:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        downloads.remove()
         return report
     finally:
         if registry is not None:
             registry.close()
+
+
+def _graph_id(registry: Registry | None) -> str:
+    assert registry is not None  # a registry that is not created here exists
+    return registry.require_graph_id()
+
+
+class _Downloads:
+    """The verified local copies of the files an index lists, removed once imported or compared."""
+
+    def __init__(self, index: str, timeout: float, progress: bool | None):
+        self.index, self.timeout, self.progress = index, timeout, progress
+        self.paths: list[Path] = []
+
+    def fetch(self, entry: dict, suffix: str) -> Path:
+        path = download.fetch(
+            file_url(self.index, entry["file"]),
+            entry["bytes"],
+            entry["sha256"],
+            suffix,
+            self.timeout,
+            self.progress,
+        )
+        self.paths.append(path)
+        return path
+
+    def remove(self) -> None:
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _graph_entry(index: dict, where: str, wanted: str | None) -> dict:
@@ -425,14 +443,20 @@ def _check_file(path: Path, entry: dict) -> None:
         )
 
 
-def _same_label(registry: Registry, graph_id: str, path: Path, model_id: str) -> bool:
-    """Whether the file's label of ``model_id`` is the one the registry holds, array for array."""
+def _compared(registry: Registry, graph_id: str, path: Path, model_id: str) -> dict:
+    """The skip of a label already here from elsewhere: identical to the file's, array for array, or not."""
     samples = registry.graph_samples(graph_id)
     (entry,) = read_many([path], graph_id, registry.graph_sizes(graph_id), samples)
     fmt, arrays, _ = registry.load_label(model_id, graph_id, samples)
-    return fmt == entry["format"] and all(
+    same = fmt == entry["format"] and all(
         np.array_equal(arrays[name], entry["arrays"][name]) for name in arrays
     )
+    reason = (
+        "an identical label is already here"
+        if same
+        else "a different label is here (--replace overwrites it)"
+    )
+    return {"model": model_id, "reason": reason}
 
 
 def _create_registry(
