@@ -544,7 +544,20 @@ def test_a_plugin_the_index_names_by_url_is_refused_and_nothing_offers_to_instal
     assert "install" not in result.stdout + result.stderr
 
 
-def test_a_graph_file_that_is_not_the_graph_it_claims_creates_no_registry(published, tmp_path):
+def _altered(nodes: list, images: list) -> None:
+    nodes[0]["synset"] = "cat.n.01"  # another graph's content under this graph's id
+
+
+def _escaping(nodes: list, images: list) -> None:
+    images[0][1] = "../../home/someone/.ssh/id_rsa"  # not covered by the id: checked on its own
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [(_altered, f"claims graph '{GRAPH}'"), (_escaping, "not a SHA-1 and a relative path")],
+)
+def test_a_graph_file_that_is_not_a_graph_creates_no_registry(published, tmp_path, change, words):
+    """Members changed and their checksums resealed: only the graph's own checks can tell."""
     import zipfile
 
     site = site_copy(published, tmp_path)
@@ -552,10 +565,11 @@ def test_a_graph_file_that_is_not_the_graph_it_claims_creates_no_registry(publis
     with zipfile.ZipFile(graph_file) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     manifest = json.loads(members["manifest.json"])
-    nodes = json.loads(members["nodes.json"])
-    nodes[0]["synset"] = "cat.n.01"  # another graph, with checksums that match it
-    members["nodes.json"] = json.dumps(nodes).encode()
-    manifest["members"]["nodes.json"]["sha256"] = hashlib.sha256(members["nodes.json"]).hexdigest()
+    nodes, images = json.loads(members["nodes.json"]), json.loads(members["images.json"])
+    change(nodes, images)
+    for name, content in (("nodes.json", nodes), ("images.json", images)):
+        members[name] = json.dumps(content).encode()
+        manifest["members"][name]["sha256"] = hashlib.sha256(members[name]).hexdigest()
     members["manifest.json"] = json.dumps(manifest).encode()
     with zipfile.ZipFile(graph_file, "w") as archive:
         for name, data in members.items():
@@ -568,7 +582,7 @@ def test_a_graph_file_that_is_not_the_graph_it_claims_creates_no_registry(publis
         ),
     )
     new = tmp_path / "new.db"
-    one_line_error(mllzoo("--registry", new, "labels", "pull", site), f"claims graph '{GRAPH}'")
+    one_line_error(mllzoo("--registry", new, "labels", "pull", site), words)
     assert not new.exists() and not list(tmp_path.glob(".new.db*"))
 
 
@@ -651,3 +665,11 @@ def test_the_progress_bar_shows_on_a_terminal_only(server, capsys, own_download_
     (own_download_folder / f"{digest}.x").unlink()
     download.fetch(server.url + SMALL_FILE, len(data), digest, ".x", progress=True)
     assert "0.00/511k" in capsys.readouterr().err  # the bar, sized from the index
+
+
+def test_a_model_the_index_does_not_list_is_one_line(without_small, server):
+    one_line_error(
+        mllzoo("--registry", without_small, "labels", "pull", server.url, SMALL, "minizoo/nope.x"),
+        "lists no label of minizoo/nope.x",
+    )
+    assert [e["path"] for e in server.log] == ["index.json"]

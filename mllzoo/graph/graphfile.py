@@ -36,7 +36,7 @@ FORMAT_NAME = "mllzoo-graph"
 VERSION = 1
 SUFFIX = ".mllzoo-graph"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same graph always gives the same bytes
-MAX_MEMBER_BYTES = 2 * 1024**3  # a paper-scale graph's largest member is tens of MB
+MAX_MEMBER_BYTES = 512 * 1024**2  # a paper-scale graph's largest member is tens of MB
 NODE_FIELDS = {
     "idx": int,
     "synset": str,
@@ -48,6 +48,7 @@ NODE_FIELDS = {
     "parents": list,
 }
 IMAGE_HASH = re.compile(r"^[0-9a-f]{40}\Z")
+DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows path is no more relative than a POSIX one
 
 
 class GraphFileError(MllzooError):
@@ -234,8 +235,9 @@ def _structure_problem(
             and isinstance(image[0], str)
             and IMAGE_HASH.match(image[0])
             and isinstance(image[1], str)
-            and not Path(image[1]).is_absolute()
-            and ".." not in Path(image[1]).parts
+            and not image[1].startswith(("/", "\\"))
+            and not DRIVE.match(image[1])
+            and ".." not in image[1].replace("\\", "/").split("/")
         ):
             return f"image {str(image)[:60]} is not a SHA-1 and a relative path"
     if len(samples) and (

@@ -96,15 +96,17 @@ def fetch(
     folder = download_dir()
     folder.mkdir(parents=True, exist_ok=True)
     done, partial = folder / f"{sha256}{suffix}", folder / f"{sha256}.partial"
-    if done.is_file() and _sha256(done) == sha256:
+    if done.is_file() and _sha256(done).hexdigest() == sha256:
         return done
     for _ in range(2):  # a resumed prefix that was already wrong: once more from the start
         resumed = partial.stat().st_size if partial.is_file() else 0
         if resumed > size:
             partial.unlink()
             resumed = 0
-        _download(url, partial, resumed, size, timeout, progress)
-        if _sha256(partial) == sha256:
+        if resumed == size and _sha256(partial).hexdigest() == sha256:  # complete, not yet renamed
+            os.replace(partial, done)
+            return done
+        if _download(url, partial, resumed, size, timeout, progress) == sha256:
             os.replace(partial, done)
             return done
         partial.unlink()
@@ -118,8 +120,9 @@ def fetch(
 
 def _download(
     url: str, partial: Path, start: int, size: int, timeout: float, progress: bool | None
-) -> None:
-    """Append the bytes of ``url`` from ``start`` to ``partial``, at most up to ``size``."""
+) -> str:
+    """Append the bytes of ``url`` from ``start`` to ``partial``, at most up to ``size``; the SHA-256 of
+    the whole file, computed as it is written (the kept prefix read once)."""
     from tqdm import tqdm
 
     shown = without_credentials(url)
@@ -139,6 +142,7 @@ def _download(
                 leave=False,
             ) as bar,
         ):
+            digest = _sha256(partial, start) if start else hashlib.sha256()
             out.seek(start)
             out.truncate()
             got = start
@@ -151,6 +155,7 @@ def _download(
                         f"reading there); nothing was imported"
                     )
                 out.write(chunk)
+                digest.update(chunk)
                 got += len(chunk)
                 bar.update(len(chunk))
     if got < size:
@@ -158,6 +163,7 @@ def _download(
             f"{shown} ended after {got:,} of its {size:,} bytes; run the same pull again to resume; "
             f"nothing was imported"
         )
+    return digest.hexdigest()
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
@@ -291,9 +297,15 @@ def _network_error(shown: str, exc: BaseException, timeout: float) -> DownloadEr
     return DownloadError(f"{shown}: cannot be downloaded ({reason})")
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, limit: int | None = None) -> hashlib._Hash:
+    """The SHA-256 object of ``path``'s first ``limit`` bytes (all of them by default)."""
     digest = hashlib.sha256()
+    left = path.stat().st_size if limit is None else limit
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
+        while left > 0:
+            block = stream.read(min(1 << 20, left))
+            if not block:
+                break
             digest.update(block)
-    return digest.hexdigest()
+            left -= len(block)
+    return digest
