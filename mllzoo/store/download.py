@@ -27,7 +27,7 @@ from mllzoo.defaults import DOWNLOAD_TIMEOUT
 from mllzoo.errors import MllzooError
 
 MAX_REDIRECTS = 5  # a hub's resolve URL redirects once to its CDN; more is a loop or a trap
-CHUNK = 1 << 16
+CHUNK = 1 << 20  # a read per MB: the Python loop costs little against the bytes
 CACHE_ENV = "MLLZOO_CACHE_DIR"
 
 
