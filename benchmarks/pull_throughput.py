@@ -7,7 +7,7 @@ times (median of ``--repeats``):
 - ``curl``: one ``curl`` process fetching every file the index lists to disk (when ``curl`` is not on
   PATH, a plain urllib read loop stands in, and the output says so);
 - ``mllzoo download``: the same files through :func:`mllzoo.store.download.fetch` (the network part of
-  a pull: size-bounded reads, SHA-256 of every file, then the rename);
+  a pull: size-bounded reads, SHA-256 of every file, then the rename and a link);
 - ``mllzoo labels pull``: the whole pull into a registry path that does not exist yet (index, downloads,
   checks, graph and labels imported, all in this process).
 
@@ -110,8 +110,10 @@ def main() -> None:
 
             def fetch_all() -> None:
                 shutil.rmtree(download.download_dir(), ignore_errors=True)
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
                 for name, size, sha256 in files:
-                    download.fetch(base + name, size, sha256, ".bin", progress=False)
+                    download.fetch(base + name, size, sha256, out / name, progress=False)
 
             def pull_all() -> None:
                 target = work / "pulled" / "registry.db"

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -284,33 +286,29 @@ def pull(
                 for e in plan["compare"]
             ]
             return report
-        downloads = _Downloads(url, timeout, progress)
-        files = {
-            e["model"]: downloads.fetch(e, LABEL_SUFFIX) for e in plan["pull"] + plan["compare"]
-        }
-        published = (
-            read_graph_file(downloads.fetch(graph_entry, GRAPH_SUFFIX)) if graph_entry else None
-        )
-        for entry in plan["pull"] + plan["compare"]:
-            _check_file(files[entry["model"]], entry)
-        if registry is not None:  # (a new registry has no labels to compare)
-            report["skipped"] += [
-                _compared(registry, graph_id, files[e["model"]], e["model"])
-                for e in plan["compare"]
-            ]
-        origins = {
-            e["model"]: {"index": where, "file": e["file"], "sha256": e["sha256"]}
-            for e in plan["pull"]
-        }
-        paths = [files[model_id] for model_id in origins]
-        if published is not None:
-            _create_registry(Path(registry_path), published, paths, origins)
-        elif paths:
-            assert registry is not None
-            import_labels(registry, paths, replace=True, origins=origins)
-        report["pulled"] = list(origins)
-        downloads.remove()
-        return report
+        with _Downloads(url, timeout, progress) as downloads:
+            files = {e["model"]: downloads.fetch(e) for e in plan["pull"] + plan["compare"]}
+            published = read_graph_file(downloads.fetch(graph_entry)) if graph_entry else None
+            for entry in plan["pull"] + plan["compare"]:
+                _check_file(files[entry["model"]], entry)
+            if registry is not None:  # (a new registry has no labels to compare)
+                report["skipped"] += [
+                    _compared(registry, graph_id, files[e["model"]], e["model"])
+                    for e in plan["compare"]
+                ]
+            origins = {
+                e["model"]: {"index": where, "file": e["file"], "sha256": e["sha256"]}
+                for e in plan["pull"]
+            }
+            paths = [files[model_id] for model_id in origins]
+            if published is not None:
+                _create_registry(Path(registry_path), published, paths, origins)
+            elif paths:
+                assert registry is not None
+                import_labels(registry, paths, replace=True, origins=origins)
+            report["pulled"] = list(origins)
+            downloads.discard()
+            return report
     finally:
         if registry is not None:
             registry.close()
@@ -322,28 +320,35 @@ def _graph_id(registry: Registry | None) -> str:
 
 
 class _Downloads:
-    """The verified local copies of the files an index lists, removed once imported or compared."""
+    """``with _Downloads(...) as downloads``: this pull's links to the verified files, in a folder of
+    its own that goes when the pull ends; :meth:`discard` forgets the shared copies once imported."""
 
     def __init__(self, index: str, timeout: float, progress: bool | None):
         self.index, self.timeout, self.progress = index, timeout, progress
-        self.paths: list[Path] = []
+        self.digests: list[str] = []
 
-    def fetch(self, entry: dict, suffix: str) -> Path:
-        path = download.fetch(
+    def __enter__(self) -> _Downloads:
+        download.download_dir().mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="pull-", dir=download.download_dir()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def fetch(self, entry: dict) -> Path:
+        self.digests.append(entry["sha256"])
+        return download.fetch(
             file_url(self.index, entry["file"]),
             entry["bytes"],
             entry["sha256"],
-            suffix,
+            self.folder / entry["file"],
             self.timeout,
             self.progress,
         )
-        self.paths.append(path)
-        return path
 
-    def remove(self) -> None:
-        for path in self.paths:
-            with contextlib.suppress(OSError):
-                path.unlink()
+    def discard(self) -> None:
+        for digest in self.digests:
+            download.discard(digest)
 
 
 def _graph_entry(index: dict, where: str, wanted: str | None) -> dict:

@@ -12,9 +12,11 @@ given in a URL (``user:password@``) go to that host only, never through a redire
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -85,19 +87,50 @@ def fetch(
     url: str,
     size: int,
     sha256: str,
-    suffix: str,
+    into: Path,
     timeout: float = DOWNLOAD_TIMEOUT,
     progress: bool | None = None,
 ) -> Path:
-    """The verified local copy of ``url`` (``size`` bytes with this ``sha256``), downloaded or resumed.
+    """Make ``into`` the verified copy of ``url`` (``size`` bytes with this ``sha256``): downloaded,
+    resumed, or the one a run before left in the download folder (which stays there until
+    :func:`discard`, so a failed run's complete files are not fetched again).
 
-    ``progress`` ``None`` shows a bar only on a terminal. A file that turns out larger than ``size``, or
-    whose content differs, is deleted and refused; an interrupted one is kept for the next run."""
+    One process at a time works on a file (a lock beside it). ``progress`` ``None`` shows a bar only on
+    a terminal. A file larger than ``size``, or with other content, is deleted and refused; an
+    interrupted one is kept for the next run."""
     folder = download_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    done, partial = folder / f"{sha256}{suffix}", folder / f"{sha256}.partial"
-    if done.is_file() and _sha256(done).hexdigest() == sha256:
-        return done
+    done = folder / f"{sha256}.verified"
+    with _locked(folder / f"{sha256}.lock"):
+        if not (done.is_file() and _sha256(done).hexdigest() == sha256):
+            _verified(url, size, sha256, folder / f"{sha256}.partial", done, timeout, progress)
+        with contextlib.suppress(FileNotFoundError):
+            into.unlink()
+        try:
+            os.link(done, into)  # another run may discard ``done``: this name stays
+        except OSError:
+            shutil.copyfile(done, into)
+    return into
+
+
+def discard(sha256: str) -> None:
+    """Forget the verified download of ``sha256`` (once imported); runs that linked it keep their copy."""
+    folder = download_dir()
+    with _locked(folder / f"{sha256}.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / f"{sha256}.verified").unlink()
+
+
+def _verified(
+    url: str,
+    size: int,
+    sha256: str,
+    partial: Path,
+    done: Path,
+    timeout: float,
+    progress: bool | None,
+) -> None:
+    """Download (or resume) ``url`` into ``partial`` and rename it ``done`` once its SHA-256 matches."""
     for _ in range(2):  # a resumed prefix that was already wrong: once more from the start
         resumed = partial.stat().st_size if partial.is_file() else 0
         if resumed > size:
@@ -105,10 +138,10 @@ def fetch(
             resumed = 0
         if resumed == size and _sha256(partial).hexdigest() == sha256:  # complete, not yet renamed
             os.replace(partial, done)
-            return done
+            return
         if _download(url, partial, resumed, size, timeout, progress) == sha256:
             os.replace(partial, done)
-            return done
+            return
         partial.unlink()
         if not resumed:
             break
@@ -116,6 +149,22 @@ def fetch(
         f"{without_credentials(url)}: its SHA-256 differs from the index's {sha256[:12]}...: the file "
         f"is not the one the index lists; nothing was imported"
     )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (POSIX ``flock``; where there is none, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent pulls of one file are not serialised there
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download(
