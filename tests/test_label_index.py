@@ -226,6 +226,7 @@ def test_publishing_into_a_newer_index_or_an_unlabeled_model_writes_nothing(publ
 # pull: the whole way ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a whole pull, and recommends on CIFAR-100 from both registries
 def test_a_registry_pulled_from_nothing_recommends_exactly_as_the_publisher(
     published, server, tmp_path
 ):

@@ -3,11 +3,11 @@
 A source is an ``http://`` or ``https://`` URL, a ``file://`` URL or a local path. A file is fetched
 into ``<sha256>.partial`` in the download folder; an interrupted download leaves that file behind and
 the next run asks the server for the rest (HTTP ``Range``). Reading stops at the size the index
-declares, and the file is named ``<sha256><suffix>`` only once its size and SHA-256 match, so nothing
-unverified is ever opened by the importer. Every socket operation is bounded by ``timeout``; at most
-:data:`MAX_REDIRECTS` redirects are followed, never from ``https`` down to ``http``, and credentials
-given in a URL (``user:password@``) go to that host only, never through a redirect.
-"""
+declares, and the file becomes ``<sha256>.verified`` (linked where the caller asked) only once its size
+and SHA-256 match, so nothing unverified is ever opened by the importer. Every socket operation is
+bounded by ``timeout``; at most :data:`MAX_REDIRECTS` redirects are followed, never from ``https`` down
+to ``http``, and credentials given in a URL (``user:password@``) go to that host only, never through a
+redirect."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mllzoo.defaults import DOWNLOAD_TIMEOUT
 from mllzoo.errors import MllzooError
+from mllzoo.store.usercache import CACHE_ENV
 
 MAX_REDIRECTS = 5  # a hub's resolve URL redirects once to its CDN; more is a loop or a trap
 CHUNK = 1 << 20  # a read per MB: the Python loop costs little against the bytes
-CACHE_ENV = "MLLZOO_CACHE_DIR"
 
 
 class DownloadError(MllzooError):
@@ -64,7 +64,7 @@ def local_path(source: str) -> Path | None:
     """The path a ``file://`` URL or a plain path names; ``None`` for an HTTP URL."""
     parts = urlsplit(source)
     if parts.scheme == "file":
-        return Path(urllib.request.url2pathname(unquote(parts.path)))
+        return Path(urllib.request.url2pathname(parts.path))
     if parts.scheme in ("http", "https"):
         return None
     if len(parts.scheme) > 1:  # (a one-letter scheme is a Windows drive)
