@@ -180,6 +180,7 @@ def pull_command(
 
     \b
     mllzoo labels pull https://huggingface.co/datasets/ORG/NAME/resolve/main/
+
     Only labels made on the registry's graph are taken; a registry path that does not exist is
     created from the index's graph. Downloads resume; nothing is imported unless every file matches
     the index's size and SHA-256.
