@@ -28,3 +28,6 @@ BENCH_ORDERS = 10  # random hub orders for the benchmark's growth curve
 # the web pages
 HOST = "127.0.0.1"  # loopback: a wider address exposes the whole registry
 PORT = 8001
+
+# label indexes (mllzoo labels pull)
+DOWNLOAD_TIMEOUT = 30.0  # seconds a server may stay silent (connecting, or between two reads)

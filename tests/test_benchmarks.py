@@ -46,3 +46,16 @@ def test_scale_benchmark_prints_every_case_and_the_marginal_cost(tmp_path):
             done.stdout,
         )  # two label counts and the marginal cost
     assert "a query reads" in done.stdout and (tmp_path / "registry.db").exists()
+
+
+def test_pull_throughput_benchmark_compares_the_pull_with_a_baseline_in_the_same_run():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pull_throughput.py"), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert len(rows) == 3 and rows[0][-1] == "1.00x", done.stdout
+    assert "mllzoo labels pull" in done.stdout and "MB/s" in done.stdout

@@ -11,6 +11,7 @@ from mllzoo.cli.main import cli
 from mllzoo.evaluation.bench import run_bench
 from mllzoo.graph.concept_graph import build_graph
 from mllzoo.labeling.driver import label_models
+from mllzoo.labeling.index import pull
 from mllzoo.labeling.ray_executor import RayExecutor
 from mllzoo.selection.recommend import Recommendation, recommend
 
@@ -41,6 +42,7 @@ LIBRARY = {
     ("bench", "batch_size"): default_of(run_bench, "batch_size"),
     ("serve", "host"): defaults.HOST,
     ("serve", "port"): defaults.PORT,
+    ("labels pull", "timeout"): default_of(pull, "timeout"),
 }
 
 

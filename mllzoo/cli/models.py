@@ -96,6 +96,8 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
         f"  {'label:':<16}graph {label['graph']}, {label['readable_samples']:,} of {label['samples']:,} samples "
         f"readable, {label['ranked_first']:.1%} ranked first, depth {label['depth']}, made {label['created']}"
     )
+    if label.get("origin"):
+        click.echo(f"  {'pulled from:':<16}{label['origin']}")
     for title, concepts in (("strongest", card["strongest"]), ("weakest", card["weakest"])):
         click.echo(
             f"  {title} concepts (share of a concept's samples ranked first among all nodes; "

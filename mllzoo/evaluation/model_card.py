@@ -85,6 +85,7 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
         "ranked_first": round(
             float((label.rank[readable] == 0).mean()) if readable.any() else 0.0, 6
         ),
+        "origin": _origin(meta),
     }
     ranked = [
         n
@@ -104,3 +105,11 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     card["strongest"] = [concept(n) for n in ranked[:top]]
     card["weakest"] = [concept(n) for n in ranked[::-1][:top]]
     return card
+
+
+def _origin(meta: dict) -> str | None:
+    """The label index a pulled label came from (its URL, without credentials); ``None`` otherwise."""
+    from mllzoo.labeling.transfer import ORIGIN
+
+    origin = meta.get(ORIGIN)
+    return origin.get("index") if isinstance(origin, dict) else None

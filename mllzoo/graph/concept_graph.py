@@ -180,10 +180,16 @@ def build_graph(samples_dir: Path, max_per_node: int = MAX_PER_NODE, seed: int =
     samples[:, 1] = remap[samples[:, 1]]
     image_hashes = [image_hashes[i] for i in used]
     image_paths = [image_paths[i] for i in used]
-    graph_id = hashlib.sha1(
-        json.dumps([names, image_hashes, samples.tolist()]).encode()
-    ).hexdigest()[:12]
+    graph_id = content_id(names, image_hashes, samples)
     return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown, skipped)
+
+
+def content_id(synsets: list[str], image_hashes: list[str], samples: np.ndarray) -> str:
+    """A graph's id: a hash of its nodes' synsets, its images' hashes and its (node, image) samples, so
+    a graph read from anywhere can be checked against the id it claims."""
+    return hashlib.sha1(json.dumps([synsets, image_hashes, samples.tolist()]).encode()).hexdigest()[
+        :12
+    ]
 
 
 def _hypernyms(synset):

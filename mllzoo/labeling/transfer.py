@@ -17,6 +17,8 @@ from mllzoo.models.vlm import parse_model_id
 from mllzoo.store.labelfile import LabelFileError, open_label_file, read_many, write_label_file
 from mllzoo.store.registry import Registry
 
+ORIGIN = "origin"  # the label meta key naming the index a pulled label came from
+
 
 def export_labels(
     registry: Registry, model_ids: list[str], path: Path, force: bool = False
@@ -47,6 +49,7 @@ def export_labels(
     samples = registry.graph_samples(graph_id)
     for model_id in dict.fromkeys(model_ids):
         fmt, arrays, meta = registry.load_label(model_id, graph_id, samples)
+        meta = {key: value for key, value in meta.items() if key != ORIGIN}  # where *we* got it
         entries.append(
             {
                 "model": model_row(registry, model_id, meta),
@@ -123,13 +126,23 @@ def claimed(registry: Registry, model_ids: list[str], graph_id: str, doing: str)
 
 
 def import_labels(
-    registry: Registry, paths: list[Path], replace: bool = False
+    registry: Registry,
+    paths: list[Path],
+    replace: bool = False,
+    origins: dict[str, dict] | None = None,
 ) -> dict[str, list[str]]:
-    """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``."""
+    """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``.
+
+    ``origins`` (by model id) is recorded in the label's meta as ``origin``: where ``labels pull``
+    found it."""
     graph_id = registry.require_graph_id()
     found = read_many(
         paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
     )
+    for entry in found:
+        entry["meta"].pop(ORIGIN, None)  # only this import says where the label came from
+        if origins and entry["model"]["id"] in origins:
+            entry["meta"][ORIGIN] = origins[entry["model"]["id"]]
     with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
         stored = registry.import_labels(
             graph_id, [_normalised(entry) for entry in found], replace=replace

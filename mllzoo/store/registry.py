@@ -451,6 +451,16 @@ class Registry(LabelStore):
         )
         return blobs.unpack(rows[0]) if rows else None
 
+    def node_embedders(self, graph_id: str) -> list[str]:
+        """The embedders whose caption embeddings of a graph are kept, by id."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select embedder from node_embeddings where graph_id = ? order by embedder",
+                [graph_id],
+            )
+        ]
+
     def save_node_embeddings(self, graph_id: str, embedder: str, vectors: np.ndarray) -> None:
         """Keep a graph's caption embeddings (not in a read-only registry: they are recomputed each time)."""
         if not self.writable:
