@@ -454,7 +454,7 @@ def recommend(
         models=pool,
         skip_damaged=skip_damaged,
     )
-    if include_uninstalled:
+    if include_uninstalled and not runnable:  # a caller that runs them gets the ensemble's error
         warn_uninstalled(registry, result.models)
     weak = [name for name, flagged in zip(names, result.weak) if flagged]
     if weak:

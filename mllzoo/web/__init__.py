@@ -198,7 +198,15 @@ async def recommend_view(datasette, request):
         fields, upload = await form_fields(request)
         context["given"] = {
             k: fields.get(k, "")
-            for k in ("classes", "domain", "task", "k", "max_models", "skip_damaged")
+            for k in (
+                "classes",
+                "domain",
+                "task",
+                "k",
+                "max_models",
+                "skip_damaged",
+                "include_uninstalled",
+            )
         }
         if not (fields.get("classes", "").strip() or (upload and upload[1].strip())):
             if fmt or request.method == "POST" or "classes" in fields:

@@ -68,6 +68,7 @@ class RecommendInput:
     k: int = 1
     max_models: int | None = None
     skip_damaged: bool = False
+    include_uninstalled: bool = False
 
     @classmethod
     def parse(
@@ -88,6 +89,7 @@ class RecommendInput:
             whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
             whole_number(fields.get("max_models"), "max models", 1, 10_000),
             (fields.get("skip_damaged") or "") not in ("", "0"),
+            (fields.get("include_uninstalled") or "") not in ("", "0"),
         )
 
     def query(self) -> dict[str, str]:
@@ -99,6 +101,7 @@ class RecommendInput:
             ("k", self.k if self.k != 1 else None),
             ("max_models", self.max_models),
             ("skip_damaged", "1" if self.skip_damaged else None),
+            ("include_uninstalled", "1" if self.include_uninstalled else None),
         ):
             if value is not None:
                 out[name] = str(value)
@@ -295,7 +298,9 @@ class Zoo:
         from mllzoo.selection.candidates import candidate_models
 
         selector = self.selector
-        pool = candidate_models(selector.model_ids, self.registry)
+        pool = candidate_models(
+            selector.model_ids, self.registry, include_uninstalled=given.include_uninstalled
+        )
         result = selector.recommend(
             given.classes,
             given.domain,

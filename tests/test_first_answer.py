@@ -1,0 +1,133 @@
+"""A newcomer's first answers: hints that work where the user is, and no error from an unrelated plugin.
+
+The plugin set is the point here, so the CLI runs as real subprocesses with ``MLLZOO_LOAD_PLUGINS``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT, run_cli
+
+REGISTRY = str(ROOT / "registry.db")  # the shipped demo registry: minizoo labels only
+PETS = str(ROOT / "examples" / "pets.txt")
+
+
+def one_line_error(result, text: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert text in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
+        result.stderr
+    )
+    return result.stderr
+
+
+@pytest.mark.slow
+def test_an_unrelated_plugin_leaves_recommend_working_and_predict_names_a_working_step(tmp_path):
+    from PIL import Image
+
+    def recommend(plugins: str):
+        return run_cli(
+            "--registry",
+            REGISTRY,
+            "recommend",
+            PETS,
+            "--json",
+            env={"MLLZOO_LOAD_PLUGINS": plugins},
+            cwd=ROOT,
+        )
+
+    alone, unrelated = recommend(""), recommend("mllzoo-plugin-eva")
+    assert unrelated.returncode == 0, unrelated.stderr
+    assert json.loads(unrelated.stdout) == json.loads(alone.stdout)  # as with no plugin at all
+    assert "none of the labeled models' plugins is installed" in unrelated.stderr
+    assert "mllzoo install -e plugins/mllzoo-plugin-minizoo" in unrelated.stderr
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    for flags in ([], ["--include-uninstalled"]):  # either way one step that works, never a loop
+        failed = run_cli(
+            "--registry",
+            REGISTRY,
+            "predict",
+            str(folder),
+            "--classes",
+            PETS,
+            *flags,
+            env={"MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-eva"},
+            cwd=ROOT,
+        )
+        message = one_line_error(failed, "mllzoo install -e plugins/mllzoo-plugin-minizoo")
+        assert "--include-uninstalled" not in message
+
+
+def install(args: list[str], tmp_path, monkeypatch):
+    """``mllzoo install ARGS`` in-process, with pip looking in an empty folder instead of PyPI."""
+    from mllzoo.cli.main import cli
+
+    (tmp_path / "empty-index").mkdir(exist_ok=True)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty-index"))
+    return CliRunner().invoke(cli, ["install", *args])
+
+
+def test_install_of_a_package_the_index_lacks_names_the_clones_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = install(["mllzoo-plugin-eva>=99"], tmp_path, monkeypatch)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        "Error: no package mllzoo-plugin-eva>=99 on the package index (mllzoo's plugins are not "
+        "published yet); this clone has it: mllzoo install -e plugins/mllzoo-plugin-eva"
+    ], lines
+
+    monkeypatch.chdir(tmp_path)  # outside the clone: the folder of the clone mllzoo runs from
+    elsewhere = install(["mllzoo-plugin-eva>=99"], tmp_path, monkeypatch)
+    assert f"mllzoo install -e {ROOT / 'plugins' / 'mllzoo-plugin-eva'}" in elsewhere.output
+
+    unknown = install(["mllzoo-plugin-nowhere"], tmp_path, monkeypatch)
+    assert unknown.exit_code == 2 and len(unknown.output.strip().splitlines()) == 1
+    assert "no package mllzoo-plugin-nowhere on the package index" in unknown.output
+
+
+def test_hints_in_listings_name_the_local_folder(monkeypatch):
+    from mllzoo.plugin_source import install_command
+
+    monkeypatch.chdir(ROOT)
+    assert install_command(["mllzoo-plugin-hf", "someone-elses-plugin", "mllzoo-plugin-hf"]) == (
+        "mllzoo install -e plugins/mllzoo-plugin-hf; mllzoo install someone-elses-plugin"
+    )
+
+
+@pytest.mark.slow
+def test_the_web_form_offers_include_uninstalled_as_the_cli_does(tmp_path):
+    import sqlite3
+
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, cli_recommend, client_get, query
+
+    copy = tmp_path / "registry.db"
+    with sqlite3.connect(REGISTRY) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    with sqlite3.connect(
+        copy
+    ) as conn:  # the models' favourite now comes from a plugin not installed
+        for table in ("labels", "label_blocks", "label_parts"):
+            conn.execute(
+                f"update {table} set model_id = 'elsewhere/convnext-xs.nature' "
+                "where model_id = 'minizoo/convnext-xs.nature'"
+            )
+    names = ["dog", "cat", "owl", "snake"]
+    ds = Datasette(immutables=[str(copy)])
+    for params, flags in (({}, []), ({"include_uninstalled": "1"}, ["--include-uninstalled"])):
+        expected = cli_recommend(tmp_path, names, *flags, registry=copy)
+        got = client_get(ds, f"{PREFIX}/recommend.json?{query(names, **params)}").text
+        assert got == expected
+    assert "elsewhere/convnext-xs.nature" in got  # the flag made a difference
+    html = client_get(ds, f"{PREFIX}/recommend?{query(names, include_uninstalled='1')}").text
+    assert 'name="include_uninstalled" value="1" checked' in html
