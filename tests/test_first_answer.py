@@ -16,6 +16,19 @@ REGISTRY = str(ROOT / "registry.db")  # the shipped demo registry: minizoo label
 PETS = str(ROOT / "examples" / "pets.txt")
 
 
+def renamed_copy(tmp_path, old: str, new: str):
+    """The shipped registry copied, with ``old``'s label now under the id ``new`` (another family)."""
+    import sqlite3
+
+    copy = tmp_path / "registry.db"
+    with sqlite3.connect(REGISTRY) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    with sqlite3.connect(copy) as conn:
+        for table in ("labels", "label_blocks", "label_parts"):
+            conn.execute(f"update {table} set model_id = ? where model_id = ?", [new, old])
+    return copy
+
+
 def one_line_error(result, text: str) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert text in result.stderr, result.stderr
@@ -131,3 +144,57 @@ def test_the_web_form_offers_include_uninstalled_as_the_cli_does(tmp_path):
     assert "elsewhere/convnext-xs.nature" in got  # the flag made a difference
     html = client_get(ds, f"{PREFIX}/recommend?{query(names, include_uninstalled='1')}").text
     assert 'name="include_uninstalled" value="1" checked' in html
+
+
+def test_demo_models_are_the_minizoo_family_or_flagged_by_their_plugin():
+    from mllzoo.selection.demo import demo_notice
+
+    minizoo = {"minizoo/a.x": {}, "minizoo/b.y": {"extra": {}}}
+    assert demo_notice(list(minizoo), minizoo).startswith("Demo registry:")
+    real = {**minizoo, "open_clip/ViT-B-32.openai": {"extra": {"demo": False}}}
+    assert demo_notice(list(real), real) is None  # one real model: the answer may be real advice
+    flagged = {**minizoo, "toy/t.1": {"extra": {"demo": True}}}
+    assert demo_notice(list(flagged), flagged) is not None
+    assert demo_notice([], {}) is None
+
+
+@pytest.mark.slow
+def test_recommend_on_demo_labels_says_so_first_in_text_and_json(tmp_path):
+    def recommend(registry, *flags):
+        done = run_cli("--registry", str(registry), "recommend", PETS, *flags)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = recommend(REGISTRY).splitlines()[0]
+    assert first.startswith("Demo registry:") and "mllzoo labels import" in first
+    assert json.loads(recommend(REGISTRY, "--json"))["notice"] == first
+
+    mixed = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
+    assert recommend(mixed).startswith("score:")  # a real model among them: no notice
+    assert "notice" not in json.loads(recommend(mixed, "--json", "--include-uninstalled"))
+
+
+@pytest.mark.slow
+def test_every_web_page_shows_the_demo_notice(tmp_path):
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, client_get, query
+
+    ds = Datasette(immutables=[REGISTRY])
+    overview = json.loads(client_get(ds, f"{PREFIX}.json").text)
+    assert overview["notice"].startswith("Demo registry:")
+    for page in (
+        PREFIX,
+        f"{PREFIX}/recommend?{query(['dog'])}",
+        f"{PREFIX}/recommend",
+        f"{PREFIX}/model/minizoo/convnext-xs.nature",
+        f"{PREFIX}/concept/dog.n.01",
+        f"{PREFIX}/compare?models=minizoo/convnext-xs.nature,minizoo/resnet18-s.broad",
+    ):
+        assert 'id="mllzoo-notice">Demo registry:' in client_get(ds, page).text, page
+    document = json.loads(client_get(ds, f"{PREFIX}/recommend.json?{query(['dog'])}").text)
+    assert document["notice"] == overview["notice"]
+
+    mixed = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
+    plain = Datasette(immutables=[str(mixed)])
+    assert 'id="mllzoo-notice"' not in client_get(plain, PREFIX).text

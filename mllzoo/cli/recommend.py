@@ -110,6 +110,8 @@ def recommend_command(
     if as_json:
         emit_json(data)
         return
+    if data.get("notice"):
+        click.echo(data["notice"])
     click.echo(
         f"score: the model's expected F1 on the class's concepts (0-1) | <- the closest graph concepts "
         f"| [weak]: none matches well (similarity < {WEAK_MATCH})"

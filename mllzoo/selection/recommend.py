@@ -20,6 +20,7 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
+from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
 from mllzoo.store.usercache import EmbeddingCache
@@ -45,6 +46,7 @@ class Recommendation:
     domain: str | None = None
     task: str | None = None
     skipped: list[str] = field(default_factory=list)  # damaged labels left out (``skip_damaged``)
+    notice: str | None = None  # set when every labeled model is a demo model (:mod:`.demo`)
 
     @property
     def models(self) -> list[str]:
@@ -118,6 +120,7 @@ class Recommendation:
             "classes": rows,
             "models": self.models,
             "plugins": plugins_of(self.registry, self.models),
+            **({"notice": self.notice} if self.notice else {}),
             **({"skipped": self.skipped} if self.skipped else {}),
         }
 
@@ -158,8 +161,9 @@ class Recommendation:
             cells.append(
                 f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>"
             )
+        notice = f"<p><strong>{escape(self.notice)}</strong></p>" if self.notice else ""
         return (
-            "<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
+            f"{notice}<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
             f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
         )
 
@@ -308,6 +312,7 @@ class Selector:
         self.node_vectors = node_vectors(registry, self.embedder, self.graph)
         self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
+        self.notice = demo_notice(self.model_ids, self.metadata)
         self._class_vectors: dict[tuple, np.ndarray] = {}
 
     def whole_labels(self) -> list[labels.Label]:
@@ -402,6 +407,7 @@ class Selector:
             domain,
             task,
             skipped,
+            self.notice,
         )
 
 

@@ -63,6 +63,20 @@ def skip_csrf(scope):
 
 
 @hookimpl
+def extra_template_vars(datasette):
+    """``mllzoo_notice``: the demo-registry line the pages show above their content."""
+
+    async def notice():
+        try:
+            zoo = await registry_zoo(datasette)
+            return {"mllzoo_notice": await on_worker(zoo, lambda: zoo.notice)}
+        except MllzooError:
+            return {}
+
+    return notice
+
+
+@hookimpl
 def menu_links(datasette):
     return [{"href": datasette.urls.path(PREFIX), "label": "Model zoo (mllzoo)"}]
 

@@ -118,6 +118,7 @@ class Zoo:
         self._registry = None
         self._graph = None
         self._selector = None
+        self._notice: tuple[str] | None = None
         self._children: list[list[int]] | None = None
         self._branches: list[tuple[int, np.ndarray]] | None = None
         self._tables: dict[
@@ -218,6 +219,16 @@ class Zoo:
     def labeled(self) -> list[str]:
         return sorted(self.registry.labeled_model_ids(self.graph.id))
 
+    @property
+    def notice(self) -> str | None:
+        """The demo-registry line (:func:`mllzoo.selection.demo.demo_notice`) every page shows."""
+        if self._notice is None:
+            from mllzoo.selection.demo import demo_notice
+
+            metadata = {row["id"]: row["metadata"] for row in self.registry.models()}
+            self._notice = (demo_notice(self.labeled(), metadata) or "",)
+        return self._notice[0] or None
+
     def table(self, model_id: str) -> tuple[np.ndarray, np.ndarray] | DamagedLabelError:
         """Per node, the model's accuracy (NaN without samples) and readable sample count; computed once per
         label (keyed by when it was made) and kept; a damaged label gives its error instead."""
@@ -284,6 +295,7 @@ class Zoo:
             )
         return {
             "registry": self.path.name,
+            **({"notice": self.notice} if self.notice else {}),
             "graph": self.graph.id,
             "nodes": len(self.graph.nodes),
             "models": models,
