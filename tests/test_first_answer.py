@@ -165,9 +165,11 @@ def test_recommend_on_demo_labels_says_so_first_in_text_and_json(tmp_path):
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    first = recommend(REGISTRY).splitlines()[0]
-    assert first.startswith("Demo registry:") and "mllzoo labels import" in first
-    assert json.loads(recommend(REGISTRY, "--json"))["notice"] == first
+    text = recommend(REGISTRY)
+    notice = json.loads(recommend(REGISTRY, "--json"))["notice"]
+    assert notice.startswith("Demo registry:") and "mllzoo labels import" in notice
+    before_table = text[: text.index("score:")]
+    assert " ".join(before_table.split()) == notice  # first, wrapped at the terminal's width
 
     mixed = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
     assert recommend(mixed).startswith("score:")  # a real model among them: no notice

@@ -21,11 +21,9 @@ def demo_notice(model_ids: list[str], metadata: dict[str, dict]) -> str | None:
     """One line when every labeled model is a demo model (what the answer is, how to get real labels)."""
     if not model_ids or not all(is_demo_model(m, metadata.get(m) or {}) for m in model_ids):
         return None
-    from mllzoo.plugin_source import install_command
-
     return (
         "Demo registry: all its labels are of minizoo demo models (tiny, trained on a synthetic emoji "
-        "world), so the picks show how mllzoo works, not real advice. For real labels: mllzoo labels "
-        f"import FILE (published labels), or {install_command(['mllzoo-plugin-openclip'])} then "
-        "mllzoo register."
+        "world), so the picks show how mllzoo works, not real advice. For real labels: import "
+        "published ones (mllzoo labels import FILE), or install a model plugin (in a clone: mllzoo "
+        "install -e plugins/mllzoo-plugin-openclip) and run mllzoo register."
     )

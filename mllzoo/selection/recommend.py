@@ -20,6 +20,7 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
+from mllzoo.graph.names import spelling_suggestions
 from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
@@ -103,6 +104,8 @@ class Recommendation:
                     )
                 ],
             }
+            if weak[y]:
+                row["suggestions"] = spelling_suggestions(self.graph, name)
             if explain:
                 other = self.runner_up(y)
                 row["runner_up"] = (
