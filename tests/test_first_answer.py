@@ -200,3 +200,35 @@ def test_every_web_page_shows_the_demo_notice(tmp_path):
     mixed = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
     plain = Datasette(immutables=[str(mixed)])
     assert 'id="mllzoo-notice"' not in client_get(plain, PREFIX).text
+
+
+def test_home_page_figures_weigh_each_model_against_the_others():
+    import numpy as np
+
+    from mllzoo.web.zoo import weighed
+
+    nan = np.nan
+    counts = np.array([4, 5, 0, 3])
+    tables = {
+        "x/a.1": (np.array([0.5, 0.2, nan, 0.0]), counts),
+        "x/b.1": (np.array([0.1, 0.4, nan, 0.0]), counts),
+    }  # the last concept nobody gets right, the third has no samples: neither is weighed
+    got = weighed(tables)
+    assert got["x/a.1"] == {"best_on": 1, "share_of_best": 0.75, "rank": 1, "concepts": 2}
+    assert got["x/b.1"] == {"best_on": 1, "share_of_best": 0.6, "rank": 2, "concepts": 2}
+
+
+@pytest.mark.slow
+def test_the_home_page_shows_rank_best_on_and_share_of_the_best():
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, client_get
+
+    ds = Datasette(immutables=[REGISTRY])
+    models = json.loads(client_get(ds, f"{PREFIX}.json").text)["models"]
+    assert sorted(m["rank"] for m in models) == list(range(1, len(models) + 1))
+    assert (
+        sum(m["best_on"] for m in models) >= models[0]["concepts"] > 0
+    )  # every weighed concept has a best
+    html = client_get(ds, PREFIX).text
+    assert "share of the best" in html and "most accurate on" in html and "guessing among" in html

@@ -282,17 +282,25 @@ class Zoo:
 
     # pages (each a JSON-ready dict; called on the worker thread) ------------------------------------
     def overview(self) -> dict:
+        """The registry at a glance; each model's figures are weighed against the other labeled models
+        (best on how many concepts, its accuracy as a share of the best's), since accuracy over
+        thousands of concepts reads as near zero without a yardstick."""
         models: list[dict[str, Any]] = []
+        tables = {}
         for model_id in self.labeled():
             table = self.table(model_id)
             if isinstance(table, DamagedLabelError):
                 models.append({"id": model_id, "damaged": str(table)})
                 continue
+            tables[model_id] = table
             accuracy, counts = table
             first = np.rint(np.nan_to_num(accuracy) * counts)
             models.append(
                 {"id": model_id, "accuracy": round(float(first.sum() / max(counts.sum(), 1)), 6)}
             )
+        figures = weighed(tables)
+        for row in models:
+            row.update(figures.get(row["id"], {}))
         return {
             "registry": self.path.name,
             **({"notice": self.notice} if self.notice else {}),
@@ -427,6 +435,34 @@ class Zoo:
             for i, (root, _) in enumerate(self.branches)
         ]
         return {"models": list(columns), "branches": branches, "damaged": damaged}
+
+
+def weighed(tables: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]:
+    """Per model, figures against the others on the concepts with samples: ``best_on`` (the concepts
+    where no other model is more accurate), ``share_of_best`` (its accuracy over the best model's,
+    averaged over concepts), ``rank`` (by that share) and ``concepts`` (how many were weighed)."""
+    if not tables:
+        return {}
+    accuracy = np.stack([table[0] for table in tables.values()])
+    known = ~np.isnan(accuracy)
+    best = np.where(known, accuracy, -1.0).max(axis=0)
+    weighed_nodes = best > 0
+    share = np.where(
+        known & weighed_nodes, np.nan_to_num(accuracy) / np.where(best > 0, best, 1), 0
+    )
+    mean_share = share[:, weighed_nodes].mean(axis=1) if weighed_nodes.any() else share[:, 0] * 0
+    order = np.argsort(-mean_share, kind="stable")
+    ranks = np.empty(len(order), int)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return {
+        model_id: {
+            "best_on": int((known[i] & weighed_nodes & (accuracy[i] >= best)).sum()),
+            "share_of_best": round(float(mean_share[i]), 6),
+            "rank": int(ranks[i]),
+            "concepts": int(weighed_nodes.sum()),
+        }
+        for i, model_id in enumerate(tables)
+    }
 
 
 _ZOOS: dict[tuple[str, bool], Zoo] = {}
