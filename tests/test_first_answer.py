@@ -232,3 +232,42 @@ def test_the_home_page_shows_rank_best_on_and_share_of_the_best():
     )  # every weighed concept has a best
     html = client_get(ds, PREFIX).text
     assert "share of the best" in html and "most accurate on" in html and "guessing among" in html
+
+
+def test_a_class_line_that_is_a_synset_id_or_wnid_matches_exactly_that_concept():
+    from mllzoo.selection.recommend import recommend
+
+    rec = recommend(["n02084071", "dog.n.01", "dog", "zzz.n.01"], registry=REGISTRY, cache=False)
+    wnid, synset, word, unknown = rec.to_dict()["classes"]
+    for row in (wnid, synset):
+        assert row["exact"] == "dog.n.01" and not row["weak"]
+        assert [(n["synset"], n["weight"], n["similarity"]) for n in row["nodes"]] == [
+            ("dog.n.01", 1.0, 1.0)
+        ]
+    assert wnid["models"] == synset["models"]  # the same concept, the same scores
+    assert "exact" not in word and len(word["nodes"]) > 1  # a word is matched by meaning
+    assert "exact" not in unknown  # an id the graph lacks is just a name
+
+
+@pytest.mark.slow  # loads a minizoo model (torch)
+def test_predict_scores_class_folders_named_by_wnid(tmp_path):
+    from PIL import Image
+
+    for folder, color in (("n02084071", (200, 60, 60)), ("cat", (60, 200, 60))):
+        (tmp_path / "images" / folder).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), color).save(tmp_path / "images" / folder / f"{i}.png")
+    (tmp_path / "classes.txt").write_text("dog\ncat\n")
+    done = run_cli(
+        "--registry",
+        REGISTRY,
+        "predict",
+        str(tmp_path / "images"),
+        "--classes",
+        str(tmp_path / "classes.txt"),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["unmatched_folders"] == {}
+    assert {c["class"]: c["images"] for c in result["per_class"]} == {"dog": 2, "cat": 2}

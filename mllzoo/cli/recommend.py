@@ -163,7 +163,8 @@ def class_lines(row: dict, explain: bool, width: int, with_scores: bool) -> list
     parts = [*models, "<- " + ", ".join(concept_names(row["nodes"][:3]))]
     if row.get("suggestions"):
         parts.append(f"did you mean {' or '.join(row['suggestions'])}?")
-    lines = packed(f"{row['name']:<{NAME_WIDTH}} ", parts, width, NAME_WIDTH + 1)
+    name = f"{row['name']} (= {row['nodes'][0]['name']})" if row.get("exact") else row["name"]
+    lines = packed(f"{name:<{NAME_WIDTH}} ", parts, width, NAME_WIDTH + 1)
     if explain:
         for node, name in zip(row["nodes"], concept_names(row["nodes"])):
             lines.append(

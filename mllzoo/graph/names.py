@@ -34,6 +34,28 @@ def exact_node(graph: Graph, text: str) -> int | None:
     return None
 
 
+def exact_nodes(graph: Graph, classes: list[str]) -> dict[int, int]:
+    """Class index -> node, for the class lines that name a concept by its id."""
+    found = {y: exact_node(graph, name) for y, name in enumerate(classes)}
+    return {y: n for y, n in found.items() if n is not None}
+
+
+def folder_aliases(graph: Graph, classes: list[str]) -> dict[str, str]:
+    """Folder names (lowercase) that stand for a class besides its own: the wnid and synset id of
+    the concept it names by id, or of each concept named like it (``n02084071`` for ``dog``)."""
+    by_name: dict[str, list[int]] = {}
+    for node in graph.nodes:
+        by_name.setdefault(node.name.lower(), []).append(node.idx)
+    aliases: dict[str, str] = {}
+    for name in classes:
+        exact = exact_node(graph, name)
+        nodes = [exact] if exact is not None else by_name.get(" ".join(name.lower().split()), [])
+        for n in nodes:
+            for key in (graph.nodes[n].wnid, graph.nodes[n].synset):
+                aliases.setdefault(key.lower(), name)
+    return aliases
+
+
 def spelling_suggestions(graph: Graph, text: str, n: int = SUGGESTIONS) -> list[str]:
     """Concept names spelled like ``text`` (``elefant`` -> ``elephant``), closest first; a name that
     is ``text`` itself is no suggestion."""

@@ -14,11 +14,14 @@ CONFUSIONS = 3  # the most common wrong answers a class's report names
 
 
 def gather_images(
-    paths: tuple[Path, ...] | list[Path], classes: list[str]
+    paths: tuple[Path, ...] | list[Path],
+    classes: list[str],
+    aliases: dict[str, str] | None = None,
 ) -> tuple[list[Path], list[str | None], dict[str, int]]:
-    """Files as given; folders walked. A sub-folder named like a class gives its images that truth; the
-    images of sub-folders named like no class are counted per folder (they are predicted, not scored)."""
-    by_folder = {display_name(c).lower(): c for c in classes}
+    """Files as given; folders walked. A sub-folder named like a class (or like one of its ``aliases``,
+    lowercase folder name -> class: its concept's wnid) gives its images that truth; the images of
+    sub-folders named like no class are counted per folder (they are predicted, not scored)."""
+    by_folder = {**(aliases or {}), **{display_name(c).lower(): c for c in classes}}
     images: list[Path] = []
     truth: list[str | None] = []
     unmatched: Counter[str] = Counter()

@@ -20,7 +20,7 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
-from mllzoo.graph.names import spelling_suggestions
+from mllzoo.graph.names import exact_nodes, spelling_suggestions
 from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
@@ -102,8 +102,11 @@ class Recommendation:
                     for n, w, similarity in zip(
                         sel.match.nodes[y], sel.match.weights[y], sel.match.similarity[y]
                     )
+                    if y not in sel.match.exact or w > 0  # an id matches its concept only
                 ],
             }
+            if y in sel.match.exact:
+                row["exact"] = self.graph.nodes[sel.match.exact[y]].synset
             if weak[y]:
                 row["suggestions"] = spelling_suggestions(self.graph, name)
             if explain:
@@ -382,7 +385,11 @@ class Selector:
                 raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
             keep = sorted(self.model_ids.index(m) for m in models)
         model_ids = [self.model_ids[i] for i in keep]
-        class_vectors = self.class_vectors(names, domain, task)
+        exact = exact_nodes(self.graph, names)
+        described = [
+            self.graph.nodes[exact[y]].name if y in exact else n for y, n in enumerate(names)
+        ]
+        class_vectors = self.class_vectors(described, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
@@ -395,6 +402,7 @@ class Selector:
             cost=cost,
             max_models=max_models,
             max_gflops=max_gflops,
+            exact=exact,
         )
         skipped = [m for m in skipped or [] if m in model_ids]
         if skipped:  # known only once the labels have streamed: choose again without them
