@@ -10,6 +10,7 @@ from mllzoo import defaults
 from mllzoo.cli.main import cli
 from mllzoo.evaluation.bench import run_bench
 from mllzoo.graph.concept_graph import build_graph
+from mllzoo.graph.names import find_concepts
 from mllzoo.labeling.driver import label_models
 from mllzoo.labeling.ray_executor import RayExecutor
 from mllzoo.selection.recommend import Recommendation, recommend
@@ -39,6 +40,7 @@ LIBRARY = {
     ("bench", "orders"): default_of(run_bench, "orders"),
     ("bench", "device"): default_of(run_bench, "device"),
     ("bench", "batch_size"): default_of(run_bench, "batch_size"),
+    ("concepts", "limit"): default_of(find_concepts, "limit"),
     ("serve", "host"): defaults.HOST,
     ("serve", "port"): defaults.PORT,
 }

@@ -271,3 +271,47 @@ def test_predict_scores_class_folders_named_by_wnid(tmp_path):
     result = json.loads(done.stdout)
     assert result["unmatched_folders"] == {}
     assert {c["class"]: c["images"] for c in result["per_class"]} == {"dog": 2, "cat": 2}
+
+
+def concepts_cli(*args: str):
+    from mllzoo.cli.main import cli
+
+    return CliRunner().invoke(cli, ["--registry", REGISTRY, "concepts", *args])
+
+
+def test_concepts_finds_by_name_spelling_id_gloss_and_meaning():
+    by_name = json.loads(concepts_cli("elephant", "--json").output)
+    assert by_name[0]["synset"] == "elephant.n.01" and by_name[0]["matched_by"] == "name"
+    assert by_name[0]["gloss"] and by_name[0]["samples"] > 0 and by_name[0]["wnid"] == "n02503517"
+    assert len(by_name) == 10 and {"meaning"} <= {row["matched_by"] for row in by_name}
+    misspelt = json.loads(concepts_cli("elefant", "-n", "3", "--json").output)
+    assert misspelt[0]["name"] == "elephant" and misspelt[0]["matched_by"] == "spelling"
+    by_id = json.loads(concepts_cli("n02084071", "--json").output)
+    assert [row["synset"] for row in by_id] == ["dog.n.01"]  # an id finds its concept, nothing more
+    in_gloss = json.loads(concepts_cli("roar", "--json").output)
+    assert {"big_cat.n.01", "cat.n.01"} <= {
+        r["synset"] for r in in_gloss if r["matched_by"] == "gloss"
+    }
+    text = concepts_cli("sunglasses", "-n", "2").output.splitlines()
+    assert len(text) == 2 and text[0].startswith("sunglasses.n.01") and "samples" in text[0]
+    empty = concepts_cli("  ")
+    assert empty.exit_code == 2 and "give a word to search for" in empty.output
+
+
+@pytest.mark.slow
+def test_the_web_search_box_lists_what_mllzoo_concepts_lists():
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, client_get
+
+    ds = Datasette(immutables=[REGISTRY])
+    assert 'id="concept-search"' in client_get(ds, PREFIX).text
+    found = json.loads(client_get(ds, f"{PREFIX}/concepts.json?q=elefant").text)
+    assert found["concepts"] == json.loads(concepts_cli("elefant", "--json").output)
+    html = client_get(ds, f"{PREFIX}/concepts?q=elefant").text
+    assert (
+        'data-synset="elephant.n.01"' in html and f'href="{PREFIX}/concept/elephant.n.01"' in html
+    )
+    refused = client_get(ds, f"{PREFIX}/concepts.json?q=")
+    assert refused.status_code == 400 and "give a word" in json.loads(refused.text)["error"]
+    assert client_get(ds, f"{PREFIX}/concepts").status_code == 200  # the bare box, no error

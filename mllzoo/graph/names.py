@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 
+from mllzoo.defaults import CONCEPTS_SHOWN
 from mllzoo.graph.concept_graph import Graph
 
 SYNSET_ID = re.compile(r"^[^\s.]+(\.[^\s.]+)*\.[nvasr]\.\d{2}$")
@@ -68,13 +69,14 @@ def spelling_suggestions(graph: Graph, text: str, n: int = SUGGESTIONS) -> list[
     return list(dict.fromkeys(words[w] for w in close if w != wanted))[:n]
 
 
-def search(graph: Graph, query: str, limit: int) -> list[int]:
-    """Nodes whose name, lemma, synset id or wnid is ``query``, then those containing it, then those
-    whose gloss contains it, then near spellings; best first, at most ``limit``."""
+def search(graph: Graph, query: str, limit: int) -> list[tuple[int, str]]:
+    """Nodes whose name, lemma, synset id or wnid is ``query`` (``"name"``), then those whose name or
+    lemma contains it (``"name"``), whose gloss does (``"gloss"``), else near spellings
+    (``"spelling"``); best first, at most ``limit``, each with how it matched."""
     wanted = query.strip().lower()
     if not wanted:
         return []
-    tiers: list[list[int]] = [[], [], [], []]
+    tiers: list[list[int]] = [[], [], []]
     for node in graph.nodes:
         keys = (node.name.lower(), lemma(node.synset).lower(), node.synset.lower(), node.wnid)
         if wanted in keys:
@@ -83,8 +85,48 @@ def search(graph: Graph, query: str, limit: int) -> list[int]:
             tiers[1].append(node.idx)
         elif wanted in node.definition.lower():
             tiers[2].append(node.idx)
-    if not any(tiers):
-        by_name = {node.name: node.idx for node in graph.nodes}
-        tiers[3] = [by_name[name] for name in spelling_suggestions(graph, wanted, limit)]
     tiers[1].sort(key=lambda n: (len(graph.nodes[n].name), graph.nodes[n].name))
-    return [n for tier in tiers for n in tier][:limit]
+    found = [(n, how) for tier, how in zip(tiers, ("name", "name", "gloss")) for n in tier]
+    if not found:
+        by_name = {node.name: node.idx for node in graph.nodes}
+        found = [(by_name[name], "spelling") for name in spelling_suggestions(graph, wanted, limit)]
+    return found[:limit]
+
+
+def find_concepts(
+    registry, query: str, limit: int = CONCEPTS_SHOWN, graph: Graph | None = None
+) -> list[dict]:
+    """``mllzoo concepts QUERY``: :func:`search`'s matches by name, lemma, id, gloss or spelling, then
+    concepts close in meaning (the embedder's similarity of the query to each node's caption) up to
+    ``limit`` (not for an id); each with its synset, wnid, name, gloss, sample count and how it
+    matched. ``graph``: the registry's, already loaded with its samples."""
+    import numpy as np
+
+    from mllzoo.errors import MllzooError
+    from mllzoo.graph.concept_graph import load_graph
+    from mllzoo.text.embedders import embed, get_embedder, node_vectors
+
+    if not query.strip():
+        raise MllzooError("give a word to search for, e.g. mllzoo concepts elephant")
+    graph = graph or load_graph(registry, images=False)
+    samples = np.bincount(graph.samples[:, 0], minlength=len(graph.nodes))
+    found = dict(search(graph, query, limit))
+    if len(found) < limit and not (SYNSET_ID.match(query.strip()) or WNID.match(query.strip())):
+        embedder = get_embedder()
+        vectors = node_vectors(registry, embedder, graph)
+        wanted = embed(registry, embedder, [query.strip()])[0]
+        for n in np.argsort(-(vectors @ wanted), kind="stable").tolist():
+            if len(found) >= limit:
+                break
+            found.setdefault(n, "meaning")
+    return [
+        {
+            "synset": graph.nodes[n].synset,
+            "wnid": graph.nodes[n].wnid,
+            "name": graph.nodes[n].name,
+            "gloss": graph.nodes[n].definition,
+            "samples": int(samples[n]),
+            "matched_by": how,
+        }
+        for n, how in found.items()
+    ]

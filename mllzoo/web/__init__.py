@@ -49,6 +49,7 @@ def register_routes():
         (rf"^{PREFIX}/model/(?P<model_id>[^/]+/[^/]+?)(?P<format>\.json)?$", model_view),
         (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
+        (rf"^{PREFIX}/concepts(?P<format>\.json)?$", concepts_view),
     ]
 
 
@@ -278,6 +279,21 @@ async def concept_view(datasette, request):
         return data, {"concept": data}
 
     return await respond(datasette, request, fmt, "mllzoo_concept.html", build)
+
+
+async def concepts_view(datasette, request):
+    """The graph's concepts found by name, lemma, id, gloss or meaning (``mllzoo concepts``)."""
+    fmt = request.url_vars.get("format")
+
+    async def build():
+        fields, _ = await form_fields(request)
+        if not (fields.get("q") or "").strip() and not fmt:
+            return None, {"found": None}
+        zoo = await registry_zoo(datasette)
+        found = await on_worker(zoo, zoo.concepts, fields.get("q") or "")
+        return found, {"found": found}
+
+    return await respond(datasette, request, fmt, "mllzoo_concepts.html", build)
 
 
 async def compare_view(datasette, request):

@@ -39,6 +39,9 @@ class NotFound(MllzooError):
     """An unknown model id or synset (HTTP 404)."""
 
 
+MAX_SEARCH = 200  # characters of a concept search kept
+
+
 def plain_text(value: str, what: str) -> str:
     """``value`` stripped, refused (one line) when it holds a character class names may not hold."""
     problem = unsafe_character(value)
@@ -405,6 +408,13 @@ class Zoo:
             "models": ranked,
             "damaged": damaged,
         }
+
+    def concepts(self, query: str) -> dict:
+        """The web twin of ``mllzoo concepts QUERY`` (:func:`mllzoo.graph.names.find_concepts`)."""
+        from mllzoo.graph.names import find_concepts
+
+        query = plain_text(query, "the search")[:MAX_SEARCH]
+        return {"query": query, "concepts": find_concepts(self.registry, query, graph=self.graph)}
 
     def compare(self, model_ids: list[str]) -> dict:
         if not 2 <= len(model_ids) <= MAX_COMPARE or len(set(model_ids)) != len(model_ids):
