@@ -315,3 +315,48 @@ def test_the_web_search_box_lists_what_mllzoo_concepts_lists():
     refused = client_get(ds, f"{PREFIX}/concepts.json?q=")
     assert refused.status_code == 400 and "give a word" in json.loads(refused.text)["error"]
     assert client_get(ds, f"{PREFIX}/concepts").status_code == 200  # the bare box, no error
+
+
+def cli_run(*args: str):
+    from mllzoo.cli.main import cli
+
+    return CliRunner().invoke(cli, ["--registry", REGISTRY, *args])
+
+
+def refused(result, words: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and words in result.output, result.output
+
+
+def test_empty_answers_are_refused_in_one_line(tmp_path):
+    from PIL import Image
+
+    refused(
+        cli_run("recommend", PETS, "--max-gflops", "0.001"),
+        "no candidate model fits --max-gflops 0.001: the smallest, minizoo/mobilenetv3-s050.broad, "
+        "needs 0.0053 GFLOPs",
+    )
+    refused(cli_run("recommend", PETS, "--max-gflops", "-1"), "--max-gflops must be a positive")
+    refused(cli_run("recommend", PETS, "--max-gflops", "0"), "--max-gflops must be a positive")
+    assert cli_run("recommend", PETS, "--max-gflops", "0.006", "--json").exit_code == 0
+    refused(
+        cli_run("models", "--hub", "mll48"), "no known model has hub 'mll48' (did you mean mll49?)"
+    )
+    refused(cli_run("models", "--family", "openclip"), "(did you mean open_clip?)")
+    assert cli_run("models", "--family", "minizoo").exit_code == 0
+
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(image)
+    refused(cli_run("recommend", str(image)), "photo.png is a PNG image, not a text file")
+    listed = tmp_path / "classes.txt"
+    listed.write_text("dog\ncat\n")
+    refused(
+        cli_run("predict", str(listed), "--classes", str(listed)),
+        "classes.txt is neither an image (.bmp",
+    )
+
+
+def test_a_utf16_class_file_is_still_called_utf16(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("dog\ncat\n", encoding="utf-16")
+    refused(cli_run("recommend", str(path)), "looks like UTF-16 text")

@@ -9,6 +9,7 @@ from pathlib import Path
 from mllzoo.classes import display_name
 from mllzoo.errors import MllzooError
 from mllzoo.graph.images import class_folder_images
+from mllzoo.graph.samples import IMAGE_SUFFIXES
 
 CONFUSIONS = 3  # the most common wrong answers a class's report names
 
@@ -27,6 +28,11 @@ def gather_images(
     unmatched: Counter[str] = Counter()
     for path in paths:
         if path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise MllzooError(
+                    f"{path} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a folder "
+                    f"of images; the class file goes after --classes"
+                )
             images.append(path)
             truth.append(None)
         elif path.is_dir():

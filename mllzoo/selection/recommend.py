@@ -391,6 +391,7 @@ class Selector:
         ]
         class_vectors = self.class_vectors(described, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        check_budget(model_ids, cost, max_models, max_gflops)
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
             class_vectors,
@@ -419,6 +420,25 @@ class Selector:
             task,
             skipped,
             self.notice,
+        )
+
+
+def check_budget(
+    model_ids: list[str], cost: np.ndarray, max_models: int | None, max_gflops: float | None
+) -> None:
+    """A budget no candidate meets would answer with classes and no models: refuse it in one line,
+    naming the smallest model's figure."""
+    if max_models is not None and max_models < 1:
+        raise MllzooError(f"--max-models must be at least 1, not {max_models}")
+    if max_gflops is None:
+        return
+    if not max_gflops > 0:
+        raise MllzooError(f"--max-gflops must be a positive number of GFLOPs, not {max_gflops:g}")
+    cheapest = int(np.argmin(cost))
+    if cost[cheapest] > max_gflops:
+        raise MllzooError(
+            f"no candidate model fits --max-gflops {max_gflops:g}: the smallest, "
+            f"{model_ids[cheapest]}, needs {cost[cheapest]:g} GFLOPs"
         )
 
 
