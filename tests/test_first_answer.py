@@ -257,6 +257,7 @@ def test_predict_scores_class_folders_named_by_wnid(tmp_path):
         (tmp_path / "images" / folder).mkdir(parents=True)
         for i in range(2):
             Image.new("RGB", (32, 32), color).save(tmp_path / "images" / folder / f"{i}.png")
+    (tmp_path / "images" / "cat" / "broken.png").write_bytes(b"not an image")
     (tmp_path / "classes.txt").write_text("dog\ncat\n")
     done = run_cli(
         "--registry",
@@ -271,6 +272,31 @@ def test_predict_scores_class_folders_named_by_wnid(tmp_path):
     result = json.loads(done.stdout)
     assert result["unmatched_folders"] == {}
     assert {c["class"]: c["images"] for c in result["per_class"]} == {"dog": 2, "cat": 2}
+    broken = next(row for row in result["predictions"] if row["path"].endswith("broken.png"))
+    assert broken["label"] is None and broken["problem"] == "unreadable"
+
+
+def test_an_image_gone_since_it_was_listed_is_not_found_not_unreadable(tmp_path):
+    from mllzoo.cli.predict import problem_of
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not an image")
+    assert problem_of(image) == "unreadable"
+    image.unlink()
+    assert problem_of(image) == "not found"
+
+
+def test_the_package_has_a_version_and_the_candidates_list_its_old_name(tmp_path):
+    from importlib.metadata import version
+
+    import mllzoo
+    from mllzoo.selection.recommend import recommend
+
+    assert mllzoo.__version__ == version("mllzoo")
+    rec = recommend(["dog", "cat"], registry=REGISTRY, cache=False)
+    assert rec.model_ids is rec.candidates and set(rec.models) <= set(rec.candidates)
+    html = rec._repr_html_()
+    assert all(m in html for m in rec.models) and ">dog</span>" in html and "Demo registry" in html
 
 
 def concepts_cli(*args: str):
@@ -360,3 +386,33 @@ def test_a_utf16_class_file_is_still_called_utf16(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_text("dog\ncat\n", encoding="utf-16")
     refused(cli_run("recommend", str(path)), "looks like UTF-16 text")
+
+
+@pytest.mark.slow  # a real server process
+def test_serve_prints_each_note_once_and_exits_130_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    pytest.importorskip("datasette")
+    from test_web import free_port, wait_for
+
+    copy = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mllzoo", "--registry", str(copy), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}/-/mllzoo/recommend.json?classes=dog"
+    wait_for(url, proc)
+    for _ in range(3):
+        with urllib.request.urlopen(url, timeout=60) as response:
+            assert response.status == 200
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.decode().count("1 labeled model(s) left out") == 1, stderr

@@ -67,7 +67,10 @@ def predict(
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
     report = per_class_report(names, truth, labels)
-    rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
+    rows = [
+        {"path": str(path), "label": label, **({} if label else {"problem": problem_of(path)})}
+        for path, label in zip(images, labels)
+    ]
     if as_json:
         emit_json(
             {
@@ -81,7 +84,7 @@ def predict(
         )
         return
     for row in rows:
-        click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
+        click.echo(f"{row['path']}\t{row['label'] or '({})'.format(row['problem'])}")
     if accuracy is not None:
         click.echo(
             f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}"
@@ -94,3 +97,8 @@ def predict(
                 f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
                 f"{confusions}"
             )
+
+
+def problem_of(path: Path) -> str:
+    """Why an image got no label: gone since it was listed ("not found"), or not decodable."""
+    return "unreadable" if path.exists() else "not found"

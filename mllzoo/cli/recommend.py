@@ -159,6 +159,8 @@ def recommendation_text(data: dict, explain: bool, width: int) -> list[str]:
 def class_lines(row: dict, explain: bool, width: int, with_scores: bool) -> list[str]:
     """One class: its models, its closest concepts, spelling suggestions when weak; ``explain`` adds
     each matched concept's similarity and weight, and the runner-up."""
+    from mllzoo.graph.names import concept_names
+
     models = [f"{m['id']} ({m['score']:.3f})" if with_scores else m["id"] for m in row["models"]]
     parts = [*models, "<- " + ", ".join(concept_names(row["nodes"][:3]))]
     if row.get("suggestions"):
@@ -217,9 +219,3 @@ def wrapped(text: str, width: int) -> list[str]:
     import textwrap
 
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
-
-
-def concept_names(nodes: list[dict]) -> list[str]:
-    """Readable concept names, with the synset id where a name would repeat (``mouse.n.01``, ``mouse.n.04``)."""
-    names = [node["name"] for node in nodes]
-    return [node["synset"] if names.count(node["name"]) > 1 else node["name"] for node in nodes]

@@ -57,6 +57,12 @@ def folder_aliases(graph: Graph, classes: list[str]) -> dict[str, str]:
     return aliases
 
 
+def concept_names(nodes: list[dict]) -> list[str]:
+    """Readable concept names, with the synset id where a name would repeat (``mouse.n.01``, ``mouse.n.04``)."""
+    names = [node["name"] for node in nodes]
+    return [node["synset"] if names.count(node["name"]) > 1 else node["name"] for node in nodes]
+
+
 def spelling_suggestions(graph: Graph, text: str, n: int = SUGGESTIONS) -> list[str]:
     """Concept names spelled like ``text`` (``elefant`` -> ``elephant``), closest first; a name that
     is ``text`` itself is no suggestion."""

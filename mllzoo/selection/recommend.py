@@ -20,7 +20,7 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
-from mllzoo.graph.names import exact_nodes, spelling_suggestions
+from mllzoo.graph.names import concept_names, exact_nodes, spelling_suggestions
 from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
@@ -38,8 +38,11 @@ WEAK_MATCH = (
 
 @dataclass(repr=False)
 class Recommendation:
+    """A selection's answer. :attr:`models` are the models chosen (to load); :attr:`candidates` are
+    all the labeled models it chose among, in the order of the rows of ``selection.scores``."""
+
     classes: list[str]
-    model_ids: list[str]
+    candidates: list[str]
     metadata: dict[str, dict]
     selection: Selection
     graph: Graph
@@ -51,13 +54,19 @@ class Recommendation:
 
     @property
     def models(self) -> list[str]:
-        return [self.model_ids[m] for m in self.selection.models]
+        """The models chosen for some class, in first-use order: the ones to load."""
+        return [self.candidates[m] for m in self.selection.models]
+
+    @property
+    def model_ids(self) -> list[str]:
+        """The former name of :attr:`candidates`, kept so that code written for it still works."""
+        return self.candidates
 
     def votes(self) -> dict[str, np.ndarray]:
         """Per selected model, in :attr:`models` order, the bool mask of the classes it was chosen for."""
         return {
             model_id: np.array(
-                [self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen]
+                [self.candidates.index(model_id) in chosen for chosen in self.selection.chosen]
             )
             for model_id in self.models
         }
@@ -89,7 +98,7 @@ class Recommendation:
                 "name": name,
                 "weak": weak[y],
                 "models": [
-                    {"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)}
+                    {"id": self.candidates[m], "score": round(float(sel.scores[m, y]), 6)}
                     for m in sel.chosen[y]
                 ],
                 "nodes": [
@@ -115,7 +124,7 @@ class Recommendation:
                     None
                     if other is None
                     else {
-                        "id": self.model_ids[other],
+                        "id": self.candidates[other],
                         "score": round(float(sel.scores[other, y]), 6),
                     }
                 )
@@ -156,21 +165,27 @@ class Recommendation:
         )
 
     def _repr_html_(self) -> str:
-        """A table per class for notebooks (every text escaped)."""
+        """A table per class for notebooks, naming the models and the matched concepts (every text
+        escaped)."""
         from html import escape
 
         cells = []
         for row in self.to_dict()["classes"]:
             models = "<br>".join(f"{escape(m['id'])} ({m['score']:.3f})" for m in row["models"])
-            concepts = ", ".join(escape(n["synset"]) for n in row["nodes"][:3])
+            concepts = ", ".join(
+                f'<span title="{escape(node["synset"])}">{escape(name)}</span>'
+                for node, name in zip(row["nodes"][:3], concept_names(row["nodes"][:3]))
+            )
             flag = " <em>(weak match)</em>" if row["weak"] else ""
             cells.append(
                 f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>"
             )
         notice = f"<p><strong>{escape(self.notice)}</strong></p>" if self.notice else ""
+        to_load = ", ".join(escape(m) for m in self.models)
         return (
-            f"{notice}<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
-            f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
+            f"{notice}<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th>"
+            f"</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+            f"<p>{len(self.models)} model(s) to load: {to_load}</p>"
         )
 
     def ensemble(self, device: str = DEVICE, batch_size: int = BATCH_SIZE) -> Ensemble:
