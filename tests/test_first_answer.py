@@ -416,3 +416,42 @@ def test_serve_prints_each_note_once_and_exits_130_on_ctrl_c(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.decode().count("1 labeled model(s) left out") == 1, stderr
+
+
+def test_charts_are_scaled_to_the_data_and_the_legend_lists_one_id_a_line():
+    import re
+
+    from mllzoo.web.svg import axis_top, bar_chart
+
+    assert (
+        axis_top([0.004, 0.028, None]) == 0.05 and axis_top([0.7]) == 1.0 and axis_top([]) == 0.01
+    )
+    ids = [
+        "minizoo/mobilenetv3-s050.broad",
+        "minizoo/convnext-xs.nature",
+        "minizoo/vit-t4.patterns",
+    ]
+    svg = bar_chart([("animal", [0.028, 0.01, None])], ids, "t")
+    widths = [
+        float(w) for w in re.findall(r'<rect x="\d+" y="\d+" width="([\d.]+)" height="14"', svg)
+    ]
+    assert max(widths) > 0.5 * 380  # 2.8% on a 0-5% axis: over half the bar, not a sliver
+    assert ">5%</text>" in svg and ">100%</text>" not in svg
+    legend_y = [int(y) for y in re.findall(r'<rect x="\d+" y="(\d+)" width="10"', svg)]
+    assert len(set(legend_y)) == len(ids)  # one line each: long ids cannot overlap
+
+
+@pytest.mark.slow
+def test_web_errors_suggest_the_full_id_and_lists_link(tmp_path):
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, client_get
+
+    ds = Datasette(immutables=[REGISTRY])
+    concept = client_get(ds, f"{PREFIX}/concept/dog.json")
+    assert concept.status_code == 404 and "(did you mean dog.n.01?)" in concept.text
+    model = client_get(ds, f"{PREFIX}/model/convnext-xs.nature.json")
+    assert model.status_code == 404 and "did you mean minizoo/convnext-xs.nature?" in model.text
+    compare = client_get(ds, f"{PREFIX}/compare").text
+    assert f'<a href="{PREFIX}/model/minizoo/vit-t4.patterns">' in compare
+    assert f'<a href="{PREFIX}">home</a>' in compare

@@ -47,6 +47,7 @@ def register_routes():
         (rf"^{PREFIX}/?(?P<format>\.json)?$", index_view),
         (rf"^{PREFIX}/recommend(?P<format>\.json)?$", recommend_view),
         (rf"^{PREFIX}/model/(?P<model_id>[^/]+/[^/]+?)(?P<format>\.json)?$", model_view),
+        (rf"^{PREFIX}/model/(?P<model_id>[^/]+?)(?P<format>\.json)?$", model_view),  # no family
         (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
         (rf"^{PREFIX}/concepts(?P<format>\.json)?$", concepts_view),

@@ -255,12 +255,20 @@ class Zoo:
         for node in self.graph.nodes:
             if synset in (node.synset, node.wnid):
                 return node.idx
+        from mllzoo.graph.names import search
+
+        found = search(self.graph, synset, 3)
+        wanted = synset.strip().lower()
+        exact = [n for n, _ in found if self.graph.nodes[n].name.lower() == wanted]
+        named = [self.graph.nodes[n].synset for n in exact or [n for n, _ in found]]
         from mllzoo.errors import did_you_mean
 
-        raise NotFound(
-            f"no concept {synset!r} in this registry's graph"
-            f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}"
+        hint = (
+            f" (did you mean {' or '.join(named)}?)"
+            if named
+            else did_you_mean(synset, [n.synset for n in self.graph.nodes])
         )
+        raise NotFound(f"no concept {synset!r} in this registry's graph{hint}")
 
     def concept_ref(self, n: int) -> dict:
         node = self.graph.nodes[n]
@@ -352,7 +360,9 @@ class Zoo:
         from mllzoo.models.vlm import MODEL_ID
 
         if not MODEL_ID.match(model_id):
-            raise NotFound(f"{model_id!r} is not a model id (family/arch.tag)")
+            full = [m for m in self.labeled() if m.split("/", 1)[-1] == model_id]
+            hint = f" (did you mean {' or '.join(full)}?)" if full else ""
+            raise NotFound(f"{model_id!r} is not a model id (family/arch.tag){hint}")
         if model_id not in self._cards:
             try:
                 card = model_card(self.registry, model_id, graph=self.graph)
