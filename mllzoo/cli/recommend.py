@@ -113,7 +113,7 @@ def recommend_command(
         click.echo(line)
 
 
-NAME_WIDTH = 24  # the class-name column of the text table
+NAME_WIDTH = 24  # the widest class-name column of the text table (longer names push their row)
 
 
 def recommendation_text(data: dict, explain: bool, width: int) -> list[str]:
@@ -141,8 +141,9 @@ def recommendation_text(data: dict, explain: bool, width: int) -> list[str]:
             f"these, not with 1.",
             width,
         )
+    column = min(NAME_WIDTH, max(len(shown_name(row)) for row in data["classes"]) + 1)
     for row in strong:
-        lines += class_lines(row, explain, width, with_scores=True)
+        lines += class_lines(row, explain, width, column, with_scores=True)
     if weak:
         lines += [""] + wrapped(
             f"Weak matches: no graph concept matches these classes well (similarity < "
@@ -151,12 +152,17 @@ def recommendation_text(data: dict, explain: bool, width: int) -> list[str]:
             width,
         )
         for row in weak:
-            lines += class_lines(row, explain, width, with_scores=False)
+            lines += class_lines(row, explain, width, column, with_scores=False)
     lines += [""] + load_summary(data, width)
     return lines
 
 
-def class_lines(row: dict, explain: bool, width: int, with_scores: bool) -> list[str]:
+def shown_name(row: dict) -> str:
+    """A class as the table names it: a concept id with the concept's name (``n02084071 (= dog)``)."""
+    return f"{row['name']} (= {row['nodes'][0]['name']})" if row.get("exact") else row["name"]
+
+
+def class_lines(row: dict, explain: bool, width: int, column: int, with_scores: bool) -> list[str]:
     """One class: its models, its closest concepts, spelling suggestions when weak; ``explain`` adds
     each matched concept's similarity and weight, and the runner-up."""
     from mllzoo.graph.names import concept_names
@@ -165,8 +171,7 @@ def class_lines(row: dict, explain: bool, width: int, with_scores: bool) -> list
     parts = [*models, "<- " + ", ".join(concept_names(row["nodes"][:3]))]
     if row.get("suggestions"):
         parts.append(f"did you mean {' or '.join(row['suggestions'])}?")
-    name = f"{row['name']} (= {row['nodes'][0]['name']})" if row.get("exact") else row["name"]
-    lines = packed(f"{name:<{NAME_WIDTH}} ", parts, width, NAME_WIDTH + 1)
+    lines = packed(f"{shown_name(row):<{column}} ", parts, width, column + 1)
     if explain:
         for node, name in zip(row["nodes"], concept_names(row["nodes"])):
             lines.append(
