@@ -455,3 +455,15 @@ def test_web_errors_suggest_the_full_id_and_lists_link(tmp_path):
     compare = client_get(ds, f"{PREFIX}/compare").text
     assert f'<a href="{PREFIX}/model/minizoo/vit-t4.patterns">' in compare
     assert f'<a href="{PREFIX}">home</a>' in compare
+
+
+@pytest.mark.slow
+def test_the_web_recommend_page_explains_the_score_and_suggests_spellings():
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+    from test_web import PREFIX, client_get, query
+
+    ds = Datasette(immutables=[REGISTRY])
+    html = client_get(ds, f"{PREFIX}/recommend?{query(['elefant', 'dog'])}").text
+    assert "compared among the concepts of the whole class list" in html and "say little" in html
+    assert f'did you mean <a href="{PREFIX}/concepts?q=elephant">elephant</a>?' in html
