@@ -467,3 +467,28 @@ def test_the_web_recommend_page_explains_the_score_and_suggests_spellings():
     html = client_get(ds, f"{PREFIX}/recommend?{query(['elefant', 'dog'])}").text
     assert "compared among the concepts of the whole class list" in html and "say little" in html
     assert f'did you mean <a href="{PREFIX}/concepts?q=elephant">elephant</a>?' in html
+
+
+@pytest.mark.slow
+def test_listings_name_the_install_command_that_works_in_the_clone(tmp_path):
+    alone = run_cli("plugins", env={"MLLZOO_LOAD_PLUGINS": ""}, cwd=ROOT)
+    assert "Try: mllzoo install -e plugins/mllzoo-plugin-openclip" in alone.stdout, alone.stdout
+    import sqlite3
+
+    copy = renamed_copy(tmp_path, "minizoo/vit-t4.patterns", "elsewhere/vit-t4.patterns")
+    with sqlite3.connect(copy) as conn:  # a label whose plugin nobody recorded
+        conn.execute(
+            "update labels set meta = json_remove(meta, '$.plugin') "
+            "where model_id = 'elsewhere/vit-t4.patterns'"
+        )
+    listed = run_cli(
+        "--registry", str(copy), "labels", "list", env={"MLLZOO_LOAD_PLUGINS": ""}, cwd=ROOT
+    ).stdout
+    assert (
+        "minizoo/resnet18-s.broad  plugin mllzoo-plugin-minizoo (not installed: mllzoo install -e "
+        "plugins/mllzoo-plugin-minizoo)" in listed
+    ), listed
+    assert (
+        "elsewhere/vit-t4.patterns  plugin ? (not installed, and no plugin recorded for it)"
+        in listed
+    )

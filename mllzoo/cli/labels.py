@@ -39,7 +39,9 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
         where = (
             "installed"
             if row["installed"]
-            else f"not installed: {install_command([row['plugin'] or '(unknown plugin)'])}"
+            else f"not installed: {install_command([row['plugin']])}"
+            if row["plugin"]
+            else "not installed, and no plugin recorded for it"
         )
         click.echo(f"{row['id']}  plugin {row['plugin'] or '?'} ({where})")
     if not rows:
