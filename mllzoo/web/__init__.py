@@ -10,6 +10,7 @@ bounds them, and renders. User errors are one line on the page (or ``{"ok": fals
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -72,7 +73,7 @@ def extra_template_vars(datasette):
         try:
             zoo = await registry_zoo(datasette)
             return {"mllzoo_notice": await on_worker(zoo, lambda: zoo.notice)}
-        except MllzooError:
+        except (MllzooError, sqlite3.Error):  # the page itself says what is wrong, in one line
             return {}
 
     return notice
