@@ -82,7 +82,14 @@ _LAZY = {  # name -> (module, attribute): these modules import numpy or SQLite
 
 
 def __getattr__(name: str) -> Any:
-    """The names in ``_LAZY`` load their modules on first use."""
+    """The names in ``_LAZY`` load their modules on first use; ``__version__`` is the installed one."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("mllzoo")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            return "unknown"
     if name in _LAZY:
         import importlib
 

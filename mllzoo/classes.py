@@ -47,6 +47,28 @@ def read_classes(path: str | Path) -> list[str]:
     return parse_classes(data, str(path))
 
 
+BINARY_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive",
+    b"\x1f\x8b": "a gzip archive",
+    b"SQLite format 3\x00": "an SQLite database",
+}
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What a known binary file is, from its first bytes (an image given where a class file goes)."""
+    if data[8:12] == b"WEBP" and data[:4] == b"RIFF":
+        return "a WebP image"
+    for signature, kind in BINARY_SIGNATURES.items():
+        if data.startswith(signature) and (signature != b"BM" or b"\x00" in data[:64]):
+            return kind
+    return None
+
+
 def parse_classes(data: bytes, path: str) -> list[str]:
     """The class names in ``data``, checked as a class file's are; ``path`` names the source in errors
     (the web pages' pasted and uploaded lists go through here too)."""
@@ -54,6 +76,11 @@ def parse_classes(data: bytes, path: str) -> list[str]:
         raise MllzooError(
             f"{path} is larger than {MAX_FILE_BYTES // 1024**2} MB; a class file lists at most "
             f"{MAX_CLASSES} names of at most {MAX_NAME_CHARS} characters"
+        )
+    kind = binary_kind(data)
+    if kind:
+        raise MllzooError(
+            f"{path} is {kind}, not a text file: a class file lists one class name per line"
         )
     if data.count(0) * 4 > len(data):  # every other byte NUL: UTF-16 (with a BOM or not), not UTF-8
         raise MllzooError(

@@ -19,6 +19,7 @@ K = 1  # models kept per class
 MAX_K = 100  # the largest k the web form accepts
 ALPHA = 0.7  # weight of a class's own score against the model's mean over the other classes
 TOP_NODES = 5  # graph concepts matched per class
+CONCEPTS_SHOWN = 10  # concepts `mllzoo concepts` and the web search list
 
 # reuse and evaluation
 DEVICE = "auto"  # cpu, cuda, mps or auto

@@ -3,15 +3,22 @@ plugin's environment, and the checks of what a failing command prints."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
-from conftest import SYNSETS, run_cli, write_images
+import pytest
+
+from conftest import ROOT, SYNSETS, run_cli, write_images
 
 FAULTY = "mllzoo-plugin-faulty"
 
@@ -113,3 +120,56 @@ def run_cli_without(module: str, *args: str, env: dict | None = None, cwd=None):
         cwd=cwd,
         timeout=300,
     )
+
+
+# -- the web pages ----------------------------------------------------------------------------------
+
+PREFIX = "/-/mllzoo"
+SHIPPED_REGISTRY = ROOT / "registry.db"
+
+
+def client_get(ds, path: str):
+    return asyncio.run(ds.client.get(path))
+
+
+def client_post(ds, path: str, **kwargs):
+    return asyncio.run(ds.client.post(path, **kwargs))
+
+
+def cli_recommend(
+    tmp_path: Path, classes: list[str] | Path, *args: str, registry: Path = SHIPPED_REGISTRY
+) -> str:
+    """What a real `mllzoo recommend --json` prints for the same input."""
+    if not isinstance(classes, Path):
+        path = tmp_path / "classes.txt"
+        path.write_text("\n".join(classes) + "\n", encoding="utf-8")
+        classes = path
+    done = run_cli("--registry", str(registry), "recommend", str(classes), "--json", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def query(classes: list[str], **params) -> str:
+    return urlencode({"classes": "\n".join(classes), **params})
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> str:
+    """The body at ``url`` once the server ``proc`` answers; fails with its stderr if it dies or never does."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return response.read().decode()
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(
+                    f"the server did not answer {url}: {proc.stderr.read().decode() if proc.stderr else ''}"
+                )
+            time.sleep(0.3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

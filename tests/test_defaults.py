@@ -14,6 +14,7 @@ from mllzoo.labeling.driver import label_models
 from mllzoo.labeling.index import pull
 from mllzoo.labeling.ray_executor import RayExecutor
 from mllzoo.selection.recommend import Recommendation, recommend
+from mllzoo.text.concept_search import find_concepts
 
 
 def default_of(function, parameter: str):
@@ -40,6 +41,7 @@ LIBRARY = {
     ("bench", "orders"): default_of(run_bench, "orders"),
     ("bench", "device"): default_of(run_bench, "device"),
     ("bench", "batch_size"): default_of(run_bench, "batch_size"),
+    ("concepts", "limit"): default_of(find_concepts, "limit"),
     ("serve", "host"): defaults.HOST,
     ("serve", "port"): defaults.PORT,
     ("labels pull", "timeout"): default_of(pull, "timeout"),

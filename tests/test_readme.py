@@ -1,4 +1,5 @@
-"""The README's example output is what ``make demo`` prints today."""
+"""The README's example output is what ``make demo`` prints today; the README stays short, and what it
+links to exists."""
 
 from __future__ import annotations
 
@@ -55,3 +56,28 @@ def test_readme_example_is_the_demo_output():
             f"lines left out before {line!r} without '...'"
         )
         at = found + 1
+
+
+def test_the_readme_is_short_and_its_links_exist():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 20_500, "the README is a newcomer's page: details go to docs/"
+    linked = set(re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text))
+    assert {"docs/usage.md", "docs/benchmarks.md", "docs/reliability.md", "docs/scale.md"} <= linked
+    missing = [path for path in linked if not (ROOT / path).exists()]
+    assert not missing, missing
+    guides = text[text.index("## Guides") :]
+    assert all(
+        f"({path})" in guides
+        for path in linked
+        if path.startswith("docs/") and path.endswith(".md")
+    )
+
+
+def test_the_readme_names_the_two_commands_and_the_english_only_embedder():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Two commands\n\n```bash\n(.*?)```", text, re.S)[1]
+    assert [line.split()[:2] for line in block.strip().splitlines()] == [
+        ["make", "demo"],
+        ["make", "test"],
+    ]
+    assert "English only" in text

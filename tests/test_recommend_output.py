@@ -49,28 +49,67 @@ def test_notebook_objects_are_short_and_escaped(rec):
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses
-def test_text_output_has_a_legend_flags_weak_classes_and_disambiguates(tmp_path):
+def test_text_output_has_a_legend_sets_weak_classes_apart_and_disambiguates(tmp_path):
     classes = tmp_path / "classes.txt"
-    classes.write_text("mouse\nflibbertigrunk\n")
+    classes.write_text("flibbertigrunk\nmouse\nelefant\n")
     done = run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--explain", env={})
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].startswith("score: ") and "[weak]" in lines[0]
-    mouse = next(line for line in lines if line.startswith("mouse"))
+    text = done.stdout
+    assert "expected F1" in text and "compared among the concepts of the whole class list" in text
+    assert "good here:" in text
+    lines = text.splitlines()
+    mouse = next(i for i, line in enumerate(lines) if line.startswith("mouse"))
+    apart = next(i for i, line in enumerate(lines) if line.startswith("Weak matches:"))
+    weak = [i for i, line in enumerate(lines) if line.startswith(("flibbertigrunk", "elefant"))]
+    assert mouse < apart < min(weak)  # listed first in the file, shown after the matched ones
+    row = " ".join(lines[mouse : mouse + 4])
+    assert "mouse.n.01" in row  # two concepts named mouse: shown by synset id
+    assert "say little" in " ".join(lines[apart : apart + 3])
+    assert any("did you mean elephant?" in line for line in lines[weak[1] : weak[1] + 8])
     assert (
-        "mouse.n.01" in mouse and "[weak]" not in mouse
-    )  # two concepts named mouse: shown by synset id
-    assert next(line for line in lines if line.startswith("flibbertigrunk")).endswith("[weak]")
-    assert (
-        sum("runner-up:" in line for line in lines) == 2
-        and sum("similarity" in line for line in lines) >= 10
+        sum("runner-up:" in line for line in lines) == 3
+        and sum("similarity" in line for line in lines) >= 15
     )
     data = json.loads(
         run_cli("--registry", str(REGISTRY), "recommend", str(classes), "--json", env={}).stdout
     )
-    assert [row["weak"] for row in data["classes"]] == [False, True] and "runner_up" not in data[
-        "classes"
-    ][0]
+    assert [row["weak"] for row in data["classes"]] == [True, False, True]
+    assert "runner_up" not in data["classes"][0]
+    assert "elephant" in data["classes"][2]["suggestions"]
+    assert "suggestions" not in data["classes"][1]  # only weak classes get them
+
+
+@pytest.mark.slow  # mllzoo CLI subprocesses
+def test_three_models_a_class_fit_the_terminal_and_the_summary_says_what_each_covers():
+    done = run_cli(
+        "--registry",
+        str(REGISTRY),
+        "recommend",
+        str(ROOT / "examples" / "pets.txt"),
+        "-k",
+        "3",
+        env={"COLUMNS": "80"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    summary = lines[next(i for i, line in enumerate(lines) if "model(s) to load:" in line) :]
+    covered = " ".join(summary)
+    words = set(covered.replace(",", " ").split())
+    assert {"bear", "turtle", "hamster"} <= words
+    assert "(mllzoo-plugin-minizoo) for " in covered
+
+
+def test_spelling_suggestions_come_from_concept_names_and_lemmas(rec):
+    from mllzoo.graph.names import spelling_suggestions
+
+    graph = rec.graph
+    assert spelling_suggestions(graph, "elefant")[0] == "elephant"
+    assert "sunglasses" in spelling_suggestions(graph, "sunglases")
+    assert spelling_suggestions(graph, "dog") == [] or "dog" not in spelling_suggestions(
+        graph, "dog"
+    )
+    assert spelling_suggestions(graph, "qqqqzzzz") == []
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses

@@ -4,7 +4,6 @@ then a real `mllzoo serve` driven by headless Chromium."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -13,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from html import escape
 from html.parser import HTMLParser
@@ -25,7 +23,16 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
-from helpers import run_cli_without
+from helpers import (
+    PREFIX,
+    cli_recommend,
+    client_get,
+    client_post,
+    free_port,
+    query,
+    run_cli_without,
+    wait_for,
+)
 
 pytest.importorskip(
     "datasette", reason="the web extra (pip install 'mllzoo[web]') is not installed"
@@ -45,32 +52,6 @@ PETS = ROOT / "examples" / "pets.txt"
 CIFAR = ROOT / "benchmarks" / "data" / "mll-classnames" / "CIFAR100.txt"
 MODEL = "minizoo/convnext-xs.nature"
 OTHER = "minizoo/resnet18-s.broad"
-PREFIX = "/-/mllzoo"
-
-
-def client_get(ds: Datasette, path: str):
-    return asyncio.run(ds.client.get(path))
-
-
-def client_post(ds: Datasette, path: str, **kwargs):
-    return asyncio.run(ds.client.post(path, **kwargs))
-
-
-def cli_recommend(
-    tmp_path: Path, classes: list[str] | Path, *args: str, registry: Path = REGISTRY
-) -> str:
-    """What a real `mllzoo recommend --json` prints for the same input."""
-    if not isinstance(classes, Path):
-        path = tmp_path / "classes.txt"
-        path.write_text("\n".join(classes) + "\n", encoding="utf-8")
-        classes = path
-    done = run_cli("--registry", str(registry), "recommend", str(classes), "--json", *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def query(classes: list[str], **params) -> str:
-    return urlencode({"classes": "\n".join(classes), **params})
 
 
 class Rows(HTMLParser):
@@ -666,22 +647,6 @@ def test_plain_datasette_on_a_registry_shows_the_pages_and_mllzoo_reads_it_read_
     )
 
 
-def wait_for(url: str, proc: subprocess.Popen, seconds: float = 90) -> str:
-    """The body at ``url`` once the server ``proc`` answers; fails with its stderr if it dies or never does."""
-    deadline = time.time() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                return response.read().decode()
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(
-                    f"the server did not answer {url}: {proc.stderr.read().decode() if proc.stderr else ''}"
-                )
-            time.sleep(0.3)
-
-
 # the serve command ----------------------------------------------------------------------------------------
 
 
@@ -719,12 +684,6 @@ def test_serve_on_a_port_in_use_or_a_host_that_is_not_here_is_one_line(tmp_path)
     assert (
         result.stderr.startswith("Error: 192.0.2.1:") and "cannot be listened on" in result.stderr
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -32,6 +32,7 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
     """Labeled models on the registry's graph, with their plugin and whether it is installed."""
     from mllzoo.labeling.transfer import label_listing
     from mllzoo.models.catalog import discover_models
+    from mllzoo.plugin_source import install_command
 
     rows = label_listing(open_registry(ctx, create=False), discover_models())
     if as_json:
@@ -41,7 +42,9 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
         where = (
             "installed"
             if row["installed"]
-            else f"not installed: mllzoo install {row['plugin'] or '(unknown plugin)'}"
+            else f"not installed: {install_command([row['plugin']])}"
+            if row["plugin"]
+            else "not installed, and no plugin recorded for it"
         )
         click.echo(f"{row['id']}  plugin {row['plugin'] or '?'} ({where})")
     if not rows:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mllzoo.cli.bench import bench
+from mllzoo.cli.concepts import concepts
 from mllzoo.cli.config import config_group
 from mllzoo.cli.graph import graph
 from mllzoo.cli.labels import labels as labels_group
@@ -107,6 +108,7 @@ for command in (
     graph,
     register,
     recommend_command,
+    concepts,
     predict,
     bench,
     serve,

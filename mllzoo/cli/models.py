@@ -7,6 +7,17 @@ import click
 from mllzoo.cli.common import emit_json, open_registry, registry_exists
 
 
+def refuse_unknown(option: str, value: str | None, known: set[str]) -> None:
+    """An unknown --hub or --family would list nothing and exit 0: one line naming the known ones."""
+    if value is not None and value not in known:
+        from mllzoo.errors import MllzooError, did_you_mean
+
+        raise MllzooError(
+            f"no known model has {option} {value!r}{did_you_mean(value, sorted(known))} "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
+
+
 @click.group(invoke_without_command=True)
 @click.option("--hub", help="Only models of this hub (e.g. mll49, the MLL benchmark's 49 models).")
 @click.option("--family", help="Only models of this family (e.g. open_clip).")
@@ -39,6 +50,8 @@ def models(
     for row in rows.values():
         row["labeled"] = row["id"] in labeled_ids
         row["installed"] = row["id"] in catalog
+    refuse_unknown("hub", hub, {h for row in rows.values() for h in row.get("hubs", [])})
+    refuse_unknown("family", family, {row["family"] for row in rows.values()})
     listed = [
         row
         for _, row in sorted(rows.items())

@@ -29,7 +29,9 @@ def plugins(show_all: bool, as_json: bool) -> None:
         emit_json([{**asdict(info), "status": info.status} for info in infos])
         return
     if not infos:
-        click.echo("No plugins installed. Try: mllzoo install mllzoo-plugin-openclip")
+        from mllzoo.plugin_source import install_command
+
+        click.echo(f"No plugins installed. Try: {install_command(['mllzoo-plugin-openclip'])}")
     for info in infos:
         status = f"  failed: {info.error}" if info.error else ""
         click.echo(
@@ -57,7 +59,14 @@ def install(packages: tuple[str, ...], upgrade: bool, editable: str | None) -> N
         args.append("--upgrade")
     if editable:
         args += ["--editable", editable]
-    sys.exit(subprocess.call(args))
+    from mllzoo.plugin_source import not_on_index, not_on_index_message
+
+    done = subprocess.run(args, stderr=subprocess.PIPE, text=True)
+    missing = not_on_index(done.stderr) if done.returncode else None
+    if missing is not None:
+        raise MllzooError(not_on_index_message(missing))
+    sys.stderr.write(done.stderr)
+    sys.exit(done.returncode)
 
 
 @click.command()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from mllzoo.cli.common import emit_json
-from mllzoo.cli.recommend import recommend_for, selection_options
+from mllzoo.cli.common import emit_json, open_registry
+from mllzoo.cli.recommend import selection_options
 from mllzoo.defaults import BATCH_SIZE, DEVICE
 from mllzoo.errors import warn
 
@@ -39,13 +39,19 @@ def predict(
 ) -> None:
     """Classify images (files or folders) with the ensemble of recommended models.
 
-    A folder whose sub-folders are class names is scored and its accuracy printed.
+    A folder whose sub-folders are class names (or their concepts' wnids, n02084071 for dog) is
+    scored and its accuracy printed.
     """
     from mllzoo.classes import read_classes
+    from mllzoo.graph.concept_graph import load_graph
+    from mllzoo.graph.names import folder_aliases
     from mllzoo.reuse.predict import gather_images, per_class_report
+    from mllzoo.selection.recommend import recommend
 
     names = read_classes(classes_file)  # every input checked before selection and model loads
-    images, truth, unmatched = gather_images(paths, names)
+    registry = open_registry(ctx)
+    aliases = folder_aliases(load_graph(registry, images=False, samples=False), names)
+    images, truth, unmatched = gather_images(paths, names, aliases)
     if unmatched:
         folders = ", ".join(
             f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5]
@@ -55,13 +61,16 @@ def predict(
             f"class are predicted but left out of the accuracy: {folders}"
             f"{' ...' if len(unmatched) > 5 else ''}"
         )
-    result = recommend_for(ctx, names, {**options, "runnable": True})
+    result = recommend(names, registry=registry, **options, runnable=True)
     ensemble = result.ensemble(device=device, batch_size=batch_size)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
     report = per_class_report(names, truth, labels)
-    rows = [{"path": str(path), "label": label} for path, label in zip(images, labels)]
+    rows = [
+        {"path": str(path), "label": label, **({} if label else {"problem": problem_of(path)})}
+        for path, label in zip(images, labels)
+    ]
     if as_json:
         emit_json(
             {
@@ -75,7 +84,7 @@ def predict(
         )
         return
     for row in rows:
-        click.echo(f"{row['path']}\t{row['label'] if row['label'] is not None else '(unreadable)'}")
+        click.echo(f"{row['path']}\t{row['label'] or '({})'.format(row['problem'])}")
     if accuracy is not None:
         click.echo(
             f"accuracy {accuracy:.4f} on {len(scored)} images with models {', '.join(result.models)}"
@@ -88,3 +97,8 @@ def predict(
                 f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
                 f"{confusions}"
             )
+
+
+def problem_of(path: Path) -> str:
+    """Why an image got no label: gone since it was listed ("not found"), or not decodable."""
+    return "unreadable" if path.exists() else "not found"

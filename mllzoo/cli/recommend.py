@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -103,42 +104,123 @@ def recommend_command(
     ctx: click.Context, classes_file: Path, as_json: bool, explain: bool, **options
 ) -> None:
     """Recommend models for the classes in CLASSES_FILE (one class per line)."""
-    from mllzoo.selection.recommend import WEAK_MATCH
-
     result = recommend_for(ctx, classes_file, options)
     data = result.to_dict(explain=explain)
     if as_json:
         emit_json(data)
         return
-    click.echo(
-        f"score: the model's expected F1 on the class's concepts (0-1) | <- the closest graph concepts "
-        f"| [weak]: none matches well (similarity < {WEAK_MATCH})"
+    for line in recommendation_text(data, explain, shutil.get_terminal_size().columns):
+        click.echo(line)
+
+
+NAME_WIDTH = 24  # the widest class-name column of the text table (longer names push their row)
+
+
+def recommendation_text(data: dict, explain: bool, width: int) -> list[str]:
+    """What ``recommend`` prints: the notice, the legend, the well-matched classes, the weak ones
+    apart at the end, and which models to load for what; every line within ``width`` (a model id or
+    concept longer than that alone excepted)."""
+    from statistics import median
+
+    from mllzoo.selection.recommend import WEAK_MATCH
+
+    strong = [row for row in data["classes"] if not row["weak"]]
+    weak = [row for row in data["classes"] if row["weak"]]
+    lines = wrapped(data["notice"], width) if data.get("notice") else []
+    lines += wrapped(
+        "score: the model's expected F1 (0-1) on the graph concepts this class matched, compared "
+        "among the concepts of the whole class list, so the same class scores differently in "
+        "another list. <- the closest graph concepts.",
+        width,
     )
-    for row in data["classes"]:
-        models = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in row["models"])
-        concepts = ", ".join(concept_names(row["nodes"][:3]))
-        click.echo(
-            f"{row['name']:<28} {models}   <- {concepts}{'   [weak]' if row['weak'] else ''}"
+    best = [row["models"][0]["score"] for row in strong if row["models"]]
+    if best:
+        lines += wrapped(
+            f"good here: on this registry the best score of this list's well-matched classes runs "
+            f"{min(best):.3f}-{max(best):.3f}, median {median(best):.3f}; compare a class with "
+            f"these, not with 1.",
+            width,
         )
-        if explain:
-            for node, name in zip(row["nodes"], concept_names(row["nodes"])):
-                click.echo(
-                    f"    {name:<30} similarity {node['similarity']:.3f}  weight {node['weight']:.3f}"
-                )
-            runner = row["runner_up"]
-            click.echo(
-                f"    runner-up: {runner['id']} ({runner['score']:.3f})"
-                if runner
-                else "    runner-up: none"
+    column = min(NAME_WIDTH, max(len(shown_name(row)) for row in data["classes"]) + 1)
+    for row in strong:
+        lines += class_lines(row, explain, width, column, with_scores=True)
+    if weak:
+        lines += [""] + wrapped(
+            f"Weak matches: no graph concept matches these classes well (similarity < "
+            f"{WEAK_MATCH}), so their scores say little; a clearer or corrected name helps "
+            f"(mllzoo concepts QUERY searches the graph).",
+            width,
+        )
+        for row in weak:
+            lines += class_lines(row, explain, width, column, with_scores=False)
+    lines += [""] + load_summary(data, width)
+    return lines
+
+
+def shown_name(row: dict) -> str:
+    """A class as the table names it: a concept id with the concept's name (``n02084071 (= dog)``)."""
+    return f"{row['name']} (= {row['nodes'][0]['name']})" if row.get("exact") else row["name"]
+
+
+def class_lines(row: dict, explain: bool, width: int, column: int, with_scores: bool) -> list[str]:
+    """One class: its models, its closest concepts, spelling suggestions when weak; ``explain`` adds
+    each matched concept's similarity and weight, and the runner-up."""
+    from mllzoo.graph.names import concept_names
+
+    models = [f"{m['id']} ({m['score']:.3f})" if with_scores else m["id"] for m in row["models"]]
+    parts = [*models, "<- " + ", ".join(concept_names(row["nodes"][:3]))]
+    if row.get("suggestions"):
+        parts.append(f"did you mean {' or '.join(row['suggestions'])}?")
+    lines = packed(f"{shown_name(row):<{column}} ", parts, width, column + 1)
+    if explain:
+        for node, name in zip(row["nodes"], concept_names(row["nodes"])):
+            lines.append(
+                f"    {name:<30} similarity {node['similarity']:.3f}  weight {node['weight']:.3f}"
             )
-    click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
-    for plugin in dict.fromkeys(data["plugins"].values()):
-        click.echo(
-            f"{plugin} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}"
+        runner = row["runner_up"]
+        lines.append(
+            f"    runner-up: {runner['id']} ({runner['score']:.3f})"
+            if runner
+            else "    runner-up: none"
         )
+    return lines
 
 
-def concept_names(nodes: list[dict]) -> list[str]:
-    """Readable concept names, with the synset id where a name would repeat (``mouse.n.01``, ``mouse.n.04``)."""
-    names = [node["name"] for node in nodes]
-    return [node["synset"] if names.count(node["name"]) > 1 else node["name"] for node in nodes]
+def load_summary(data: dict, width: int) -> list[str]:
+    """The models to load, each with the classes it covers and the plugin that runs it."""
+    lines = [f"{len(data['models'])} model(s) to load:"]
+    for model in data["models"]:
+        covers = [
+            row["name"] for row in data["classes"] if model in [m["id"] for m in row["models"]]
+        ]
+        names = [f"{name}," for name in covers[:-1]] + covers[-1:]
+        lines += packed(
+            f"  {model} ",
+            [f"({data['plugins'][model]})", f"for {len(covers)} class(es):", *names],
+            width,
+            4,
+            sep=" ",
+        )
+    return lines
+
+
+def packed(head: str, parts: list[str], width: int, indent: int, sep: str = "  ") -> list[str]:
+    """``head`` then ``parts`` ``sep`` apart, wrapped at ``width`` onto lines indented by ``indent``;
+    a part is never split."""
+    lines, line = [], head
+    for part in parts:
+        if line == head:
+            line += part
+        elif len(line) + len(sep) + len(part) > width:
+            lines.append(line)
+            line = " " * indent + part
+        else:
+            line += sep + part
+    lines.append(line)
+    return lines
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)

@@ -9,21 +9,30 @@ from pathlib import Path
 from mllzoo.classes import display_name
 from mllzoo.errors import MllzooError
 from mllzoo.graph.images import class_folder_images
+from mllzoo.graph.samples import IMAGE_SUFFIXES
 
 CONFUSIONS = 3  # the most common wrong answers a class's report names
 
 
 def gather_images(
-    paths: tuple[Path, ...] | list[Path], classes: list[str]
+    paths: tuple[Path, ...] | list[Path],
+    classes: list[str],
+    aliases: dict[str, str] | None = None,
 ) -> tuple[list[Path], list[str | None], dict[str, int]]:
-    """Files as given; folders walked. A sub-folder named like a class gives its images that truth; the
-    images of sub-folders named like no class are counted per folder (they are predicted, not scored)."""
-    by_folder = {display_name(c).lower(): c for c in classes}
+    """Files as given; folders walked. A sub-folder named like a class (or like one of its ``aliases``,
+    lowercase folder name -> class: its concept's wnid) gives its images that truth; the images of
+    sub-folders named like no class are counted per folder (they are predicted, not scored)."""
+    by_folder = {**(aliases or {}), **{display_name(c).lower(): c for c in classes}}
     images: list[Path] = []
     truth: list[str | None] = []
     unmatched: Counter[str] = Counter()
     for path in paths:
         if path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise MllzooError(
+                    f"{path} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a folder "
+                    f"of images; the class file goes after --classes"
+                )
             images.append(path)
             truth.append(None)
         elif path.is_dir():

@@ -2,7 +2,10 @@
 
 A registry can hold labels of models whose plugin is not installed here (imported, or left behind by
 ``mllzoo uninstall``); selecting one would make ``predict`` fail, so they are left out unless the
-caller asks for them. Discovery reads the plugins' tables only: no torch.
+caller asks for them. When none of the candidates' plugins is installed (no plugin at all, or only
+unrelated ones) a recommendation chooses among all of them, as a recommend-only install does: installing
+an unrelated plugin never turns a working ``recommend`` into an error. Discovery reads the plugins'
+tables only: no torch.
 """
 
 from __future__ import annotations
@@ -19,56 +22,84 @@ def candidate_models(
     include_uninstalled: bool = False,
     runnable: bool = False,
 ) -> list[str]:
-    """The ids among ``labeled`` a selection considers, in ``labeled`` order; with no model plugin
-    installed, all of them unless ``runnable`` (the models must run here)."""
-    from mllzoo.models.catalog import discover_models
-
-    if models is not None:
-        unknown = sorted(set(models) - set(labeled))
-        if unknown:
-            raise MllzooError(
-                f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
-                f"(see `mllzoo labels list`)"
-            )
-    pool = [m for m in labeled if models is None or m in models]
-    if family is not None:
-        pool = [m for m in pool if m.split("/", 1)[0] == family]
-        if not pool:
-            families = sorted({m.split("/", 1)[0] for m in labeled})
-            raise MllzooError(
-                f"no labeled model of family {family!r} among the candidates "
-                f"(families labeled here: {', '.join(families)})"
-            )
+    """The ids among ``labeled`` a selection considers, in ``labeled`` order; when none of them is
+    installed, all of them unless ``runnable`` (the models must run here, as for ``predict``)."""
+    pool = of_family(named(labeled, models), family, labeled)
     if include_uninstalled:
         return pool
+    return installed_among(pool, registry, named=models is not None, runnable=runnable)
+
+
+def named(labeled: list[str], models: list[str] | None) -> list[str]:
+    """``labeled`` narrowed to ``models`` when given; an id that is not labeled is an error."""
+    if models is None:
+        return list(labeled)
+    unknown = sorted(set(models) - set(labeled))
+    if unknown:
+        raise MllzooError(
+            f"not labeled in this registry: {', '.join(unknown)}{did_you_mean(unknown[0], labeled)} "
+            f"(see `mllzoo labels list`)"
+        )
+    return [m for m in labeled if m in models]
+
+
+def of_family(pool: list[str], family: str | None, labeled: list[str]) -> list[str]:
+    """``pool`` narrowed to one family when given; a family with no labeled model is an error."""
+    if family is None:
+        return pool
+    kept = [m for m in pool if m.split("/", 1)[0] == family]
+    if not kept:
+        families = sorted({m.split("/", 1)[0] for m in labeled})
+        raise MllzooError(
+            f"no labeled model of family {family!r} among the candidates "
+            f"(families labeled here: {', '.join(families)})"
+        )
+    return kept
+
+
+def installed_among(pool: list[str], registry: Registry, named: bool, runnable: bool) -> list[str]:
+    """The models of ``pool`` whose plugin is installed; all of ``pool`` (with a note) when none is
+    and the models need not run here. A model the caller named or must run is an error when missing."""
+    from mllzoo.models.catalog import discover_models
+
     installed = set(discover_models())
-    if (
-        not installed and not runnable
-    ):  # a recommend-only install: every label is a candidate, and the output names the plugins
+    missing = [m for m in pool if m not in installed]
+    if not missing:
+        return pool
+    if len(missing) == len(pool) and not runnable:
         note(
-            "no model plugin is installed here (a recommend-only install): choosing among all labeled "
-            "models; `mllzoo install PLUGIN` runs them"
+            "none of the labeled models' plugins is installed here (as in a recommend-only install): "
+            f"choosing among all labeled models; to run them: {install_hint(registry, missing)}"
         )
         return pool
-    missing = [m for m in pool if m not in installed]
-    if missing and (models is not None or len(missing) == len(pool)):
-        what = "named model(s)" if models is not None else f"{len(pool)} labeled model(s)"
-        raise MllzooError(
-            f"the {what} {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} need a "
-            f"plugin that is not installed: {install_hint(registry, missing)}, "
-            f"or pass --include-uninstalled to select them anyway"
-        )
-    if missing:
-        note(
-            f"{len(missing)} labeled model(s) left out, their plugin is not installed here "
-            f"(`mllzoo labels list` names it; --include-uninstalled selects them)"
-        )
+    if named or (runnable and len(missing) == len(pool)):
+        raise MllzooError(missing_message(registry, missing, named, runnable))
+    note(
+        f"{len(missing)} labeled model(s) left out, their plugin is not installed here "
+        f"(`mllzoo labels list` names it"
+        f"{'' if runnable else '; --include-uninstalled selects them'})"
+    )
     return [m for m in pool if m in installed]
 
 
+def missing_message(registry: Registry, missing: list[str], named: bool, runnable: bool) -> str:
+    """Why named or needed models cannot be used, and the one step that makes them usable: installing
+    the plugin (``--include-uninstalled`` only for a recommendation, since ``predict`` must run them)."""
+    what = "named model(s)" if named else f"{len(missing)} labeled model(s)"
+    listed = f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+    anyway = "" if runnable else ", or pass --include-uninstalled to select them anyway"
+    return (
+        f"the {what} {listed} need a plugin that is not installed here: "
+        f"{install_hint(registry, missing)}{anyway}"
+    )
+
+
 def install_hint(registry: Registry, model_ids: list[str]) -> str:
-    """``mllzoo install PLUGIN ...`` for the plugins these models were labeled with."""
-    return f"mllzoo install {' '.join(sorted(set(plugins_of(registry, model_ids).values())))}"
+    """The install command (:func:`~mllzoo.plugin_source.install_command`) for the plugins these models
+    were labeled with."""
+    from mllzoo.plugin_source import install_command
+
+    return install_command(sorted(set(plugins_of(registry, model_ids).values())))
 
 
 def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:

@@ -20,6 +20,8 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
+from mllzoo.graph.names import concept_names, exact_nodes, spelling_suggestions
+from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
 from mllzoo.store.usercache import EmbeddingCache
@@ -36,8 +38,11 @@ WEAK_MATCH = (
 
 @dataclass(repr=False)
 class Recommendation:
+    """A selection's answer. :attr:`models` are the models chosen (to load); :attr:`candidates` are
+    all the labeled models it chose among, in the order of the rows of ``selection.scores``."""
+
     classes: list[str]
-    model_ids: list[str]
+    candidates: list[str]
     metadata: dict[str, dict]
     selection: Selection
     graph: Graph
@@ -45,16 +50,23 @@ class Recommendation:
     domain: str | None = None
     task: str | None = None
     skipped: list[str] = field(default_factory=list)  # damaged labels left out (``skip_damaged``)
+    notice: str | None = None  # set when every labeled model is a demo model (:mod:`.demo`)
 
     @property
     def models(self) -> list[str]:
-        return [self.model_ids[m] for m in self.selection.models]
+        """The models chosen for some class, in first-use order: the ones to load."""
+        return [self.candidates[m] for m in self.selection.models]
+
+    @property
+    def model_ids(self) -> list[str]:
+        """The former name of :attr:`candidates`, kept so that code written for it still works."""
+        return self.candidates
 
     def votes(self) -> dict[str, np.ndarray]:
         """Per selected model, in :attr:`models` order, the bool mask of the classes it was chosen for."""
         return {
             model_id: np.array(
-                [self.model_ids.index(model_id) in chosen for chosen in self.selection.chosen]
+                [self.candidates.index(model_id) in chosen for chosen in self.selection.chosen]
             )
             for model_id in self.models
         }
@@ -86,7 +98,7 @@ class Recommendation:
                 "name": name,
                 "weak": weak[y],
                 "models": [
-                    {"id": self.model_ids[m], "score": round(float(sel.scores[m, y]), 6)}
+                    {"id": self.candidates[m], "score": round(float(sel.scores[m, y]), 6)}
                     for m in sel.chosen[y]
                 ],
                 "nodes": [
@@ -99,15 +111,20 @@ class Recommendation:
                     for n, w, similarity in zip(
                         sel.match.nodes[y], sel.match.weights[y], sel.match.similarity[y]
                     )
+                    if y not in sel.match.exact or w > 0  # an id matches its concept only
                 ],
             }
+            if y in sel.match.exact:
+                row["exact"] = self.graph.nodes[sel.match.exact[y]].synset
+            if weak[y]:
+                row["suggestions"] = spelling_suggestions(self.graph, name)
             if explain:
                 other = self.runner_up(y)
                 row["runner_up"] = (
                     None
                     if other is None
                     else {
-                        "id": self.model_ids[other],
+                        "id": self.candidates[other],
                         "score": round(float(sel.scores[other, y]), 6),
                     }
                 )
@@ -118,6 +135,7 @@ class Recommendation:
             "classes": rows,
             "models": self.models,
             "plugins": plugins_of(self.registry, self.models),
+            **({"notice": self.notice} if self.notice else {}),
             **({"skipped": self.skipped} if self.skipped else {}),
         }
 
@@ -147,20 +165,27 @@ class Recommendation:
         )
 
     def _repr_html_(self) -> str:
-        """A table per class for notebooks (every text escaped)."""
+        """A table per class for notebooks, naming the models and the matched concepts (every text
+        escaped)."""
         from html import escape
 
         cells = []
         for row in self.to_dict()["classes"]:
             models = "<br>".join(f"{escape(m['id'])} ({m['score']:.3f})" for m in row["models"])
-            concepts = ", ".join(escape(n["synset"]) for n in row["nodes"][:3])
+            concepts = ", ".join(
+                f'<span title="{escape(node["synset"])}">{escape(name)}</span>'
+                for node, name in zip(row["nodes"][:3], concept_names(row["nodes"][:3]))
+            )
             flag = " <em>(weak match)</em>" if row["weak"] else ""
             cells.append(
                 f"<tr><td>{escape(row['name'])}{flag}</td><td>{models}</td><td>{concepts}</td></tr>"
             )
+        notice = f"<p><strong>{escape(self.notice)}</strong></p>" if self.notice else ""
+        to_load = ", ".join(escape(m) for m in self.models)
         return (
-            "<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th></tr></thead>"
-            f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
+            f"{notice}<table><thead><tr><th>class</th><th>models (score)</th><th>matched concepts</th>"
+            f"</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+            f"<p>{len(self.models)} model(s) to load: {to_load}</p>"
         )
 
     def ensemble(self, device: str = DEVICE, batch_size: int = BATCH_SIZE) -> Ensemble:
@@ -308,6 +333,7 @@ class Selector:
         self.node_vectors = node_vectors(registry, self.embedder, self.graph)
         self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
+        self.notice = demo_notice(self.model_ids, self.metadata)
         self._description_vectors: dict[tuple, np.ndarray] = {}
 
     def whole_labels(self) -> list[labels.Label]:
@@ -376,8 +402,13 @@ class Selector:
                 raise MllzooError(f"not labeled in this registry: {', '.join(unknown)}")
             keep = sorted(self.model_ids.index(m) for m in models)
         model_ids = [self.model_ids[i] for i in keep]
-        description_vectors = self.description_vectors(names, domain, task)
+        exact = exact_nodes(self.graph, names)
+        described = [
+            self.graph.nodes[exact[y]].name if y in exact else n for y, n in enumerate(names)
+        ]
+        description_vectors = self.description_vectors(described, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        check_budget(model_ids, cost, max_models, max_gflops)
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
             description_vectors,
@@ -389,6 +420,7 @@ class Selector:
             cost=cost,
             max_models=max_models,
             max_gflops=max_gflops,
+            exact=exact,
         )
         skipped = [m for m in skipped or [] if m in model_ids]
         if skipped:  # known only once the labels have streamed: choose again without them
@@ -404,6 +436,26 @@ class Selector:
             domain,
             task,
             skipped,
+            self.notice,
+        )
+
+
+def check_budget(
+    model_ids: list[str], cost: np.ndarray, max_models: int | None, max_gflops: float | None
+) -> None:
+    """A budget no candidate meets would answer with classes and no models: refuse it in one line,
+    naming the smallest model's figure."""
+    if max_models is not None and max_models < 1:
+        raise MllzooError(f"--max-models must be at least 1, not {max_models}")
+    if max_gflops is None:
+        return
+    if not max_gflops > 0:
+        raise MllzooError(f"--max-gflops must be a positive number of GFLOPs, not {max_gflops:g}")
+    cheapest = int(np.argmin(cost))
+    if cost[cheapest] > max_gflops:
+        raise MllzooError(
+            f"no candidate model fits --max-gflops {max_gflops:g}: the smallest, "
+            f"{model_ids[cheapest]}, needs {cost[cheapest]:g} GFLOPs"
         )
 
 
@@ -456,7 +508,7 @@ def recommend(
         models=pool,
         skip_damaged=skip_damaged,
     )
-    if include_uninstalled:
+    if include_uninstalled and not runnable:  # a caller that runs them gets the ensemble's error
         warn_uninstalled(registry, result.models)
     weak = [name for name, flagged in zip(names, result.weak) if flagged]
     if weak:

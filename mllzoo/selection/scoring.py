@@ -9,7 +9,7 @@ over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,7 @@ class Match:
     nodes: np.ndarray  # [classes, top_nodes] node indices, best first
     weights: np.ndarray  # [classes, top_nodes], each row sums to 1
     similarity: np.ndarray  # [classes, top_nodes] cosine similarity of those nodes
+    exact: dict[int, int] = field(default_factory=dict)  # classes named by a concept id -> its node
 
 
 @dataclass
@@ -48,6 +49,21 @@ def match_nodes(
     sums = z.sum(axis=1, keepdims=True)
     weights = np.where(sums > 0, z / np.where(sums > 0, sums, 1), 1.0 / top_nodes)
     return Match(nodes, weights, matched)
+
+
+def pin(match: Match, exact: dict[int, int]) -> Match:
+    """Classes named by a concept's id (``exact``: class -> node) match exactly that concept: it comes
+    first with similarity 1 and all the weight; the other matched nodes stay, weightless."""
+    for y, n in exact.items():
+        similarity = dict(zip(match.nodes[y].tolist(), match.similarity[y].tolist()))
+        similarity[n] = 1.0
+        others = [m for m in match.nodes[y].tolist() if m != n][: match.nodes.shape[1] - 1]
+        match.nodes[y] = [n, *others]
+        match.similarity[y] = [similarity[m] for m in match.nodes[y].tolist()]
+        match.weights[y] = 0.0
+        match.weights[y, 0] = 1.0
+    match.exact = dict(exact)
+    return match
 
 
 Replay = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
@@ -137,9 +153,11 @@ def select(
     cost: np.ndarray | None = None,
     max_models: int | None = None,
     max_gflops: float | None = None,
+    exact: dict[int, int] | None = None,
 ) -> Selection:
-    """The whole of step 3: match, score, smooth, choose (within a budget when one is given)."""
-    match = match_nodes(description_vectors, node_vectors, top_nodes)
+    """The whole of step 3: match, score, smooth, choose (within a budget when one is given);
+    ``exact`` pins classes named by a concept id to that concept (:func:`pin`)."""
+    match = pin(match_nodes(description_vectors, node_vectors, top_nodes), exact or {})
     predictions = replay(np.unique(match.nodes))
     scores = smooth(class_scores(predictions, match), alpha)
     return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)

@@ -10,6 +10,7 @@ bounds them, and renders. User errors are one line on the page (or ``{"ok": fals
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -47,8 +48,10 @@ def register_routes():
         (rf"^{PREFIX}/?(?P<format>\.json)?$", index_view),
         (rf"^{PREFIX}/recommend(?P<format>\.json)?$", recommend_view),
         (rf"^{PREFIX}/model/(?P<model_id>[^/]+/[^/]+?)(?P<format>\.json)?$", model_view),
+        (rf"^{PREFIX}/model/(?P<model_id>[^/]+?)(?P<format>\.json)?$", model_view),  # no family
         (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
+        (rf"^{PREFIX}/concepts(?P<format>\.json)?$", concepts_view),
     ]
 
 
@@ -60,6 +63,20 @@ def skip_csrf(scope):
         f"{PREFIX}/recommend",
         f"{PREFIX}/recommend.json",
     )
+
+
+@hookimpl
+def extra_template_vars(datasette):
+    """``mllzoo_notice``: the demo-registry line the pages show above their content."""
+
+    async def notice():
+        try:
+            zoo = await registry_zoo(datasette)
+            return {"mllzoo_notice": await on_worker(zoo, lambda: zoo.notice)}
+        except (MllzooError, sqlite3.Error):  # the page itself says what is wrong, in one line
+            return {}
+
+    return notice
 
 
 @hookimpl
@@ -198,7 +215,15 @@ async def recommend_view(datasette, request):
         fields, upload = await form_fields(request)
         context["given"] = {
             k: fields.get(k, "")
-            for k in ("classes", "domain", "task", "k", "max_models", "skip_damaged")
+            for k in (
+                "classes",
+                "domain",
+                "task",
+                "k",
+                "max_models",
+                "skip_damaged",
+                "include_uninstalled",
+            )
         }
         if not (fields.get("classes", "").strip() or (upload and upload[1].strip())):
             if fmt or request.method == "POST" or "classes" in fields:
@@ -256,6 +281,21 @@ async def concept_view(datasette, request):
         return data, {"concept": data}
 
     return await respond(datasette, request, fmt, "mllzoo_concept.html", build)
+
+
+async def concepts_view(datasette, request):
+    """The graph's concepts found by name, lemma, id, gloss or meaning (``mllzoo concepts``)."""
+    fmt = request.url_vars.get("format")
+
+    async def build():
+        fields, _ = await form_fields(request)
+        if not (fields.get("q") or "").strip() and not fmt:
+            return None, {"found": None}
+        zoo = await registry_zoo(datasette)
+        found = await on_worker(zoo, zoo.concepts, fields.get("q") or "")
+        return found, {"found": found}
+
+    return await respond(datasette, request, fmt, "mllzoo_concepts.html", build)
 
 
 async def compare_view(datasette, request):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mllzoo.errors import MllzooError
+from mllzoo.errors import MllzooError, WarningHandler, set_warning_handler
 
 
 def serve_registry(path: Path, host: str, port: int) -> None:
@@ -38,7 +38,26 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     )  # the selector loads while the server starts: the first recommend does not wait for it
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/-/mllzoo"
     print(f"Serving {path} read-only at {where} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+    set_warning_handler(once(set_warning_handler(None)))
+    server = uvicorn.Server(
+        uvicorn.Config(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+    )
+    server.run()
+    if server.should_exit:  # stopped by Ctrl-C or SIGTERM, as any interrupted command: status 130
+        raise KeyboardInterrupt
+
+
+def once(handler: WarningHandler) -> WarningHandler:
+    """``handler`` for each message the first time only: a server answers the same request many
+    times, and a note about the registry says nothing new the second time."""
+    seen: set[tuple[str, str]] = set()
+
+    def handle(message: str, kind: str) -> None:
+        if (message, kind) not in seen:
+            seen.add((message, kind))
+            handler(message, kind)
+
+    return handle
 
 
 def _warm(zoo) -> None:

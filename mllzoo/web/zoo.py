@@ -38,6 +38,9 @@ class NotFound(MllzooError):
     """An unknown model id or synset (HTTP 404)."""
 
 
+MAX_SEARCH = 200  # characters of a concept search kept
+
+
 def plain_text(value: str, what: str) -> str:
     """``value`` stripped, refused (one line) when it holds a character class names may not hold."""
     problem = unsafe_character(value)
@@ -67,6 +70,7 @@ class RecommendInput:
     k: int = 1
     max_models: int | None = None
     skip_damaged: bool = False
+    include_uninstalled: bool = False
 
     @classmethod
     def parse(
@@ -87,6 +91,7 @@ class RecommendInput:
             whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
             whole_number(fields.get("max_models"), "max models", 1, 10_000),
             (fields.get("skip_damaged") or "") not in ("", "0"),
+            (fields.get("include_uninstalled") or "") not in ("", "0"),
         )
 
     def query(self) -> dict[str, str]:
@@ -98,6 +103,7 @@ class RecommendInput:
             ("k", self.k if self.k != 1 else None),
             ("max_models", self.max_models),
             ("skip_damaged", "1" if self.skip_damaged else None),
+            ("include_uninstalled", "1" if self.include_uninstalled else None),
         ):
             if value is not None:
                 out[name] = str(value)
@@ -114,6 +120,7 @@ class Zoo:
         self._registry = None
         self._graph = None
         self._selector = None
+        self._notice: tuple[str] | None = None
         self._children: list[list[int]] | None = None
         self._branches: list[tuple[int, np.ndarray]] | None = None
         self._tables: dict[
@@ -214,6 +221,16 @@ class Zoo:
     def labeled(self) -> list[str]:
         return sorted(self.registry.labeled_model_ids(self.graph.id))
 
+    @property
+    def notice(self) -> str | None:
+        """The demo-registry line (:func:`mllzoo.selection.demo.demo_notice`) every page shows."""
+        if self._notice is None:
+            from mllzoo.selection.demo import demo_notice
+
+            metadata = {row["id"]: row["metadata"] for row in self.registry.models()}
+            self._notice = (demo_notice(self.labeled(), metadata) or "",)
+        return self._notice[0] or None
+
     def table(self, model_id: str) -> tuple[np.ndarray, np.ndarray] | DamagedLabelError:
         """Per node, the model's accuracy (NaN without samples) and readable sample count; computed once per
         label (keyed by when it was made) and kept; a damaged label gives its error instead."""
@@ -234,12 +251,20 @@ class Zoo:
         for node in self.graph.nodes:
             if synset in (node.synset, node.wnid):
                 return node.idx
+        from mllzoo.graph.names import search
+
+        found = search(self.graph, synset, 3)
+        wanted = synset.strip().lower()
+        exact = [n for n, _ in found if self.graph.nodes[n].name.lower() == wanted]
+        named = [self.graph.nodes[n].synset for n in exact or [n for n, _ in found]]
         from mllzoo.errors import did_you_mean
 
-        raise NotFound(
-            f"no concept {synset!r} in this registry's graph"
-            f"{did_you_mean(synset, [n.synset for n in self.graph.nodes])}"
+        hint = (
+            f" (did you mean {' or '.join(named)}?)"
+            if named
+            else did_you_mean(synset, [n.synset for n in self.graph.nodes])
         )
+        raise NotFound(f"no concept {synset!r} in this registry's graph{hint}")
 
     def concept_ref(self, n: int) -> dict:
         node = self.graph.nodes[n]
@@ -264,19 +289,28 @@ class Zoo:
 
     # pages (each a JSON-ready dict; called on the worker thread) ------------------------------------
     def overview(self) -> dict:
+        """The registry at a glance; each model's figures are weighed against the other labeled models
+        (best on how many concepts, its accuracy as a share of the best's), since accuracy over
+        thousands of concepts reads as near zero without a yardstick."""
         models: list[dict[str, Any]] = []
+        tables = {}
         for model_id in self.labeled():
             table = self.table(model_id)
             if isinstance(table, DamagedLabelError):
                 models.append({"id": model_id, "damaged": str(table)})
                 continue
+            tables[model_id] = table
             accuracy, counts = table
             first = np.rint(np.nan_to_num(accuracy) * counts)
             models.append(
                 {"id": model_id, "accuracy": round(float(first.sum() / max(counts.sum(), 1)), 6)}
             )
+        figures = weighed(tables)
+        for row in models:
+            row.update(figures.get(row["id"], {}))
         return {
             "registry": self.path.name,
+            **({"notice": self.notice} if self.notice else {}),
             "graph": self.graph.id,
             "nodes": len(self.graph.nodes),
             "models": models,
@@ -291,7 +325,9 @@ class Zoo:
         from mllzoo.selection.candidates import candidate_models
 
         selector = self.selector
-        pool = candidate_models(selector.model_ids, self.registry)
+        pool = candidate_models(
+            selector.model_ids, self.registry, include_uninstalled=given.include_uninstalled
+        )
         result = selector.recommend(
             given.classes,
             given.domain,
@@ -320,7 +356,9 @@ class Zoo:
         from mllzoo.models.vlm import MODEL_ID
 
         if not MODEL_ID.match(model_id):
-            raise NotFound(f"{model_id!r} is not a model id (family/arch.tag)")
+            full = [m for m in self.labeled() if m.split("/", 1)[-1] == model_id]
+            hint = f" (did you mean {' or '.join(full)}?)" if full else ""
+            raise NotFound(f"{model_id!r} is not a model id (family/arch.tag){hint}")
         if model_id not in self._cards:
             try:
                 card = model_card(self.registry, model_id, graph=self.graph)
@@ -377,6 +415,13 @@ class Zoo:
             "damaged": damaged,
         }
 
+    def concepts(self, query: str) -> dict:
+        """The web twin of ``mllzoo concepts QUERY`` (:func:`mllzoo.text.concept_search.find_concepts`)."""
+        from mllzoo.text.concept_search import find_concepts
+
+        query = plain_text(query, "the search")[:MAX_SEARCH]
+        return {"query": query, "concepts": find_concepts(self.registry, query, graph=self.graph)}
+
     def compare(self, model_ids: list[str]) -> dict:
         if not 2 <= len(model_ids) <= MAX_COMPARE or len(set(model_ids)) != len(model_ids):
             raise BadRequest(
@@ -406,6 +451,34 @@ class Zoo:
             for i, (root, _) in enumerate(self.branches)
         ]
         return {"models": list(columns), "branches": branches, "damaged": damaged}
+
+
+def weighed(tables: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]:
+    """Per model, figures against the others on the concepts with samples: ``best_on`` (the concepts
+    where no other model is more accurate), ``share_of_best`` (its accuracy over the best model's,
+    averaged over concepts), ``rank`` (by that share) and ``concepts`` (how many were weighed)."""
+    if not tables:
+        return {}
+    accuracy = np.stack([table[0] for table in tables.values()])
+    known = ~np.isnan(accuracy)
+    best = np.where(known, accuracy, -1.0).max(axis=0)
+    weighed_nodes = best > 0
+    share = np.where(
+        known & weighed_nodes, np.nan_to_num(accuracy) / np.where(best > 0, best, 1), 0
+    )
+    mean_share = share[:, weighed_nodes].mean(axis=1) if weighed_nodes.any() else share[:, 0] * 0
+    order = np.argsort(-mean_share, kind="stable")
+    ranks = np.empty(len(order), int)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return {
+        model_id: {
+            "best_on": int((known[i] & weighed_nodes & (accuracy[i] >= best)).sum()),
+            "share_of_best": round(float(mean_share[i]), 6),
+            "rank": int(ranks[i]),
+            "concepts": int(weighed_nodes.sum()),
+        }
+        for i, model_id in enumerate(tables)
+    }
 
 
 _ZOOS: dict[tuple[str, bool], Zoo] = {}
