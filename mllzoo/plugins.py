@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -24,6 +25,9 @@ from mllzoo.errors import MllzooError, PluginError, warn
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")
+
+# PEP 508's distribution name: what `pip install NAME` takes as one name and nothing more
+DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
 pm = pluggy.PluginManager(GROUP)
 pm.add_hookspecs(hookspecs)
@@ -196,3 +200,24 @@ def plugin_version(name: str) -> str | None:
     """The installed version of a plugin distribution, if it is one."""
     plugin = pm.get_plugin(name)
     return None if plugin is None else _version(plugin, name)
+
+
+def is_distribution_name(name: object) -> bool:
+    """Whether ``name`` is a valid distribution name (PEP 508), safe to show inside a command."""
+    return isinstance(name, str) and bool(DISTRIBUTION_NAME.match(name))
+
+
+def install_hint(plugins: list[str | None]) -> str:
+    """``mllzoo install NAME ...`` for the valid distribution names among ``plugins``; any other
+    recorded name (free text from a label file or an edited registry) is shown quoted, never as part of
+    a command, and a missing one as unknown."""
+    valid = sorted({p for p in plugins if isinstance(p, str) and is_distribution_name(p)})
+    other = sorted({repr(p) for p in plugins if p is not None and not is_distribution_name(p)})
+    parts = [f"mllzoo install {' '.join(valid)}"] if valid else []
+    if other:
+        parts.append(
+            f"a plugin recorded as {', '.join(other)} (not a distribution name, so no command to run)"
+        )
+    if None in plugins:
+        parts.append("(unknown plugin)")
+    return "; ".join(parts)

@@ -228,6 +228,10 @@ def set_model(key: str, value, metadata: bool = True):
         (set_model("id", "spoofed/model.x"), "unknown metadata key(s) 'id'"),
         (set_model("plugin", ["a", "b"], metadata=False), "plugin must be text, not list"),
         (
+            set_model("plugin", "mllzoo-plugin-x --index-url https://e.example/ ; sh", False),
+            "plugin 'mllzoo-plugin-x --index-url https://e.example/ ; sh' is not a distribution name",
+        ),
+        (
             set_model("plugin_version", {"v": 1}, metadata=False),
             "plugin_version must be text, not dict",
         ),

@@ -29,6 +29,7 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
     """Labeled models on the registry's graph, with their plugin and whether it is installed."""
     from mllzoo.labeling.transfer import label_listing
     from mllzoo.models.catalog import discover_models
+    from mllzoo.plugins import install_hint, is_distribution_name
 
     rows = label_listing(open_registry(ctx, create=False), discover_models())
     if as_json:
@@ -38,9 +39,10 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
         where = (
             "installed"
             if row["installed"]
-            else f"not installed: mllzoo install {row['plugin'] or '(unknown plugin)'}"
+            else f"not installed: {install_hint([row['plugin'] or None])}"
         )
-        click.echo(f"{row['id']}  plugin {row['plugin'] or '?'} ({where})")
+        shown = row["plugin"] if is_distribution_name(row["plugin"]) else repr(row["plugin"] or "?")
+        click.echo(f"{row['id']}  plugin {shown} ({where})")
     if not rows:
         click.echo("No labels on this registry's graph.")
 

@@ -103,6 +103,7 @@ def recommend_command(
     ctx: click.Context, classes_file: Path, as_json: bool, explain: bool, **options
 ) -> None:
     """Recommend models for the classes in CLASSES_FILE (one class per line)."""
+    from mllzoo.plugins import is_distribution_name
     from mllzoo.selection.recommend import WEAK_MATCH
 
     result = recommend_for(ctx, classes_file, options)
@@ -133,8 +134,13 @@ def recommend_command(
             )
     click.echo(f"\n{len(data['models'])} model(s) to load: {', '.join(data['models'])}")
     for plugin in dict.fromkeys(data["plugins"].values()):
+        shown = (
+            plugin
+            if is_distribution_name(plugin) or plugin == "(unknown plugin)"
+            else f"a plugin recorded as {plugin!r}"
+        )
         click.echo(
-            f"{plugin} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}"
+            f"{shown} runs {', '.join(m for m, p in data['plugins'].items() if p == plugin)}"
         )
 
 

@@ -67,8 +67,11 @@ def candidate_models(
 
 
 def install_hint(registry: Registry, model_ids: list[str]) -> str:
-    """``mllzoo install PLUGIN ...`` for the plugins these models were labeled with."""
-    return f"mllzoo install {' '.join(sorted(set(plugins_of(registry, model_ids).values())))}"
+    """``mllzoo install PLUGIN ...`` for the plugins these models were labeled with (a recorded name that
+    is not a distribution name is shown quoted, outside the command: :func:`mllzoo.plugins.install_hint`)."""
+    from mllzoo.plugins import install_hint as hint
+
+    return hint([(registry.model(m) or {}).get("plugin") or None for m in model_ids])
 
 
 def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:

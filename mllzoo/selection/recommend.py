@@ -375,7 +375,14 @@ class Selector:
             keep = sorted(self.model_ids.index(m) for m in models)
         model_ids = [self.model_ids[i] for i in keep]
         class_vectors = self.class_vectors(names, domain, task)
-        cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        cost = np.array(  # a refused stored cost never fits a budget
+            [
+                np.inf
+                if m in self.registry.unknown_costs
+                else self.metadata.get(m, {}).get("gflops") or 0.0
+                for m in model_ids
+            ]
+        )
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
             class_vectors,
