@@ -1,7 +1,7 @@
 """A Datasette plugin over an mllzoo registry: recommend, model, concept and compare pages, each with a
 JSON twin. Found through Datasette's entry-point group ``datasette`` (``pip install 'mllzoo[web]'``), so
-``datasette registry.db`` shows the pages under ``/-/mllzoo``; ``mllzoo serve`` starts Datasette with the
-registry opened immutable.
+``datasette registry.db`` shows the pages under ``/-/mllzoo``; ``mllzoo serve`` starts Datasette on the
+registry, read-only. Either way the pages follow the registry as it changes (:mod:`mllzoo.web.zoo`).
 
 The pages' data comes from :mod:`mllzoo.web.zoo` (no Datasette there); this module parses requests,
 bounds them, and renders. User errors are one line on the page (or ``{"ok": false, "error": ...}``).
@@ -25,6 +25,7 @@ from mllzoo.web.svg import bar_chart
 from mllzoo.web.zoo import (
     MAX_REQUEST_BYTES,
     BadRequest,
+    Busy,
     NotFound,
     RecommendInput,
     zoo_for,
@@ -69,14 +70,14 @@ def menu_links(datasette):
 
 async def registry_zoo(datasette):
     """The zoo of the served registry: the database the plugin setting ``database`` names, else the first
-    attached one that is an mllzoo registry; immutable when Datasette serves it immutable."""
+    attached one that is an mllzoo registry."""
     wanted = (datasette.plugin_config("mllzoo") or {}).get("database")
     for name, db in datasette.databases.items():
         if db.path is None or (wanted and name != wanted):
             continue
         tables = set(await db.table_names())
         if {"_sqlite_migrations", "label_blocks", "nodes"} <= tables:
-            return zoo_for(db.path, immutable=not db.is_mutable)
+            return zoo_for(db.path)
     raise NotFound(
         f"no database named {wanted!r} is an mllzoo registry"
         if wanted
@@ -140,6 +141,8 @@ def status_of(error: MllzooError) -> int:
         return 404
     if isinstance(error, DamagedLabelError):
         return 409
+    if isinstance(error, Busy):
+        return 503
     return 400
 
 

@@ -1,4 +1,10 @@
-"""``mllzoo serve``: Datasette over one registry, opened immutable, with the mllzoo pages."""
+"""``mllzoo serve``: Datasette over one registry, read-only, with the mllzoo pages.
+
+The registry may change while it is served: the mllzoo pages follow it (:mod:`mllzoo.web.zoo`), and so
+do Datasette's own table pages where the file can be read with locks (``mode=ro``). A registry this
+user cannot write is served immutable instead: a read-only reader would leave ``-wal``/``-shm``
+files beside it as read-only as it, which would then refuse every write.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +23,26 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     from datasette.plugins import pm
 
     from mllzoo import web
+    from mllzoo.store import registry_file
     from mllzoo.store.registry import Registry
     from mllzoo.web.zoo import zoo_for
 
-    Registry(
-        path, create=False, write=False, immutable=True
-    ).close()  # a bad path fails here, in one line
+    path = path.resolve()  # once: the file a link names
+    checked = Registry(path, create=False, write=False, read_only=True)  # a bad path: one line
+    follow = registry_file.check(path, create=False, write=False) and not isinstance(
+        checked.db.conn, registry_file.ImmutableConnection
+    )
+    checked.close()
     check_address(host, port)
     datasette = Datasette(
-        immutables=[str(path)],
+        **{"files" if follow else "immutables": [str(path)]},
         settings={"default_page_size": 50},
         metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}},
     )
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
         pm.register(web, name="mllzoo")
     asyncio.run(datasette.invoke_startup())
-    zoo = zoo_for(path, immutable=True)
+    zoo = zoo_for(path)
     zoo.run(
         _warm, zoo
     )  # the selector loads while the server starts: the first recommend does not wait for it
