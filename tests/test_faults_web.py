@@ -149,12 +149,15 @@ def test_a_served_registry_that_changes_is_followed(world, tmp_path, kind):
             assert opened_for_writing(proc.pid, path) == [], step
 
 
-def test_a_request_that_straddles_a_change_is_answered_from_the_new_state(world, tmp_path):
+@pytest.mark.parametrize("immutable", [False, True])
+def test_a_request_that_straddles_a_change_is_answered_from_the_new_state(
+    world, tmp_path, immutable
+):
     from mllzoo.store.registry import Registry
     from mllzoo.web.zoo import Zoo
 
     path, _ = copy_registry(world, tmp_path)
-    zoo = Zoo(path)
+    zoo = Zoo(path, immutable=immutable)
     assert zoo.run(zoo.labeled).result() == [MODEL, OTHER]
     calls = []
 

@@ -70,14 +70,14 @@ def menu_links(datasette):
 
 async def registry_zoo(datasette):
     """The zoo of the served registry: the database the plugin setting ``database`` names, else the first
-    attached one that is an mllzoo registry."""
+    attached one that is an mllzoo registry; opened immutable where Datasette serves it so."""
     wanted = (datasette.plugin_config("mllzoo") or {}).get("database")
     for name, db in datasette.databases.items():
         if db.path is None or (wanted and name != wanted):
             continue
         tables = set(await db.table_names())
         if {"_sqlite_migrations", "label_blocks", "nodes"} <= tables:
-            return zoo_for(db.path)
+            return zoo_for(db.path, immutable=not db.is_mutable)
     raise NotFound(
         f"no database named {wanted!r} is an mllzoo registry"
         if wanted

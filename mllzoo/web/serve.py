@@ -42,7 +42,7 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
         pm.register(web, name="mllzoo")
     asyncio.run(datasette.invoke_startup())
-    zoo = zoo_for(path)
+    zoo = zoo_for(path, immutable=not follow)
     zoo.run(
         _warm, zoo
     )  # the selector loads while the server starts: the first recommend does not wait for it

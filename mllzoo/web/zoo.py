@@ -128,10 +128,13 @@ class RecommendInput:
 
 
 class Zoo:
-    """One registry, opened read-only and followed as it changes (module docstring)."""
+    """One registry, opened read-only and followed as it changes (module docstring); ``immutable``
+    (a file served as one nobody writes) opens it without locks, so nothing is left beside it, and
+    follows it by the file's identity alone."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, immutable: bool = False):
         self.path = Path(path).resolve()  # once: the file a link names, its journal beside it
+        self.immutable = immutable
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="mllzoo-web")
         self._registry = None
         self._file: tuple | None = None  # the file's identity when the registry was opened
@@ -161,7 +164,7 @@ class Zoo:
                     raise
                 self._reopen()  # an immutable read of a file written meanwhile: read it again
                 continue
-            if self._read_signature() == seen:
+            if self._unchanged(seen):
                 return result
         raise Busy(
             f"the registry changed {CHANGED_TRIES} times while this request read it: try again"
@@ -194,6 +197,15 @@ class Zoo:
             self._forget()
             self._signature = signature
         return signature
+
+    def _unchanged(self, seen: tuple) -> bool:
+        """Whether the registry is as it was when the request began: an immutable connection cannot
+        see a change, so the file's identity tells; a locking one reads the signature again."""
+        from mllzoo.store.registry_file import ImmutableConnection
+
+        if isinstance(self.registry.db.conn, ImmutableConnection):
+            return self._file_identity() == self._file
+        return self._read_signature() == seen
 
     def _read_signature(self) -> tuple:
         return tuple(self.registry.db.execute(SIGNATURE).fetchone())
@@ -231,7 +243,9 @@ class Zoo:
         if self._registry is None:
             from mllzoo.store.registry import Registry
 
-            self._registry = Registry(self.path, create=False, write=False, read_only=True)
+            self._registry = Registry(
+                self.path, create=False, write=False, read_only=True, immutable=self.immutable
+            )
         return self._registry
 
     @property
@@ -499,14 +513,14 @@ class Zoo:
         return {"models": list(columns), "branches": branches, "damaged": damaged}
 
 
-_ZOOS: dict[str, Zoo] = {}
+_ZOOS: dict[tuple[str, bool], Zoo] = {}
 _LOCK = threading.Lock()
 
 
-def zoo_for(path: str | Path) -> Zoo:
+def zoo_for(path: str | Path, immutable: bool = False) -> Zoo:
     """The one :class:`Zoo` of a registry file in this process (a link and its target share it)."""
-    key = str(Path(path).resolve())
+    key = (str(Path(path).resolve()), immutable)
     with _LOCK:
         if key not in _ZOOS:
-            _ZOOS[key] = Zoo(key)
+            _ZOOS[key] = Zoo(*key)
         return _ZOOS[key]
