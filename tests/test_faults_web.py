@@ -235,3 +235,87 @@ def test_a_replaced_registry_file_is_reopened(world, tmp_path):
     os.replace(fewer, path)  # the way a deploy swaps a file in
     assert zoo.run(zoo.labeled).result() == [OTHER]
     zoo.close()
+
+
+# one request never stalls or crashes the server ------------------------------------------------------
+
+
+def in_process(path: Path, immutable: bool = False):
+    from datasette.app import Datasette
+
+    return Datasette(**{"immutables" if immutable else "files": [str(path)]})
+
+
+def answer(ds, path: str, **kwargs):
+    import asyncio
+
+    method = ds.client.post if "content" in kwargs or "data" in kwargs else ds.client.get
+    return asyncio.run(method(path, **kwargs))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("k", "²"), ("max_models", "²"), ("k", "١"), ("k", "１"), ("k", "9" * 5000), ("k", "01" * 3)],
+)
+def test_a_number_in_any_digits_but_ascii_or_too_long_is_a_400(world, tmp_path, field, value):
+    path, _ = copy_registry(world, tmp_path)
+    response = answer(
+        in_process(path), f"{PREFIX}/recommend.json?{urlencode({'classes': 'dog', field: value})}"
+    )
+    assert response.status_code == 400, response.text
+    assert "must be a whole number" in json.loads(response.text)["error"]
+
+
+def test_classes_percent_encoded_in_another_encoding_are_refused(world, tmp_path):
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    got = answer(ds, f"{PREFIX}/recommend.json?classes=caf%E9")
+    assert got.status_code == 400 and "not UTF-8" in json.loads(got.text)["error"]
+    posted = answer(
+        ds,
+        f"{PREFIX}/recommend.json",
+        content=b"classes=caf%E9",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert posted.status_code == 400 and "not UTF-8" in json.loads(posted.text)["error"]
+
+
+def test_a_deeply_nested_multipart_body_is_refused_quickly(world, tmp_path):
+    path, _ = copy_registry(world, tmp_path)
+    body, boundary = b"", "b0"
+    for depth in range(3000, 0, -1):
+        inner = f"b{depth}"
+        body = (
+            f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={inner}\r\n\r\n".encode()
+            + body
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        boundary = inner
+    started = time.monotonic()
+    response = answer(
+        in_process(path),
+        f"{PREFIX}/recommend.json",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b0"},
+    )
+    assert response.status_code == 400 and "itself multipart" in json.loads(response.text)["error"]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("page", ["/nothing", "/nothing.json", "/model", "/concept/", "/a/b/c"])
+def test_every_unmatched_path_under_the_prefix_is_a_404(world, tmp_path, page):
+    path, _ = copy_registry(world, tmp_path)
+    response = answer(in_process(path), PREFIX + page)
+    assert response.status_code == 404, response.text
+
+
+def test_plain_datasette_leaves_nothing_beside_a_read_only_registry(world, tmp_path):
+    path, _ = copy_registry(world, tmp_path)
+    path.chmod(0o444)
+    ds = in_process(path)  # `datasette r.db`: Datasette would open it mode=ro
+    import asyncio
+
+    asyncio.run(ds.invoke_startup())
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+    assert answer(ds, "/r/labels.json").status_code == 200
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("r.db")) == ["r.db"]

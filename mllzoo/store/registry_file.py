@@ -51,6 +51,21 @@ def check(path: Path, create: bool, write: bool) -> bool:
     return writable
 
 
+def cannot_leave_journal(path: Path) -> bool:
+    """Whether a read-only reader of ``path`` must open it immutable to leave nothing beside it: the
+    file is read-only (its mode, or to this user) or its folder is, and no journal holds unsaved
+    changes that only a locking reader would see."""
+    real = path.resolve()
+    journal = real.with_name(real.name + "-wal")
+    if journal.exists() and journal.stat().st_size:
+        return False
+    return (
+        not real.stat().st_mode & 0o222
+        or not os.access(real, os.W_OK)
+        or not os.access(real.parent, os.W_OK | os.X_OK)
+    )
+
+
 def not_sqlite(path: Path, exc: sqlite3.DatabaseError) -> MllzooError:
     """The one line for a file SQLite could not read as a database."""
     if "not a database" in str(exc):

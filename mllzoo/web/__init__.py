@@ -10,8 +10,10 @@ bounds them, and renders. User errors are one line on the page (or ``{"ok": fals
 from __future__ import annotations
 
 import asyncio
+import re
 from email.parser import BytesParser
 from email.policy import HTTP
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from datasette import hookimpl
@@ -35,6 +37,7 @@ PREFIX = "/-/mllzoo"
 MAX_QUERY_BYTES = (
     32 * 1024
 )  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
+NESTED_MULTIPART = re.compile(rb"(?im)^content-type:[ \t]*multipart/")  # a part's own header
 SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
 
 
@@ -50,7 +53,20 @@ def register_routes():
         (rf"^{PREFIX}/model/(?P<model_id>[^/]+/[^/]+?)(?P<format>\.json)?$", model_view),
         (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
+        (rf"^{PREFIX}/.*?(?P<format>\.json)?$", not_found_view),  # last: what no page matched
     ]
+
+
+@hookimpl
+def startup(datasette):
+    """A registry this user cannot write is read immutable, as ``mllzoo serve`` does: a read-only
+    reader would leave ``-wal``/``-shm`` files beside it, as read-only as the file, and once it is
+    writable again every write would fail on them."""
+    from mllzoo.store.registry_file import cannot_leave_journal
+
+    for db in datasette.databases.values():
+        if db.path is not None and db.is_mutable and cannot_leave_journal(Path(db.path)):
+            db.is_mutable = False
 
 
 @hookimpl
@@ -97,7 +113,7 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
             f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file"
         )
     if request.method != "POST":
-        return dict(parse_qsl(request.query_string, keep_blank_values=True)), None
+        return utf8_fields(request.query_string), None
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
         raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
@@ -111,27 +127,63 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
             raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
-        )
-        fields: dict[str, str] = {}
-        upload = None
-        for part in message.iter_parts() if message.is_multipart() else []:
-            name = part.get_param("name", header="content-disposition")
-            name = (
-                name if isinstance(name, str) else None
-            )  # a malformed RFC 2231 value comes as a tuple
-            payload = part.get_payload(decode=True)
-            data = payload if isinstance(payload, bytes) else b""
-            if name == "class_file":
-                upload = (part.get_filename() or "", data)
-            elif name:
-                fields[name] = data.decode("utf-8", "replace")
-        return fields, upload
+        return await asyncio.to_thread(multipart_fields, content_type, body)  # off the event loop
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)), None
+        return utf8_fields(body.decode("utf-8")), None
     except UnicodeDecodeError:
         raise BadRequest("the form is not UTF-8") from None
+
+
+def utf8_fields(query: str) -> dict[str, str]:
+    """A query string's fields; percent-encoded bytes that are not UTF-8 (``caf%E9``) are refused, as
+    the CLI and an upload refuse such a class list, never read as U+FFFD."""
+    try:
+        return dict(parse_qsl(query, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "the form is not UTF-8 (a percent-encoded byte of another encoding)"
+        ) from None
+
+
+def multipart_fields(
+    content_type: str, body: bytes
+) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """A multipart form's fields and its ``class_file``; a part that is itself multipart is refused
+    before parsing (the form has one level: nesting only makes the parser recurse)."""
+    if NESTED_MULTIPART.search(body):
+        raise BadRequest("a form part is itself multipart: send one flat multipart/form-data form")
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
+    )
+    fields: dict[str, str] = {}
+    upload = None
+    for part in message.iter_parts() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        name = (
+            name if isinstance(name, str) else None
+        )  # a malformed RFC 2231 value comes as a tuple
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if name == "class_file":
+            upload = (part.get_filename() or "", data)
+        elif name:
+            try:
+                fields[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"form field {name[:40]!r} is not UTF-8") from None
+    return fields, upload
+
+
+async def not_found_view(datasette, request):
+    """Every path under the prefix that no page matches: a 404 in the pages' own form (Datasette's
+    handler would render it with ``rich`` outside an exception, a 500)."""
+
+    async def build():
+        raise NotFound(f"no mllzoo page at {request.path[:200]}")
+
+    return await respond(
+        datasette, request, request.url_vars.get("format"), "mllzoo_index.html", build
+    )
 
 
 def status_of(error: MllzooError) -> int:

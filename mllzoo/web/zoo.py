@@ -75,11 +75,16 @@ def whole_number(value: str | None, what: str, low: int, high: int) -> int | Non
     """An optional whole number within ``[low, high]``; empty means not given."""
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit() or not low <= int(value) <= high:
-        raise BadRequest(
-            f"{what} must be a whole number from {low} to {high}, not {value.strip()[:20]!r}"
-        )
-    return int(value)
+    digits = value.strip()
+    # ASCII digits only (str.isdigit also takes "²", "١" and "１"), no longer than the bound needs
+    if (
+        not digits.isascii()
+        or not digits.isdigit()
+        or len(digits) > len(str(high))
+        or not low <= int(digits) <= high
+    ):
+        raise BadRequest(f"{what} must be a whole number from {low} to {high}, not {digits[:20]!r}")
+    return int(digits)
 
 
 @dataclass
