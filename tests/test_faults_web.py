@@ -49,11 +49,13 @@ def get(url: str) -> tuple[int, dict]:
 
 
 @contextlib.contextmanager
-def server(command: list[str], env: dict, port: int):
+def server(command: list[str], env: dict, port: int, cwd: Path | None = None):
     """A real server process; yields its base URL once the mllzoo index answers."""
     full = {**os.environ, **env}
     full["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ.get("PYTHONPATH", "")
-    proc = subprocess.Popen(command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -319,3 +321,26 @@ def test_plain_datasette_leaves_nothing_beside_a_read_only_registry(world, tmp_p
     assert answer(ds, f"{PREFIX}.json").status_code == 200
     assert answer(ds, "/r/labels.json").status_code == 200
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("r.db")) == ["r.db"]
+
+
+@pytest.mark.parametrize("where", ["exp#3/r.db", "run?1/r.db", "x%2F.db", "a b/%41.db"])
+def test_serve_a_registry_whose_path_a_uri_would_read_otherwise(world, tmp_path, where):
+    path, env = copy_registry(world, tmp_path)
+    odd = tmp_path / "odd" / where
+    odd.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(odd)
+    env = {**env, "MLLZOO_REGISTRY": str(odd)}
+    work = tmp_path / "work"
+    work.mkdir()
+    port = free_port()
+    with server(commands("mllzoo serve", odd, port), env, port, cwd=work) as (base, _):
+        status, index = get(f"{base}{PREFIX}.json")
+        assert status == 200, index
+        assert [m["id"] for m in index["models"]] == [MODEL, OTHER]
+        assert web_answer(base) == cli_answer(world, env)
+    assert list(work.iterdir()) == []  # no stray file where a URI would have cut the path
+    assert {p.name for p in odd.parent.iterdir()} <= {
+        odd.name,
+        f"{odd.name}-wal",
+        f"{odd.name}-shm",
+    }

@@ -8,24 +8,21 @@ files beside it as read-only as it, which would then refuse every write.
 
 from __future__ import annotations
 
+import re
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 from mllzoo.errors import MllzooError
 
 
 def serve_registry(path: Path, host: str, port: int) -> None:
     """Check ``path`` is a registry (one line if not), then serve it until interrupted."""
-    import asyncio
-
-    import uvicorn  # Datasette's own server
     from datasette.app import Datasette
-    from datasette.plugins import pm
 
-    from mllzoo import web
     from mllzoo.store import registry_file
     from mllzoo.store.registry import Registry
-    from mllzoo.web.zoo import zoo_for
 
     path = path.resolve()  # once: the file a link names
     checked = Registry(path, create=False, write=False, read_only=True)  # a bad path: one line
@@ -34,11 +31,39 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     )
     checked.close()
     check_address(host, port)
-    datasette = Datasette(
-        **{"files" if follow else "immutables": [str(path)]},
-        settings={"default_page_size": 50},
-        metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}},
-    )
+    with tempfile.TemporaryDirectory(prefix="mllzoo-serve-") as folder:
+        served = uri_safe(path, Path(folder))
+        datasette = Datasette(
+            **{"files" if follow else "immutables": [str(served)]},
+            settings={"default_page_size": 50},
+            metadata={
+                "title": f"mllzoo: {path.name}",
+                "plugins": {"mllzoo": {"database": served.stem}},
+            },
+        )
+        _serve(datasette, path, host, port, follow)
+
+
+def uri_safe(path: Path, folder: Path) -> Path:
+    """``path``, or a link to it in ``folder`` with a plain name where ``path`` holds a character a
+    ``file:`` URI reads otherwise (``#``, ``?``, ``%``): Datasette puts the path in one unquoted, and
+    would open another file (``exp#3/r.db`` as ``exp``). SQLite keeps the journal beside the target."""
+    if quote(str(path), safe="/") == str(path):
+        return path
+    link = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) + ".db")
+    link.symlink_to(path)
+    return link
+
+
+def _serve(datasette, path: Path, host: str, port: int, follow: bool) -> None:
+    import asyncio
+
+    import uvicorn  # Datasette's own server
+    from datasette.plugins import pm
+
+    from mllzoo import web
+    from mllzoo.web.zoo import zoo_for
+
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
         pm.register(web, name="mllzoo")
     asyncio.run(datasette.invoke_startup())
