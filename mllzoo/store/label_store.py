@@ -276,9 +276,13 @@ class LabelStore:
             [model_id, graph_id],
         ).fetchall()
         try:
-            if [row[0] for row in blocks] != list(range(n_nodes)):
+            found = [row[0] for row in blocks]
+            if found != list(range(n_nodes)):
+                missing = n_nodes - len(set(found) & set(range(n_nodes)))
                 raise blobs.DamagedBlob(
-                    f"{n_nodes - len(blocks)} of its {n_nodes} node blocks are missing"
+                    f"{missing} of its {n_nodes} node blocks are missing"
+                    if missing
+                    else f"it has {len(found) - n_nodes} block(s) of nodes the graph does not have"
                 )
             own, view = decode_blocks(blocks, model_id, graph_id, rows[0].get("token"))
             if not np.array_equal(own, samples[:, 0]):
