@@ -344,3 +344,74 @@ def test_serve_a_registry_whose_path_a_uri_would_read_otherwise(world, tmp_path,
         f"{odd.name}-wal",
         f"{odd.name}-shm",
     }
+
+
+def test_a_request_stuck_behind_another_is_a_503_in_bounded_time_and_never_runs(
+    world, tmp_path, monkeypatch
+):
+    import mllzoo.web as web
+    from mllzoo.web.zoo import Zoo, zoo_for
+
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+    zoo = zoo_for(path)
+    ran = []
+    real = Zoo.overview
+    monkeypatch.setattr(Zoo, "overview", lambda self: ran.append(1) or real(self))
+    monkeypatch.setattr(web, "REQUEST_SECONDS", 1.0)
+    busy = zoo.run(time.sleep, 4)  # a long request holds the one worker
+    started = time.monotonic()
+    response = answer(ds, f"{PREFIX}.json")
+    assert response.status_code == 503 and "longer than 1 s" in json.loads(response.text)["error"]
+    assert time.monotonic() - started < 3
+    busy.result()
+    zoo.run(lambda: None).result()
+    assert ran == []  # the abandoned request's work was dropped from the queue, not run late
+    assert answer(ds, f"{PREFIX}.json").status_code == 200 and ran == [1]
+
+
+def test_the_work_of_a_client_that_has_gone_is_dropped(world, tmp_path, monkeypatch):
+    import asyncio
+
+    from mllzoo.web.zoo import Zoo, zoo_for
+
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+    zoo = zoo_for(path)
+    ran = []
+    real = Zoo.overview
+    monkeypatch.setattr(Zoo, "overview", lambda self: ran.append(1) or real(self))
+    busy = zoo.run(time.sleep, 3)
+    messages = [
+        {"type": "http.request", "body": b"", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        pass
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"{PREFIX}.json",
+        "raw_path": f"{PREFIX}.json".encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    started = time.monotonic()
+    asyncio.run(ds.app()(scope, receive, send))
+    assert time.monotonic() - started < 2  # answered (to nobody) as soon as the client left
+    busy.result()
+    zoo.run(lambda: None).result()
+    assert ran == []

@@ -38,11 +38,16 @@ MAX_QUERY_BYTES = (
     32 * 1024
 )  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
 NESTED_MULTIPART = re.compile(rb"(?im)^content-type:[ \t]*multipart/")  # a part's own header
+REQUEST_SECONDS = 120.0  # one request's bound, time queued behind others included
 SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
 
 
 class TooLarge(MllzooError):
     """A request over :data:`MAX_REQUEST_BYTES` (HTTP 413)."""
+
+
+class TimedOut(MllzooError):
+    """A request that waited or ran past :data:`REQUEST_SECONDS` (HTTP 503)."""
 
 
 @hookimpl
@@ -101,8 +106,36 @@ async def registry_zoo(datasette):
     )
 
 
-async def on_worker(zoo, fn, *args):
-    return await asyncio.wrap_future(zoo.run(fn, *args))
+async def on_worker(request, zoo, fn, *args):
+    """``fn(*args)`` on the zoo's one worker, within :data:`REQUEST_SECONDS`: past it the answer is a
+    503, and work not started yet (queued behind another request) never runs; nor does it once the
+    client has gone. A request already running finishes (a thread cannot be stopped) but answers
+    nobody."""
+    future = zoo.run(fn, *args)
+    work = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(client_gone(request))
+    try:
+        done, _ = await asyncio.wait(
+            {work, gone}, timeout=REQUEST_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        gone.cancel()
+    if work in done:
+        return work.result()
+    future.cancel()
+    work.cancel()
+    raise TimedOut(
+        f"this request waited or ran longer than {REQUEST_SECONDS:.0f} s (the server is busy): "
+        f"try again, or send fewer classes"
+    )
+
+
+async def client_gone(request) -> None:
+    """Returns once the client has disconnected (the request's body has been read already)."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
 
 
 async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None]:
@@ -193,7 +226,7 @@ def status_of(error: MllzooError) -> int:
         return 404
     if isinstance(error, DamagedLabelError):
         return 409
-    if isinstance(error, Busy):
+    if isinstance(error, (Busy, TimedOut)):
         return 503
     return 400
 
@@ -237,7 +270,7 @@ def json_url(request) -> str:
 async def index_view(datasette, request):
     async def build():
         zoo = await registry_zoo(datasette)
-        data = await on_worker(zoo, zoo.overview)
+        data = await on_worker(request, zoo, zoo.overview)
         return data, {"data": data}
 
     return await respond(
@@ -264,7 +297,7 @@ async def recommend_view(datasette, request):
         given = RecommendInput.parse(fields, upload)
         context["given"]["classes"] = "\n".join(given.classes)
         zoo = await registry_zoo(datasette)
-        found = await on_worker(zoo, zoo.recommend, given)
+        found = await on_worker(request, zoo, zoo.recommend, given)
         share = f"{datasette.urls.path(PREFIX)}/recommend?{urlencode(given.query())}"
         return found["document"], {
             "result": found["document"],
@@ -283,7 +316,7 @@ async def model_view(datasette, request):
 
     async def build():
         zoo = await registry_zoo(datasette)
-        card = await on_worker(zoo, zoo.model, model_id)
+        card = await on_worker(request, zoo, zoo.model, model_id)
         branches = card.get("branches") or []
         chart = (
             Markup(
@@ -296,7 +329,7 @@ async def model_view(datasette, request):
             if branches
             else None
         )
-        others = [m for m in await on_worker(zoo, zoo.labeled) if m != card["id"]]
+        others = [m for m in await on_worker(request, zoo, zoo.labeled) if m != card["id"]]
         return card, {"card": card, "chart": chart, "others": others}
 
     return await respond(datasette, request, fmt, "mllzoo_model.html", build)
@@ -307,7 +340,7 @@ async def concept_view(datasette, request):
 
     async def build():
         zoo = await registry_zoo(datasette)
-        data = await on_worker(zoo, zoo.concept, synset)
+        data = await on_worker(request, zoo, zoo.concept, synset)
         return data, {"concept": data}
 
     return await respond(datasette, request, fmt, "mllzoo_concept.html", build)
@@ -322,12 +355,12 @@ async def compare_view(datasette, request):
         given = fields.get("models", "")
         context["given"] = given
         zoo = await registry_zoo(datasette)
-        overview = await on_worker(zoo, zoo.overview)
+        overview = await on_worker(request, zoo, zoo.overview)
         context["labeled"] = [m["id"] for m in overview["models"]]
         ids = [part.strip() for part in given.split(",") if part.strip()]
         if not ids and not fmt and "models" not in fields:
             return None, {"data": None}
-        data = await on_worker(zoo, zoo.compare, ids)
+        data = await on_worker(request, zoo, zoo.compare, ids)
         chart = (
             Markup(
                 bar_chart(
