@@ -62,9 +62,17 @@ def load_plugins() -> None:
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), module_name)
     wanted = _wanted_distributions()
-    for ep in entry_points(group=GROUP):
+    points = list(entry_points(group=GROUP))
+    if wanted is not None:
+        installed = {_normalized(ep.dist.name if ep.dist else ep.name) for ep in points}
+        for name in sorted(wanted - installed):
+            warn(
+                f"MLLZOO_LOAD_PLUGINS names {name!r}, which is no installed mllzoo plugin "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
+    for ep in points:
         dist = ep.dist.name if ep.dist else ep.name
-        if wanted is not None and dist not in wanted:
+        if wanted is not None and _normalized(dist) not in wanted:
             continue
         if pm.get_plugin(dist) is not None:
             continue
@@ -159,7 +167,12 @@ def _wanted_distributions() -> set[str] | None:
     value = os.environ.get("MLLZOO_LOAD_PLUGINS")
     if value is None:
         return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return {_normalized(name) for name in value.split(",") if name.strip()}
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``mllzoo_plugin_x`` is ``mllzoo-plugin-x``)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def list_plugins(include_default: bool = False) -> list[PluginInfo]:
