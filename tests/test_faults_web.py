@@ -415,3 +415,55 @@ def test_the_work_of_a_client_that_has_gone_is_dropped(world, tmp_path, monkeypa
     busy.result()
     zoo.run(lambda: None).result()
     assert ran == []
+
+
+def test_no_sql_turns_off_datasettes_sql_and_table_pages_and_keeps_mllzoos(world, tmp_path):
+    import asyncio
+
+    from mllzoo.web.serve import loopback, make_datasette
+
+    path, _ = copy_registry(world, tmp_path)
+    open_ds, closed_ds = (make_datasette(path, path, True, no_sql) for no_sql in (False, True))
+    for ds in (open_ds, closed_ds):
+        asyncio.run(ds.invoke_startup())
+    for page in ("/r/labels.json", "/r.json?sql=select+1", "/r", "/r/models"):
+        assert answer(open_ds, page).status_code == 200, page
+        assert answer(closed_ds, page).status_code == 403, page
+    for page in (f"{PREFIX}.json", f"{PREFIX}", f"{PREFIX}/model/{MODEL}.json"):
+        assert answer(closed_ds, page).status_code == 200, page
+    assert [loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.0.0.2")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_serve_on_a_wider_address_says_who_can_read_what(world, tmp_path):
+    path, env = copy_registry(world, tmp_path)
+    port = free_port()
+    full = {**os.environ, **env}
+    full["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ.get("PYTHONPATH", "")
+    for flags, words in (([], "run read-only SQL"), (["--no-sql"], "the mllzoo pages")):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mllzoo",
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+                *flags,
+            ],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = proc.stderr.readline() if proc.stderr else ""
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert first.startswith("Note: 0.0.0.0 is not a loopback address") and words in first, first

@@ -14,13 +14,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from mllzoo.errors import MllzooError
+from mllzoo.errors import MllzooError, note
 
 
-def serve_registry(path: Path, host: str, port: int) -> None:
-    """Check ``path`` is a registry (one line if not), then serve it until interrupted."""
-    from datasette.app import Datasette
-
+def serve_registry(path: Path, host: str, port: int, no_sql: bool = False) -> None:
+    """Check ``path`` is a registry (one line if not), then serve it until interrupted; ``no_sql``
+    turns off Datasette's SQL and table pages (the mllzoo pages stay)."""
     from mllzoo.store import registry_file
     from mllzoo.store.registry import Registry
 
@@ -31,17 +30,48 @@ def serve_registry(path: Path, host: str, port: int) -> None:
     )
     checked.close()
     check_address(host, port)
+    if not loopback(host):
+        note(
+            f"{host} is not a loopback address: anyone who reaches port {port} can read "
+            + (
+                "the mllzoo pages"
+                if no_sql
+                else "the whole registry and run read-only SQL on it (--no-sql turns that off)"
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="mllzoo-serve-") as folder:
         served = uri_safe(path, Path(folder))
-        datasette = Datasette(
-            **{"files" if follow else "immutables": [str(served)]},
-            settings={"default_page_size": 50},
-            metadata={
-                "title": f"mllzoo: {path.name}",
-                "plugins": {"mllzoo": {"database": served.stem}},
-            },
-        )
-        _serve(datasette, path, host, port, follow)
+        _serve(make_datasette(path, served, follow, no_sql), path, host, port, follow)
+
+
+def make_datasette(path: Path, served: Path, follow: bool, no_sql: bool):
+    """Datasette over the registry ``path`` (as ``served``, :func:`uri_safe`): read with locks when
+    ``follow``, else immutable; ``no_sql`` denies every table, query and SQL page to everyone."""
+    from datasette.app import Datasette
+
+    metadata: dict = {
+        "title": f"mllzoo: {path.name}",
+        "plugins": {"mllzoo": {"database": served.stem}},
+    }
+    if no_sql:
+        metadata.update(allow=False, allow_sql=False)
+    return Datasette(
+        **{"files" if follow else "immutables": [str(served)]},
+        settings={"default_page_size": 50},
+        metadata=metadata,
+    )
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def uri_safe(path: Path, folder: Path) -> Path:
