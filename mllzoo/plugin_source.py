@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mllzoo.plugins import is_distribution_name
+
 
 def local_plugin_folder(plugin: str) -> Path | None:
     """The ``plugins/PLUGIN`` folder of this clone (the working directory's, or the one mllzoo runs
@@ -25,18 +27,28 @@ def local_plugin_folder(plugin: str) -> Path | None:
     return None
 
 
-def install_command(plugins: list[str]) -> str:
-    """``mllzoo install ...`` for these plugins: ``-e plugins/NAME`` for each one this clone holds."""
-    commands = []
-    by_name = []
+def install_command(plugins: list[str | None]) -> str:
+    """``mllzoo install ...`` for these plugins: ``-e plugins/NAME`` for each one this clone holds, the
+    package name for the rest. A recorded name that is not a distribution name (free text from a label
+    file or an edited registry) is shown quoted, never inside a command; a missing one as unknown."""
+    commands, by_name, other = [], [], []
     for plugin in dict.fromkeys(plugins):
-        folder = local_plugin_folder(plugin)
-        if folder is None:
-            by_name.append(plugin)
-        else:
+        if plugin is None:
+            continue
+        if not is_distribution_name(plugin):
+            other.append(repr(plugin))
+        elif (folder := local_plugin_folder(plugin)) is not None:
             commands.append(f"mllzoo install -e {folder.as_posix()}")
+        else:
+            by_name.append(plugin)
     if by_name:
         commands.append(f"mllzoo install {' '.join(by_name)}")
+    if other:
+        commands.append(
+            f"a plugin recorded as {', '.join(sorted(other))} (not a distribution name, so no command to run)"
+        )
+    if None in plugins:
+        commands.append("(unknown plugin)")
     return "; ".join(commands)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -24,6 +25,9 @@ from mllzoo.errors import MllzooError, PluginError, warn
 
 GROUP = "mllzoo"
 DEFAULT_PLUGINS = ("mllzoo.default_plugins.minilm", "mllzoo.default_plugins.openai_api")
+
+# PEP 508's distribution name: what `pip install NAME` takes as one name and nothing more
+DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
 pm = pluggy.PluginManager(GROUP)
 pm.add_hookspecs(hookspecs)
@@ -58,9 +62,17 @@ def load_plugins() -> None:
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), module_name)
     wanted = _wanted_distributions()
-    for ep in entry_points(group=GROUP):
+    points = list(entry_points(group=GROUP))
+    if wanted is not None:
+        installed = {_normalized(ep.dist.name if ep.dist else ep.name) for ep in points}
+        for name in sorted(wanted - installed):
+            warn(
+                f"MLLZOO_LOAD_PLUGINS names {name!r}, which is no installed mllzoo plugin "
+                f"(installed: {', '.join(sorted(installed)) or 'none'})"
+            )
+    for ep in points:
         dist = ep.dist.name if ep.dist else ep.name
-        if wanted is not None and dist not in wanted:
+        if wanted is not None and _normalized(dist) not in wanted:
             continue
         if pm.get_plugin(dist) is not None:
             continue
@@ -167,7 +179,12 @@ def _wanted_distributions() -> set[str] | None:
     value = os.environ.get("MLLZOO_LOAD_PLUGINS")
     if value is None:
         return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+    return {_normalized(name) for name in value.split(",") if name.strip()}
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``mllzoo_plugin_x`` is ``mllzoo-plugin-x``)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def list_plugins(include_default: bool = False) -> list[PluginInfo]:
@@ -208,3 +225,8 @@ def plugin_version(name: str) -> str | None:
     """The installed version of a plugin distribution, if it is one."""
     plugin = pm.get_plugin(name)
     return None if plugin is None else _version(plugin, name)
+
+
+def is_distribution_name(name: object) -> bool:
+    """Whether ``name`` is a valid distribution name (PEP 508), safe to show inside a command."""
+    return isinstance(name, str) and bool(DISTRIBUTION_NAME.match(name))

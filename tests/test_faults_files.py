@@ -231,6 +231,10 @@ def set_model(key: str, value, metadata: bool = True):
         (set_model("id", "spoofed/model.x"), "unknown metadata key(s) 'id'"),
         (set_model("plugin", ["a", "b"], metadata=False), "plugin must be text, not list"),
         (
+            set_model("plugin", "mllzoo-plugin-x --index-url https://e.example/ ; sh", False),
+            "plugin 'mllzoo-plugin-x --index-url https://e.example/ ; sh' is not a distribution name",
+        ),
+        (
             set_model("plugin_version", {"v": 1}, metadata=False),
             "plugin_version must be text, not dict",
         ),
@@ -523,3 +527,75 @@ def test_a_nul_byte_in_a_registry_image_path_is_a_missing_image(world, tmp_path)
     one_line_error(
         run_cli("register", MODEL, "--samples", str(root / "samples"), env=env), "missing"
     )
+
+
+# wide images: 16-bit and float grayscale --------------------------------------------------------
+
+
+def wide_copies(image):
+    """An 8-bit grayscale image as a 16-bit PNG and a float TIFF holding the same picture."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(image.convert("L"), dtype=np.uint16)
+    copies = {}
+    for name, wide, fmt in (
+        ("16-bit", Image.fromarray(gray * 257), "PNG"),
+        ("float", Image.fromarray((gray / 255).astype(np.float32)), "TIFF"),
+    ):
+        out = io.BytesIO()
+        wide.save(out, fmt)
+        copies[name] = out.getvalue()
+    return copies
+
+
+def test_16_bit_and_float_images_decode_as_their_8_bit_copy(world):
+    import numpy as np
+    from PIL import Image
+
+    from mllzoo.graph.images import decode_rgb
+
+    root, _ = world
+    for path in sorted((root / "task").rglob("*.png"))[:4]:
+        with Image.open(path) as image:
+            eight = np.asarray(image.convert("L").convert("RGB"))
+            copies = wide_copies(image)
+        for name, data in copies.items():
+            decoded = np.asarray(decode_rgb(data))
+            assert np.array_equal(decoded, eight), (name, path)
+
+
+def test_predict_on_16_bit_and_float_copies_predicts_as_on_the_8_bit_ones(world, tmp_path):
+    import json
+
+    from PIL import Image
+
+    root, env = world
+    folders = {kind: tmp_path / kind for kind in ("8-bit", "16-bit", "float")}
+    for path in sorted((root / "task").rglob("*.png")):
+        with Image.open(path) as image:
+            copies = {**wide_copies(image), "8-bit": None}
+            for kind, data in copies.items():
+                target = (
+                    folders[kind]
+                    / path.parent.name
+                    / f"{path.stem}.{'tiff' if kind == 'float' else 'png'}"
+                )
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if data is None:
+                    image.convert("L").save(target)
+                else:
+                    target.write_bytes(data)
+    predicted = {}
+    for kind, folder in folders.items():
+        done = run_cli(
+            "predict", str(folder), "--classes", str(root / "classes.txt"), "--json", env=env
+        )
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(done.stdout)["predictions"]
+        predicted[kind] = [
+            (Path(r["path"]).parent.name, Path(r["path"]).stem, r["label"]) for r in rows
+        ]
+    assert predicted["16-bit"] == predicted["8-bit"] and predicted["float"] == predicted["8-bit"]

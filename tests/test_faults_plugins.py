@@ -393,3 +393,13 @@ def test_validate_refuses_every_kind_of_inconsistent_label(
     for what, label in cases.items():
         with pytest.raises(InvalidLabel, match=what if what != "n_nodes" else "nodes on a graph"):
             labels.validate(label, n_images, graph.samples, n_nodes)
+
+
+def test_load_plugins_naming_pips_spelling_loads_it_and_an_unknown_name_warns(world):
+    _, env = world
+    picked = {**env, "MLLZOO_LOAD_PLUGINS": "mllzoo_plugin_tinyclip, no-such-plugin"}
+    listed = run_cli("plugins", env=picked)
+    assert listed.returncode == 0, listed.stderr
+    assert "mllzoo-plugin-tinyclip" in listed.stdout
+    warned = [line for line in listed.stderr.splitlines() if "no-such-plugin" in line]
+    assert len(warned) == 1 and warned[0].startswith("Warning: MLLZOO_LOAD_PLUGINS names")

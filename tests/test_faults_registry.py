@@ -256,7 +256,7 @@ def test_an_older_registry_is_migrated_with_checksums_when_writable(world, label
     assert clean.stdout == want.stdout
     conn = sqlite3.connect(path)
     applied = {row[0] for row in conn.execute("select name from _sqlite_migrations")}
-    assert {"m003_checksums", "m004_label_blocks"} <= applied
+    assert {"m003_checksums", "m004_label_blocks", "m005_bound_label_blocks"} <= applied
     for table in ("label_blocks", "node_embeddings"):
         assert (
             conn.execute(f"select count(*) from {table} where checksum is null").fetchone()[0] == 0
@@ -291,10 +291,12 @@ def make_pre_checksum(path: Path) -> None:
                 [model_id, graph_id, name, packed["dtype"], packed["shape"], packed["data"]],
             )
     conn.execute("drop table label_blocks")
+    conn.execute("alter table labels drop column token")
     for table in ("label_parts", "node_embeddings", "text_embeddings"):
         conn.execute(f"alter table {table} drop column checksum")
     conn.execute(
-        "delete from _sqlite_migrations where name in ('m003_checksums', 'm004_label_blocks')"
+        "delete from _sqlite_migrations where name in "
+        "('m003_checksums', 'm004_label_blocks', 'm005_bound_label_blocks')"
     )
     conn.commit()
     conn.close()
@@ -440,7 +442,7 @@ def test_a_read_only_registry_that_needs_a_migration_says_so(user_space):
     result = run_as_user(
         "recommend", str(folder / "classes.txt"), "--include-uninstalled", env=env, home=home
     )
-    one_line_error(result, "needs a schema upgrade", "m004_label_blocks", "read-only")
+    one_line_error(result, "needs a schema upgrade", "m005_bound_label_blocks", "read-only")
     assert sha1(path) == before
 
 

@@ -115,7 +115,8 @@ def test_mllzoo_has_no_import_cycles():
 LAYERS = [
     {"errors", "defaults", "output"},
     {"hookspecs", "labels", "classes", "extras"},
-    {"plugins", "plugin_source"},  # plugin_source: where a plugin comes from, for install hints
+    {"plugins"},
+    {"plugin_source"},  # where a plugin comes from, for the install hints
     {"models"},
     {"family"},  # the 0.1 shim over models.family
     {"store"},

@@ -135,6 +135,17 @@ def test_only_candidate_labels_and_matched_nodes_are_read(stocked):
         registry.load_label("f/m1.t", graph_id)
 
 
+def test_a_block_of_a_node_the_graph_lacks_is_named_not_counted_as_minus_one(stocked):
+    registry, graph_id, _, _ = stocked
+    registry.db.execute(
+        "insert into label_blocks select model_id, graph_id, node + 100000, dtype, ranks, lengths, "
+        "entries, checksum from label_blocks where model_id = 'f/m0.t' and node = 5"
+    )
+    registry.db.conn.commit()
+    with pytest.raises(DamagedLabelError, match="1 block.s. of nodes the graph does not have"):
+        registry.load_label("f/m0.t", graph_id)
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -29,7 +29,14 @@ def test_migrations_create_expected_columns_and_are_idempotent(tmp_path):
         "metadata",
         "first_seen",
     }
-    assert set(db["labels"].columns_dict) == {"model_id", "graph_id", "format", "created", "meta"}
+    assert set(db["labels"].columns_dict) == {
+        "model_id",
+        "graph_id",
+        "format",
+        "created",
+        "meta",
+        "token",
+    }
     assert {"graph_id", "idx", "synset", "wnid", "caption", "depth", "parents"} <= set(
         db["nodes"].columns_dict
     )
@@ -87,7 +94,7 @@ def test_known_migration_names_are_what_a_new_registry_applies(tmp_path):
 
     registry = Registry(tmp_path / "r.db")
     assert [m.name for m in migrations.applied(registry.db)] == MIGRATION_NAMES
-    assert MIGRATION_NAMES[-1] == "m004_label_blocks"
+    assert MIGRATION_NAMES[-1] == "m005_bound_label_blocks"
 
 
 def test_label_visible_only_when_saved(registry):

@@ -261,14 +261,15 @@ def test_candidates_by_name_family_and_installed_plugin(world, tmp_path):
     # with one of two labeled models uninstalled (its label imported from elsewhere), only the other is chosen
     path = tmp_path / "b.mllzoo-labels"
     ok(run_cli("labels", "export", MODELS[1], "-o", str(path), env=env))
-    with sqlite3.connect(env["MLLZOO_REGISTRY"]) as conn:
-        conn.execute(
-            "update labels set model_id = 'elsewhere/tiny-b.seed0' where model_id = ?", [MODELS[1]]
-        )
-        conn.execute(
-            "update label_blocks set model_id = 'elsewhere/tiny-b.seed0' where model_id = ?",
-            [MODELS[1]],
-        )
+    from mllzoo.store.registry import Registry
+
+    registry = Registry(env["MLLZOO_REGISTRY"])  # blocks are bound to their model: store it anew
+    graph_id = registry.require_graph_id()
+    registry.save_label(
+        "elsewhere/tiny-b.seed0", graph_id, *registry.load_label(MODELS[1], graph_id)
+    )
+    registry.remove_labels([MODELS[1]], graph_id)
+    registry.close()
     mixed = run_cli("recommend", classes, "-k", "2", "--json", env=env)
     assert (
         json.loads(ok(mixed))["models"] == [MODELS[0]]

@@ -640,7 +640,7 @@ def test_plain_datasette_on_a_registry_shows_the_pages_and_mllzoo_reads_it_read_
         proc.terminate()
         proc.wait(timeout=30)
     assert body == cli_recommend(tmp_path, ["dog", "cat"])
-    zoo = zoo_for(copy, immutable=False)
+    zoo = zoo_for(copy)
     assert zoo.run(lambda: (zoo.registry.writable, zoo.registry.immutable)).result() == (
         False,
         False,

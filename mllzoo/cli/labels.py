@@ -33,6 +33,7 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
     from mllzoo.labeling.transfer import label_listing
     from mllzoo.models.catalog import discover_models
     from mllzoo.plugin_source import install_command
+    from mllzoo.plugins import is_distribution_name
 
     rows = label_listing(open_registry(ctx, create=False), discover_models())
     if as_json:
@@ -46,7 +47,8 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
             if row["plugin"]
             else "not installed, and no plugin recorded for it"
         )
-        click.echo(f"{row['id']}  plugin {row['plugin'] or '?'} ({where})")
+        shown = row["plugin"] if is_distribution_name(row["plugin"]) else repr(row["plugin"] or "?")
+        click.echo(f"{row['id']}  plugin {shown} ({where})")
     if not rows:
         click.echo("No labels on this registry's graph.")
 

@@ -196,12 +196,22 @@ def load_summary(data: dict, width: int) -> list[str]:
         names = [f"{name}," for name in covers[:-1]] + covers[-1:]
         lines += packed(
             f"  {model} ",
-            [f"({data['plugins'][model]})", f"for {len(covers)} class(es):", *names],
+            [f"({shown_plugin(data['plugins'][model])})", f"for {len(covers)} class(es):", *names],
             width,
             4,
             sep=" ",
         )
     return lines
+
+
+def shown_plugin(plugin: str) -> str:
+    """A recorded plugin name as the summary shows it: quoted when it is not a distribution name (free
+    text from a label file is never printed as something to run)."""
+    from mllzoo.plugins import is_distribution_name
+
+    if is_distribution_name(plugin) or plugin == "(unknown plugin)":
+        return plugin
+    return f"a plugin recorded as {plugin!r}"
 
 
 def packed(head: str, parts: list[str], width: int, indent: int, sep: str = "  ") -> list[str]:

@@ -23,8 +23,13 @@ from mllzoo.defaults import HOST, PORT
     show_default=True,
     help="Port to listen on.",
 )
+@click.option(
+    "--no-sql",
+    is_flag=True,
+    help="Turn off Datasette's SQL and table pages; keep the mllzoo pages (for a wider --host).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_sql: bool) -> None:
     """Web pages over the registry (Datasette, read-only): recommend, models, concepts, compare, with JSON."""
     from mllzoo.extras import require
     from mllzoo.store.registry import default_registry_path
@@ -32,4 +37,4 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     require("datasette", "web", "mllzoo serve")
     from mllzoo.web.serve import serve_registry
 
-    serve_registry(Path(ctx.obj["registry_path"] or default_registry_path()), host, port)
+    serve_registry(Path(ctx.obj["registry_path"] or default_registry_path()), host, port, no_sql)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mllzoo.graph.samples import (
@@ -36,16 +37,20 @@ UNREADABLE = (
 
 
 def decode_rgb(data: bytes) -> Image.Image | None:
-    """The image as RGB, or None when it cannot be decoded (the caller counts it).
+    """The image as RGB, or None when it cannot be decoded (the caller counts it). The one decoding
+    of ``predict``, labeling and benchmarks alike.
 
     Pillow's decompression-bomb warning is an error here: such an image is undecodable, not a
-    warning followed by a huge allocation.
+    warning followed by a huge allocation. Wide single-channel images are scaled to 8 bits first
+    (:func:`eight_bit`).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
+                if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+                    image = eight_bit(image)
                 if image.mode in ("P", "LA") or (image.mode == "RGBA"):
                     image = image.convert("RGBA")
                     background = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -53,6 +58,23 @@ def decode_rgb(data: bytes) -> Image.Image | None:
                 return image.convert("RGB")
     except UNREADABLE:
         return None
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grayscale image as 8-bit grayscale, its range kept: Pillow's
+    own conversion clips every value above 255 (nearly all of a 16-bit image: white) and truncates a
+    float image in [0, 1] to 0 (black). Integers in [0, 65535] and floats in [0, 1] scale from that
+    range, as their formats mean them; other values from their own minimum and maximum."""
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    nominal = (0.0, 1.0) if image.mode == "F" else (0.0, 65535.0)
+    low, high = nominal
+    if finite.size and (finite.min() < low or finite.max() > high):
+        low, high = float(finite.min()), float(finite.max())
+    scaled = (np.nan_to_num(values, nan=low, posinf=high, neginf=low) - low) / max(
+        high - low, 1e-12
+    )
+    return Image.fromarray(np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8))
 
 
 def open_rgb(path: Path) -> Image.Image | None:

@@ -105,6 +105,22 @@ def metadata_problem(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+def checked_metadata(metadata: Any) -> tuple[dict[str, Any], list[str]]:
+    """``metadata`` as read from a registry, with each entry :func:`metadata_problem` refuses left out,
+    and the problems found: rows stored before the checks existed (or edited since) are checked here,
+    where they are read, so a string or negative cost never reaches a page, a sum or a budget."""
+    if not isinstance(metadata, dict):
+        return {}, [f"metadata must be an object, not {type(metadata).__name__}"]
+    clean, problems = {}, []
+    for key, value in metadata.items():
+        problem = metadata_problem({key: value})
+        if problem:
+            problems.append(problem)
+        else:
+            clean[key] = value
+    return clean, problems
+
+
 def parse_model_id(model_id: str) -> tuple[str, str, str]:
     """Split ``family/arch.tag`` (one dot: no part may hold one)."""
     match = MODEL_ID.match(model_id)

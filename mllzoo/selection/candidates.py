@@ -99,7 +99,7 @@ def install_hint(registry: Registry, model_ids: list[str]) -> str:
     were labeled with."""
     from mllzoo.plugin_source import install_command
 
-    return install_command(sorted(set(plugins_of(registry, model_ids).values())))
+    return install_command([(registry.model(m) or {}).get("plugin") or None for m in model_ids])
 
 
 def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:

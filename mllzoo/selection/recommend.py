@@ -407,7 +407,14 @@ class Selector:
             self.graph.nodes[exact[y]].name if y in exact else n for y, n in enumerate(names)
         ]
         description_vectors = self.description_vectors(described, domain, task)
-        cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        cost = np.array(  # a refused stored cost never fits a budget
+            [
+                np.inf
+                if m in self.registry.unknown_costs
+                else self.metadata.get(m, {}).get("gflops") or 0.0
+                for m in model_ids
+            ]
+        )
         check_budget(model_ids, cost, max_models, max_gflops)
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(

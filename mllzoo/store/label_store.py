@@ -4,7 +4,11 @@ A query touches a small part of each label: 100 classes match at most 500 of a g
 ``recommend`` needs the samples of those nodes only. Each label is therefore kept as the
 :class:`~mllzoo.labels.SampleLists` of one node's samples per row of ``label_blocks`` (ranks, list
 lengths, then the list entries above each sample's own node, in the label's index dtype), each row
-with its own checksum, checked when it is read. :meth:`LabelStore.label_views` reads just the
+with its own checksum, checked when it is read. The checksum covers the block's model, graph and node
+and its label's ``token`` (random, new at each write of a label) as well as its bytes, so a block
+swapped with another node's, copied from another model's label or left from another run of the same
+model fails its check like a flipped byte does; checking it needs only the row itself and its
+``labels`` row, so a query still reads just the matched nodes' blocks. :meth:`LabelStore.label_views` reads just the
 matched nodes' rows of just the candidate labels in one statement; :meth:`LabelStore.load_label`
 rebuilds the whole label (for export and checks) from all of them. An image sampled by several
 nodes keeps its list in each of their blocks: the price of reading one node without its neighbours.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import secrets
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -38,11 +43,18 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def new_token() -> str:
+    """A label's ``token``: what ties its blocks to this one write of it."""
+    return secrets.token_hex(8)
+
+
 def block_rows(
-    model_id: str, graph_id: str, label: labels.Label, samples: np.ndarray
+    model_id: str, graph_id: str, label: labels.Label, samples: np.ndarray, token: str | None
 ) -> list[dict]:
     """The ``label_blocks`` rows of a whole label on a graph with these (node-sorted) samples: one per
-    node, nodes without samples included, so a missing row reads as damage."""
+    node, nodes without samples included, so a missing row reads as damage. Their checksums are bound
+    to ``token`` (the label row's); ``None`` writes the unbound checksums of schema m004 (its
+    migration only)."""
     view = labels.sample_lists(label, np.arange(len(samples)), samples[:, 1])
     dtype = labels.index_dtype(label.n_nodes).newbyteorder("<")
     ranks, lengths, entries = (
@@ -64,22 +76,45 @@ def block_rows(
                 "graph_id": graph_id,
                 "node": node,
                 **columns,
-                "checksum": block_checksum(*columns.values()),
+                "checksum": block_checksum(
+                    columns["dtype"],
+                    columns["ranks"],
+                    columns["lengths"],
+                    columns["entries"],
+                    None if token is None else binding(model_id, graph_id, node, token),
+                ),
             }
         )
         s_start, e_start = s_end, e_end
     return rows
 
 
-def block_checksum(dtype: str, ranks: bytes, lengths: bytes, entries: bytes) -> str:
-    """CRC-32 over a block's dtype and its three arrays (each length implied by the next start)."""
+def binding(model_id: str, graph_id: str, node: int, token: str) -> str:
+    """What a block's checksum covers besides its bytes: whose block it is (JSON: no two differ alike)."""
+    return json.dumps([model_id, graph_id, int(node), token])
+
+
+def block_checksum(
+    dtype: str, ranks: bytes, lengths: bytes, entries: bytes, bound: str | None
+) -> str:
+    """CRC-32 over what the block belongs to (``bound``: :func:`binding`), its dtype and its three
+    arrays (each length implied by the next start); ``crc32b:`` when bound, ``crc32:`` (schema m004)
+    when not."""
     crc = zlib.crc32(f"{dtype} {len(ranks)} {len(entries)}".encode())
-    return f"crc32:{zlib.crc32(entries, zlib.crc32(lengths, zlib.crc32(ranks, crc))):08x}"
+    prefix = "crc32"
+    if bound is not None:
+        crc, prefix = zlib.crc32(bound.encode(), crc), "crc32b"
+    return f"{prefix}:{zlib.crc32(entries, zlib.crc32(lengths, zlib.crc32(ranks, crc))):08x}"
 
 
-def decode_blocks(rows: list[tuple]) -> tuple[np.ndarray, labels.SampleLists]:
+def decode_blocks(
+    rows: list[tuple], model_id: str, graph_id: str, token: str | None
+) -> tuple[np.ndarray, labels.SampleLists]:
     """``(own node per sample, view)`` from ``(node, dtype, ranks, lengths, entries, checksum)`` rows in
-    node order; raises :class:`blobs.DamagedBlob` naming the first block that fails its checks."""
+    node order, each checked as a block of this model's label on this graph with this ``token``;
+    raises :class:`blobs.DamagedBlob` naming the first block that fails its checks."""
+    if not isinstance(token, str):
+        raise blobs.DamagedBlob("its label row has no token")
     dtypes = {row[1] for row in rows}
     if len(dtypes) > 1:
         raise blobs.DamagedBlob(f"blocks of several dtypes {sorted(dtypes)}")
@@ -94,8 +129,11 @@ def decode_blocks(rows: list[tuple]) -> tuple[np.ndarray, labels.SampleLists]:
             or (len(ranks) | len(entries)) % dtype.itemsize
         ):
             raise blobs.DamagedBlob(f"block of node {node}: its arrays do not fit {dtype}")
-        if checksum != block_checksum(dtype_str, ranks, lengths, entries):
-            raise blobs.DamagedBlob(f"block of node {node}: checksum mismatch")
+        bound = binding(model_id, graph_id, node, token)
+        if checksum != block_checksum(dtype_str, ranks, lengths, entries, bound):
+            raise blobs.DamagedBlob(
+                f"block of node {node}: checksum mismatch (damaged, or not this label's block)"
+            )
     counts = np.array([len(row[2]) // dtype.itemsize for row in rows], np.int64)
     view = labels.SampleLists(
         *(np.frombuffer(b"".join(row[i] for row in rows), dtype) for i in (2, 3, 4))
@@ -140,9 +178,9 @@ class LabelStore:
     ) -> None:
         """Replace a model's label on a graph and drop its partial work. Call inside a transaction."""
         self._delete_label(model_id, graph_id)
-        label = labels.Label.from_arrays(arrays, meta)
+        label, token = labels.Label.from_arrays(arrays, meta), new_token()
         self.db["label_blocks"].insert_all(
-            block_rows(model_id, graph_id, label, samples), batch_size=1000
+            block_rows(model_id, graph_id, label, samples, token), batch_size=1000
         )
         self.db["labels"].insert(
             {
@@ -151,6 +189,7 @@ class LabelStore:
                 "format": fmt,
                 "created": created,
                 "meta": json.dumps(meta, sort_keys=True),
+                "token": token,
             },
             pk=("model_id", "graph_id"),
         )
@@ -237,11 +276,15 @@ class LabelStore:
             [model_id, graph_id],
         ).fetchall()
         try:
-            if [row[0] for row in blocks] != list(range(n_nodes)):
+            found = [row[0] for row in blocks]
+            if found != list(range(n_nodes)):
+                missing = n_nodes - len(set(found) & set(range(n_nodes)))
                 raise blobs.DamagedBlob(
-                    f"{n_nodes - len(blocks)} of its {n_nodes} node blocks are missing"
+                    f"{missing} of its {n_nodes} node blocks are missing"
+                    if missing
+                    else f"it has {len(found) - n_nodes} block(s) of nodes the graph does not have"
                 )
-            own, view = decode_blocks(blocks)
+            own, view = decode_blocks(blocks, model_id, graph_id, rows[0].get("token"))
             if not np.array_equal(own, samples[:, 0]):
                 raise blobs.DamagedBlob("its blocks do not hold the graph's samples")
             label = labels.whole_label(
@@ -287,7 +330,8 @@ class LabelStore:
         """
         wanted = [int(n) for n in nodes]
         rows = self.db.execute(
-            "select l.model_id, l.format, b.node, b.dtype, b.ranks, b.lengths, b.entries, b.checksum "
+            "select l.model_id, l.format, l.token, b.node, b.dtype, b.ranks, b.lengths, b.entries, "
+            "b.checksum "
             "from labels l left join label_blocks b on b.model_id = l.model_id and b.graph_id = l.graph_id "
             "and b.node in (select value from json_each(:nodes)) "
             "where l.graph_id = :graph and l.model_id in (select value from json_each(:models)) "
@@ -301,7 +345,7 @@ class LabelStore:
         for model_id, group in itertools.groupby(rows, key=lambda row: row[0]):
             try:
                 found: tuple[np.ndarray, labels.SampleLists] | DamagedLabelError = _view(
-                    model_id, list(group), wanted, fmt
+                    model_id, graph_id, list(group), wanted, fmt
                 )
             except DamagedLabelError as error:
                 if not skip_damaged:
@@ -356,19 +400,19 @@ class LabelStore:
 
 
 def _view(
-    model_id: str, rows: list[tuple], wanted: list[int], fmt: str
+    model_id: str, graph_id: str, rows: list[tuple], wanted: list[int], fmt: str
 ) -> tuple[np.ndarray, labels.SampleLists]:
     """One label's part of a :meth:`LabelStore.label_views` statement, checked and decoded."""
     if rows[0][1] != fmt:
         raise DamagedLabelError(
             model_id, f"has format {rows[0][1]!r}, which this mllzoo does not read"
         )
-    blocks = [row[2:] for row in rows if row[2] is not None]
+    blocks = [row[3:] for row in rows if row[3] is not None]
     if [row[0] for row in blocks] != wanted:
         raise DamagedLabelError(
             model_id, f"is damaged ({len(wanted) - len(blocks)} node blocks missing)"
         )
     try:
-        return decode_blocks(blocks)
+        return decode_blocks(blocks, model_id, graph_id, rows[0][2])
     except blobs.DamagedBlob as exc:
         raise DamagedLabelError(model_id, f"is damaged ({exc})") from None

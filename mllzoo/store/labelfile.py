@@ -263,10 +263,13 @@ def open_label_file(path: Path) -> LabelFile:
 def _model_problem(model: dict) -> str | None:
     """What is wrong with a label's models row: its plugin fields and its metadata (types and ranges)."""
     from mllzoo.models.vlm import metadata_problem
+    from mllzoo.plugins import is_distribution_name
 
     for key in ("plugin", "plugin_version"):
         if model.get(key) is not None and not isinstance(model[key], str):
             return f"{key} must be text, not {type(model[key]).__name__}"
+    if model.get("plugin") is not None and not is_distribution_name(model["plugin"]):
+        return f"plugin {model['plugin'][:80]!r} is not a distribution name (PEP 508)"
     return metadata_problem(model["metadata"])
 
 

@@ -24,10 +24,17 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from mllzoo import labels
-from mllzoo.errors import MllzooError
+from mllzoo.errors import MllzooError, warn
 from mllzoo.store import blobs, registry_file
 from mllzoo.store.files import replaced_atomically
-from mllzoo.store.label_store import LabelStore, block_rows, utc_now
+from mllzoo.store.label_store import (
+    LabelStore,
+    binding,
+    block_checksum,
+    block_rows,
+    new_token,
+    utc_now,
+)
 
 migrations = Migrations("mllzoo")
 MIGRATION_NAMES: list[
@@ -189,11 +196,41 @@ def m004_label_blocks(db: sqlite_utils.Database) -> None:
                 graph_id,
                 labels.Label.from_arrays(arrays, json.loads(meta)),
                 samples_of[graph_id],
+                token=None,
             )
         except (blobs.DamagedBlob, KeyError, ValueError, IndexError):
             continue
         db["label_blocks"].insert_all(rows, batch_size=1000)
     db["label_arrays"].drop()
+
+
+@migration
+def m005_bound_label_blocks(db: sqlite_utils.Database) -> None:
+    """Tie every label block to its label: a ``token`` per label and block checksums over the block's
+    model, graph, node and token as well as its bytes (:func:`~mllzoo.store.label_store.binding`). A
+    block that fails its old checksum keeps it, so it still reads as damaged."""
+    db["labels"].add_column("token", str)
+    for model_id, graph_id in db.execute("select model_id, graph_id from labels").fetchall():
+        token = new_token()
+        db.execute(
+            "update labels set token = ? where model_id = ? and graph_id = ?",
+            [token, model_id, graph_id],
+        )
+        for node, dtype, ranks, lengths, entries, checksum in db.execute(
+            "select node, dtype, ranks, lengths, entries, checksum from label_blocks "
+            "where model_id = ? and graph_id = ?",
+            [model_id, graph_id],
+        ).fetchall():
+            if not all(isinstance(b, bytes) for b in (ranks, lengths, entries)) or (
+                checksum != block_checksum(dtype, ranks, lengths, entries, bound=None)
+            ):
+                continue
+            bound = binding(model_id, graph_id, node, token)
+            db.execute(
+                "update label_blocks set checksum = ? where model_id = ? and graph_id = ? "
+                "and node = ?",
+                [block_checksum(dtype, ranks, lengths, entries, bound), model_id, graph_id, node],
+            )
 
 
 def default_registry_path() -> Path:
@@ -241,6 +278,8 @@ class Registry(LabelStore):
         immutable: bool = False,
     ):
         self.path = Path(path)
+        self.unknown_costs: set[str] = set()  # models whose stored GFLOPs were refused on read
+        self._warned_metadata: set[str] = set()
         self.immutable = immutable  # a server's registry (`mllzoo serve`): read-only, and nobody changes the file
         read_only = (
             read_only or immutable
@@ -385,16 +424,34 @@ class Registry(LabelStore):
             )
 
     def models(self) -> list[dict]:
-        """Models the registry knows, metadata decoded."""
-        return [
-            {**row, "metadata": json.loads(row["metadata"] or "{}")}
-            for row in self.db["models"].rows_where(order_by="id")
-        ]
+        """Models the registry knows, metadata decoded and checked (:meth:`_checked_row`)."""
+        return [self._checked_row(row) for row in self.db["models"].rows_where(order_by="id")]
 
     def model(self, model_id: str) -> dict | None:
-        """One model's row, metadata decoded, or None when the registry does not know it."""
+        """One model's row, metadata decoded and checked, or None when the registry does not know it."""
         rows = list(self.db["models"].rows_where("id = ?", [model_id]))
-        return {**rows[0], "metadata": json.loads(rows[0]["metadata"] or "{}")} if rows else None
+        return self._checked_row(rows[0]) if rows else None
+
+    def _checked_row(self, row: dict) -> dict:
+        """A models row with its metadata decoded and each entry the metadata checks refuse left out,
+        one warning per model: rows imported before those checks existed (or edited since) are checked
+        where they are read. A model whose stored cost was refused joins :attr:`unknown_costs`."""
+        from mllzoo.models.vlm import checked_metadata
+
+        try:
+            raw = json.loads(row["metadata"] or "{}")
+        except ValueError:
+            raw = None
+        metadata, problems = checked_metadata(raw)
+        if problems:
+            if not isinstance(raw, dict) or (
+                raw.get("gflops") is not None and "gflops" not in metadata
+            ):
+                self.unknown_costs.add(row["id"])
+            if row["id"] not in self._warned_metadata:
+                self._warned_metadata.add(row["id"])
+                warn(f"model {row['id']}: stored {'; '.join(problems)}; that entry is ignored")
+        return {**row, "metadata": metadata}
 
     # graphs -------------------------------------------------------------------------------
     def current_graph_id(self) -> str | None:

@@ -38,7 +38,8 @@ def check(path: Path, create: bool, write: bool) -> bool:
         raise MllzooError(f"registry path {path} is not a regular file")
     if not os.access(path, os.R_OK):
         raise MllzooError(f"registry {path} cannot be read (permission denied)")
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    real = path.resolve()  # a link's target: its folder is where SQLite writes the journal
+    writable = os.access(real, os.W_OK) and os.access(real.parent, os.W_OK | os.X_OK)
     if write and not writable:
         raise read_only(path)
     # Only stat here: closing a descriptor of a database file drops every SQLite lock this process holds
@@ -48,6 +49,21 @@ def check(path: Path, create: bool, write: bool) -> bool:
     ):  # an empty file loses nothing by becoming a registry
         raise MllzooError(f"{path} is an empty file, not an mllzoo registry")
     return writable
+
+
+def cannot_leave_journal(path: Path) -> bool:
+    """Whether a read-only reader of ``path`` must open it immutable to leave nothing beside it: the
+    file is read-only (its mode, or to this user) or its folder is, and no journal holds unsaved
+    changes that only a locking reader would see."""
+    real = path.resolve()
+    journal = real.with_name(real.name + "-wal")
+    if journal.exists() and journal.stat().st_size:
+        return False
+    return (
+        not real.stat().st_mode & 0o222
+        or not os.access(real, os.W_OK)
+        or not os.access(real.parent, os.W_OK | os.X_OK)
+    )
 
 
 def not_sqlite(path: Path, exc: sqlite3.DatabaseError) -> MllzooError:
@@ -67,6 +83,11 @@ def read_only(path: Path) -> MllzooError:
     )
 
 
+class ImmutableConnection(sqlite3.Connection):
+    """A connection opened ``immutable``: SQLite takes no lock and reads no journal, so it cannot see
+    another process write the file; a reader that must follow the file reopens it when it changes."""
+
+
 def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode; read-only (``mode=ro``) when the registry cannot be written;
     ``immutable`` opens it read-only as a file nobody changes while it is open (no lock, no journal read).
@@ -75,16 +96,17 @@ def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Conn
     read-only connection cannot do; with no unsaved journal beside it, the file is then opened as
     ``immutable`` (nobody here can change it).
     """
+    path = path.resolve()  # once: SQLite keeps a link's journal beside its target, so look there
     if writable:
         return sqlite3.connect(path, timeout=60, isolation_level=None)
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    uri = f"file:{quote(str(path))}?mode=ro"
     journal = path.with_name(path.name + "-wal")
     read_only_file = not path.stat().st_mode & 0o222 and not journal.exists()
     if read_only_file or (immutable and not (journal.exists() and journal.stat().st_size)):
         # a file nobody may write, with no journal: opened ``mode=ro`` in a writable folder, SQLite would
         # leave -wal/-shm files as read-only as the file, and once it is writable again every write would
         # fail on them; an ``immutable`` open (mllzoo serve) likewise leaves nothing beside the file
-        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
+        return _immutable(uri)
     conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
     try:  # (an immutable open with unsaved changes in the journal comes here, to read them)
         conn.execute("select count(*) from sqlite_master").fetchone()
@@ -96,7 +118,17 @@ def connect(path: Path, writable: bool, immutable: bool = False) -> sqlite3.Conn
             f"registry {path} is read-only and its journal {journal} holds unsaved changes: "
             f"open it once with write access"
         )
-    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
+    return _immutable(uri)
+
+
+def _immutable(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(
+        uri + "&immutable=1",
+        uri=True,
+        timeout=60,
+        isolation_level=None,
+        factory=ImmutableConnection,
+    )
 
 
 def _existing_ancestor(folder: Path) -> Path:

@@ -1,7 +1,7 @@
 """A Datasette plugin over an mllzoo registry: recommend, model, concept and compare pages, each with a
 JSON twin. Found through Datasette's entry-point group ``datasette`` (``pip install 'mllzoo[web]'``), so
-``datasette registry.db`` shows the pages under ``/-/mllzoo``; ``mllzoo serve`` starts Datasette with the
-registry opened immutable.
+``datasette registry.db`` shows the pages under ``/-/mllzoo``; ``mllzoo serve`` starts Datasette on the
+registry, read-only. Either way the pages follow the registry as it changes (:mod:`mllzoo.web.zoo`).
 
 The pages' data comes from :mod:`mllzoo.web.zoo` (no Datasette there); this module parses requests,
 bounds them, and renders. User errors are one line on the page (or ``{"ok": false, "error": ...}``).
@@ -10,9 +10,11 @@ bounds them, and renders. User errors are one line on the page (or ``{"ok": fals
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from email.parser import BytesParser
 from email.policy import HTTP
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from datasette import hookimpl
@@ -26,6 +28,7 @@ from mllzoo.web.svg import bar_chart
 from mllzoo.web.zoo import (
     MAX_REQUEST_BYTES,
     BadRequest,
+    Busy,
     NotFound,
     RecommendInput,
     zoo_for,
@@ -35,11 +38,17 @@ PREFIX = "/-/mllzoo"
 MAX_QUERY_BYTES = (
     32 * 1024
 )  # servers and browsers refuse longer URLs anyway; long lists go as a POSTed file
+NESTED_MULTIPART = re.compile(rb"(?im)^content-type:[ \t]*multipart/")  # a part's own header
+REQUEST_SECONDS = 120.0  # one request's bound, time queued behind others included
 SHARE_LINK_LIMIT = 8000  # longer inputs are not offered as a link: servers refuse very long URLs
 
 
 class TooLarge(MllzooError):
     """A request over :data:`MAX_REQUEST_BYTES` (HTTP 413)."""
+
+
+class TimedOut(MllzooError):
+    """A request that waited or ran past :data:`REQUEST_SECONDS` (HTTP 503)."""
 
 
 @hookimpl
@@ -52,7 +61,20 @@ def register_routes():
         (rf"^{PREFIX}/concept/(?P<synset>.+?)(?P<format>\.json)?$", concept_view),
         (rf"^{PREFIX}/compare(?P<format>\.json)?$", compare_view),
         (rf"^{PREFIX}/concepts(?P<format>\.json)?$", concepts_view),
+        (rf"^{PREFIX}/.*?(?P<format>\.json)?$", not_found_view),  # last: what no page matched
     ]
+
+
+@hookimpl
+def startup(datasette):
+    """A registry this user cannot write is read immutable, as ``mllzoo serve`` does: a read-only
+    reader would leave ``-wal``/``-shm`` files beside it, as read-only as the file, and once it is
+    writable again every write would fail on them."""
+    from mllzoo.store.registry_file import cannot_leave_journal
+
+    for db in datasette.databases.values():
+        if db.path is not None and db.is_mutable and cannot_leave_journal(Path(db.path)):
+            db.is_mutable = False
 
 
 @hookimpl
@@ -86,7 +108,7 @@ def menu_links(datasette):
 
 async def registry_zoo(datasette):
     """The zoo of the served registry: the database the plugin setting ``database`` names, else the first
-    attached one that is an mllzoo registry; immutable when Datasette serves it immutable."""
+    attached one that is an mllzoo registry; opened immutable where Datasette serves it so."""
     wanted = (datasette.plugin_config("mllzoo") or {}).get("database")
     for name, db in datasette.databases.items():
         if db.path is None or (wanted and name != wanted):
@@ -101,8 +123,36 @@ async def registry_zoo(datasette):
     )
 
 
-async def on_worker(zoo, fn, *args):
-    return await asyncio.wrap_future(zoo.run(fn, *args))
+async def on_worker(request, zoo, fn, *args):
+    """``fn(*args)`` on the zoo's one worker, within :data:`REQUEST_SECONDS`: past it the answer is a
+    503, and work not started yet (queued behind another request) never runs; nor does it once the
+    client has gone. A request already running finishes (a thread cannot be stopped) but answers
+    nobody."""
+    future = zoo.run(fn, *args)
+    work = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(client_gone(request))
+    try:
+        done, _ = await asyncio.wait(
+            {work, gone}, timeout=REQUEST_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        gone.cancel()
+    if work in done:
+        return work.result()
+    future.cancel()
+    work.cancel()
+    raise TimedOut(
+        f"this request waited or ran longer than {REQUEST_SECONDS:.0f} s (the server is busy): "
+        f"try again, or send fewer classes"
+    )
+
+
+async def client_gone(request) -> None:
+    """Returns once the client has disconnected (the request's body has been read already)."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
 
 
 async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None]:
@@ -113,7 +163,7 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
             f"the URL is longer than {MAX_QUERY_BYTES // 1024} KB: upload the class list as a file"
         )
     if request.method != "POST":
-        return dict(parse_qsl(request.query_string, keep_blank_values=True)), None
+        return utf8_fields(request.query_string), None
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
         raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
@@ -127,27 +177,63 @@ async def form_fields(request) -> tuple[dict[str, str], tuple[str, bytes] | None
             raise TooLarge(f"the request is larger than {MAX_REQUEST_BYTES // 1024} KB")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
-        )
-        fields: dict[str, str] = {}
-        upload = None
-        for part in message.iter_parts() if message.is_multipart() else []:
-            name = part.get_param("name", header="content-disposition")
-            name = (
-                name if isinstance(name, str) else None
-            )  # a malformed RFC 2231 value comes as a tuple
-            payload = part.get_payload(decode=True)
-            data = payload if isinstance(payload, bytes) else b""
-            if name == "class_file":
-                upload = (part.get_filename() or "", data)
-            elif name:
-                fields[name] = data.decode("utf-8", "replace")
-        return fields, upload
+        return await asyncio.to_thread(multipart_fields, content_type, body)  # off the event loop
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)), None
+        return utf8_fields(body.decode("utf-8")), None
     except UnicodeDecodeError:
         raise BadRequest("the form is not UTF-8") from None
+
+
+def utf8_fields(query: str) -> dict[str, str]:
+    """A query string's fields; percent-encoded bytes that are not UTF-8 (``caf%E9``) are refused, as
+    the CLI and an upload refuse such a class list, never read as U+FFFD."""
+    try:
+        return dict(parse_qsl(query, keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "the form is not UTF-8 (a percent-encoded byte of another encoding)"
+        ) from None
+
+
+def multipart_fields(
+    content_type: str, body: bytes
+) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """A multipart form's fields and its ``class_file``; a part that is itself multipart is refused
+    before parsing (the form has one level: nesting only makes the parser recurse)."""
+    if NESTED_MULTIPART.search(body):
+        raise BadRequest("a form part is itself multipart: send one flat multipart/form-data form")
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
+    )
+    fields: dict[str, str] = {}
+    upload = None
+    for part in message.iter_parts() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        name = (
+            name if isinstance(name, str) else None
+        )  # a malformed RFC 2231 value comes as a tuple
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if name == "class_file":
+            upload = (part.get_filename() or "", data)
+        elif name:
+            try:
+                fields[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"form field {name[:40]!r} is not UTF-8") from None
+    return fields, upload
+
+
+async def not_found_view(datasette, request):
+    """Every path under the prefix that no page matches: a 404 in the pages' own form (Datasette's
+    handler would render it with ``rich`` outside an exception, a 500)."""
+
+    async def build():
+        raise NotFound(f"no mllzoo page at {request.path[:200]}")
+
+    return await respond(
+        datasette, request, request.url_vars.get("format"), "mllzoo_index.html", build
+    )
 
 
 def status_of(error: MllzooError) -> int:
@@ -157,6 +243,8 @@ def status_of(error: MllzooError) -> int:
         return 404
     if isinstance(error, DamagedLabelError):
         return 409
+    if isinstance(error, (Busy, TimedOut)):
+        return 503
     return 400
 
 
@@ -199,7 +287,7 @@ def json_url(request) -> str:
 async def index_view(datasette, request):
     async def build():
         zoo = await registry_zoo(datasette)
-        data = await on_worker(zoo, zoo.overview)
+        data = await on_worker(request, zoo, zoo.overview)
         return data, {"data": data}
 
     return await respond(
@@ -234,7 +322,7 @@ async def recommend_view(datasette, request):
         given = RecommendInput.parse(fields, upload)
         context["given"]["classes"] = "\n".join(given.classes)
         zoo = await registry_zoo(datasette)
-        found = await on_worker(zoo, zoo.recommend, given)
+        found = await on_worker(request, zoo, zoo.recommend, given)
         share = f"{datasette.urls.path(PREFIX)}/recommend?{urlencode(given.query())}"
         return found["document"], {
             "result": found["document"],
@@ -253,7 +341,7 @@ async def model_view(datasette, request):
 
     async def build():
         zoo = await registry_zoo(datasette)
-        card = await on_worker(zoo, zoo.model, model_id)
+        card = await on_worker(request, zoo, zoo.model, model_id)
         branches = card.get("branches") or []
         chart = (
             Markup(
@@ -266,7 +354,7 @@ async def model_view(datasette, request):
             if branches
             else None
         )
-        others = [m for m in await on_worker(zoo, zoo.labeled) if m != card["id"]]
+        others = [m for m in await on_worker(request, zoo, zoo.labeled) if m != card["id"]]
         return card, {"card": card, "chart": chart, "others": others}
 
     return await respond(datasette, request, fmt, "mllzoo_model.html", build)
@@ -277,7 +365,7 @@ async def concept_view(datasette, request):
 
     async def build():
         zoo = await registry_zoo(datasette)
-        data = await on_worker(zoo, zoo.concept, synset)
+        data = await on_worker(request, zoo, zoo.concept, synset)
         return data, {"concept": data}
 
     return await respond(datasette, request, fmt, "mllzoo_concept.html", build)
@@ -307,12 +395,12 @@ async def compare_view(datasette, request):
         given = fields.get("models", "")
         context["given"] = given
         zoo = await registry_zoo(datasette)
-        overview = await on_worker(zoo, zoo.overview)
+        overview = await on_worker(request, zoo, zoo.overview)
         context["labeled"] = [m["id"] for m in overview["models"]]
         ids = [part.strip() for part in given.split(",") if part.strip()]
         if not ids and not fmt and "models" not in fields:
             return None, {"data": None}
-        data = await on_worker(zoo, zoo.compare, ids)
+        data = await on_worker(request, zoo, zoo.compare, ids)
         chart = (
             Markup(
                 bar_chart(

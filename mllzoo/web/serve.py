@@ -1,38 +1,103 @@
-"""``mllzoo serve``: Datasette over one registry, opened immutable, with the mllzoo pages."""
+"""``mllzoo serve``: Datasette over one registry, read-only, with the mllzoo pages.
+
+The registry may change while it is served: the mllzoo pages follow it (:mod:`mllzoo.web.zoo`), and so
+do Datasette's own table pages where the file can be read with locks (``mode=ro``). A registry this
+user cannot write is served immutable instead: a read-only reader would leave ``-wal``/``-shm``
+files beside it as read-only as it, which would then refuse every write.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
-from mllzoo.errors import MllzooError, WarningHandler, set_warning_handler
+from mllzoo.errors import MllzooError, WarningHandler, note, set_warning_handler
 
 
-def serve_registry(path: Path, host: str, port: int) -> None:
-    """Check ``path`` is a registry (one line if not), then serve it until interrupted."""
+def serve_registry(path: Path, host: str, port: int, no_sql: bool = False) -> None:
+    """Check ``path`` is a registry (one line if not), then serve it until interrupted; ``no_sql``
+    turns off Datasette's SQL and table pages (the mllzoo pages stay)."""
+    from mllzoo.store import registry_file
+    from mllzoo.store.registry import Registry
+
+    path = path.resolve()  # once: the file a link names
+    checked = Registry(path, create=False, write=False, read_only=True)  # a bad path: one line
+    follow = registry_file.check(path, create=False, write=False) and not isinstance(
+        checked.db.conn, registry_file.ImmutableConnection
+    )
+    checked.close()
+    check_address(host, port)
+    if not loopback(host):
+        note(
+            f"{host} is not a loopback address: anyone who reaches port {port} can read "
+            + (
+                "the mllzoo pages"
+                if no_sql
+                else "the whole registry and run read-only SQL on it (--no-sql turns that off)"
+            )
+        )
+    with tempfile.TemporaryDirectory(prefix="mllzoo-serve-") as folder:
+        served = uri_safe(path, Path(folder))
+        _serve(make_datasette(path, served, follow, no_sql), path, host, port, follow)
+
+
+def make_datasette(path: Path, served: Path, follow: bool, no_sql: bool):
+    """Datasette over the registry ``path`` (as ``served``, :func:`uri_safe`): read with locks when
+    ``follow``, else immutable; ``no_sql`` denies every table, query and SQL page to everyone."""
+    from datasette.app import Datasette
+
+    metadata: dict = {
+        "title": f"mllzoo: {path.name}",
+        "plugins": {"mllzoo": {"database": served.stem}},
+    }
+    if no_sql:
+        metadata.update(allow=False, allow_sql=False)
+    return Datasette(
+        **{"files" if follow else "immutables": [str(served)]},
+        settings={"default_page_size": 50},
+        metadata=metadata,
+    )
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def uri_safe(path: Path, folder: Path) -> Path:
+    """``path``, or a link to it in ``folder`` with a plain name where ``path`` holds a character a
+    ``file:`` URI reads otherwise (``#``, ``?``, ``%``): Datasette puts the path in one unquoted, and
+    would open another file (``exp#3/r.db`` as ``exp``). SQLite keeps the journal beside the target."""
+    if quote(str(path), safe="/") == str(path):
+        return path
+    link = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) + ".db")
+    link.symlink_to(path)
+    return link
+
+
+def _serve(datasette, path: Path, host: str, port: int, follow: bool) -> None:
     import asyncio
 
     import uvicorn  # Datasette's own server
-    from datasette.app import Datasette
     from datasette.plugins import pm
 
     from mllzoo import web
-    from mllzoo.store.registry import Registry
     from mllzoo.web.zoo import zoo_for
 
-    Registry(
-        path, create=False, write=False, immutable=True
-    ).close()  # a bad path fails here, in one line
-    check_address(host, port)
-    datasette = Datasette(
-        immutables=[str(path)],
-        settings={"default_page_size": 50},
-        metadata={"title": f"mllzoo: {path.name}", "plugins": {"mllzoo": {"database": path.stem}}},
-    )
     if not pm.is_registered(web):  # not installed as a distribution (a source tree on sys.path)
         pm.register(web, name="mllzoo")
     asyncio.run(datasette.invoke_startup())
-    zoo = zoo_for(path, immutable=True)
+    zoo = zoo_for(path, immutable=not follow)
     zoo.run(
         _warm, zoo
     )  # the selector loads while the server starts: the first recommend does not wait for it

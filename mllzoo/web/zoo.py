@@ -4,10 +4,18 @@ Nothing here imports Datasette, so the pages' numbers are testable on their own 
 these dicts as they are. Every registry call runs on the zoo's one worker thread: SQLite connections
 belong to the thread that opened them, and the loaded :class:`~mllzoo.selection.recommend.Selector` (graph,
 caption matrix, embedder) is made once there and reused by every request.
+
+A served registry may change underneath (``register``, ``labels import``/``remove``). Each request
+therefore starts by comparing the file's identity and a cheap signature of what the pages read (the
+current graph, each label's token, the models rows) with what the zoo last saw: a changed file is
+reopened, changed contents drop what was computed from them. After the request the signature is read
+again, and a request that straddled a change is run again on the new state, so no answer mixes two.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +36,16 @@ MAX_COMPARE = 5
 MAX_BRANCHES = 16  # the top-level split stops here even when a branch is still large
 BRANCH_SHARE = 0.25  # ... or when no branch holds more than this share of the graph's nodes
 KEPT_CLASS_LISTS = 32  # class lists whose embeddings a selector keeps (a server sees many)
+CHANGED_TRIES = 3  # a request that straddles a change of the registry is run again, this many times
+
+# what every page's answer depends on, read in one statement (so from one state of the file)
+SIGNATURE = (
+    "select (select value from settings where key = 'graph'), "
+    "(select group_concat(model_id || ' ' || graph_id || ' ' || coalesce(token, created), ',') "
+    "from (select * from labels order by model_id, graph_id)), "
+    "(select group_concat(id || ' ' || coalesce(plugin, '') || ' ' || coalesce(metadata, ''), ',') "
+    "from (select * from models order by id))"
+)
 
 
 class BadRequest(MllzooError):
@@ -39,6 +57,10 @@ class NotFound(MllzooError):
 
 
 MAX_SEARCH = 200  # characters of a concept search kept
+
+
+class Busy(MllzooError):
+    """The registry kept changing while a request read it (HTTP 503: try again)."""
 
 
 def plain_text(value: str, what: str) -> str:
@@ -55,11 +77,16 @@ def whole_number(value: str | None, what: str, low: int, high: int) -> int | Non
     """An optional whole number within ``[low, high]``; empty means not given."""
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit() or not low <= int(value) <= high:
-        raise BadRequest(
-            f"{what} must be a whole number from {low} to {high}, not {value.strip()[:20]!r}"
-        )
-    return int(value)
+    digits = value.strip()
+    # ASCII digits only (str.isdigit also takes "²", "١" and "１"), no longer than the bound needs
+    if (
+        not digits.isascii()
+        or not digits.isdigit()
+        or len(digits) > len(str(high))
+        or not low <= int(digits) <= high
+    ):
+        raise BadRequest(f"{what} must be a whole number from {low} to {high}, not {digits[:20]!r}")
+    return int(digits)
 
 
 @dataclass
@@ -111,13 +138,18 @@ class RecommendInput:
 
 
 class Zoo:
-    """One registry, opened read-only (``immutable`` for a file nobody writes while it is served)."""
+    """One registry, opened read-only and followed as it changes (module docstring); ``immutable``
+    (a file served as one nobody writes) opens it without locks, so nothing is left beside it, and
+    follows it by the file's identity alone."""
 
-    def __init__(self, path: str | Path, immutable: bool = True):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, immutable: bool = False):
+        self.path = Path(path).resolve()  # once: the file a link names, its journal beside it
         self.immutable = immutable
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="mllzoo-web")
         self._registry = None
+        self._file: tuple | None = None  # the file's identity when the registry was opened
+        self._signature: tuple | None = None  # the contents the caches below were computed from
+        self._cache = None  # the user embedding cache outlives a selector
         self._graph = None
         self._selector = None
         self._notice: tuple[str] | None = None
@@ -129,8 +161,81 @@ class Zoo:
         self._cards: dict[str, dict] = {}
 
     def run(self, fn, *args):
-        """``fn(*args)`` on the zoo's worker thread (a future: ``asyncio.wrap_future`` awaits it)."""
-        return self._worker.submit(fn, *args)
+        """``fn(*args)`` on the zoo's worker thread, on the registry's current state (a future:
+        ``asyncio.wrap_future`` awaits it)."""
+        return self._worker.submit(self._current, fn, *args)
+
+    def _current(self, fn, *args):
+        for _ in range(CHANGED_TRIES):
+            seen = self._follow()
+            try:
+                result = fn(*args)
+            except sqlite3.DatabaseError:
+                if self._file_identity() == self._file:
+                    raise
+                self._reopen()  # an immutable read of a file written meanwhile: read it again
+                continue
+            if self._unchanged(seen):
+                return result
+        raise Busy(
+            f"the registry changed {CHANGED_TRIES} times while this request read it: try again"
+        )
+
+    def _file_identity(self) -> tuple:
+        """The registry file's and its journal's identity, size and change time."""
+        found: list[tuple | None] = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = os.stat(path)
+                found.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            except FileNotFoundError:
+                found.append(None)
+        return tuple(found)
+
+    def _follow(self) -> tuple:
+        """Reopen a replaced or (for an immutable connection) rewritten file, and forget what was
+        computed from contents that changed since; the contents' signature."""
+        from mllzoo.store.registry_file import ImmutableConnection
+
+        identity = self._file_identity()
+        if self._registry is not None and identity != self._file:
+            same_file = self._file is not None and identity[0][:2] == self._file[0][:2]
+            if not same_file or isinstance(self._registry.db.conn, ImmutableConnection):
+                self._reopen()
+        self._file = identity
+        signature = self._read_signature()
+        if signature != self._signature:
+            self._forget()
+            self._signature = signature
+        return signature
+
+    def _unchanged(self, seen: tuple) -> bool:
+        """Whether the registry is as it was when the request began: an immutable connection cannot
+        see a change, so the file's identity tells; a locking one reads the signature again."""
+        from mllzoo.store.registry_file import ImmutableConnection
+
+        if isinstance(self.registry.db.conn, ImmutableConnection):
+            return self._file_identity() == self._file
+        return self._read_signature() == seen
+
+    def _read_signature(self) -> tuple:
+        return tuple(self.registry.db.execute(SIGNATURE).fetchone())
+
+    def _reopen(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+        self._registry = None
+        self._file = self._file_identity()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop everything computed from the registry's contents (they changed)."""
+        self._graph = None
+        self._selector = None
+        self._children = None
+        self._branches = None
+        self._tables = {}
+        self._cards = {}
 
     def close(self) -> None:
         def shut():
@@ -170,7 +275,8 @@ class Zoo:
             from mllzoo.selection.recommend import Selector
             from mllzoo.store.usercache import EmbeddingCache
 
-            self._selector = Selector(self.registry, cache=EmbeddingCache())
+            self._cache = self._cache or EmbeddingCache()
+            self._selector = Selector(self.registry, cache=self._cache)
         return self._selector
 
     @property
@@ -485,10 +591,10 @@ _ZOOS: dict[tuple[str, bool], Zoo] = {}
 _LOCK = threading.Lock()
 
 
-def zoo_for(path: str | Path, immutable: bool = True) -> Zoo:
-    """The one :class:`Zoo` of a registry file in this process."""
+def zoo_for(path: str | Path, immutable: bool = False) -> Zoo:
+    """The one :class:`Zoo` of a registry file in this process (a link and its target share it)."""
     key = (str(Path(path).resolve()), immutable)
     with _LOCK:
         if key not in _ZOOS:
-            _ZOOS[key] = Zoo(path, immutable)
+            _ZOOS[key] = Zoo(*key)
         return _ZOOS[key]
