@@ -11,32 +11,28 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT, run_cli
-from helpers import PREFIX, cli_recommend, client_get, free_port, query, wait_for
+from helpers import PREFIX, cli_recommend, client_get, free_port, one_line_error, query, wait_for
 
 REGISTRY = str(ROOT / "registry.db")  # the shipped demo registry: minizoo labels only
 PETS = str(ROOT / "examples" / "pets.txt")
 
 
 def renamed_copy(tmp_path, old: str, new: str):
-    """The shipped registry copied, with ``old``'s label now under the id ``new`` (another family)."""
+    """The shipped registry copied, with ``old``'s label now under the id ``new`` (another family):
+    stored anew, since a label's blocks are bound to its model."""
     import sqlite3
+
+    from mllzoo.store.registry import Registry
 
     copy = tmp_path / "registry.db"
     with sqlite3.connect(REGISTRY) as source, sqlite3.connect(copy) as target:
         source.backup(target)
-    with sqlite3.connect(copy) as conn:
-        for table in ("labels", "label_blocks", "label_parts"):
-            conn.execute(f"update {table} set model_id = ? where model_id = ?", [new, old])
+    registry = Registry(copy)
+    graph_id = registry.require_graph_id()
+    registry.save_label(new, graph_id, *registry.load_label(old, graph_id))
+    registry.remove_labels([old], graph_id)
+    registry.close()
     return copy
-
-
-def one_line_error(result, text: str) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert text in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, (
-        result.stderr
-    )
-    return result.stderr
 
 
 @pytest.mark.slow
@@ -119,22 +115,12 @@ def test_hints_in_listings_name_the_local_folder(monkeypatch):
 
 @pytest.mark.slow
 def test_the_web_form_offers_include_uninstalled_as_the_cli_does(tmp_path):
-    import sqlite3
 
     pytest.importorskip("datasette")
     from datasette.app import Datasette
 
-    copy = tmp_path / "registry.db"
-    with sqlite3.connect(REGISTRY) as source, sqlite3.connect(copy) as target:
-        source.backup(target)
-    with sqlite3.connect(
-        copy
-    ) as conn:  # the models' favourite now comes from a plugin not installed
-        for table in ("labels", "label_blocks", "label_parts"):
-            conn.execute(
-                f"update {table} set model_id = 'elsewhere/convnext-xs.nature' "
-                "where model_id = 'minizoo/convnext-xs.nature'"
-            )
+    # the models' favourite now comes from a plugin not installed
+    copy = renamed_copy(tmp_path, "minizoo/convnext-xs.nature", "elsewhere/convnext-xs.nature")
     names = ["dog", "cat", "owl", "snake"]
     ds = Datasette(immutables=[str(copy)])
     for params, flags in (({}, []), ({"include_uninstalled": "1"}, ["--include-uninstalled"])):

@@ -47,7 +47,9 @@ def list_labels(ctx: click.Context, as_json: bool) -> None:
             if row["plugin"]
             else "not installed, and no plugin recorded for it"
         )
-        shown = row["plugin"] if is_distribution_name(row["plugin"]) else repr(row["plugin"] or "?")
+        plugin = row["plugin"]
+        shown = plugin if plugin is None or is_distribution_name(plugin) else repr(plugin)
+        shown = shown or "?"
         click.echo(f"{row['id']}  plugin {shown} ({where})")
     if not rows:
         click.echo("No labels on this registry's graph.")

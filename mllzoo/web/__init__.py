@@ -94,8 +94,13 @@ def extra_template_vars(datasette):
     async def notice():
         try:
             zoo = await registry_zoo(datasette)
-            return {"mllzoo_notice": await on_worker(zoo, lambda: zoo.notice)}
-        except (MllzooError, sqlite3.Error):  # the page itself says what is wrong, in one line
+            work = asyncio.wrap_future(zoo.run(lambda: zoo.notice))  # on the zoo's one worker
+            return {"mllzoo_notice": await asyncio.wait_for(work, REQUEST_SECONDS)}
+        except (
+            MllzooError,
+            sqlite3.Error,
+            TimeoutError,
+        ):  # the page says what is wrong, in one line
             return {}
 
     return notice
@@ -380,7 +385,7 @@ async def concepts_view(datasette, request):
         if not (fields.get("q") or "").strip() and not fmt:
             return None, {"found": None}
         zoo = await registry_zoo(datasette)
-        found = await on_worker(zoo, zoo.concepts, fields.get("q") or "")
+        found = await on_worker(request, zoo, zoo.concepts, fields.get("q") or "")
         return found, {"found": found}
 
     return await respond(datasette, request, fmt, "mllzoo_concepts.html", build)
