@@ -105,3 +105,18 @@ def remove_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
 
     remove_labels(open_registry(ctx, create=False), list(model_ids))
     click.echo(f"removed {len(set(model_ids))} label(s)")
+
+
+@labels.command("unclaim")
+@click.argument("model_ids", nargs=-1, required=True)
+@click.pass_context
+def unclaim_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
+    """Clear the labeling claims of MODEL_IDS, left by jobs known to be dead (on another node, say).
+
+    A claim also lapses by itself once it has not been renewed for `claim-lease` seconds. A claim
+    whose process still runs on this host is refused: stop that process, and it releases its claim.
+    """
+    registry = open_registry(ctx, create=False)
+    cleared = registry.unclaim(list(model_ids), registry.require_graph_id())
+    for model_id, holder in cleared.items():
+        click.echo(f"cleared the claim on {model_id} held by {holder}")
