@@ -376,6 +376,14 @@ class Selector:
         model_ids = [self.model_ids[i] for i in keep]
         class_vectors = self.class_vectors(names, domain, task)
         cost = np.array([self.metadata.get(m, {}).get("gflops") or 0.0 for m in model_ids])
+        if max_gflops is not None:
+            unjudged = [m for m, gflops in zip(model_ids, cost) if not gflops]
+            if unjudged:
+                warn(
+                    f"--max-gflops cannot judge {len(unjudged)} model(s) whose GFLOPs are unknown, "
+                    f"so they count as 0 against it: {', '.join(unjudged[:5])}"
+                    + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
+                )
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
             class_vectors,
