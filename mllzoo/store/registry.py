@@ -351,7 +351,10 @@ class Registry(LabelStore):
 
     # models -------------------------------------------------------------------------------
     def record_models(self, entries: Iterable[Any]) -> None:
-        """Remember what the plugins offer (id, plugin and its version, metadata)."""
+        """Remember what the plugins offer (id, plugin and its version, metadata without this
+        machine's paths)."""
+        from mllzoo.models.vlm import portable_metadata
+
         rows = []
         for entry in entries:
             spec = entry.spec
@@ -363,7 +366,7 @@ class Registry(LabelStore):
                     "tag": spec.tag,
                     "plugin": entry.plugin,
                     "plugin_version": entry.plugin_version,
-                    "metadata": spec.metadata(),
+                    "metadata": portable_metadata(spec.metadata()),
                 }
             )
         with self.transaction():
