@@ -292,3 +292,25 @@ def test_claim_lease_must_be_a_positive_number_of_seconds(value, db, user_config
         registry.claim(GOOD, graph_of(db))
     registry.close()
     assert claims(db) == []
+
+
+def test_a_claim_nobody_can_date_is_taken_over(db):
+    from mllzoo.errors import set_warning_handler
+
+    with sqlite3.connect(db) as conn:  # a hand edit, from before leases
+        conn.execute(
+            "insert into label_claims (model_id, graph_id, host, pid, claimed) values (?, ?, ?, ?, ?)",
+            [GOOD, graph_of(db), OTHER_HOST, 4242, "yesterday"],
+        )
+    said: list[str] = []
+    previous = set_warning_handler(lambda message, kind: said.append(message))
+    registry = Registry(db)
+    try:
+        assert registry.claim(GOOD, graph_of(db), lease=600)
+    finally:
+        registry.close()
+        set_warning_handler(previous)
+    assert said == [
+        f"took over the labeling claim on {GOOD} from process 4242 on {OTHER_HOST}: "
+        "its time 'yesterday' is unreadable"
+    ]

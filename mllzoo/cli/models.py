@@ -19,6 +19,23 @@ def models(
     """List known models, labeled or not, with their metadata (`mllzoo models show ID`: one model's card)."""
     if ctx.invoked_subcommand is not None:
         return
+    listed = [
+        row
+        for _, row in sorted(_model_rows(ctx).items())
+        if (hub is None or hub in row.get("hubs", []))
+        and (family is None or row["family"] == family)
+        and (not labeled or row["labeled"])
+    ]
+    if as_json:
+        emit_json(listed)
+        return
+    for row in listed:
+        click.echo(_listing_line(row))
+
+
+def _model_rows(ctx: click.Context) -> dict[str, dict]:
+    """Every model the plugins offer, and the labeled ones whose plugin is not installed, by id; each
+    row says whether it is labeled on the registry's graph and installed."""
     from mllzoo.models.catalog import discover_models
 
     catalog = discover_models()
@@ -29,9 +46,7 @@ def models(
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
         for model_id, e in catalog.items()
     }
-    for row in (
-        registry.models() if registry else []
-    ):  # labeled models whose plugin is not installed
+    for row in registry.models() if registry else []:
         rows.setdefault(
             row["id"],
             {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
@@ -39,25 +54,19 @@ def models(
     for row in rows.values():
         row["labeled"] = row["id"] in labeled_ids
         row["installed"] = row["id"] in catalog
-    listed = [
-        row
-        for _, row in sorted(rows.items())
-        if (hub is None or hub in row.get("hubs", []))
-        and (family is None or row["family"] == family)
-        and (not labeled or row["labeled"])
+    return rows
+
+
+def _listing_line(row: dict) -> str:
+    """``ID  (facts)``: its costs and accuracy where known, labeled or not, installed or not."""
+    facts = [
+        f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
+        f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
+        f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
+        "labeled" if row["labeled"] else "not labeled",
+        None if row["installed"] else "plugin not installed",
     ]
-    if as_json:
-        emit_json(listed)
-        return
-    for row in listed:
-        facts = [
-            f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
-            f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
-            f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
-            "labeled" if row["labeled"] else "not labeled",
-            None if row["installed"] else "plugin not installed",
-        ]
-        click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
+    return f"{row['id']}  ({', '.join(f for f in facts if f)})"
 
 
 @models.command("show")

@@ -685,7 +685,10 @@ def _stale(claim: dict, host: str, lease: float) -> str | None:
         return "that process is gone"
     renewed = claim.get("renewed")
     if renewed is None:  # made before leases: renewed when it was made
-        renewed = datetime.datetime.fromisoformat(claim["claimed"]).timestamp()
+        try:
+            renewed = datetime.datetime.fromisoformat(claim["claimed"]).timestamp()
+        except (TypeError, ValueError):  # a hand edit: a claim nobody can date holds nothing
+            return f"its time {claim['claimed']!r} is unreadable"
     age = time.time() - renewed
     if age > lease:
         return f"not renewed for {age:.0f} s (claim-lease {lease:g} s)"
