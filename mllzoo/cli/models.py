@@ -57,14 +57,28 @@ def _model_rows(ctx: click.Context) -> dict[str, dict]:
     return rows
 
 
+def _availability(offered: bool, plugin_installed: bool) -> str:
+    """Whether the model can run here, and if not, the real cause."""
+    if offered:
+        return "installed"
+    if plugin_installed:
+        return (
+            "plugin installed, but it does not offer this model here: its checkpoint setting or "
+            "weights are missing on this machine"
+        )
+    return "plugin not installed"
+
+
 def _listing_line(row: dict) -> str:
     """``ID  (facts)``: its costs and accuracy where known, labeled or not, installed or not."""
+    from mllzoo.plugins import plugin_loaded
+
     facts = [
         f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
         f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
         f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
         "labeled" if row["labeled"] else "not labeled",
-        None if row["installed"] else "plugin not installed",
+        None if row["installed"] else _availability(False, plugin_loaded(row["plugin"])),
     ]
     return f"{row['id']}  ({', '.join(f for f in facts if f)})"
 
@@ -84,7 +98,7 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     meta = card["metadata"]
     click.echo(
         f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
-        f"{'installed' if card['installed'] else 'plugin not installed'})".replace(" ,", ",")
+        f"{_availability(card['installed'], card['plugin_installed'])})".replace(" ,", ",")
     )
     facts = [
         ("licence", meta.get("license")),
