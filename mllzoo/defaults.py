@@ -9,6 +9,10 @@ CPUS_PER_TASK = 1  # CPUs each Ray task holds
 ALLOW_MISSING = 0.001  # register's tolerance: missing + different images, as a share of all
 PAPER_NODES, PAPER_PER_NODE = 9_000, 75  # the paper's graph: nodes, and sample images per node
 BUDGET_BYTES = 64_000_000  # per label at the paper's scale, every sample its own image
+CLAIM_LEASE = (
+    600  # seconds a labeling claim holds without renewal (`mllzoo config set claim-lease`)
+)
+PROGRESS_EVERY = 30  # seconds between register's progress lines in a log (no terminal)
 
 # the graph
 MAX_PER_NODE = 75  # sample images kept per node, as the paper draws them

@@ -33,6 +33,11 @@ class DamagedLabelError(MllzooError):
         )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler ending a job) received: ends a run as Ctrl-C does, and the CLI
+    exits with 143 (128 + SIGTERM) instead of 130."""
+
+
 # One path for the library's warnings and notes: something went wrong but the command goes on (a plugin
 # that failed, a damaged cache, a skipped file), or something the user should know about the answer.
 # Library code calls warn() or note(); the default prints "Warning: ..." or "Note: ..." on stderr, as the

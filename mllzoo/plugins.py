@@ -221,6 +221,14 @@ def _version(plugin: Any, name: str) -> str | None:
         return getattr(plugin, "__version__", None)
 
 
+def plugin_loaded(name: str | None) -> bool:
+    """Whether the plugin distribution ``name`` is installed and loaded in this process: then a model
+    of it that is missing from the catalogue is one it cannot offer here (a checkpoint setting that is
+    not set, weights not on this machine), not one of a missing plugin."""
+    load_plugins()
+    return name is not None and pm.get_plugin(name) is not None
+
+
 def plugin_version(name: str) -> str | None:
     """The installed version of a plugin distribution, if it is one."""
     plugin = pm.get_plugin(name)

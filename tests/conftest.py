@@ -327,3 +327,17 @@ def bad_labeled(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Pa
     for seed, (name, color) in enumerate([("dog", (200, 60, 60)), ("cat", (60, 200, 60))]):
         write_images(root / "task" / name, color, 2, 100 + seed)
     return root, root / "r.db"
+
+
+@pytest.fixture(scope="module")
+def good_label_file(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
+    """A clean registry where GOOD is labeled, and that label exported to a file."""
+    from helpers import GOOD, copy_with_samples, faulty_env
+
+    root = tmp_path_factory.mktemp("goodlabel")
+    copy_with_samples(graph_registry, root / "clean.db")
+    env = faulty_env(faulty_site, root / "clean.db")
+    assert run_cli("register", GOOD, env=env).returncode == 0
+    exported = run_cli("labels", "export", GOOD, "-o", str(root / "good.mllzoo-labels"), env=env)
+    assert exported.returncode == 0, exported.stderr
+    return root / "clean.db", root / "good.mllzoo-labels"

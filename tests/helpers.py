@@ -173,3 +173,84 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def saved_parts(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(distinct part) from label_parts").fetchone()[0]
+
+
+def slow_register(faulty_site, db: Path) -> subprocess.Popen:
+    """``register GOOD --chunk-size 1`` slowed down, started; returns once it has saved two parts."""
+    env = {**os.environ, **faulty_env(faulty_site, db, FAULTY_SLOW="0.3")}
+    env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mllzoo",
+            "register",
+            GOOD,
+            "--chunk-size",
+            "1",
+            "--batch-size",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while proc.poll() is None and saved_parts(db) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def execute(path: Path, sql: str, params: tuple = ()) -> None:
+    """One raw statement on the file, as a disk fault or a careless tool would leave it."""
+    conn = sqlite3.connect(path)
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+def make_pre_checksum(path: Path) -> None:
+    """Turn a registry back into what mllzoo wrote before checksums (schema m002: each label as whole
+    arrays in ``label_arrays``, no checksum columns)."""
+    from mllzoo.store import blobs
+    from mllzoo.store.registry import Registry
+
+    registry = Registry(path)
+    graph_id = registry.require_graph_id()
+    arrays = {m: registry.load_label(m, graph_id)[1] for m in registry.labeled_model_ids(graph_id)}
+    registry.close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "create table label_arrays (model_id text, graph_id text, name text, dtype text, shape text, "
+        "data blob, primary key (model_id, graph_id, name))"
+    )
+    for model_id, named in arrays.items():
+        for name, array in named.items():
+            packed = blobs.pack(array)
+            conn.execute(
+                "insert into label_arrays values (?, ?, ?, ?, ?, ?)",
+                [model_id, graph_id, name, packed["dtype"], packed["shape"], packed["data"]],
+            )
+    conn.execute("drop table label_blocks")
+    conn.execute("alter table labels drop column token")
+    conn.execute("alter table label_claims drop column renewed")
+    for table in ("label_parts", "node_embeddings", "text_embeddings"):
+        conn.execute(f"alter table {table} drop column checksum")
+    conn.execute(
+        "delete from _sqlite_migrations where name in "
+        "('m003_checksums', 'm004_label_blocks', 'm005_bound_label_blocks', 'm006_claim_leases')"
+    )
+    conn.commit()
+    conn.close()
+
+
+def recommend(world, env: dict, *args: str) -> subprocess.CompletedProcess:
+    root, _ = world
+    return run_cli("recommend", str(root / "classes.txt"), "--json", *args, env=env)

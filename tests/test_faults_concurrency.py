@@ -9,59 +9,20 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
-from helpers import GOOD, assert_one_line, copy_with_samples, faulty_env, stored_label
+from helpers import (
+    GOOD,
+    assert_one_line,
+    copy_with_samples,
+    faulty_env,
+    slow_register,
+    stored_label,
+)
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses: `make test-fast` leaves this module out
-
-
-@pytest.fixture(scope="module")
-def good_label_file(graph_registry, tmp_path_factory, faulty_site) -> tuple[Path, Path]:
-    """A clean registry where GOOD is labeled, and that label exported to a file."""
-    root = tmp_path_factory.mktemp("goodlabel")
-    copy_with_samples(graph_registry, root / "clean.db")
-    env = faulty_env(faulty_site, root / "clean.db")
-    assert run_cli("register", GOOD, env=env).returncode == 0
-    exported = run_cli("labels", "export", GOOD, "-o", str(root / "good.mllzoo-labels"), env=env)
-    assert exported.returncode == 0, exported.stderr
-    return root / "clean.db", root / "good.mllzoo-labels"
-
-
-def saved_parts(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("select count(distinct part) from label_parts").fetchone()[0]
-
-
-def slow_register(faulty_site, db: Path) -> subprocess.Popen:
-    """``register GOOD --chunk-size 1`` slowed down, started; returns once it has saved two parts."""
-    env = {**os.environ, **faulty_env(faulty_site, db, FAULTY_SLOW="0.3")}
-    env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ.get("PYTHONPATH", "")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mllzoo",
-            "register",
-            GOOD,
-            "--chunk-size",
-            "1",
-            "--batch-size",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while proc.poll() is None and saved_parts(db) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
-    return proc
 
 
 def test_import_and_remove_refuse_a_model_a_running_register_claims(

@@ -117,7 +117,7 @@ def test_a_model_whose_plugin_fails_is_reported_and_not_labeled(
     result = run_cli(
         "register", BAD, GOOD, "--json", env=faulty_env(faulty_site, fresh_registry, mode)
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # some of the work failed, the rest was done
     report = json.loads(result.stdout)
     assert report["labeled"] == [GOOD] and list(report["failed"]) == [BAD]
     line = f"plugin {FAULTY}: model {BAD} {message}"

@@ -22,22 +22,17 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from helpers import MODEL, copy_registry, one_line_error, sha1
+from helpers import (
+    MODEL,
+    copy_registry,
+    execute,
+    make_pre_checksum,
+    one_line_error,
+    recommend,
+    sha1,
+)
 
 NOBODY = 65534
-
-
-def execute(path: Path, sql: str, params: tuple = ()) -> None:
-    """One raw statement on the file, as a disk fault or a careless tool would leave it."""
-    conn = sqlite3.connect(path)
-    conn.execute(sql, params)
-    conn.commit()
-    conn.close()
-
-
-def recommend(world, env: dict, *args: str) -> subprocess.CompletedProcess:
-    root, _ = world
-    return run_cli("recommend", str(root / "classes.txt"), "--json", *args, env=env)
 
 
 @pytest.fixture
@@ -268,40 +263,6 @@ def test_an_older_registry_is_migrated_with_checksums_when_writable(world, label
     conn.close()
 
 
-def make_pre_checksum(path: Path) -> None:
-    """Turn a registry back into what mllzoo wrote before checksums (schema m002: each label as whole
-    arrays in ``label_arrays``, no checksum columns)."""
-    from mllzoo.store import blobs
-    from mllzoo.store.registry import Registry
-
-    registry = Registry(path)
-    graph_id = registry.require_graph_id()
-    arrays = {m: registry.load_label(m, graph_id)[1] for m in registry.labeled_model_ids(graph_id)}
-    registry.close()
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "create table label_arrays (model_id text, graph_id text, name text, dtype text, shape text, "
-        "data blob, primary key (model_id, graph_id, name))"
-    )
-    for model_id, named in arrays.items():
-        for name, array in named.items():
-            packed = blobs.pack(array)
-            conn.execute(
-                "insert into label_arrays values (?, ?, ?, ?, ?, ?)",
-                [model_id, graph_id, name, packed["dtype"], packed["shape"], packed["data"]],
-            )
-    conn.execute("drop table label_blocks")
-    conn.execute("alter table labels drop column token")
-    for table in ("label_parts", "node_embeddings", "text_embeddings"):
-        conn.execute(f"alter table {table} drop column checksum")
-    conn.execute(
-        "delete from _sqlite_migrations where name in "
-        "('m003_checksums', 'm004_label_blocks', 'm005_bound_label_blocks')"
-    )
-    conn.commit()
-    conn.close()
-
-
 def test_a_blob_already_truncated_before_checksums_reads_as_damaged(world, labeled):
     path, env = labeled
     make_pre_checksum(path)
@@ -442,7 +403,7 @@ def test_a_read_only_registry_that_needs_a_migration_says_so(user_space):
     result = run_as_user(
         "recommend", str(folder / "classes.txt"), "--include-uninstalled", env=env, home=home
     )
-    one_line_error(result, "needs a schema upgrade", "m005_bound_label_blocks", "read-only")
+    one_line_error(result, "needs a schema upgrade", "m006_claim_leases", "read-only")
     assert sha1(path) == before
 
 

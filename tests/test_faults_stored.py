@@ -10,16 +10,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_faults_registry import (
-    MODEL,
-    copy_registry,
-    execute,
-    make_pre_checksum,
-    one_line_error,
-    recommend,
-)
 
 from conftest import run_cli
+from helpers import MODEL, copy_registry, execute, make_pre_checksum, one_line_error, recommend
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses
 
@@ -97,7 +90,10 @@ def unbind(path: Path) -> None:
             [block_checksum(dtype, ranks, lengths, entries, bound=None), model_id, node],
         )
     conn.execute("alter table labels drop column token")
-    conn.execute("delete from _sqlite_migrations where name = 'm005_bound_label_blocks'")
+    conn.execute("alter table label_claims drop column renewed")
+    conn.execute(
+        "delete from _sqlite_migrations where name in ('m005_bound_label_blocks', 'm006_claim_leases')"
+    )
     conn.commit()
     conn.close()
 

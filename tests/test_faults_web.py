@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from test_faults_registry import MODEL, copy_registry
 
 from conftest import run_cli
+from helpers import MODEL, copy_registry
 
 pytest.importorskip("datasette", reason="the web extra is not installed")
 pytestmark = pytest.mark.slow  # servers and CLI subprocesses

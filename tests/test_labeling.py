@@ -95,6 +95,7 @@ def test_unreadable_images_are_skipped_and_counted(registry, sample_folder, tiny
     (sample_folder / "dog.n.01" / "broken.png").write_bytes(b"not a png")
     _, _, report = labeled_registry(registry, sample_folder)
     assert report.undecodable_images == 1 and len(report.labeled) == 2
+    assert report.undecodable_files == ["dog.n.01/broken.png"]  # named, relative to the samples
 
 
 def test_work_saved_at_another_depth_is_redone(registry, sample_folder, tinyclip_plugin):

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from mllzoo.graph.concept_graph import build_graph, save_graph
 from mllzoo.labeling.driver import label_models
 from mllzoo.models.catalog import CatalogEntry, discover_models
 from mllzoo.models.vlm import ModelSpec
+from mllzoo.store.label_store import utc_now
 from mllzoo.store.registry import Registry
 
 pytestmark = pytest.mark.slow  # Ray clusters: `make test-fast` leaves this module out
@@ -136,7 +138,8 @@ def test_failures_and_claims_held_elsewhere(registry, sample_folder, tinyclip_pl
                 "graph_id": graph.id,
                 "host": socket.gethostname(),
                 "pid": holder.pid,
-                "claimed": "now",
+                "claimed": utc_now(),
+                "renewed": time.time(),  # a live lease
             }
         )
         report = label_models(

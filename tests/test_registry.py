@@ -94,7 +94,7 @@ def test_known_migration_names_are_what_a_new_registry_applies(tmp_path):
 
     registry = Registry(tmp_path / "r.db")
     assert [m.name for m in migrations.applied(registry.db)] == MIGRATION_NAMES
-    assert MIGRATION_NAMES[-1] == "m005_bound_label_blocks"
+    assert MIGRATION_NAMES[-1] == "m006_claim_leases"
 
 
 def test_label_visible_only_when_saved(registry):

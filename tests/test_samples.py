@@ -156,6 +156,7 @@ def test_override_accepts_gaps_and_the_label_records_its_coverage(built, sample_
         2,
     )
     assert "unreadable image" not in result.stderr  # no line per file
+    assert sorted(report["undecodable_files"]) == ["cat.n.01/bomb.png", "dog.n.01/broken.png"]
     for (meta,) in query(env, "select meta from labels"):
         assert json.loads(meta)["coverage"] == {
             "images": images,
@@ -174,7 +175,8 @@ def test_default_tolerance_accepts_complete_samples_and_summarises_undecodable(
     assert run_cli("graph", "build", "--samples", str(sample_folder), env=env).returncode == 0
     result = run_cli("register", env=env)
     assert result.returncode == 0, result.stderr
-    assert "labeled 2" in result.stdout and "sample images skipped: 1 undecodable" in result.stdout
+    assert "labeled 2" in result.stdout
+    assert "sample images skipped: 1 undecodable (dog.n.01/broken.png)" in result.stdout
     assert "Warning" not in result.stderr
 
 

@@ -152,6 +152,13 @@ def test_the_wheel_ships_the_registry(wheels):
     )
 
 
+def test_the_wheel_ships_the_imagenet_class_index_table(wheels):
+    (wheel,) = wheels.glob("mllzoo-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("mllzoo/data/imagenet1k_wnids.txt")
+    assert shipped == (ROOT / "mllzoo" / "data" / "imagenet1k_wnids.txt").read_bytes()
+
+
 def test_installed_wheels_recommend_with_the_shipped_labels(fresh_venv, tmp_path):
     home, work = tmp_path / "home", tmp_path / "work"
     (work / "examples").mkdir(parents=True)

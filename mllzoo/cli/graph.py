@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from mllzoo.cli.common import emit_json, open_registry
+from mllzoo.cli.common import emit_json, open_registry, registry_exists
 from mllzoo.defaults import MAX_PER_NODE, SEED
-from mllzoo.errors import warn
+from mllzoo.errors import note, warn
 from mllzoo.graph.samples import MAX_SAMPLE_BYTES
 
 
@@ -21,10 +21,13 @@ def graph() -> None:
 @graph.command("build")
 @click.option(
     "--samples",
-    "samples_dir",
+    "samples_dirs",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="ImageFolder whose sub-folders are WordNet synsets (dog.n.01, n02084071).",
+    help="Folder of class folders: WordNet synsets (dog.n.01, n02084071) or ImageNet-1k class "
+    "indices (0..999, ImageNet-V2). Repeat it for several datasets: each contributes to a node in "
+    "turn, up to --max-per-node.",
 )
 @click.option(
     "--max-per-node", default=MAX_PER_NODE, show_default=True, help="Sample images kept per node."
@@ -33,35 +36,98 @@ def graph() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def graph_build(
-    ctx: click.Context, samples_dir: Path, max_per_node: int, seed: int, as_json: bool
+    ctx: click.Context,
+    samples_dirs: tuple[Path, ...],
+    max_per_node: int,
+    seed: int,
+    as_json: bool,
 ) -> None:
-    """Build the graph from a synset-named sample folder and make it the registry's graph."""
+    """Build the graph from sample folders and make it the registry's graph.
+
+    A build that fails leaves the registry as it was, and makes no file.
+    """
     from mllzoo.graph.concept_graph import build_graph, save_graph
 
-    registry = open_registry(
-        ctx, create=True, write=True
-    )  # a read-only registry fails before the build
-    built = build_graph(samples_dir, max_per_node=max_per_node, seed=seed)
-    save_graph(registry, built, str(samples_dir.resolve()))
+    existed = registry_exists(ctx)
+    registry = open_registry(ctx, create=True, write=True)  # a read-only one fails before the build
+    try:
+        built = build_graph(list(samples_dirs), max_per_node=max_per_node, seed=seed)
+        previous = registry.current_graph_id()
+        save_graph(registry, built, built.source or str(samples_dirs[0]))
+    except BaseException:
+        if not existed:  # the registry this build made holds nothing: no file is left behind
+            _discard(registry)
+        raise
+    orphaned = (
+        sorted(registry.labeled_model_ids(previous)) if previous not in (None, built.id) else []
+    )
     info = {
         **built.info(),
+        "sources": [_source(scan) for scan in built.scans],
         "unknown_folders": built.unknown_folders,
         "skipped_files": built.skipped_files,
+        "ignored": [path for scan in built.scans for path in scan.ignored],
+        "empty_folders": [path for scan in built.scans for path in scan.empty],
+        "previous_graph": previous,
+        "labels_not_applying": orphaned,
     }
     if as_json:
         emit_json(info)
         return
-    if built.unknown_folders:
-        warn(
-            f"{len(built.unknown_folders)} folder(s) are not WordNet noun synsets and were "
-            f"skipped: {', '.join(built.unknown_folders[:10])}"
-        )
-    if built.skipped_files:
-        warn(
-            f"{len(built.skipped_files)} file(s) are not regular files of at most "
-            f"{MAX_SAMPLE_BYTES // 1024**2} MB and were skipped: {', '.join(built.skipped_files[:10])}"
-        )
+    _report_build(built, previous, orphaned)
     click.echo(_graph_summary(info))
+
+
+SHOWN = 5  # paths a warning names before "..."
+
+
+def _named(paths: list[str]) -> str:
+    return ", ".join(paths[:SHOWN]) + (", ..." if len(paths) > SHOWN else "")
+
+
+def _source(scan) -> dict:
+    return {
+        "folder": str(scan.root),
+        "layout": scan.layout,
+        "folders": scan.folders,
+        "images": len({d for images in scan.images.values() for d in images}),
+    }
+
+
+def _report_build(built, previous: str | None, orphaned: list[str]) -> None:
+    """One line per root on the layout it was read as; counted and named what was left out; the
+    labels the change of graph leaves behind."""
+    from mllzoo.graph.layouts import describe
+
+    for scan in built.scans:
+        note(f"{scan.root}: {describe(scan.layout, scan.folders)}")
+    skipped = {
+        "folder(s) are not WordNet noun synsets": built.unknown_folders,
+        "folder(s) hold no image": [p for scan in built.scans for p in scan.empty],
+        "file(s) are not images by their name (or are folders inside a class folder)": [
+            p for scan in built.scans for p in scan.ignored
+        ],
+        f"file(s) are not regular files of at most {MAX_SAMPLE_BYTES // 1024**2} MB": (
+            built.skipped_files
+        ),
+    }
+    for what, paths in skipped.items():
+        if paths:
+            warn(f"{len(paths)} {what} and were skipped: {_named(paths)}")
+    if orphaned:
+        note(
+            f"the registry's graph changed from {previous} to {built.id}: {len(orphaned)} "
+            f"label(s) made on {previous} stop applying (they stay stored under that graph): "
+            f"{_named(orphaned)}"
+        )
+
+
+def _discard(registry) -> None:
+    """Close and delete a registry file this command created (with SQLite's side files)."""
+    path = registry.path
+    registry.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @graph.command("check")

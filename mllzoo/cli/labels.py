@@ -216,3 +216,18 @@ def pull_command(
         click.echo(f"  skipped {skipped['model']}: {skipped['reason']}")
     for refused in result["refused"]:
         click.echo(f"  refused {refused['model']}: {refused['reason']}")
+
+
+@labels.command("unclaim")
+@click.argument("model_ids", nargs=-1, required=True)
+@click.pass_context
+def unclaim_command(ctx: click.Context, model_ids: tuple[str, ...]) -> None:
+    """Clear the labeling claims of MODEL_IDS, left by jobs known to be dead (on another node, say).
+
+    A claim also lapses by itself once it has not been renewed for `claim-lease` seconds. A claim
+    whose process still runs on this host is refused: stop that process, and it releases its claim.
+    """
+    registry = open_registry(ctx, create=False)
+    cleared = registry.unclaim(list(model_ids), registry.require_graph_id())
+    for model_id, holder in cleared.items():
+        click.echo(f"cleared the claim on {model_id} held by {holder}")

@@ -23,7 +23,7 @@ from mllzoo.cli.predict import predict
 from mllzoo.cli.recommend import recommend_command
 from mllzoo.cli.register import register
 from mllzoo.cli.serve import serve
-from mllzoo.errors import MllzooError, set_warning_handler, warn
+from mllzoo.errors import MllzooError, Terminated, set_warning_handler, warn
 from mllzoo.plugins import call_each
 
 GLOBAL_OPTIONS = ("--registry",)  # accepted after the subcommand too: moved before it
@@ -56,7 +56,7 @@ class MllzooGroup(click.Group):
     Exit codes follow one rule: 0 done; 1 the command ran but some of its work failed (a model that
     could not be labeled, sample images missing in ``graph check``); 2 the command could not run as asked
     (a mistake in it or its input, a missing, damaged or read-only file): nothing was changed; 130
-    interrupted.
+    interrupted (Ctrl-C); 143 terminated (SIGTERM, where a command handles it: ``register``).
     """
 
     def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
@@ -69,6 +69,9 @@ class MllzooGroup(click.Group):
         except MllzooError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -30,26 +30,7 @@ def models(
     """List known models, labeled or not, with their metadata (`mllzoo models show ID`: one model's card)."""
     if ctx.invoked_subcommand is not None:
         return
-    from mllzoo.models.catalog import discover_models
-
-    catalog = discover_models()
-    registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
-    graph_id = registry.current_graph_id() if registry else None
-    labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
-    rows = {
-        model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
-        for model_id, e in catalog.items()
-    }
-    for row in (
-        registry.models() if registry else []
-    ):  # labeled models whose plugin is not installed
-        rows.setdefault(
-            row["id"],
-            {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
-        )
-    for row in rows.values():
-        row["labeled"] = row["id"] in labeled_ids
-        row["installed"] = row["id"] in catalog
+    rows = _model_rows(ctx)
     refuse_unknown("hub", hub, {h for row in rows.values() for h in row.get("hubs", [])})
     refuse_unknown("family", family, {row["family"] for row in rows.values()})
     listed = [
@@ -63,14 +44,57 @@ def models(
         emit_json(listed)
         return
     for row in listed:
-        facts = [
-            f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
-            f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
-            f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
-            "labeled" if row["labeled"] else "not labeled",
-            None if row["installed"] else "plugin not installed",
-        ]
-        click.echo(f"{row['id']}  ({', '.join(f for f in facts if f)})")
+        click.echo(_listing_line(row))
+
+
+def _model_rows(ctx: click.Context) -> dict[str, dict]:
+    """Every model the plugins offer, and the labeled ones whose plugin is not installed, by id; each
+    row says whether it is labeled on the registry's graph and installed."""
+    from mllzoo.models.catalog import discover_models
+
+    catalog = discover_models()
+    registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
+    graph_id = registry.current_graph_id() if registry else None
+    labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
+    rows = {
+        model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
+        for model_id, e in catalog.items()
+    }
+    for row in registry.models() if registry else []:
+        rows.setdefault(
+            row["id"],
+            {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
+        )
+    for row in rows.values():
+        row["labeled"] = row["id"] in labeled_ids
+        row["installed"] = row["id"] in catalog
+    return rows
+
+
+def _availability(offered: bool, plugin_installed: bool) -> str:
+    """Whether the model can run here, and if not, the real cause."""
+    if offered:
+        return "installed"
+    if plugin_installed:
+        return (
+            "plugin installed, but it does not offer this model here: its checkpoint setting or "
+            "weights are missing on this machine"
+        )
+    return "plugin not installed"
+
+
+def _listing_line(row: dict) -> str:
+    """``ID  (facts)``: its costs and accuracy where known, labeled or not, installed or not."""
+    from mllzoo.plugins import plugin_loaded
+
+    facts = [
+        f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
+        f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
+        f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
+        "labeled" if row["labeled"] else "not labeled",
+        None if row["installed"] else _availability(False, plugin_loaded(row["plugin"])),
+    ]
+    return f"{row['id']}  ({', '.join(f for f in facts if f)})"
 
 
 @models.command("show")
@@ -88,7 +112,7 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     meta = card["metadata"]
     click.echo(
         f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
-        f"{'installed' if card['installed'] else 'plugin not installed'})".replace(" ,", ",")
+        f"{_availability(card['installed'], card['plugin_installed'])})".replace(" ,", ",")
     )
     facts = [
         ("licence", meta.get("license")),

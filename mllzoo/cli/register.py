@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -140,18 +144,19 @@ def register(
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
-    result = register_models(
-        lambda: open_registry(ctx, write=True),
-        model_ids,
-        samples,
-        download,
-        device=device,
-        batch_size=batch_size,
-        chunk=chunk_size,
-        depth=depth,
-        allow_missing=allow_missing,
-        executor=computer,
-    )
+    with terminated_as_interrupted():
+        result = register_models(
+            lambda: open_registry(ctx, write=True),
+            model_ids,
+            samples,
+            download,
+            device=device,
+            batch_size=batch_size,
+            chunk=chunk_size,
+            depth=depth,
+            allow_missing=allow_missing,
+            executor=computer,
+        )
     report, imported, not_here = result.report, result.imported, result.not_here
     if as_json:
         emit_json({**asdict(report), "imported": imported, "not_here": not_here})
@@ -176,8 +181,11 @@ def register(
             )
             + _skipped_images(report)
         )
-    if report.failed and not report.labeled and not report.skipped and not imported:
+    if report.failed:  # some of the work failed: exit 1, whatever else was labeled
         sys.exit(1)
+
+
+NAMED_FILES = 3  # undecodable sample files the summary names (--json lists all)
 
 
 def _skipped_images(report) -> str:
@@ -186,5 +194,31 @@ def _skipped_images(report) -> str:
         "different": report.different_images,
         "undecodable": report.undecodable_images,
     }
-    skipped = [f"{n} {kind}" for kind, n in counts.items() if n]
+    files = report.undecodable_files
+    named = {
+        "undecodable": f" ({', '.join(files[:NAMED_FILES])}{', ...' if len(files) > NAMED_FILES else ''})"
+        if files
+        else ""
+    }
+    skipped = [f"{n} {kind}{named.get(kind, '')}" for kind, n in counts.items() if n]
     return f"; sample images skipped: {', '.join(skipped)}" if skipped else ""
+
+
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) while labeling, so a job a scheduler
+    ends releases its claims, records its runs as interrupted and keeps its saved parts, as Ctrl-C
+    does; the previous handler is back afterwards."""
+    from mllzoo.errors import Terminated
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only there can it be handled
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -7,18 +7,21 @@ Only :func:`build_graph` needs WordNet; everything after reads the graph back fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mllzoo.defaults import MAX_PER_NODE, SEED
-from mllzoo.errors import MllzooError
+from mllzoo.errors import MllzooError, warn
+from mllzoo.graph import layouts
 from mllzoo.graph.samples import IMAGE_SUFFIXES, UnavailableSample, read_regular, sample_hash
 from mllzoo.store.registry import Registry
 
@@ -48,6 +51,8 @@ class Graph:
     sample_pairs: np.ndarray | None  # int32 [n_samples, 2]: node_idx, image_idx (None: not loaded)
     unknown_folders: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # not regular files, or too large
+    source: str | None = None  # the folder image paths are relative to (where built)
+    scans: list[RootScan] = field(default_factory=list)  # what each sample root held (where built)
 
     @property
     def captions(self) -> list[str]:
@@ -80,12 +85,20 @@ def caption(lemma: str, definition: str) -> str:
 
 
 def wordnet():
-    """NLTK's WordNet reader, or one line saying how to get the corpus offline."""
+    """NLTK's WordNet reader, or one line saying how to get it offline."""
+    try:
+        import nltk  # noqa: F401
+    except ImportError:
+        raise MllzooError(
+            "building a graph needs nltk, which mllzoo's graph extra installs: "
+            "pip install 'mllzoo[graph]'"
+        ) from None
     try:
         from nltk.corpus import wordnet as wn
 
-        wn.ensure_loaded()
-    except (ImportError, LookupError):
+        with quiet_nltk():
+            wn.ensure_loaded()
+    except LookupError:
         raise MllzooError(
             "WordNet is not available to NLTK: `make wordnet` (needs apt packages wordnet-base "
             "wordnet-sense-index) or `python -c \"import nltk; nltk.download('wordnet')\"`, "
@@ -94,94 +107,211 @@ def wordnet():
     return wn
 
 
+@contextlib.contextmanager
+def quiet_nltk():
+    """NLTK's own warnings never reach the user raw: an unknown wnid is already counted as an
+    unknown folder; any other warning becomes one line through :func:`mllzoo.errors.warn`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if not message.startswith("No WordNet synset found"):
+            warn(f"WordNet (NLTK): {message}")
+
+
 def parse_folder_name(wn, name: str):
     """A synset from ``dog.n.01``, the MLL spelling with ``*`` for ``/``, or a wnid ``n02084071``."""
     from nltk.corpus.reader.wordnet import WordNetError
 
     try:
-        match = WNID.match(name)
-        if match:
-            return wn.synset_from_pos_and_offset("n", int(match[1]))
-        synset = wn.synset(name.replace("*", "/"))
+        with quiet_nltk():
+            match = WNID.match(name)
+            if match:
+                synset = wn.synset_from_pos_and_offset("n", int(match[1]))
+                return synset  # None for an offset WordNet does not have
+            synset = wn.synset(name.replace("*", "/"))
     except (WordNetError, ValueError):
         return None
     return synset if synset.pos() == "n" else None
 
 
-def build_graph(samples_dir: Path, max_per_node: int = MAX_PER_NODE, seed: int = SEED) -> Graph:
-    """Scan a synset-named ImageFolder and propagate samples up the hypernym hierarchy."""
-    samples_dir = Path(samples_dir)
-    if not samples_dir.is_dir():
-        raise MllzooError(f"sample folder not found: {samples_dir}")
+@dataclass
+class RootScan:
+    """What one sample root holds: its layout, its images per leaf synset (digest -> path), and
+    what was left out of it (paths relative to the common folder of all roots)."""
+
+    root: Path
+    layout: str
+    folders: int
+    images: dict[str, dict[str, str]]
+    unknown: list[str] = field(default_factory=list)  # class folders WordNet does not name
+    skipped: list[str] = field(default_factory=list)  # not regular files, or too large
+    ignored: list[str] = field(default_factory=list)  # not images by their name, or folders
+    empty: list[str] = field(default_factory=list)  # class folders without an image
+
+
+def build_graph(
+    samples_dirs: Path | str | list[Path] | list[str],
+    max_per_node: int = MAX_PER_NODE,
+    seed: int = SEED,
+) -> Graph:
+    """Scan one or more sample roots of class folders and propagate samples up the hypernyms.
+
+    With several roots (ImageNet, -V2, -Sketch, -A, -R, as the paper draws them), each contributes
+    to a node in turn, in the order given, up to ``max_per_node``; image paths are relative to the
+    roots' common folder, :attr:`Graph.source`.
+    """
+    roots = sample_roots(samples_dirs)
+    base = Path(os.path.commonpath([str(root) for root in roots])) if len(roots) > 1 else roots[0]
     wn = wordnet()
-    leaf_images: dict[str, list[tuple[str, str]]] = {}
-    unknown, skipped = [], []
-    for folder in sorted(p for p in samples_dir.iterdir() if p.is_dir()):
-        synset = parse_folder_name(wn, folder.name)
-        if synset is None:
-            unknown.append(folder.name)
-            continue
-        images = leaf_images.setdefault(synset.name(), [])
-        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
-            relative = file.relative_to(samples_dir).as_posix()
-            try:
-                images.append((sample_hash(read_regular(file)), relative))
-            except UnavailableSample:
-                skipped.append(relative)
-    leaf_images = {name: imgs for name, imgs in leaf_images.items() if imgs}
-    if not leaf_images:
+    scans = [scan_root(wn, root, base) for root in roots]
+    if not any(scan.images for scan in scans):
+        unknown = [name for scan in scans for name in scan.unknown]
         raise MllzooError(
-            f"no synset-named folder with images in {samples_dir}"
+            f"no synset-named folder with images in {', '.join(map(str, roots))}"
             + (f" (unknown names: {', '.join(unknown[:5])})" if unknown else "")
         )
-
-    # every node with the set of its own and descendants' images
-    pools: dict[str, dict[str, str]] = {}
-    for name, imgs in leaf_images.items():
-        synset = wn.synset(name)
-        for node in {synset, *synset.closure(_hypernyms)}:
-            pools.setdefault(node.name(), {}).update(imgs)
-
+    pools = node_pools(wn, scans)
     names = sorted(pools, key=lambda n: (wn.synset(n).min_depth(), n))
     index = {name: i for i, name in enumerate(names)}
-    image_hashes = sorted({h for pool in pools.values() for h in pool})
-    image_index = {h: i for i, h in enumerate(image_hashes)}
-    image_paths = [""] * len(image_hashes)
-    nodes, pairs = [], []
-    for name in names:
-        synset = wn.synset(name)
-        lemma = synset.lemma_names()[0].replace("_", " ")
-        nodes.append(
-            Node(
-                idx=index[name],
-                synset=name,
-                wnid=f"n{synset.offset():08d}",
-                name=lemma,
-                definition=synset.definition(),
-                caption=caption(lemma, synset.definition()),
-                depth=synset.min_depth(),
-                parents=sorted(index[p.name()] for p in _hypernyms(synset) if p.name() in index),
-            )
-        )
-        pool = sorted(pools[name].items())
-        chosen = (
-            pool
-            if len(pool) <= max_per_node
-            else random.Random(f"{seed}:{name}").sample(pool, max_per_node)
-        )
-        for digest, path in chosen:
-            image_paths[image_index[digest]] = path
-            pairs.append((index[name], image_index[digest]))
+    nodes = [make_node(wn.synset(name), index) for name in names]
+    chosen = {
+        name: draw_samples(pools[name], max_per_node, f"{seed}:{name}", len(roots) > 1)
+        for name in names
+    }
+    graph = assemble(names, index, nodes, chosen)
+    graph.source, graph.scans = str(base), scans
+    graph.unknown_folders = [name for scan in scans for name in scan.unknown]
+    graph.skipped_files = [name for scan in scans for name in scan.skipped]
+    return graph
+
+
+def sample_roots(samples_dirs: Path | str | list[Path] | list[str]) -> list[Path]:
+    """The roots as resolved paths; a missing, repeated or nested root is one clear error."""
+    given: list[Path | str] = (
+        [samples_dirs] if isinstance(samples_dirs, (str, Path)) else list(samples_dirs)
+    )
+    roots = [Path(root) for root in given]
+    for root in roots:
+        if not root.is_dir():
+            raise MllzooError(f"sample folder not found: {root}")
+    resolved = [root.resolve() for root in roots]
+    for i, one in enumerate(resolved):
+        for other in resolved[i + 1 :]:
+            if one == other or one in other.parents or other in one.parents:
+                raise MllzooError(
+                    f"sample folders {one} and {other} overlap: give each dataset's folder once"
+                )
+    return resolved if len(roots) > 1 else roots
+
+
+def scan_root(wn, root: Path, base: Path) -> RootScan:
+    """Read one root's class folders as its layout names them; count and name what is left out."""
+    entries = sorted(root.iterdir())
+    folders = [p for p in entries if p.is_dir()]
+    kind = layouts.detect([p.name for p in folders])
+    scan = RootScan(root, kind, len(folders), {})
+    scan.ignored = [_relative(p, base) for p in entries if not p.is_dir()]
+    for folder in folders:
+        synset = parse_folder_name(wn, layouts.wordnet_name(kind, folder.name))
+        if synset is None:
+            scan.unknown.append(_relative(folder, base))
+            continue
+        images = scan.images.setdefault(synset.name(), {})
+        found = _read_folder(folder, base, images, scan)
+        if not found:
+            scan.empty.append(_relative(folder, base))
+    scan.images = {name: imgs for name, imgs in scan.images.items() if imgs}
+    return scan
+
+
+def _read_folder(folder: Path, base: Path, images: dict[str, str], scan: RootScan) -> int:
+    """Hash the folder's images into ``images``; what is not an image is noted in ``scan``."""
+    found = 0
+    for file in sorted(folder.iterdir()):
+        relative = _relative(file, base)
+        if file.suffix.lower() not in IMAGE_SUFFIXES or file.is_dir():
+            scan.ignored.append(relative)
+            continue
+        try:
+            images.setdefault(sample_hash(read_regular(file)), relative)
+            found += 1
+        except UnavailableSample:
+            scan.skipped.append(relative)
+    return found
+
+
+def _relative(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix()
+
+
+def node_pools(wn, scans: list[RootScan]) -> dict[str, list[dict[str, str]]]:
+    """Each node's own and descendants' images, one pool (digest -> path) per root; an image whose
+    bytes an earlier root already holds is that root's."""
+    pools: dict[str, list[dict[str, str]]] = {}
+    for position, scan in enumerate(scans):
+        for name, images in scan.images.items():
+            synset = wn.synset(name)
+            for node in {synset, *synset.closure(_hypernyms)}:
+                pools.setdefault(node.name(), [{} for _ in scans])[position].update(images)
+    for per_root in pools.values():
+        seen: set[str] = set()
+        for pool in per_root:
+            for digest in [d for d in pool if d in seen]:
+                del pool[digest]
+            seen.update(pool)
+    return pools
+
+
+def make_node(synset, index: dict[str, int]) -> Node:
+    lemma = synset.lemma_names()[0].replace("_", " ")
+    return Node(
+        idx=index[synset.name()],
+        synset=synset.name(),
+        wnid=f"n{synset.offset():08d}",
+        name=lemma,
+        definition=synset.definition(),
+        caption=caption(lemma, synset.definition()),
+        depth=synset.min_depth(),
+        parents=sorted(index[p.name()] for p in _hypernyms(synset) if p.name() in index),
+    )
+
+
+def draw_samples(
+    per_root: list[dict[str, str]], cap: int, seed: str, in_turn: bool
+) -> list[tuple[str, str]]:
+    """A node's samples, ``(digest, path)``: all when they fit the cap; else, from one root, a
+    seeded choice; from several (``in_turn``), each root's images in a seeded order, taken one
+    root after another until the cap is reached."""
+    if not in_turn:
+        pool = sorted(per_root[0].items())
+        return pool if len(pool) <= cap else random.Random(seed).sample(pool, cap)
+    orders = [
+        random.Random(f"{seed}:{position}").sample(sorted(pool.items()), len(pool))
+        for position, pool in enumerate(per_root)
+    ]
+    chosen: list[tuple[str, str]] = []
+    for turn in range(max(map(len, orders), default=0)):
+        chosen += [order[turn] for order in orders if turn < len(order)][: cap - len(chosen)]
+        if len(chosen) >= cap:
+            break
+    return chosen
+
+
+def assemble(
+    names: list[str],
+    index: dict[str, int],
+    nodes: list[Node],
+    chosen: dict[str, list[tuple[str, str]]],
+) -> Graph:
+    """The graph of the chosen samples: only images some node samples, numbered by digest."""
+    image_paths = {digest: path for picks in chosen.values() for digest, path in picks}
+    image_hashes = sorted(image_paths)
+    image_index = {digest: i for i, digest in enumerate(image_hashes)}
+    pairs = [(index[name], image_index[digest]) for name in names for digest, _ in chosen[name]]
     samples = np.array(sorted(pairs), dtype=np.int32).reshape(-1, 2)
-    # keep only images some node samples
-    used = np.unique(samples[:, 1])
-    remap = np.full(len(image_hashes), -1, np.int32)
-    remap[used] = np.arange(len(used), dtype=np.int32)
-    samples[:, 1] = remap[samples[:, 1]]
-    image_hashes = [image_hashes[i] for i in used]
-    image_paths = [image_paths[i] for i in used]
     graph_id = content_id(names, image_hashes, samples)
-    return Graph(graph_id, nodes, image_hashes, image_paths, samples, unknown, skipped)
+    return Graph(graph_id, nodes, image_hashes, [image_paths[h] for h in image_hashes], samples)
 
 
 def content_id(synsets: list[str], image_hashes: list[str], samples: np.ndarray) -> str:

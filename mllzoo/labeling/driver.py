@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +40,8 @@ from mllzoo.graph.samples import (
     check_samples,
     refuse_beyond_tolerance,
 )
+from mllzoo.labeling.lease import LeaseKeeper
+from mllzoo.labeling.progress import Progress
 from mllzoo.models.catalog import CatalogEntry
 from mllzoo.models.vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
 from mllzoo.plugins import one_line
@@ -74,6 +75,7 @@ class LabelingReport:
     missing_images: int = 0  # absent, not a regular file, or outside the sample folder
     different_images: int = 0  # not the bytes the graph was built from
     undecodable_images: int = 0  # the graph's bytes, but not an image Pillow decodes
+    undecodable_files: list[str] = field(default_factory=list)  # their paths in the sample folder
     image_decodes: int = 0
     caption_encodings: int = 0
     images_encoded: int = 0
@@ -367,6 +369,7 @@ def label_models(
     cache_bytes: int = 2 * 1024**3,
     executor: Executor | None = None,
     allow_missing: float = ALLOW_MISSING,
+    lease: float | None = None,
 ) -> LabelingReport:
     """Label every entry not yet labeled on ``graph``; the rest are left untouched.
 
@@ -375,7 +378,8 @@ def label_models(
     next model with the same transform (local executor). ``executor`` computes the parts (default:
     :class:`LocalExecutor`); this process alone writes them, publishes labels and holds the claims.
     More than ``allow_missing`` (a share of the graph's images) missing or different refuses every
-    model before any runs, with one line.
+    model before any runs, with one line. Claims are leases of ``lease`` seconds (default: the
+    ``claim-lease`` setting), renewed while this runs (:mod:`.lease`).
     """
     report = LabelingReport()
     registry.record_models(entries)
@@ -392,6 +396,9 @@ def label_models(
     refuse_beyond_tolerance(
         len(check.missing), len(check.different), check.images, allow_missing, check.folder
     )
+    from mllzoo.store.config import claim_lease
+
+    lease = claim_lease() if lease is None else lease
     executor = executor or LocalExecutor(cache_bytes)
     started = time.perf_counter()
     driver = _Driver(
@@ -405,11 +412,17 @@ def label_models(
         allow_missing,
         str(samples_root),
         check.unavailable(),
+        lease,
     )
     try:
-        with contextlib.closing(
-            executor.run(driver.claim(todo), graph, Path(samples_root), device, batch_size, depth)
-        ) as events:  # closing stops an executor's remaining work
+        with (
+            LeaseKeeper(registry.path, lease),
+            contextlib.closing(
+                executor.run(
+                    driver.claim(todo), graph, Path(samples_root), device, batch_size, depth
+                )
+            ) as events,  # closing stops an executor's remaining work
+        ):
             for event in events:
                 driver.handle(event)
         driver.fail_unfinished("the executor returned without all of its parts")
@@ -421,6 +434,7 @@ def label_models(
     report.missing_images, report.different_images, report.undecodable_images = (
         driver.count(kind) for kind in (MISSING, DIFFERENT, UNDECODABLE)
     )
+    report.undecodable_files = driver.paths(UNDECODABLE)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -453,9 +467,8 @@ class _Driver:
         allow_missing: float,
         folder: str,
         unavailable: dict[int, str],
+        lease: float,
     ):
-        from tqdm import tqdm
-
         self.registry, self.graph, self.report, self.depth, self.chunk = (
             registry,
             graph,
@@ -463,38 +476,26 @@ class _Driver:
             depth,
             chunk,
         )
-        self.allow_missing, self.folder = allow_missing, folder
+        self.allow_missing, self.folder, self.lease = allow_missing, folder, lease
         self.unavailable = dict(unavailable)  # every image not seen in this run so far, and why
         self.open: dict[str, _Open] = {}
-        disable = None if progress is None else not progress
-        n_images = len(graph.image_paths)
-        self.models_bar = tqdm(
-            total=n_models, unit="model", desc="models", disable=disable, file=sys.stderr
-        )
-        self.images_bar = tqdm(
-            total=n_models * n_images,
-            unit="img",
-            desc="images",
-            disable=disable,
-            file=sys.stderr,
-            position=1,
-        )
+        self.progress = Progress(n_models, len(graph.image_paths), progress)
 
     def claim(self, todo: list[CatalogEntry]) -> Iterator[ModelWork]:
         """Claim each model as the executor draws it; models done or busy elsewhere are passed over."""
         n_images = len(self.graph.image_paths)
         for entry in todo:
             model_id = entry.spec.id
-            if not self.registry.claim(model_id, self.graph.id):
+            if not self.registry.claim(model_id, self.graph.id, self.lease):
                 self.report.busy.append(model_id)
-                self._pass_over()
+                self.progress.pass_over()
                 continue
             if model_id in self.registry.labeled_model_ids(
                 self.graph.id
             ):  # finished by another process meanwhile
                 self.registry.release(model_id, self.graph.id)
                 self.report.skipped.append(model_id)
-                self._pass_over()
+                self.progress.pass_over()
                 continue
             parts, ranges = plan(self.registry, self.graph, entry, self.depth, self.chunk)
             run_id = self.registry.start_run(
@@ -503,17 +504,11 @@ class _Driver:
             self.open[model_id] = _Open(
                 entry, run_id, {start for start, _ in ranges}, dict(self.unavailable)
             )
-            self.images_bar.update(n_images - sum(stop - start for start, stop in ranges))
+            self.progress.saved(n_images - sum(stop - start for start, stop in ranges))
             if ranges:
                 yield ModelWork(entry, ranges)
             else:  # every part was saved by an earlier run
                 self._publish(model_id)
-
-    def _pass_over(self) -> None:
-        self.models_bar.total -= 1
-        self.images_bar.total -= len(self.graph.image_paths)
-        self.models_bar.refresh()
-        self.images_bar.refresh()
 
     def handle(self, event: Event) -> None:
         state = self.open.get(event.model_id)
@@ -525,6 +520,9 @@ class _Driver:
         self.report.image_decodes += event.image_decodes
         self.report.caption_encodings += event.caption_encodings
         if event.start not in state.missing:  # a retried task computed it again
+            return
+        if not self.registry.holds_claim(event.model_id, self.graph.id):
+            self._fail(event.model_id, self._lost_claim(event.model_id))
             return
         store_part(
             self.registry,
@@ -540,7 +538,7 @@ class _Driver:
         state.missing.discard(event.start)
         state.dim, state.device = event.dim, event.device
         state.encoded += len(event.arrays["image_idx"])
-        self.images_bar.update(event.stop - event.start)
+        self.progress.chunk(event.model_id, event.stop - event.start)
         if not state.missing:
             self._publish(event.model_id)
 
@@ -550,6 +548,8 @@ class _Driver:
         entry, graph = state.entry, self.graph
         n_images = len(graph.image_paths)
         try:
+            if not self.registry.holds_claim(model_id, graph.id):
+                raise MllzooError(self._lost_claim(model_id))
             parts, _ = plan(self.registry, graph, entry, self.depth, self.chunk)
             vanished = len(chunk_bounds(n_images, self.chunk)) - len(parts)
             if vanished or model_id in self.registry.labeled_model_ids(graph.id):
@@ -590,17 +590,35 @@ class _Driver:
         self.report.images_encoded += state.encoded
         self.registry.finish_run(state.run_id, "done", {"model": model_id, "images": state.encoded})
         self.registry.release(model_id, graph.id)
-        self.models_bar.update(1)
+        self.progress.model_done(model_id, "labeled")
+
+    def _lost_claim(self, model_id: str) -> str:
+        """Why a model is given up whose claim this process no longer holds."""
+        holder = self.registry.claim_holder(model_id, self.graph.id, self.lease)
+        return (
+            f"its labeling claim was taken over by {holder or 'another process'} (not renewed "
+            f"within the claim lease, or cleared by `mllzoo labels unclaim`); the parts it saved are "
+            f"kept for that process"
+        )
 
     def count(self, kind: str) -> int:
         """Images not seen in this run for reason ``kind`` (missing, different, undecodable)."""
         return sum(1 for reason in self.unavailable.values() if reason == kind)
+
+    def paths(self, kind: str) -> list[str]:
+        """The sample-folder paths of the images not seen for reason ``kind``, in image order."""
+        return [
+            str(self.graph.image_paths[i])
+            for i, reason in sorted(self.unavailable.items())
+            if reason == kind
+        ]
 
     def _fail(self, model_id: str, message: str) -> None:
         state = self.open.pop(model_id)
         self.report.failed[model_id] = message
         self.registry.finish_run(state.run_id, "failed", {"model": model_id, "error": message})
         self.registry.release(model_id, self.graph.id)
+        self.progress.model_done(model_id, "failed")
         warn(f"{model_id} was not labeled: {message}")
 
     def fail_unfinished(self, message: str) -> None:
@@ -615,8 +633,7 @@ class _Driver:
         for model_id in self.open:
             self.registry.release(model_id, self.graph.id)
         self.open.clear()
-        self.images_bar.close()
-        self.models_bar.close()
+        self.progress.close()
 
 
 def _chunk_label(

@@ -61,6 +61,32 @@ class ModelSpec:
         return data
 
 
+def portable_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata as the registry keeps it and labels carry it: an absolute path of this machine
+    (a user's checkpoint named by ``source`` or an ``extra`` entry such as ``checkpoint``) becomes
+    its file name, so no exported label or colleague's ``models show`` names this machine's files."""
+    extra = metadata.get("extra")
+    return {
+        **metadata,
+        "source": _file_name(metadata.get("source")),
+        **(
+            {"extra": {key: _file_name(value) for key, value in extra.items()}}
+            if isinstance(extra, dict)
+            else {}
+        ),
+    }
+
+
+def _file_name(value: Any) -> Any:
+    from pathlib import Path, PureWindowsPath
+
+    if isinstance(value, str) and (
+        Path(value).is_absolute() or PureWindowsPath(value).is_absolute()
+    ):
+        return PureWindowsPath(value).name or Path(value).name
+    return value
+
+
 METADATA_KEYS = (
     "params_m",
     "gflops",

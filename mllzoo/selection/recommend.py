@@ -415,6 +415,14 @@ class Selector:
                 for m in model_ids
             ]
         )
+        if max_gflops is not None:
+            unjudged = [m for m, gflops in zip(model_ids, cost) if not gflops]
+            if unjudged:
+                warn(
+                    f"--max-gflops cannot judge {len(unjudged)} model(s) whose GFLOPs are unknown, "
+                    f"so they count as 0 against it: {', '.join(unjudged[:5])}"
+                    + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
+                )
         check_budget(model_ids, cost, max_models, max_gflops)
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(

@@ -18,6 +18,7 @@ try:
 except ImportError:  # not on Windows: there a concurrent `config set` may lose an update
     fcntl = None  # type: ignore[assignment]
 
+from mllzoo.defaults import CLAIM_LEASE
 from mllzoo.errors import MllzooError
 from mllzoo.store.files import replaced_atomically
 
@@ -32,6 +33,11 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
         "minilm",
         None,
         "the text embedder used for selection: minilm, or openai:MODEL (needs mllzoo[openai] and a key)",
+    ),
+    "claim-lease": (
+        str(CLAIM_LEASE),
+        None,
+        "seconds a labeling claim holds unless its register renews it; then another may take it over",
     ),
 }
 
@@ -113,11 +119,29 @@ def setting(key: str) -> str:
     return read_config().get(key, SETTINGS[key][0])
 
 
+def claim_lease() -> float:
+    """The ``claim-lease`` setting in seconds; a hand-edited value that is no positive number is one
+    clear error."""
+    return _seconds("claim-lease", setting("claim-lease"))
+
+
+def _seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise MllzooError(f"{key} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
 def set_setting(key: str, value: str) -> None:
     _check_key(key)
     allowed = SETTINGS[key][1]
     if allowed is not None and value not in allowed:
         raise MllzooError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    if key == "claim-lease":
+        _seconds(key, value)
     _update(lambda values: {**values, key: value})
 
 

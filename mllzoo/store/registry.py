@@ -10,11 +10,13 @@ checked before SQLite opens it (:mod:`mllzoo.store.registry_file`).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from sqlite_utils import Migrations
 
 from mllzoo import labels
 from mllzoo.errors import MllzooError, warn
-from mllzoo.store import blobs, registry_file
+from mllzoo.store import blobs, config, registry_file
 from mllzoo.store.files import replaced_atomically
 from mllzoo.store.label_store import (
     LabelStore,
@@ -233,6 +235,14 @@ def m005_bound_label_blocks(db: sqlite_utils.Database) -> None:
             )
 
 
+@migration
+def m006_claim_leases(db: sqlite_utils.Database) -> None:
+    """A claim is a lease: ``renewed`` (seconds since the epoch) is when its register last renewed it,
+    so a claim left by a job that died on another host expires instead of blocking its model forever.
+    Claims made before leases count as renewed when they were made."""
+    db["label_claims"].add_column("renewed", float)
+
+
 def default_registry_path() -> Path:
     """``$MLLZOO_REGISTRY``, else ``./registry.db`` when present, else the user data dir's copy."""
     if os.environ.get("MLLZOO_REGISTRY"):
@@ -388,7 +398,10 @@ class Registry(LabelStore):
 
     # models -------------------------------------------------------------------------------
     def record_models(self, entries: Iterable[Any]) -> None:
-        """Remember what the plugins offer (id, plugin and its version, metadata)."""
+        """Remember what the plugins offer (id, plugin and its version, metadata without this
+        machine's paths)."""
+        from mllzoo.models.vlm import portable_metadata
+
         rows = []
         for entry in entries:
             spec = entry.spec
@@ -400,7 +413,7 @@ class Registry(LabelStore):
                     "tag": spec.tag,
                     "plugin": entry.plugin,
                     "plugin_version": entry.plugin_version,
-                    "metadata": spec.metadata(),
+                    "metadata": portable_metadata(spec.metadata()),
                 }
             )
         with self.transaction():
@@ -533,20 +546,16 @@ class Registry(LabelStore):
             )
 
     # claims -------------------------------------------------------------------------------
-    def claim(self, model_id: str, graph_id: str) -> bool:
-        """Take the right to label a model; a claim whose process died is taken over."""
+    def claim(self, model_id: str, graph_id: str, lease: float | None = None) -> bool:
+        """Take the right to label a model. Another process's claim blocks while it is renewed within
+        ``lease`` seconds (default: the ``claim-lease`` setting) and, on this host, while that process
+        lives; a claim past either is taken over, with one warning naming its host and process."""
+        lease = config.claim_lease() if lease is None else lease
         host, pid = socket.gethostname(), os.getpid()
         with self.transaction():
-            rows = list(
-                self.db["label_claims"].rows_where(
-                    "model_id = ? and graph_id = ?", [model_id, graph_id]
-                )
-            )
-            if (
-                rows
-                and not (rows[0]["host"] == host and rows[0]["pid"] == pid)
-                and _alive(rows[0], host)
-            ):
+            row = self._claim(model_id, graph_id)
+            stale = None if row is None or _ours(row) else _stale(row, host, lease)
+            if row is not None and not _ours(row) and stale is None:
                 return False
             self.db["label_claims"].upsert(
                 {
@@ -555,32 +564,76 @@ class Registry(LabelStore):
                     "host": host,
                     "pid": pid,
                     "claimed": utc_now(),
+                    "renewed": time.time(),
                 },
                 pk=("model_id", "graph_id"),
             )
+        if row is not None and stale is not None:
+            warn(
+                f"took over the labeling claim on {model_id} from process {row['pid']} on "
+                f"{row['host']}: {stale}"
+            )
         return True
 
-    def claim_holder(self, model_id: str, graph_id: str) -> str | None:
-        """Who holds a live claim on a model other than this process, in words; ``None`` when nobody does."""
+    def _claim(self, model_id: str, graph_id: str) -> dict | None:
         rows = list(
             self.db["label_claims"].rows_where(
                 "model_id = ? and graph_id = ?", [model_id, graph_id]
             )
         )
-        host = socket.gethostname()
-        if (
-            not rows
-            or (rows[0]["host"] == host and rows[0]["pid"] == os.getpid())
-            or not _alive(rows[0], host)
-        ):
+        return rows[0] if rows else None
+
+    def claim_holder(self, model_id: str, graph_id: str, lease: float | None = None) -> str | None:
+        """Who holds a live claim on a model other than this process, in words; ``None`` when nobody does."""
+        lease = config.claim_lease() if lease is None else lease
+        row = self._claim(model_id, graph_id)
+        if row is None or _ours(row) or _stale(row, socket.gethostname(), lease) is not None:
             return None
-        return f"process {rows[0]['pid']} on {rows[0]['host']} (since {rows[0]['claimed']})"
+        return _holder(row)
+
+    def holds_claim(self, model_id: str, graph_id: str) -> bool:
+        """Whether this process still holds its claim on a model (another may have taken it over)."""
+        row = self._claim(model_id, graph_id)
+        return row is not None and _ours(row)
+
+    def renew_claims(self) -> int:
+        """Renew every claim of this process (what a running ``register`` does); how many it holds."""
+        with self.transaction():
+            return self.db.execute(
+                "update label_claims set renewed = ? where host = ? and pid = ?",
+                [time.time(), socket.gethostname(), os.getpid()],
+            ).rowcount
+
+    def unclaim(self, model_ids: list[str], graph_id: str) -> dict[str, str]:
+        """Clear claims their owners will never release (jobs that died on another node), all or
+        none; each holder in words. A claim whose process still runs on this host is refused: stop
+        that process instead."""
+        holders = {}
+        with self.transaction():
+            for model_id in dict.fromkeys(model_ids):
+                row = self._claim(model_id, graph_id)
+                if row is None:
+                    raise MllzooError(
+                        f"{model_id} is not claimed for labeling on graph {graph_id}; nothing cleared"
+                    )
+                if row["host"] == socket.gethostname() and _alive(row["pid"]) and not _ours(row):
+                    raise MllzooError(
+                        f"{model_id} is claimed by {_holder(row)}, which still runs on this host: "
+                        f"stop it (kill {row['pid']}) and it releases its claim; nothing cleared"
+                    )
+                holders[model_id] = _holder(row)
+                self.db.execute(
+                    "delete from label_claims where model_id = ? and graph_id = ?",
+                    [model_id, graph_id],
+                )
+        return holders
 
     def release(self, model_id: str, graph_id: str) -> None:
         with self.transaction():
             self.db.execute(
-                "delete from label_claims where model_id = ? and graph_id = ? and pid = ?",
-                [model_id, graph_id, os.getpid()],
+                "delete from label_claims where model_id = ? and graph_id = ? and host = ? "
+                "and pid = ?",
+                [model_id, graph_id, socket.gethostname(), os.getpid()],
             )
 
     # runs ---------------------------------------------------------------------------------
@@ -691,12 +744,36 @@ def _refused_write(exc: sqlite3.OperationalError) -> bool:
     return "readonly" in str(exc)
 
 
-def _alive(claim: dict, host: str) -> bool:
-    """A claim from another host is trusted; on this host, only while its process lives."""
-    if claim["host"] != host:
-        return True
+def _ours(claim: dict) -> bool:
+    return claim["host"] == socket.gethostname() and claim["pid"] == os.getpid()
+
+
+def _holder(claim: dict) -> str:
+    return f"process {claim['pid']} on {claim['host']} (since {claim['claimed']})"
+
+
+def _stale(claim: dict, host: str, lease: float) -> str | None:
+    """Why another process's claim may be taken over (its process is gone, or it was not renewed
+    within ``lease`` seconds); ``None`` while it holds. Hosts' clocks are assumed to agree to well
+    within the lease."""
+    if claim["host"] == host and not _alive(claim["pid"]):
+        return "that process is gone"
+    renewed = claim.get("renewed")
+    if renewed is None:  # made before leases: renewed when it was made
+        try:
+            renewed = datetime.datetime.fromisoformat(claim["claimed"]).timestamp()
+        except (TypeError, ValueError):  # a hand edit: a claim nobody can date holds nothing
+            return f"its time {claim['claimed']!r} is unreadable"
+    age = time.time() - renewed
+    if age > lease:
+        return f"not renewed for {age:.0f} s (claim-lease {lease:g} s)"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host runs with that id."""
     try:
-        os.kill(claim["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
