@@ -36,9 +36,11 @@ LIBRARY = {
     ("predict", "alpha"): default_of(recommend, "alpha"),
     ("predict", "device"): default_of(Recommendation.ensemble, "device"),
     ("predict", "batch_size"): default_of(Recommendation.ensemble, "batch_size"),
+    ("predict", "reuse"): default_of(Recommendation.ensemble, "reuse"),
     ("bench", "orders"): default_of(run_bench, "orders"),
     ("bench", "device"): default_of(run_bench, "device"),
     ("bench", "batch_size"): default_of(run_bench, "batch_size"),
+    ("bench", "reuse"): default_of(run_bench, "reuse"),
     ("serve", "host"): defaults.HOST,
     ("serve", "port"): defaults.PORT,
 }

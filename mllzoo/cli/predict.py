@@ -8,7 +8,7 @@ import click
 
 from mllzoo.cli.common import emit_json
 from mllzoo.cli.recommend import recommend_for, selection_options
-from mllzoo.defaults import BATCH_SIZE, DEVICE
+from mllzoo.defaults import BATCH_SIZE, DEVICE, REUSE
 from mllzoo.errors import warn
 
 
@@ -26,6 +26,13 @@ from mllzoo.errors import warn
 @click.option(
     "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
 )
+@click.option(
+    "--reuse",
+    type=click.Choice(["evidence", "paper"]),
+    default=REUSE,
+    show_default=True,
+    help="evidence: described prompts, votes weighted by the selection score; paper: the MLL paper's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def predict(
@@ -34,6 +41,7 @@ def predict(
     classes_file: Path,
     device: str,
     batch_size: int,
+    reuse: str,
     as_json: bool,
     **options,
 ) -> None:
@@ -56,7 +64,7 @@ def predict(
             f"{' ...' if len(unmatched) > 5 else ''}"
         )
     result = recommend_for(ctx, names, {**options, "runnable": True})
-    ensemble = result.ensemble(device=device, batch_size=batch_size)
+    ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None

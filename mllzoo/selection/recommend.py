@@ -17,7 +17,7 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.classes import read_classes
-from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
@@ -45,6 +45,7 @@ class Recommendation:
     domain: str | None = None
     task: str | None = None
     skipped: list[str] = field(default_factory=list)  # damaged labels left out (``skip_damaged``)
+    descriptions: list[list[str]] = field(default_factory=list)  # the captioner's, per class
 
     @property
     def models(self) -> list[str]:
@@ -58,6 +59,11 @@ class Recommendation:
             )
             for model_id in self.models
         }
+
+    @property
+    def best_concepts(self) -> list[str]:
+        """Per class, the caption of its best-matched graph concept."""
+        return [self.graph.nodes[nodes[0]].caption for nodes in self.selection.match.nodes]
 
     @property
     def weak(self) -> list[bool]:
@@ -163,11 +169,15 @@ class Recommendation:
             f"<tbody>{''.join(cells)}</tbody></table><p>{len(self.models)} model(s) to load</p>"
         )
 
-    def ensemble(self, device: str = DEVICE, batch_size: int = BATCH_SIZE) -> Ensemble:
-        """The reuse ensemble: each selected model votes for the classes it was chosen for."""
+    def ensemble(
+        self, device: str = DEVICE, batch_size: int = BATCH_SIZE, reuse: str = REUSE
+    ) -> Ensemble:
+        """The reuse ensemble: each selected model votes for the classes it was chosen for, as
+        ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`)."""
         from mllzoo.models.catalog import discover_models
-        from mllzoo.reuse.ensemble import Ensemble
+        from mllzoo.reuse.ensemble import build_ensemble, reuse_method
 
+        method = reuse_method(reuse)  # a bad name fails before the catalogue is read
         catalog = discover_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
@@ -178,8 +188,17 @@ class Recommendation:
                 f"{install_hint(self.registry, missing)}"
             )
         members = self.votes()
-        return Ensemble(
-            self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size
+        return build_ensemble(
+            self.classes,
+            members,
+            {m: self.selection.scores[self.model_ids.index(m)] for m in members},
+            {m: catalog[m] for m in members},
+            self.domain,
+            method,
+            self.descriptions,
+            self.best_concepts,
+            device,
+            batch_size,
         )
 
 
@@ -308,7 +327,7 @@ class Selector:
         self.node_vectors = node_vectors(registry, self.embedder, self.graph)
         self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
-        self._class_vectors: dict[tuple, np.ndarray] = {}
+        self._class_vectors: dict[tuple, tuple[np.ndarray, list[list[str]]]] = {}
 
     def whole_labels(self) -> list[labels.Label]:
         """The whole labels of :attr:`model_ids`, in that order (kept with ``keep_labels``)."""
@@ -336,6 +355,17 @@ class Selector:
 
     def class_vectors(self, names: list[str], domain: str | None, task: str | None) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
+        return self._described(names, domain, task)[0]
+
+    def descriptions(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> list[list[str]]:
+        """The captioner's descriptions of each class (made once per class list, with its vectors)."""
+        return self._described(names, domain, task)[1]
+
+    def _described(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> tuple[np.ndarray, list[list[str]]]:
         key = (tuple(names), domain, task)
         if key not in self._class_vectors:
             descriptions = self.captioner.describe(names, domain, task)
@@ -344,7 +374,10 @@ class Selector:
             vectors = embed(self.registry, self.embedder, flat, self.cache, known)
             bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
             means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
-            self._class_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
+            self._class_vectors[key] = (
+                means / np.linalg.norm(means, axis=1, keepdims=True),
+                descriptions,
+            )
         return self._class_vectors[key]
 
     def recommend(
@@ -402,6 +435,7 @@ class Selector:
             domain,
             task,
             skipped,
+            self.descriptions(names, domain, task),
         )
 
 
