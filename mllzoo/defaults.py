@@ -23,7 +23,7 @@ TOP_NODES = 5  # graph concepts matched per class
 # reuse and evaluation
 DEVICE = "auto"  # cpu, cuda, mps or auto
 BATCH_SIZE = 64  # images per forward pass when predicting
-REUSE = "evidence"  # described prompts, votes weighted by the selection score: docs/design.md
+REUSE = "described"  # the class descriptions in the prompts, 1/entropy votes: docs/design.md
 BENCH_ORDERS = 10  # random hub orders for the benchmark's growth curve
 
 # the web pages

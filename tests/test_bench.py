@@ -39,15 +39,15 @@ def test_bench_end_to_end(world, tmp_path):
             == task["cost"]["mll"]["models_loaded"] * task["images"]
         )
         # the default (evidence, k=1) is one of the ablations, and the paper's k=1 another
-        assert acc["mll"] == task["ablations"]["descriptions/score^2/k1"]["accuracy"]
+        assert acc["mll"] == task["ablations"]["descriptions/score^0/k1"]["accuracy"]
         assert acc["paper_k1"] == task["ablations"]["paper/score^0/k1"]["accuracy"]
-        assert acc["mll_k3"] == task["ablations"]["descriptions/score^2/k3"]["accuracy"]
+        assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/k3"]["accuracy"]
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
     assert set(data["average"]) == keys
     assert data["average"]["mean_single"] == pytest.approx(
         sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4
     )
-    assert data["default"] == {"reuse": "evidence", "prompts": "descriptions", "power": 2, "k": 1}
+    assert data["default"] == {"reuse": "described", "prompts": "descriptions", "power": 0, "k": 1}
     assert data["targets"]["mll_minus_inb"] == pytest.approx(
         data["average"]["mll"] - data["average"]["inb"], abs=1e-4
     )
@@ -58,7 +58,7 @@ def test_bench_end_to_end(world, tmp_path):
     assert (
         table.returncode == 0
         and "average" in table.stdout
-        and "mll = reuse evidence" in table.stdout
+        and "mll = reuse described" in table.stdout
     )
     printed = {
         line.split()[0]: float(line.split()[1])
@@ -75,6 +75,13 @@ def test_bench_end_to_end(world, tmp_path):
     for task in paper["tasks"]:  # the paper's reuse as mll: the same as its paper_k1 row
         assert task["accuracy"]["mll"] == task["accuracy"]["paper_k1"]
         assert task["accuracy"]["oracle_single"] == task["accuracy"]["oracle_paper"]
+    evidence = json.loads(
+        run_cli(
+            "bench", str(tasks), "--orders", "0", "--reuse", "evidence", "--json", env=env
+        ).stdout
+    )
+    for task in evidence["tasks"]:
+        assert task["accuracy"]["mll"] == task["ablations"]["descriptions/score^1/k1"]["accuracy"]
     assert {name: row["accuracy"] for name, row in paper["ablations"].items()} == {
         name: row["accuracy"] for name, row in data["ablations"].items()
     }  # every ablation, whatever the default

@@ -42,10 +42,11 @@ def test_described_prompts_add_the_descriptions_once_each_in_order():
 def test_unknown_prompt_set_and_reuse_are_user_errors():
     with pytest.raises(MllzooError, match="unknown prompt set 'captions'"):
         class_prompts(["dog"], None, "captions")
-    with pytest.raises(MllzooError, match="unknown reuse 'vote': use paper or evidence"):
+    with pytest.raises(MllzooError, match="unknown reuse 'vote': use paper, described, evidence"):
         reuse_method("vote")
     assert reuse_method("paper").power == 0 and reuse_method("paper").prompts == "paper"
-    assert set(REUSE_METHODS) == {"paper", "evidence"}
+    assert set(REUSE_METHODS) == {"paper", "described", "evidence"}
+    assert reuse_method("evidence").power == 1 and reuse_method("described").power == 0
 
 
 def test_vote_weights_are_the_score_to_the_power_where_chosen():
@@ -116,8 +117,10 @@ def test_paper_reuse_reproduces_todays_predictions_exactly(world, tinyclip_plugi
     assert readable == list(range(len(paths)))
     assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
     assert proba == pytest.approx(expected, rel=1e-6)
-    evidence = rec.ensemble(device="cpu").predict_proba(paths)[0]  # the default differs
-    assert not np.allclose(evidence, expected)
+    for other in ("described", "evidence"):  # the other methods do differ
+        assert not np.allclose(
+            rec.ensemble(device="cpu", reuse=other).predict_proba(paths)[0], expected
+        )
 
 
 @pytest.mark.slow
@@ -132,7 +135,7 @@ def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypat
     classes = str(root / "classes.txt")
     paths = sorted((root / "task").rglob("*.png"))
     rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
-    for reuse in ("paper", "evidence"):
+    for reuse in ("paper", "described", "evidence"):
         result = CliRunner().invoke(
             cli, ["predict", str(root / "task"), "--classes", classes, "-k", "2", "--reuse", reuse]
         )
@@ -144,3 +147,11 @@ def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypat
         cli, ["predict", str(root / "task"), "--classes", classes, "--reuse", "x"]
     )
     assert bad.exit_code == 2 and "Invalid value for '--reuse'" in bad.output
+
+
+def test_the_cli_offers_every_reuse_method():
+    from mllzoo.cli.main import cli
+
+    for command in ("predict", "bench"):
+        option = next(p for p in cli.commands[command].params if p.name == "reuse")
+        assert sorted(option.type.choices) == sorted(REUSE_METHODS)

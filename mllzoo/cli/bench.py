@@ -30,7 +30,7 @@ from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE
 )
 @click.option(
     "--reuse",
-    type=click.Choice(["evidence", "paper"]),
+    type=click.Choice(["described", "evidence", "paper"]),
     default=REUSE,
     show_default=True,
     help="The reuse of the `mll` row (the references use its prompts); paper: the MLL paper's.",

@@ -28,10 +28,11 @@ from mllzoo.errors import warn
 )
 @click.option(
     "--reuse",
-    type=click.Choice(["evidence", "paper"]),
+    type=click.Choice(["described", "evidence", "paper"]),
     default=REUSE,
     show_default=True,
-    help="evidence: described prompts, votes weighted by the selection score; paper: the MLL paper's.",
+    help="described: class descriptions in the prompts; evidence: also votes weighted by the "
+    "selection score; paper: the MLL paper's photo prompts and 1/entropy votes.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context

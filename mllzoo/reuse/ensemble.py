@@ -3,10 +3,11 @@
 Each model gives softmax probabilities over all target classes from its class vectors (the mean
 text embedding of each class's prompts) and votes only for the classes it was selected for. Its
 vote for an image and a class is weighted by the inverse entropy of its prediction (confident
-models count more) and, in the ``evidence`` reuse, by its selection score for the class raised to
-a power (the label's evidence that it knows the class). The prediction is the argmax of the
-weighted sum. ``paper`` is the MLL paper's reuse: CLIP's photo prompts and 1/entropy alone.
-``docs/design.md`` gives the measurements behind the default.
+models count more) and, in the ``evidence`` reuse, by its selection score for the class (the
+label's evidence that it knows the class). The prediction is the argmax of the weighted sum.
+``paper`` is the MLL paper's reuse (CLIP's photo prompts, 1/entropy alone); ``described`` (the
+default) adds the captioner's class descriptions to the prompts. ``docs/design.md`` gives the
+measurements behind the default.
 """
 
 from __future__ import annotations
@@ -42,15 +43,19 @@ class ReuseMethod:
     power: float
 
 
-REUSE_METHODS = {"paper": ReuseMethod("paper", 0.0), "evidence": ReuseMethod("descriptions", 2.0)}
+REUSE_METHODS = {
+    "paper": ReuseMethod("paper", 0.0),
+    "described": ReuseMethod("descriptions", 0.0),
+    "evidence": ReuseMethod("descriptions", 1.0),
+}
 
 
 def reuse_method(name: str | ReuseMethod) -> ReuseMethod:
-    """The named reuse method (``paper`` or ``evidence``), or one given whole."""
+    """The named reuse method (``paper``, ``described`` or ``evidence``), or one given whole."""
     if isinstance(name, ReuseMethod):
         return name
     if name not in REUSE_METHODS:
-        raise MllzooError(f"unknown reuse {name!r}: use {' or '.join(REUSE_METHODS)}")
+        raise MllzooError(f"unknown reuse {name!r}: use {', '.join(REUSE_METHODS)}")
     return REUSE_METHODS[name]
 
 

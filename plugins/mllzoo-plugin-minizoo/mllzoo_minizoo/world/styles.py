@@ -9,12 +9,14 @@ stay byte-identical.
 The styles, none of which the training pool or the sample set uses:
 
 - ``lineart``: the drawing's edges only, dark lines on white (no colour, no fill);
-- ``recolour``: hue rotated by a third or two thirds of the wheel, colours inverted half the time;
+- ``recolour``: hue rotated by a third or two thirds of the wheel (a grey image tinted in two random
+  colours instead), colours inverted half the time;
 - ``noise``: Gaussian blur, then strong Gaussian pixel noise;
 - ``crop``: a random 55-75 % window of the image, scaled back up (parts of the object cut off).
 
-An image whose decoded pixels equal one of the sample set's is refused (as the builder refuses
-cross-pool duplicates), so no benchmark image is one selection has seen.
+An image whose decoded pixels equal one of the sample set's or an unstyled task image is refused (as
+the builder refuses cross-pool duplicates): no benchmark image is one selection has seen, and every
+one is restyled.
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ def lineart(img: Image.Image, rng: random.Random) -> Image.Image:
 
 def recolour(img: Image.Image, rng: random.Random) -> Image.Image:
     hsv = np.array(img.convert("HSV"), dtype=np.int16)
-    hsv[..., 0] = (hsv[..., 0] + rng.choice((85, 170))) % 256
-    out = Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
+    if hsv[..., 1].mean() < 24:  # grey (digits, words): no hue to turn, so tint it in two colours
+        dark = tuple(rng.randint(0, 110) for _ in range(3))
+        light = tuple(rng.randint(150, 255) for _ in range(3))
+        out = ImageOps.colorize(img.convert("L"), dark, light)  # type: ignore[arg-type]
+    else:
+        hsv[..., 0] = (hsv[..., 0] + rng.choice((85, 170))) % 256
+        out = Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
     return ImageOps.invert(out) if rng.random() < 0.5 else out
 
 
@@ -62,14 +69,19 @@ def crop(img: Image.Image, rng: random.Random) -> Image.Image:
 
 STYLES: dict[str, tuple[Callable[[Image.Image, random.Random], Image.Image], str]] = {
     "lineart": (lineart, "edges only, dark lines on white, no colour or fill"),
-    "recolour": (recolour, "hue rotated by 1/3 or 2/3 of the wheel, inverted half the time"),
+    "recolour": (
+        recolour,
+        "hue rotated by 1/3 or 2/3 of the wheel (grey images tinted), inverted half the time",
+    ),
     "noise": (noise, "Gaussian blur (sigma 0.8-1.4), then Gaussian pixel noise (sd 40)"),
     "crop": (crop, "a random 55-75% window, scaled back to 64x64"),
 }
 
 
-def sample_hashes(world: Path) -> set[str]:
-    return {pixel_hash(Image.open(p)) for p in (world / "samples").glob("*/*.png")}
+def seen_hashes(world: Path) -> set[str]:
+    """The sample set's images and the unstyled task images, by content."""
+    pools = [(world / "samples").glob("*/*.png"), (world / "tasks").glob("*/*/*.png")]
+    return {pixel_hash(Image.open(p)) for pool in pools for p in pool}
 
 
 def build_styles(
@@ -80,7 +92,7 @@ def build_styles(
     if not tasks.is_dir():
         raise SystemExit(f"no {tasks}: build the world first (python -m mllzoo_minizoo.world)")
     out = out or world / "styles"
-    seen = sample_hashes(world)
+    seen = seen_hashes(world)
     rng = random.Random(seed)
     written: dict[str, int] = {}
     for task_dir in sorted(p for p in tasks.iterdir() if p.is_dir()):
