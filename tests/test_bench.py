@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import run_cli, write_images
+from mllzoo.evaluation.bench import ABLATIONS, METHODS
 
 pytestmark = pytest.mark.slow  # runs every model of a task on its images, twice over
 
@@ -24,27 +25,66 @@ def test_bench_end_to_end(world, tmp_path):
     result = run_cli("bench", str(tasks), "--orders", "2", "--plot", str(plot), "--json", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    keys = {"mll_k1", "mll_k3", "inb", "inb_k3", "oracle_single", "all_models", "mean_single"}
+    keys = set(METHODS)
     assert [t["name"] for t in data["tasks"]] == ["fruit", "pets"]
     for task in data["tasks"]:
         assert set(task["accuracy"]) == keys and set(task["cost"]) == keys
+        assert set(task["ablations"]) == set(ABLATIONS)
         acc = task["accuracy"]
         assert all(0 <= v <= 1 for v in acc.values())
         assert acc["oracle_single"] >= max(acc["inb"], acc["mean_single"])
         assert task["cost"]["oracle_single"]["models_loaded"] == 2
         assert (
-            task["cost"]["mll_k1"]["image_forward_passes"]
-            == task["cost"]["mll_k1"]["models_loaded"] * task["images"]
+            task["cost"]["mll"]["image_forward_passes"]
+            == task["cost"]["mll"]["models_loaded"] * task["images"]
         )
+        # the default (evidence, k=1) is one of the ablations, and the paper's k=1 another
+        assert acc["mll"] == task["ablations"]["descriptions/score^0/k1"]["accuracy"]
+        assert acc["paper_k1"] == task["ablations"]["paper/score^0/k1"]["accuracy"]
+        assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/k3"]["accuracy"]
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
     assert set(data["average"]) == keys
     assert data["average"]["mean_single"] == pytest.approx(
         sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4
     )
-    assert len(data["growth"]["mll_k1"]) == 2
+    assert data["default"] == {"reuse": "described", "prompts": "descriptions", "power": 0, "k": 1}
+    assert data["targets"]["mll_minus_inb"] == pytest.approx(
+        data["average"]["mll"] - data["average"]["inb"], abs=1e-4
+    )
+    assert len(data["growth"]["mll"]) == 2
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     table = run_cli("bench", str(tasks), "--orders", "0", env=env)
-    assert table.returncode == 0 and "average" in table.stdout and "MLL k=1 loads" in table.stdout
+    assert (
+        table.returncode == 0
+        and "average" in table.stdout
+        and "mll = reuse described" in table.stdout
+    )
+    printed = {
+        line.split()[0]: float(line.split()[1])
+        for line in table.stdout.splitlines()
+        if line.split() and line.split()[0] in ABLATIONS
+    }
+    assert printed == {
+        name: pytest.approx(row["accuracy"], abs=5e-4) for name, row in data["ablations"].items()
+    }
+
+    paper = json.loads(
+        run_cli("bench", str(tasks), "--orders", "0", "--reuse", "paper", "--json", env=env).stdout
+    )
+    for task in paper["tasks"]:  # the paper's reuse as mll: the same as its paper_k1 row
+        assert task["accuracy"]["mll"] == task["accuracy"]["paper_k1"]
+        assert task["accuracy"]["oracle_single"] == task["accuracy"]["oracle_paper"]
+    evidence = json.loads(
+        run_cli(
+            "bench", str(tasks), "--orders", "0", "--reuse", "evidence", "--json", env=env
+        ).stdout
+    )
+    for task in evidence["tasks"]:
+        assert task["accuracy"]["mll"] == task["ablations"]["descriptions/score^1/k1"]["accuracy"]
+    assert {name: row["accuracy"] for name, row in paper["ablations"].items()} == {
+        name: row["accuracy"] for name, row in data["ablations"].items()
+    }  # every ablation, whatever the default
 
 
 def test_bench_without_tasks_is_a_user_error(world, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE
+from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE
 
 
 @click.command()
@@ -28,6 +28,13 @@ from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE
 @click.option(
     "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
 )
+@click.option(
+    "--reuse",
+    type=click.Choice(["described", "evidence", "paper"]),
+    default=REUSE,
+    show_default=True,
+    help="The reuse of the `mll` row (the references use its prompts); paper: the MLL paper's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def bench(
@@ -37,6 +44,7 @@ def bench(
     orders: int,
     device: str,
     batch_size: int,
+    reuse: str,
     as_json: bool,
 ) -> None:
     """Compare MLL with the usual choices on ImageFolder tasks in TASKS_DIR (accuracy and cost)."""
@@ -46,24 +54,43 @@ def bench(
     if plot_path:  # before the models run, not after
         require("matplotlib", "bench", "mllzoo bench --plot")
     result = run_bench(
-        open_registry(ctx), tasks_dir, device=device, batch_size=batch_size, orders=orders
+        open_registry(ctx),
+        tasks_dir,
+        device=device,
+        batch_size=batch_size,
+        orders=orders,
+        reuse=reuse,
     )
     if plot_path:
         plot(result, plot_path)
     if as_json:
         emit_json(result)
         return
-    click.echo(f"{'task':<18}{'classes':>8}{'images':>8}" + "".join(f"{m:>14}" for m in METHODS))
+    click.echo(f"{'task':<22}{'classes':>8}{'images':>7}" + "".join(f"{m:>14}" for m in METHODS))
     for row in result["tasks"]:
         click.echo(
-            f"{row['name']:<18}{row['classes']:>8}{row['images']:>8}"
+            f"{row['name']:<22}{row['classes']:>8}{row['images']:>7}"
             + "".join(f"{row['accuracy'][m]:>14.3f}" for m in METHODS)
         )
-    click.echo(f"{'average':<34}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
-    loaded = sum(row["cost"]["mll_k1"]["models_loaded"] for row in result["tasks"]) / len(
-        result["tasks"]
-    )
+    click.echo(f"{'average':<37}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
     click.echo(
-        f"MLL k=1 loads {loaded:.1f} of {len(result['models'])} models per task on average"
+        f"\n{'ablation (prompts/vote/k)':<30}{'accuracy':>9}{'vs paper_k1':>12}"
+        f"{'worst task':>11}{'models':>8}{'reuse s/image':>15}"
+    )
+    paper = result["average"]["paper_k1"]
+    for name, row in result["ablations"].items():
+        click.echo(
+            f"{name:<30}{row['accuracy']:>9.3f}{row['accuracy'] - paper:>+12.3f}"
+            f"{row['worst_task_vs_paper_k1']:>+11.3f}{row['models_loaded']:>8.2f}"
+            f"{row['reuse_seconds_per_image']:>15.6f}"
+        )
+    default, t = result["default"], result["targets"]
+    click.echo(
+        f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}) "
+        f"at k={default['k']}: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
+        f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
+        f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "
+        f"{t['models_loaded_paper_k1']:.2f}) of {len(result['models'])}; reuse time "
+        f"x{t['reuse_time_ratio_mll_to_paper_k1']:.2f} paper_k1's"
         + (f"; plot written to {plot_path}" if plot_path else "")
     )

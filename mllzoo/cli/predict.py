@@ -8,7 +8,7 @@ import click
 
 from mllzoo.cli.common import emit_json, open_registry
 from mllzoo.cli.recommend import selection_options
-from mllzoo.defaults import BATCH_SIZE, DEVICE
+from mllzoo.defaults import BATCH_SIZE, DEVICE, REUSE
 from mllzoo.errors import warn
 
 
@@ -26,6 +26,14 @@ from mllzoo.errors import warn
 @click.option(
     "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
 )
+@click.option(
+    "--reuse",
+    type=click.Choice(["described", "evidence", "paper"]),
+    default=REUSE,
+    show_default=True,
+    help="described: class descriptions in the prompts; evidence: also votes weighted by the "
+    "selection score; paper: the MLL paper's photo prompts and 1/entropy votes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def predict(
@@ -34,6 +42,7 @@ def predict(
     classes_file: Path,
     device: str,
     batch_size: int,
+    reuse: str,
     as_json: bool,
     **options,
 ) -> None:
@@ -62,7 +71,7 @@ def predict(
             f"{' ...' if len(unmatched) > 5 else ''}"
         )
     result = recommend(names, registry=registry, **options, runnable=True)
-    ensemble = result.ensemble(device=device, batch_size=batch_size)
+    ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None

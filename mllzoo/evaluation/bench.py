@@ -1,13 +1,21 @@
 """``mllzoo bench``: MLL against the choices users would otherwise make, on accuracy and cost.
 
-Every model runs once over every task (each image decoded once per transform); all methods are
-then scored from those per-model probabilities, so they see exactly the same model outputs:
+Every model runs once over every task (each image decoded and encoded once per model); each
+prompt set then gives its class vectors, and all methods are scored from those per-model
+probabilities, so they see exactly the same model outputs:
 
-- ``mll_k1``, ``mll_k3``: selection from class names alone, then the inverse-entropy ensemble;
+- ``mll``: the default configuration (reuse :data:`~mllzoo.defaults.REUSE`, k = :data:`~mllzoo.defaults.K`);
+  ``mll_k3``: the same at k = 3; ``paper_k1``, ``paper_k3``: the MLL paper's reuse (photo prompts,
+  1/entropy votes), as MLL was before the evidence reuse;
 - ``inb``, ``inb_k3``: the model(s) with the best ImageNet zero-shot top-1 in the metadata, or,
   where models lack it, the best accuracy on the registry's own sample set;
 - ``oracle_single``: the best single model in hindsight (it needs every model run on labelled data);
-- ``all_models``: every model ensembled with the same rule; ``mean_single``: a random pick on average.
+  ``oracle_paper``: the same with the paper's prompts;
+- ``all_models``: every model voting for every class, with the default's vote weights;
+  ``mean_single``: a random pick on average.
+
+``inb``, ``inb_k3``, ``oracle_single`` and ``all_models`` use the default's prompts. Every ablation
+(prompt set x score power x k, :data:`ABLATIONS`) is scored in the same run.
 """
 
 from __future__ import annotations
@@ -22,17 +30,47 @@ from typing import Any
 import numpy as np
 
 from mllzoo.classes import display_name
-from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, SEED
+from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE, SEED, K
 from mllzoo.errors import MllzooError
 from mllzoo.extras import require
 from mllzoo.graph.images import ImageCache, class_folder_images
 from mllzoo.models.catalog import discover_models
 from mllzoo.models.vlm import load_model
-from mllzoo.reuse.ensemble import class_vectors, combine, zero_shot_probabilities
-from mllzoo.selection.recommend import Selector
+from mllzoo.reuse.ensemble import (
+    PROMPT_SETS,
+    ReuseMethod,
+    class_prompts,
+    class_vectors,
+    combine,
+    image_features,
+    reuse_method,
+    shared_texts,
+    vote_weights,
+    zero_shot,
+)
+from mllzoo.selection.recommend import Recommendation, Selector
 from mllzoo.store.registry import Registry
 
-METHODS = ("mll_k1", "mll_k3", "inb", "inb_k3", "oracle_single", "all_models", "mean_single")
+METHODS = (
+    "mll",
+    "mll_k3",
+    "paper_k1",
+    "paper_k3",
+    "inb",
+    "inb_k3",
+    "oracle_single",
+    "oracle_paper",
+    "all_models",
+    "mean_single",
+)
+POWERS = (0.0, 1.0, 2.0)
+ABLATIONS = {
+    f"{prompts}/score^{power:g}/k{k}": (ReuseMethod(prompts, power), k)
+    for prompts in PROMPT_SETS
+    for power in POWERS
+    for k in (1, 2, 3)
+}
+PAPER = reuse_method("paper")
 
 
 @dataclass
@@ -82,27 +120,43 @@ def load_tasks(tasks_dir: Path) -> list[Task]:
 
 
 def model_probabilities(
-    model_ids: list[str], tasks: list[Task], device: str, batch_size: int
-) -> dict:
-    """``{model_id: {task: softmax probabilities [images, classes]}}``, each model loaded once."""
+    model_ids: list[str], tasks: list[Task], texts: dict, device: str, batch_size: int
+) -> tuple[dict, dict]:
+    """``{prompt set: {model_id: {task: softmax probabilities [images, classes]}}}`` for each prompt set
+    in ``texts`` (``{prompt set: {task: per-class prompts}}``), each model loaded once, each image
+    encoded once per model and each task's prompts once per text tower (as ``predict`` does); and the
+    seconds spent: ``{"image": {model: {task: s}}, "text": {prompt set: {task: {tower: s}}}, "tower":
+    {model: tower}}``."""
     catalog = discover_models()
     missing = [m for m in model_ids if m not in catalog]
     if missing:
         raise MllzooError(f"labeled model(s) not installed: {', '.join(missing)}")
     caches = {t.name: ImageCache(None, [str(Path(p).resolve()) for p in t.images]) for t in tasks}
-    out: dict[str, dict[str, np.ndarray]] = {}
+    shared = {p: {t.name: shared_texts(texts[p][t.name]) for t in tasks} for p in texts}
+    probs: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {} for p in texts}
+    seconds: dict[str, Any] = {"image": {}, "text": {p: {t.name: {} for t in tasks} for p in texts}}
+    seconds["tower"] = {}
     for model_id in model_ids:
         model = load_model(catalog[model_id].spec, device, plugin=catalog[model_id].plugin)
-        out[model_id] = {}
+        tower = seconds["tower"][model_id] = model.text_key or model_id
+        seconds["image"][model_id] = {}
+        for prompt_set in texts:
+            probs[prompt_set][model_id] = {}
         for task in tasks:
-            vectors = class_vectors(model, task.classes, task.domain)
-            probs, ok = zero_shot_probabilities(model, vectors, caches[task.name], batch_size)
+            started = time.perf_counter()
+            features, ok = image_features(model, caches[task.name], batch_size)
+            seconds["image"][model_id][task.name] = time.perf_counter() - started
             if len(ok) != len(task.images):
                 raise MllzooError(
                     f"task {task.name} has unreadable images; remove them to benchmark"
                 )
-            out[model_id][task.name] = probs
-    return out
+            for prompt_set, per_task in texts.items():
+                started = time.perf_counter()
+                vectors = class_vectors(model, per_task[task.name], shared[prompt_set][task.name])
+                spent = seconds["text"][prompt_set][task.name]
+                spent[tower] = spent.get(tower, 0.0) + time.perf_counter() - started
+                probs[prompt_set][model_id][task.name] = zero_shot(features, vectors)
+    return probs, seconds
 
 
 def accuracy(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -125,83 +179,164 @@ def leaderboard(selector: Selector) -> list[str]:
     return sorted(selector.model_ids, key=lambda m: -sample_accuracy[m])
 
 
-def mll_accuracy(
-    selector: Selector, task: Task, probs: dict, k: int, models: list[str] | None = None
-):
-    """Accuracy of MLL's selection and reuse, its models, and the selection's wall time."""
-    started = time.perf_counter()
-    rec = selector.recommend(task.classes, task.domain, task.task, k=k, models=models)
-    seconds = time.perf_counter() - started
-    votes = rec.votes()
-    return (
-        ensemble_accuracy([probs[m][task.name] for m in votes], list(votes.values()), task.truth),
-        rec.models,
-        seconds,
-    )
+class Bench:
+    """The benchmark's shared state: the selector, the per-model probabilities and timings, and
+    each selection made once (a class list's selection is the same whatever its images' style)."""
+
+    def __init__(self, selector: Selector, probs: dict, seconds: dict, default: tuple):
+        self.selector, self.probs, self.seconds = selector, probs, seconds
+        self.default: tuple[ReuseMethod, int] = default
+        self.board = leaderboard(selector)
+        self._recommendations: dict[tuple, tuple[Recommendation, float]] = {}
+
+    def recommend(self, task: Task, k: int, models: list[str]) -> tuple[Recommendation, float]:
+        """The selection for ``task`` among ``models`` and its wall time (made once)."""
+        key = (tuple(task.classes), task.domain, task.task, k, tuple(models))
+        if key not in self._recommendations:
+            started = time.perf_counter()
+            rec = self.selector.recommend(task.classes, task.domain, task.task, k=k, models=models)
+            self._recommendations[key] = (rec, time.perf_counter() - started)
+        return self._recommendations[key]
+
+    def reuse_seconds(self, task: Task, prompt_set: str, models: list[str]) -> float:
+        """Reuse time per image: the models' image encodings, plus their prompts' embedding once per
+        text tower among them (the ensemble shares a tower's embeddings, as ``predict`` does)."""
+        towers = {self.seconds["tower"][m] for m in models}
+        text = self.seconds["text"][prompt_set][task.name]
+        images = sum(self.seconds["image"][m][task.name] for m in models)
+        return (images + sum(text[tower] for tower in towers)) / len(task.images)
+
+    def mll(self, task: Task, method: ReuseMethod, k: int, models: list[str]) -> dict:
+        """Accuracy of selection and reuse under ``method`` at ``k``, its models, and its costs."""
+        rec, seconds = self.recommend(task, k, models)
+        votes = rec.votes()
+        weights = [
+            vote_weights(rec.selection.scores[rec.model_ids.index(m)], mask, method.power)
+            for m, mask in votes.items()
+        ]
+        probs = [self.probs[method.prompts][m][task.name] for m in votes]
+        return {
+            "accuracy": ensemble_accuracy(probs, weights, task.truth),
+            "models": rec.models,
+            "selection_seconds": seconds,
+            "reuse_seconds_per_image": self.reuse_seconds(task, method.prompts, rec.models),
+        }
+
+    def headline(self, task: Task, models: list[str]) -> tuple[dict, dict]:
+        """The methods of :data:`METHODS` on one task among ``models``: accuracy, and what each used."""
+        method, k = self.default
+        prompts = self.probs[method.prompts]
+        singles = {m: accuracy(prompts[m][task.name], task.truth) for m in models}
+        paper_singles = {m: accuracy(self.probs["paper"][m][task.name], task.truth) for m in models}
+        board = [m for m in self.board if m in models]
+        runs = {
+            "mll": self.mll(task, method, k, models),
+            "mll_k3": self.mll(task, method, 3, models),
+            "paper_k1": self.mll(task, PAPER, 1, models),
+            "paper_k3": self.mll(task, PAPER, 3, models),
+        }
+        everyone = self.recommend(task, len(models), models)[0]
+        every_class = np.ones(len(task.classes), bool)
+        acc = {name: run["accuracy"] for name, run in runs.items()}
+        acc |= {
+            "inb": singles[board[0]],
+            "inb_k3": ensemble_accuracy(
+                [prompts[m][task.name] for m in board[:3]], [every_class] * 3, task.truth
+            ),
+            "oracle_single": max(singles.values()),
+            "oracle_paper": max(paper_singles.values()),
+            "all_models": ensemble_accuracy(
+                [prompts[m][task.name] for m in everyone.model_ids],
+                [vote_weights(row, every_class, method.power) for row in everyone.selection.scores],
+                task.truth,
+            ),
+            "mean_single": float(np.mean(list(singles.values()))),
+        }
+        used = {name: run["models"] for name, run in runs.items()} | {
+            "inb": board[:1],
+            "inb_k3": board[:3],
+            "oracle_single": [max(singles, key=lambda m: singles[m])],
+            "oracle_paper": [max(paper_singles, key=lambda m: paper_singles[m])],
+        }
+        return acc, {"runs": runs, "used": used}
+
+    def score_task(self, task: Task, models: list[str]) -> dict:
+        """Every method's and every ablation's accuracy and cost on one task, among ``models``."""
+        n = len(task.images)
+        acc, detail = self.headline(task, models)
+        loaded = {m: len(detail["used"].get(m, [])) for m in METHODS}
+        loaded |= {"oracle_single": len(models), "oracle_paper": len(models)}
+        loaded |= {"all_models": len(models), "mean_single": 1}
+        cost: dict[str, dict[str, Any]] = {
+            m: {"models_loaded": loaded[m], "image_forward_passes": loaded[m] * n} for m in METHODS
+        }
+        for name, run in detail["runs"].items():
+            cost[name]["selection_seconds"] = round(run["selection_seconds"], 4)
+            cost[name]["reuse_seconds_per_image"] = round(run["reuse_seconds_per_image"], 6)
+        for name, used in detail["used"].items():
+            cost[name]["models"] = used
+        ablations = {}
+        for name, (method, k) in ABLATIONS.items():
+            run = self.mll(task, method, k, models)
+            ablations[name] = {
+                "accuracy": run["accuracy"],
+                "models_loaded": len(run["models"]),
+                "reuse_seconds_per_image": round(run["reuse_seconds_per_image"], 6),
+            }
+        return {
+            "name": task.name,
+            "classes": len(task.classes),
+            "images": n,
+            "accuracy": acc,
+            "cost": cost,
+            "ablations": ablations,
+        }
+
+    def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
+        """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
+        method, k = self.default
+        singles = [accuracy(self.probs[method.prompts][m][task.name], task.truth) for m in models]
+        board = [m for m in self.board if m in models]
+        return {
+            "mll": self.mll(task, method, k, models)["accuracy"],
+            "inb": singles[models.index(board[0])],
+            "oracle_single": max(singles),
+        }
+
+    def growth(self, tasks: list[Task], orders: int, seed: int) -> dict:
+        """Mean accuracy over tasks as models join the hub one at a time, in ``orders`` random orders."""
+        rng = random.Random(seed)
+        keys = ("mll", "inb", "oracle_single")
+        curves: dict[str, list[list[float]]] = {key: [] for key in keys}
+        for _ in range(orders):
+            order = self.selector.model_ids[:]
+            rng.shuffle(order)
+            per_size: dict[str, list[float]] = {key: [] for key in keys}
+            for size in range(1, len(order) + 1):
+                rows = [self.growth_point(task, order[:size]) for task in tasks]
+                for key in keys:
+                    per_size[key].append(float(np.mean([row[key] for row in rows])))
+            for key in keys:
+                curves[key].append(per_size[key])
+        return {key: np.mean(value, axis=0).round(4).tolist() for key, value in curves.items()}
 
 
-def score_task(selector: Selector, task: Task, probs: dict, models: list[str]) -> dict:
-    """All methods' accuracy and cost on one task, among ``models``."""
-    n = len(task.images)
-    everyone = [np.ones(len(task.classes), bool)] * len(models)
-    singles = {m: accuracy(probs[m][task.name], task.truth) for m in models}
-    board = [m for m in leaderboard(selector) if m in models]
-    k1, k1_models, k1_seconds = mll_accuracy(selector, task, probs, 1, models)
-    k3, k3_models, k3_seconds = mll_accuracy(selector, task, probs, 3, models)
-    acc = {
-        "mll_k1": k1,
-        "mll_k3": k3,
-        "inb": singles[board[0]],
-        "inb_k3": ensemble_accuracy(
-            [probs[m][task.name] for m in board[:3]], everyone[:3], task.truth
-        ),
-        "oracle_single": max(singles.values()),
-        "all_models": ensemble_accuracy(
-            [probs[m][task.name] for m in models], everyone, task.truth
-        ),
-        "mean_single": float(np.mean(list(singles.values()))),
-    }
-    used = {
-        "mll_k1": len(k1_models),
-        "mll_k3": len(k3_models),
-        "inb": 1,
-        "inb_k3": min(3, len(models)),
-        "oracle_single": len(models),
-        "all_models": len(models),
-        "mean_single": 1,
-    }
-    cost: dict[str, dict[str, Any]] = {
-        m: {"models_loaded": used[m], "image_forward_passes": used[m] * n} for m in METHODS
-    }
-    cost["mll_k1"]["selection_seconds"] = round(k1_seconds, 4)
-    cost["mll_k3"]["selection_seconds"] = round(k3_seconds, 4)
-    cost["mll_k1"]["models"], cost["mll_k3"]["models"] = k1_models, k3_models
-    cost["inb"]["models"] = board[:1]
-    cost["oracle_single"]["models"] = [max(singles, key=lambda m: singles[m])]
-    return {
-        "name": task.name,
-        "classes": len(task.classes),
-        "images": n,
-        "accuracy": acc,
-        "cost": cost,
-    }
+def prompt_texts(selector: Selector, tasks: list[Task]) -> dict:
+    """``{prompt set: {task: per-class prompts}}``: each class's descriptions from the selector's
+    captioner and the caption of its best-matched concept."""
+    out: dict[str, dict[str, list[list[str]]]] = {p: {} for p in PROMPT_SETS}
+    for task in tasks:
+        descriptions = selector.descriptions(task.classes, task.domain, task.task)
+        rec = selector.recommend(task.classes, task.domain, task.task)
+        for prompt_set in PROMPT_SETS:
+            out[prompt_set][task.name] = class_prompts(
+                task.classes, task.domain, prompt_set, descriptions, rec.best_concepts
+            )
+    return out
 
 
-def growth(selector: Selector, tasks: list[Task], probs: dict, orders: int, seed: int) -> dict:
-    """Mean accuracy over tasks as models join the hub one at a time, in ``orders`` random orders."""
-    rng = random.Random(seed)
-    curves: dict[str, list[list[float]]] = {"mll_k1": [], "inb": [], "oracle_single": []}
-    for _ in range(orders):
-        order = selector.model_ids[:]
-        rng.shuffle(order)
-        per_size: dict[str, list[float]] = {key: [] for key in curves}
-        for size in range(1, len(order) + 1):
-            rows = [score_task(selector, task, probs, order[:size])["accuracy"] for task in tasks]
-            for key in curves:
-                per_size[key].append(float(np.mean([row[key] for row in rows])))
-        for key in curves:
-            curves[key].append(per_size[key])
-    return {key: np.mean(value, axis=0).round(4).tolist() for key, value in curves.items()}
+def mean(values) -> float:
+    return round(float(np.mean(list(values))), 4)
 
 
 def run_bench(
@@ -211,17 +346,59 @@ def run_bench(
     batch_size: int = BATCH_SIZE,
     orders: int = BENCH_ORDERS,
     seed: int = SEED,
+    reuse: str = REUSE,
+    k: int = K,
 ) -> dict:
+    """Every method and ablation on the tasks in ``tasks_dir``; ``mll`` is ``reuse`` at ``k``."""
+    method = reuse_method(reuse)
     selector = Selector(registry, captioner="templates", keep_labels=True)
     tasks = load_tasks(tasks_dir)
-    probs = model_probabilities(selector.model_ids, tasks, device, batch_size)
-    rows = [score_task(selector, task, probs, selector.model_ids) for task in tasks]
-    average = {m: round(float(np.mean([r["accuracy"][m] for r in rows])), 4) for m in METHODS}
+    texts = prompt_texts(selector, tasks)
+    probs, seconds = model_probabilities(selector.model_ids, tasks, texts, device, batch_size)
+    bench = Bench(selector, probs, seconds, (method, k))
+    rows = [bench.score_task(task, selector.model_ids) for task in tasks]
+    average = {m: mean(r["accuracy"][m] for r in rows) for m in METHODS}
+    ablations = {
+        name: {
+            "accuracy": mean(r["ablations"][name]["accuracy"] for r in rows),
+            "models_loaded": mean(r["ablations"][name]["models_loaded"] for r in rows),
+            "worst_task_vs_paper_k1": round(
+                min(r["ablations"][name]["accuracy"] - r["accuracy"]["paper_k1"] for r in rows), 4
+            ),
+            "reuse_seconds_per_image": round(
+                float(np.mean([r["ablations"][name]["reuse_seconds_per_image"] for r in rows])), 6
+            ),
+        }
+        for name in ABLATIONS
+    }
     return {
         "tasks": rows,
         "average": average,
+        "ablations": ablations,
+        "default": {"reuse": reuse, "prompts": method.prompts, "power": method.power, "k": k},
+        "targets": targets(rows, average),
         "models": selector.model_ids,
-        "growth": growth(selector, tasks, probs, orders, seed) if orders else None,
+        "growth": bench.growth(tasks, orders, seed) if orders else None,
+    }
+
+
+def targets(rows: list[dict], average: dict) -> dict:
+    """The issue's targets, as measured in this run: ``mll`` against the references."""
+
+    def cost(method: str, key: str) -> float:
+        return float(np.mean([r["cost"][method][key] for r in rows]))
+
+    return {
+        "mll_minus_oracle_single": round(average["mll"] - average["oracle_single"], 4),
+        "mll_minus_inb": round(average["mll"] - average["inb"], 4),
+        "mll_minus_paper_k1_worst_task": round(
+            min(r["accuracy"]["mll"] - r["accuracy"]["paper_k1"] for r in rows), 4
+        ),
+        "models_loaded_mll": round(cost("mll", "models_loaded"), 4),
+        "models_loaded_paper_k1": round(cost("paper_k1", "models_loaded"), 4),
+        "reuse_time_ratio_mll_to_paper_k1": round(
+            cost("mll", "reuse_seconds_per_image") / cost("paper_k1", "reuse_seconds_per_image"), 4
+        ),
     }
 
 
@@ -241,7 +418,7 @@ def plot(result: dict, path: Path) -> None:
     bars.set_ylabel("top-1 accuracy")
     bars.set_title("Accuracy per task")
     bars.legend(fontsize=8, ncol=2)
-    if result.get("growth"):
+    if result.get("growth"):  # mll, inb and oracle_single only
         for key, curve in result["growth"].items():
             lines.plot(range(1, len(curve) + 1), curve, marker="o", label=key)
         lines.set_xlabel("models in the hub")

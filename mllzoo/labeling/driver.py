@@ -43,27 +43,15 @@ from mllzoo.graph.samples import (
 from mllzoo.labeling.lease import LeaseKeeper
 from mllzoo.labeling.progress import Progress
 from mllzoo.models.catalog import CatalogEntry
-from mllzoo.models.vlm import LoadedModel, encode_images, encode_texts, load_model, resolve_device
+from mllzoo.models.vlm import (
+    CaptionFeatures,
+    LoadedModel,
+    encode_images,
+    load_model,
+    resolve_device,
+)
 from mllzoo.plugins import one_line
 from mllzoo.store.registry import Registry
-
-
-class CaptionFeatures:
-    """Node caption embeddings per text tower: models sharing a ``text_key`` encode them once."""
-
-    def __init__(self, captions: list[str]):
-        self.captions = captions
-        self.by_key: dict[str, np.ndarray] = {}
-        self.encodings = 0
-
-    def of(self, model) -> np.ndarray:
-        if model.text_key in self.by_key:
-            return self.by_key[model.text_key]
-        text = encode_texts(model, self.captions)  # the core batches the hook calls
-        self.encodings += 1
-        if model.text_key:
-            self.by_key[model.text_key] = text
-        return text
 
 
 @dataclass

@@ -261,6 +261,24 @@ def encode_texts(model: LoadedModel, texts: list[str]) -> np.ndarray:
     return _encode(model, "mllzoo_encode_texts", "texts", list(texts), "text")
 
 
+class CaptionFeatures:
+    """Text embeddings of fixed captions per text tower: models sharing a ``text_key`` encode them once."""
+
+    def __init__(self, captions: list[str]):
+        self.captions = captions
+        self.by_key: dict[str, np.ndarray] = {}
+        self.encodings = 0
+
+    def of(self, model: LoadedModel) -> np.ndarray:
+        if model.text_key in self.by_key:
+            return self.by_key[model.text_key]
+        text = encode_texts(model, self.captions)  # the core batches the hook calls
+        self.encodings += 1
+        if model.text_key:
+            self.by_key[model.text_key] = text
+        return text
+
+
 def _encode(model: LoadedModel, hook: str, argument: str, inputs: Any, what: str) -> np.ndarray:
     """The encode hook on at most :data:`HOOK_BATCH` inputs at a time, every answer checked by
     :func:`checked_features`: plugins need neither batch nor normalise."""

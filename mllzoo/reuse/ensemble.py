@@ -1,48 +1,149 @@
 """Model reuse (MLL step 4): a zero-shot ensemble of the selected models, weighted per image.
 
-Each model gives softmax probabilities over all target classes; its weight for an image is the
-inverse entropy of that prediction (confident models count more), and it votes only for the
-classes it was selected for. The prediction is the argmax of the weighted sum.
+Each model gives softmax probabilities over all target classes from its class vectors (the mean
+text embedding of each class's prompts) and votes only for the classes it was selected for. Its
+vote for an image and a class is weighted by the inverse entropy of its prediction (confident
+models count more) and, in the ``evidence`` reuse, by its selection score for the class (the
+label's evidence that it knows the class). The prediction is the argmax of the weighted sum.
+``paper`` is the MLL paper's reuse (CLIP's photo prompts, 1/entropy alone); ``described`` (the
+default) adds the captioner's class descriptions to the prompts. ``docs/design.md`` gives the
+measurements behind the default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mllzoo.classes import display_name
-from mllzoo.defaults import BATCH_SIZE, DEVICE
-from mllzoo.errors import warn
+from mllzoo.defaults import BATCH_SIZE, DEVICE, REUSE
+from mllzoo.errors import MllzooError, warn
 from mllzoo.graph.images import ImageCache
 from mllzoo.models.catalog import CatalogEntry
-from mllzoo.models.vlm import LoadedModel, encode_images, encode_texts, load_model
+from mllzoo.models.vlm import CaptionFeatures, LoadedModel, encode_images, load_model
 
 LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by every family here
+PROMPT_SETS = ("paper", "descriptions", "concepts")
+
+
+@dataclass(frozen=True)
+class ReuseMethod:
+    """How reuse turns the selected models into one prediction.
+
+    ``prompts``: ``paper`` (CLIP's photo template and its domain form), ``descriptions`` (those plus
+    the captioner's descriptions of the class) or ``concepts`` (those plus the caption of the class's
+    best-matched graph concept). ``power``: the exponent of the selection score in each vote (0: the
+    vote is 1/entropy alone, as in the paper).
+    """
+
+    prompts: str
+    power: float
+
+
+REUSE_METHODS = {
+    "paper": ReuseMethod("paper", 0.0),
+    "described": ReuseMethod("descriptions", 0.0),
+    "evidence": ReuseMethod("descriptions", 1.0),
+}
+
+
+def reuse_method(name: str | ReuseMethod) -> ReuseMethod:
+    """The named reuse method (``paper``, ``described`` or ``evidence``), or one given whole."""
+    if isinstance(name, ReuseMethod):
+        return name
+    if name not in REUSE_METHODS:
+        raise MllzooError(f"unknown reuse {name!r}: use {', '.join(REUSE_METHODS)}")
+    return REUSE_METHODS[name]
 
 
 def prompts(name: str, domain: str | None) -> list[str]:
-    """The zero-shot prompts for one class: CLIP's photo template, plus CLIP's domain form when given."""
+    """The paper's zero-shot prompts for one class: CLIP's photo template, plus its domain form."""
     name = display_name(name)
     return [f"a photo of a {name}."] + (
         [f"a photo of a {name}, a type of {domain}."] if domain else []
     )
 
 
-def class_vectors(model: LoadedModel, classes: list[str], domain: str | None) -> np.ndarray:
-    """One unit vector per class: the model's mean text embedding of the class's prompts."""
-    texts = [p for name in classes for p in prompts(name, domain)]
-    features = encode_texts(model, texts)
-    vectors = features.reshape(len(classes), -1, features.shape[1]).mean(axis=1)
+def class_prompts(
+    names: list[str],
+    domain: str | None,
+    prompt_set: str = "paper",
+    descriptions: Sequence[Sequence[str]] = (),
+    concepts: Sequence[str] = (),
+) -> list[list[str]]:
+    """Per class, the prompts its vector averages: the paper's, then (by ``prompt_set``) the
+    captioner's ``descriptions`` of the class, then the caption of its best-matched concept; each
+    text once, in that order."""
+    if prompt_set not in PROMPT_SETS:
+        raise MllzooError(f"unknown prompt set {prompt_set!r}: use {', '.join(PROMPT_SETS)}")
+    out = []
+    for y, name in enumerate(names):
+        texts = prompts(name, domain)
+        if prompt_set != "paper":
+            texts += list(descriptions[y])
+        if prompt_set == "concepts":
+            texts.append(concepts[y])
+        out.append(list(dict.fromkeys(texts)))
+    return out
+
+
+def class_vectors(
+    model: LoadedModel, class_texts: list[list[str]], shared: CaptionFeatures | None = None
+) -> np.ndarray:
+    """One unit vector per class: the model's mean text embedding of the class's prompts.
+    ``shared`` (built on the same prompts, flattened) lets models with one text tower embed them once."""
+    texts = shared or shared_texts(class_texts)
+    features = texts.of(model)
+    bounds = np.cumsum([0] + [len(group) for group in class_texts])
+    vectors = np.stack([features[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def zero_shot_probabilities(
-    model: LoadedModel, vectors: np.ndarray, cache: ImageCache, batch_size: int, chunk: int = 512
+def shared_texts(class_texts: list[list[str]]) -> CaptionFeatures:
+    """The prompts of a task, flattened, to embed once per text tower (:func:`class_vectors`)."""
+    return CaptionFeatures([text for group in class_texts for text in group])
+
+
+def vote_weights(scores: np.ndarray, chosen: np.ndarray, power: float) -> np.ndarray:
+    """A model's vote weight per class: ``max(score, 0) ** power`` where it was chosen, else 0 (with
+    ``power`` 0, exactly the paper's 0/1 vote mask)."""
+    return np.where(chosen, np.maximum(scores, 0.0) ** power, 0.0)
+
+
+def build_ensemble(
+    classes: list[str],
+    members: dict[str, np.ndarray],
+    scores: dict[str, np.ndarray],
+    entries: dict[str, CatalogEntry],
+    domain: str | None,
+    reuse: str | ReuseMethod = REUSE,
+    descriptions: Sequence[Sequence[str]] = (),
+    concepts: Sequence[str] = (),
+    device: str = DEVICE,
+    batch_size: int = BATCH_SIZE,
+) -> Ensemble:
+    """The ensemble of ``members`` (model id -> bool mask of the classes it was chosen for) under a
+    reuse method; ``scores`` holds each member's selection score per class."""
+    method = reuse_method(reuse)
+    return Ensemble(
+        classes,
+        members,
+        entries,
+        domain,
+        device,
+        batch_size,
+        prompts=class_prompts(classes, domain, method.prompts, descriptions, concepts),
+        weights={m: vote_weights(scores[m], mask, method.power) for m, mask in members.items()},
+    )
+
+
+def image_features(
+    model: LoadedModel, cache: ImageCache, batch_size: int, chunk: int = 512
 ) -> tuple[np.ndarray, list[int]]:
-    """Softmax over the classes ``[n_readable, classes]`` for the cache's images, and their indices."""
+    """Unit image features ``[n_readable, dim]`` for the cache's images, and their indices."""
     features, readable = [], []
     for start in range(0, len(cache.paths), chunk):
         tensor, ok = cache.chunk(
@@ -52,10 +153,22 @@ def zero_shot_probabilities(
             encode_images(model, tensor[s : s + batch_size]) for s in range(0, len(ok), batch_size)
         ]
         readable += ok
-    image_features = (
-        np.concatenate(features) if features else np.zeros((0, vectors.shape[1]), np.float32)
-    )
-    return softmax(LOGIT_SCALE * image_features @ vectors.T), readable
+    return (np.concatenate(features) if features else np.zeros((0, 0), np.float32)), readable
+
+
+def zero_shot(features: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Softmax over the classes ``[n, classes]`` from image features and class vectors."""
+    if not len(features):
+        return np.zeros((0, len(vectors)), np.float32)
+    return softmax(LOGIT_SCALE * features @ vectors.T)
+
+
+def zero_shot_probabilities(
+    model: LoadedModel, vectors: np.ndarray, cache: ImageCache, batch_size: int
+) -> tuple[np.ndarray, list[int]]:
+    """Softmax over the classes ``[n_readable, classes]`` for the cache's images, and their indices."""
+    features, readable = image_features(model, cache, batch_size)
+    return zero_shot(features, vectors), readable
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -74,7 +187,8 @@ def inverse_entropy_weights(probabilities: np.ndarray) -> np.ndarray:
 
 
 def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
-    """Weighted sum over models of their probabilities, each masked to the classes it votes for."""
+    """Weighted sum over models of their probabilities, each times 1/entropy per image and its
+    ``votes`` per class (a 0/1 mask of the classes it votes for, or :func:`vote_weights`)."""
     total = np.zeros_like(per_model[0])
     for probabilities, mask in zip(per_model, votes):
         total += (
@@ -87,7 +201,11 @@ def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
 
 @dataclass(repr=False)
 class Ensemble:
-    """The selected models with the classes each votes for; loads each model once, on first use."""
+    """The selected models with the classes each votes for; loads each model once, on first use.
+
+    ``prompts`` holds each class's prompts (default: the paper's, from ``domain``); ``weights`` each
+    model's vote weight per class (default: its 0/1 ``members`` mask, the paper's vote).
+    """
 
     classes: list[str]
     members: dict[str, np.ndarray]  # model id -> bool mask over classes
@@ -97,8 +215,17 @@ class Ensemble:
     domain: str | None = None
     device: str = DEVICE
     batch_size: int = BATCH_SIZE
+    prompts: list[list[str]] | None = None
+    weights: dict[str, np.ndarray] | None = None
     _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
     unreadable: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.prompts is None:
+            self.prompts = class_prompts(self.classes, self.domain)
+        self._texts = shared_texts(self.prompts)  # embedded once per text tower
+        if self.weights is None:
+            self.weights = {m: mask.astype(float) for m, mask in self.members.items()}
 
     def __repr__(self) -> str:
         members = ", ".join(
@@ -125,7 +252,8 @@ class Ensemble:
         if model_id not in self._loaded:
             entry = self.entries[model_id]
             model = load_model(entry.spec, self.device, plugin=entry.plugin)
-            self._loaded[model_id] = (model, class_vectors(model, self.classes, self.domain))
+            assert self.prompts is not None  # set in __post_init__
+            self._loaded[model_id] = (model, class_vectors(model, self.prompts, self._texts))
         return self._loaded[model_id]
 
     def model_probabilities(
@@ -147,7 +275,8 @@ class Ensemble:
     def predict_proba(self, paths: Iterable[str | Path]) -> tuple[np.ndarray, list[int]]:
         """Ensemble scores ``[n_readable, classes]`` (rows sum to 1) and the readable images' indices."""
         per_model, readable = self.model_probabilities(paths)
-        total = combine(list(per_model.values()), [self.members[m] for m in per_model])
+        assert self.weights is not None  # set in __post_init__
+        total = combine(list(per_model.values()), [self.weights[m] for m in per_model])
         sums = total.sum(axis=1, keepdims=True)
         return np.divide(total, sums, out=np.zeros_like(total), where=sums > 0), readable
 

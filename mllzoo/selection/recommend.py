@@ -17,7 +17,7 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.classes import read_classes
-from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, TOP_NODES, K
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
 from mllzoo.graph.names import concept_names, exact_nodes, spelling_suggestions
@@ -51,6 +51,7 @@ class Recommendation:
     task: str | None = None
     skipped: list[str] = field(default_factory=list)  # damaged labels left out (``skip_damaged``)
     notice: str | None = None  # set when every labeled model is a demo model (:mod:`.demo`)
+    descriptions: list[list[str]] = field(default_factory=list)  # the captioner's, per class
 
     @property
     def models(self) -> list[str]:
@@ -70,6 +71,11 @@ class Recommendation:
             )
             for model_id in self.models
         }
+
+    @property
+    def best_concepts(self) -> list[str]:
+        """Per class, the caption of its best-matched graph concept."""
+        return [self.graph.nodes[nodes[0]].caption for nodes in self.selection.match.nodes]
 
     @property
     def weak(self) -> list[bool]:
@@ -188,11 +194,15 @@ class Recommendation:
             f"<p>{len(self.models)} model(s) to load: {to_load}</p>"
         )
 
-    def ensemble(self, device: str = DEVICE, batch_size: int = BATCH_SIZE) -> Ensemble:
-        """The reuse ensemble: each selected model votes for the classes it was chosen for."""
+    def ensemble(
+        self, device: str = DEVICE, batch_size: int = BATCH_SIZE, reuse: str = REUSE
+    ) -> Ensemble:
+        """The reuse ensemble: each selected model votes for the classes it was chosen for, as
+        ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`)."""
         from mllzoo.models.catalog import discover_models
-        from mllzoo.reuse.ensemble import Ensemble
+        from mllzoo.reuse.ensemble import build_ensemble, reuse_method
 
+        method = reuse_method(reuse)  # a bad name fails before the catalogue is read
         catalog = discover_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
@@ -203,8 +213,17 @@ class Recommendation:
                 f"{install_hint(self.registry, missing)}"
             )
         members = self.votes()
-        return Ensemble(
-            self.classes, members, {m: catalog[m] for m in members}, self.domain, device, batch_size
+        return build_ensemble(
+            self.classes,
+            members,
+            {m: self.selection.scores[self.model_ids.index(m)] for m in members},
+            {m: catalog[m] for m in members},
+            self.domain,
+            method,
+            self.descriptions,
+            self.best_concepts,
+            device,
+            batch_size,
         )
 
 
@@ -334,7 +353,7 @@ class Selector:
         self.cache = cache
         self.metadata = {row["id"]: row["metadata"] for row in registry.models()}
         self.notice = demo_notice(self.model_ids, self.metadata)
-        self._description_vectors: dict[tuple, np.ndarray] = {}
+        self._description_vectors: dict[tuple, tuple[np.ndarray, list[list[str]]]] = {}
 
     def whole_labels(self) -> list[labels.Label]:
         """The whole labels of :attr:`model_ids`, in that order (kept with ``keep_labels``)."""
@@ -364,6 +383,17 @@ class Selector:
         self, names: list[str], domain: str | None, task: str | None
     ) -> np.ndarray:
         """One unit vector per class: the mean embedding of its descriptions."""
+        return self._described(names, domain, task)[0]
+
+    def descriptions(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> list[list[str]]:
+        """The captioner's descriptions of each class (made once per class list, with its vectors)."""
+        return self._described(names, domain, task)[1]
+
+    def _described(
+        self, names: list[str], domain: str | None, task: str | None
+    ) -> tuple[np.ndarray, list[list[str]]]:
         key = (tuple(names), domain, task)
         if key not in self._description_vectors:
             descriptions = self.captioner.describe(names, domain, task)
@@ -372,7 +402,10 @@ class Selector:
             vectors = embed(self.registry, self.embedder, flat, self.cache, known)
             bounds = np.cumsum([0] + [len(texts) for texts in descriptions])
             means = np.stack([vectors[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
-            self._description_vectors[key] = means / np.linalg.norm(means, axis=1, keepdims=True)
+            self._description_vectors[key] = (
+                means / np.linalg.norm(means, axis=1, keepdims=True),
+                descriptions,
+            )
         return self._description_vectors[key]
 
     def recommend(
@@ -452,6 +485,7 @@ class Selector:
             task,
             skipped,
             self.notice,
+            self.descriptions(described, domain, task),
         )
 
 

@@ -1,0 +1,157 @@
+"""Reuse on hand-built inputs: the prompt sets, the evidence-weighted votes (exact expected sums),
+and the paper's reuse (``reuse="paper"``) giving the MLL paper's predictions exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mllzoo.errors import MllzooError
+from mllzoo.reuse.ensemble import (
+    REUSE_METHODS,
+    class_prompts,
+    combine,
+    reuse_method,
+    vote_weights,
+)
+
+
+def test_paper_prompts_are_the_photo_template_and_its_domain_form():
+    assert class_prompts(["golden_retriever"], "animal") == [
+        ["a photo of a golden retriever.", "a photo of a golden retriever, a type of animal."]
+    ]
+    assert class_prompts(["dog"], None) == [["a photo of a dog."]]
+
+
+def test_described_prompts_add_the_descriptions_once_each_in_order():
+    descriptions = [["dog", "a photo of a dog.", "dog which is a domestic canine"]]
+    assert class_prompts(["dog"], "animal", "descriptions", descriptions) == [
+        [
+            "a photo of a dog.",
+            "a photo of a dog, a type of animal.",
+            "dog",
+            "dog which is a domestic canine",
+        ]
+    ]
+    concepts = class_prompts(["dog"], None, "concepts", descriptions, ["puppy which is young"])
+    assert concepts == [
+        ["a photo of a dog.", "dog", "dog which is a domestic canine", "puppy which is young"]
+    ]
+
+
+def test_unknown_prompt_set_and_reuse_are_user_errors():
+    with pytest.raises(MllzooError, match="unknown prompt set 'captions'"):
+        class_prompts(["dog"], None, "captions")
+    with pytest.raises(MllzooError, match="unknown reuse 'vote': use paper, described, evidence"):
+        reuse_method("vote")
+    assert reuse_method("paper").power == 0 and reuse_method("paper").prompts == "paper"
+    assert set(REUSE_METHODS) == {"paper", "described", "evidence"}
+    assert reuse_method("evidence").power == 1 and reuse_method("described").power == 0
+
+
+def test_vote_weights_are_the_score_to_the_power_where_chosen():
+    scores = np.array([0.5, 0.2, -0.1, 0.3])
+    chosen = np.array([True, False, True, True])
+    assert vote_weights(scores, chosen, 2.0).tolist() == [0.25, 0.0, 0.0, 0.09]
+    assert vote_weights(scores, chosen, 1.0).tolist() == [0.5, 0.0, 0.0, 0.3]
+    assert vote_weights(scores, chosen, 0.0).tolist() == [1.0, 0.0, 1.0, 1.0]  # the paper's mask
+
+
+def test_combine_weighs_each_vote_by_confidence_and_evidence_exactly():
+    # model a: sure of class 0 on image 0 (entropy ln 2 over two classes), unsure on image 1
+    a = np.array([[0.5, 0.5, 0.0], [0.25, 0.25, 0.5]])
+    # model b: as sure on both images
+    b = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])
+    h_a1 = -(2 * 0.25 * np.log(0.25) + 0.5 * np.log(0.5))
+    ln2 = np.log(2)
+    weights_a = vote_weights(np.array([0.8, 0.4, 0.6]), np.array([True, True, False]), 2.0)
+    weights_b = vote_weights(np.array([0.1, 0.5, 0.9]), np.array([False, True, True]), 2.0)
+    total = combine([a, b], [weights_a, weights_b])
+    expected = np.array(
+        [
+            [0.5 * 0.64 / ln2, 0.5 * 0.16 / ln2 + 0.5 * 0.25 / ln2, 0.5 * 0.81 / ln2],
+            [0.25 * 0.64 / h_a1, 0.25 * 0.16 / h_a1, 0.5 * 0.81 / ln2],
+        ]
+    )
+    assert total == pytest.approx(expected, rel=1e-12)
+    assert total.argmax(axis=1).tolist() == [2, 2]
+    # the paper's 0/1 votes on the same probabilities pick class 1 for image 0
+    paper = combine([a, b], [weights_a > 0, weights_b > 0])
+    assert paper[0] == pytest.approx([0.5 / ln2, 1 / ln2, 0.5 / ln2]) and paper[0].argmax() == 1
+
+
+def todays_paper_probabilities(rec, paths) -> np.ndarray:
+    """The paper's reuse as ``Ensemble`` computed it before the evidence reuse, written out whole:
+    photo prompts, softmax at logit scale 100, 1/entropy times the 0/1 vote mask, rows summed to 1."""
+    from mllzoo.graph.images import ImageCache
+    from mllzoo.models.catalog import discover_models
+    from mllzoo.models.vlm import encode_images, encode_texts, load_model
+
+    catalog = discover_models()
+    cache = ImageCache(None, [str(p.resolve()) for p in paths])
+    total = np.zeros((len(paths), len(rec.classes)))
+    for model_id, mask in rec.votes().items():
+        model = load_model(catalog[model_id].spec, "cpu", plugin=catalog[model_id].plugin)
+        texts = [f"a photo of a {name}." for name in rec.classes]
+        vectors = encode_texts(model, texts)
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        tensor, _ = cache.chunk(model.preprocess_key, model.preprocess, 0, len(paths))
+        logits = 100.0 * encode_images(model, tensor) @ vectors.T
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+        total += (1 / np.maximum(entropy, 1e-6))[:, None] * p * mask[None, :]
+    return total / total.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.slow
+def test_paper_reuse_reproduces_todays_predictions_exactly(world, tinyclip_plugin):
+    import mllzoo
+
+    root, env = world
+    paths = sorted((root / "task").rglob("*.png"))
+    rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
+    assert len(rec.models) == 2  # two models voting: the weights matter
+    proba, readable = rec.ensemble(device="cpu", reuse="paper").predict_proba(paths)
+    expected = todays_paper_probabilities(rec, paths)
+    assert readable == list(range(len(paths)))
+    assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
+    assert proba == pytest.approx(expected, rel=1e-6)
+    for other in ("described", "evidence"):  # the other methods do differ
+        assert not np.allclose(
+            rec.ensemble(device="cpu", reuse=other).predict_proba(paths)[0], expected
+        )
+
+
+@pytest.mark.slow
+def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypatch):
+    from click.testing import CliRunner
+
+    import mllzoo
+    from mllzoo.cli.main import cli
+
+    root, env = world
+    monkeypatch.setenv("MLLZOO_REGISTRY", env["MLLZOO_REGISTRY"])
+    classes = str(root / "classes.txt")
+    paths = sorted((root / "task").rglob("*.png"))
+    rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
+    for reuse in ("paper", "described", "evidence"):
+        result = CliRunner().invoke(
+            cli, ["predict", str(root / "task"), "--classes", classes, "-k", "2", "--reuse", reuse]
+        )
+        assert result.exit_code == 0, result.output
+        printed = dict(line.split("\t") for line in result.output.splitlines() if "\t" in line)
+        expected = rec.ensemble(device="cpu", reuse=reuse).predict(paths)
+        assert [printed[str(p)] for p in paths] == expected
+    bad = CliRunner().invoke(
+        cli, ["predict", str(root / "task"), "--classes", classes, "--reuse", "x"]
+    )
+    assert bad.exit_code == 2 and "Invalid value for '--reuse'" in bad.output
+
+
+def test_the_cli_offers_every_reuse_method():
+    from mllzoo.cli.main import cli
+
+    for command in ("predict", "bench"):
+        option = next(p for p in cli.commands[command].params if p.name == "reuse")
+        assert sorted(option.type.choices) == sorted(REUSE_METHODS)
