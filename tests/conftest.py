@@ -154,16 +154,22 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     ``env`` over this environment (a ``PYTHONPATH`` goes first on ``sys.path``), in ``cwd``, plugins and
     per-process caches loaded afresh, and the plugin modules it imported forgotten afterwards. An
     exception that would print a traceback in a process puts it on ``stderr`` with exit status 1.
-    ``timeout`` is :func:`run_cli_process`'s: use that one where the process itself is the point."""
+    The test process's own plugins are given back afterwards. ``timeout`` is :func:`run_cli_process`'s:
+    use that one where the process itself is the point."""
     import importlib
     import traceback
 
     from click.testing import CliRunner
 
+    from mllzoo import plugins
     from mllzoo.cli import main as cli_main
 
     env = dict(env or {})
     paths = [path for path in env.pop("PYTHONPATH", "").split(os.pathsep) if path]
+    before = (
+        plugins.pm.list_name_plugin(),
+        plugins._loaded,
+    )  # this process's own, given back after
     saved_path, saved_modules, saved_cwd = list(sys.path), set(sys.modules), os.getcwd()
     core = dict(CORE_COMMANDS or cli_main.cli.commands)
     sys.path[:0] = paths
@@ -195,6 +201,9 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
         sys.modules.update(shadowed)
         cli_main.cli.commands = core
         fresh_process_state()
+        for name, plugin in before[0]:
+            plugins.pm.register(plugin, name)
+        plugins._loaded = before[1]
     stderr, code = result.stderr, result.exit_code
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))  # as Python would print it

@@ -230,7 +230,7 @@ def test_killed_driver_resumes_from_saved_parts(
         batch_size=4,
         executor=RayExecutor(shard_images=8),
     )
-    assert report.labeled == ["tinyclip/tiny-a.seed0"]
+    assert report.labeled == ["tinyclip/tiny-a.seed0"], report
     progress = (
         capsys.readouterr().err
     )  # models and images done, the saved parts counted from the start

@@ -118,7 +118,7 @@ def write_graph_file(path: Path, registry: Registry, graph_id: str) -> None:
             }
         )
     meta = {k: v for k, v in (registry.graph_meta(graph_id) or {}).items() if k != "source"}
-    name = registry.db.execute("select name from graphs where id = ?", [graph_id]).fetchone()[0]
+    name = registry.graph_name(graph_id)
     manifest = {
         "format": FORMAT_NAME,
         "version": VERSION,

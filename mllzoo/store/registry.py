@@ -48,6 +48,15 @@ SHIPPED_REGISTRY = (
 )  # package data: in the wheel and in a checkout alike
 
 
+CHANGE_SIGNATURE = (
+    "select (select value from settings where key = 'graph'), "
+    "(select group_concat(model_id || ' ' || graph_id || ' ' || coalesce(token, created), ',') "
+    "from (select * from labels order by model_id, graph_id)), "
+    "(select group_concat(id || ' ' || coalesce(plugin, '') || ' ' || coalesce(metadata, ''), ',') "
+    "from (select * from models order by id))"
+)
+
+
 def migration(fn):
     """Register a schema migration (and remember its name)."""
     MIGRATION_NAMES.append(fn.__name__)
@@ -347,6 +356,17 @@ class Registry(LabelStore):
                 f"{self.path} is an SQLite database but not an mllzoo registry "
                 f"(its tables: {', '.join(sorted(tables)[:5])})"
             )
+
+    @property
+    def immutable_connection(self) -> bool:
+        """Whether the file is read through an immutable connection: it cannot see another process's
+        change, so a reader that must follow changes watches the file itself."""
+        return isinstance(self.db.conn, registry_file.ImmutableConnection)
+
+    def change_signature(self) -> tuple:
+        """What the web pages read, summed up in one statement (the current graph, each label's token,
+        the models rows): it differs whenever another process changed any of it."""
+        return tuple(self.db.execute(CHANGE_SIGNATURE).fetchone())
 
     def close(self) -> None:
         self.db.conn.close()
@@ -713,6 +733,10 @@ class Registry(LabelStore):
             [graph_id],
         ).fetchall()
         return np.array(rows, dtype=np.int32).reshape(-1, 2)
+
+    def graph_name(self, graph_id: str) -> str | None:
+        row = self.db.execute("select name from graphs where id = ?", [graph_id]).fetchone()
+        return row[0] if row else None
 
     def graph_meta(self, graph_id: str) -> dict | None:
         rows = list(self.db["graphs"].rows_where("id = ?", [graph_id]))

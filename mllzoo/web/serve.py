@@ -25,8 +25,8 @@ def serve_registry(path: Path, host: str, port: int, no_sql: bool = False) -> No
 
     path = path.resolve()  # once: the file a link names
     checked = Registry(path, create=False, write=False, read_only=True)  # a bad path: one line
-    follow = registry_file.check(path, create=False, write=False) and not isinstance(
-        checked.db.conn, registry_file.ImmutableConnection
+    follow = (
+        registry_file.check(path, create=False, write=False) and not checked.immutable_connection
     )
     checked.close()
     check_address(host, port)

@@ -38,16 +38,8 @@ BRANCH_SHARE = 0.25  # ... or when no branch holds more than this share of the g
 KEPT_CLASS_LISTS = 32  # class lists whose embeddings a selector keeps (a server sees many)
 CHANGED_TRIES = 3  # a request that straddles a change of the registry is run again, this many times
 
+
 # what every page's answer depends on, read in one statement (so from one state of the file)
-SIGNATURE = (
-    "select (select value from settings where key = 'graph'), "
-    "(select group_concat(model_id || ' ' || graph_id || ' ' || coalesce(token, created), ',') "
-    "from (select * from labels order by model_id, graph_id)), "
-    "(select group_concat(id || ' ' || coalesce(plugin, '') || ' ' || coalesce(metadata, ''), ',') "
-    "from (select * from models order by id))"
-)
-
-
 class BadRequest(MllzooError):
     """Input the page refuses (HTTP 400)."""
 
@@ -195,12 +187,10 @@ class Zoo:
     def _follow(self) -> tuple:
         """Reopen a replaced or (for an immutable connection) rewritten file, and forget what was
         computed from contents that changed since; the contents' signature."""
-        from mllzoo.store.registry_file import ImmutableConnection
-
         identity = self._file_identity()
         if self._registry is not None and identity != self._file:
             same_file = self._file is not None and identity[0][:2] == self._file[0][:2]
-            if not same_file or isinstance(self._registry.db.conn, ImmutableConnection):
+            if not same_file or self._registry.immutable_connection:
                 self._reopen()
         self._file = identity
         signature = self._read_signature()
@@ -212,14 +202,12 @@ class Zoo:
     def _unchanged(self, seen: tuple) -> bool:
         """Whether the registry is as it was when the request began: an immutable connection cannot
         see a change, so the file's identity tells; a locking one reads the signature again."""
-        from mllzoo.store.registry_file import ImmutableConnection
-
-        if isinstance(self.registry.db.conn, ImmutableConnection):
+        if self.registry.immutable_connection:
             return self._file_identity() == self._file
         return self._read_signature() == seen
 
     def _read_signature(self) -> tuple:
-        return tuple(self.registry.db.execute(SIGNATURE).fetchone())
+        return self.registry.change_signature()
 
     def _reopen(self) -> None:
         if self._registry is not None:
