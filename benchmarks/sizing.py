@@ -79,7 +79,7 @@ def decode_seconds(n: int = 32) -> float:
 def ranking_seconds() -> float:
     """Per image: similarities against the captions, lists cut to the budget, own ranks, one chunk."""
     from mllzoo.graph.concept_graph import Graph, Node
-    from mllzoo.labeling.driver import _chunk_label
+    from mllzoo.labeling.compute import chunk_label
 
     rng = np.random.default_rng(0)
     nodes = [Node(i, "", "", "", "", "", 0, []) for i in range(PAPER_NODES)]
@@ -88,7 +88,7 @@ def ranking_seconds() -> float:
     features = rng.standard_normal((CHUNK, DIM)).astype(np.float32)
     text = rng.standard_normal((PAPER_NODES, DIM)).astype(np.float32)
     ok = np.arange(CHUNK)
-    return timed(lambda: _chunk_label(graph, features @ text.T, ok, 0, CHUNK, None), 2) / CHUNK
+    return timed(lambda: chunk_label(graph, features @ text.T, ok, 0, CHUNK, None), 2) / CHUNK
 
 
 def tower_seconds() -> list[dict]:

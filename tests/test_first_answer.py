@@ -261,7 +261,7 @@ def test_predict_scores_class_folders_named_by_wnid(tmp_path):
 
 
 def test_an_image_gone_since_it_was_listed_is_not_found_not_unreadable(tmp_path):
-    from mllzoo.cli.predict import problem_of
+    from mllzoo.reuse.predict import problem_of
 
     image = tmp_path / "a.png"
     image.write_bytes(b"not an image")

@@ -122,7 +122,7 @@ def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["unreadable"] == 1 and "unreadable" in result.stderr
+    assert data["unreadable"] == 1 and "Warning: 1 unreadable image(s) skipped" in result.stderr
     assert [p["label"] for p in data["predictions"] if p["path"].endswith("broken.png")] == [None]
 
 

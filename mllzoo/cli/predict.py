@@ -54,7 +54,7 @@ def predict(
     from mllzoo.classes import read_classes
     from mllzoo.graph.concept_graph import load_graph
     from mllzoo.graph.names import folder_aliases
-    from mllzoo.reuse.predict import gather_images, per_class_report
+    from mllzoo.reuse.predict import gather_images, per_class_report, problem_of
     from mllzoo.selection.recommend import recommend
 
     names = read_classes(classes_file)  # every input checked before selection and model loads
@@ -106,8 +106,3 @@ def predict(
                 f"  {entry['class']:<28} {entry['accuracy']:.3f} of {entry['images']}   confused with: "
                 f"{confusions}"
             )
-
-
-def problem_of(path: Path) -> str:
-    """Why an image got no label: gone since it was listed ("not found"), or not decodable."""
-    return "unreadable" if path.exists() else "not found"

@@ -25,14 +25,14 @@ from pathlib import Path
 from mllzoo.defaults import CPUS_PER_TASK, SHARD_IMAGES
 from mllzoo.errors import MllzooError, warn
 from mllzoo.graph.concept_graph import Graph
-from mllzoo.labeling.driver import (
-    CaptionFeatures,
+from mllzoo.labeling.compute import (
     Event,
     ModelFailed,
     ModelWork,
     compute_parts,
     default_batch_size,
 )
+from mllzoo.models.vlm import CaptionFeatures
 from mllzoo.plugins import one_line
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'mllzoo[ray]'"

@@ -12,6 +12,7 @@ measurements behind the default.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from mllzoo.errors import MllzooError, warn
 from mllzoo.graph.images import ImageCache
 from mllzoo.models.catalog import CatalogEntry
 from mllzoo.models.vlm import CaptionFeatures, LoadedModel, encode_images, load_model
+from mllzoo.reuse.predict import problem_of
 
 LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by every family here
 PROMPT_SETS = ("paper", "descriptions", "concepts")
@@ -288,5 +290,8 @@ class Ensemble:
         for row, i in zip(proba, readable):
             labels[i] = self.classes[int(row.argmax())]
         if self.unreadable:
-            warn(f"{len(self.unreadable)} unreadable image(s) skipped")
+            problems = Counter(problem_of(path) for path in self.unreadable)
+            warn(
+                f"{' and '.join(f'{n} {why}' for why, n in sorted(problems.items()))} image(s) skipped"
+            )
         return labels

@@ -73,3 +73,8 @@ def per_class_report(
             }
         )
     return report
+
+
+def problem_of(path: str | Path) -> str:
+    """Why an image got no label: gone since it was listed ("not found"), or not decodable."""
+    return "unreadable" if Path(path).exists() else "not found"
