@@ -19,6 +19,8 @@ from labelserver import LabelServer
 from conftest import ROOT
 from mllzoo.cli.main import cli
 
+pytestmark = pytest.mark.slow  # real HTTP servers on 127.0.0.1, one per test
+
 SMALL = "minizoo/vit-t4.patterns"  # the smallest label: what the fault tests pull
 OTHER = "minizoo/resnet18-s.broad"
 SMALL_FILE = "minizoo.vit-t4.patterns.e0fd3212768d.mllzoo-labels"
