@@ -28,6 +28,7 @@ CONCEPTS_SHOWN = 10  # concepts `mllzoo concepts` and the web search list
 # reuse and evaluation
 DEVICE = "auto"  # cpu, cuda, mps or auto
 BATCH_SIZE = 64  # images per forward pass when predicting
+REUSE_METHODS = ("described", "evidence", "paper")  # mllzoo.reuse.ensemble.REUSE_METHODS
 REUSE = "described"  # the class descriptions in the prompts, 1/entropy votes: docs/design.md
 BENCH_ORDERS = 10  # random hub orders for the benchmark's growth curve
 

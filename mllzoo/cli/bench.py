@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE
+from mllzoo.cli.recommend import reuse_options
+from mllzoo.defaults import BENCH_ORDERS
 
 
 @click.command()
@@ -24,17 +25,7 @@ from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE
     show_default=True,
     help="Random hub orders for the growth curve (0: none).",
 )
-@click.option("--device", default=DEVICE, show_default=True, help="cpu, cuda, mps or auto.")
-@click.option(
-    "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
-)
-@click.option(
-    "--reuse",
-    type=click.Choice(["described", "evidence", "paper"]),
-    default=REUSE,
-    show_default=True,
-    help="The reuse of the `mll` row (the references use its prompts); paper: the MLL paper's.",
-)
+@reuse_options
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def bench(

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.cli.recommend import selection_options
-from mllzoo.defaults import BATCH_SIZE, DEVICE, REUSE
+from mllzoo.cli.recommend import reuse_options, selection_options
 from mllzoo.errors import warn
 
 
@@ -22,18 +21,7 @@ from mllzoo.errors import warn
     help="Class file: one class per line.",
 )
 @selection_options
-@click.option("--device", default=DEVICE, show_default=True, help="cpu, cuda, mps or auto.")
-@click.option(
-    "--batch-size", type=int, default=BATCH_SIZE, show_default=True, help="Images per forward pass."
-)
-@click.option(
-    "--reuse",
-    type=click.Choice(["described", "evidence", "paper"]),
-    default=REUSE,
-    show_default=True,
-    help="described: class descriptions in the prompts; evidence: also votes weighted by the "
-    "selection score; paper: the MLL paper's photo prompts and 1/entropy votes.",
-)
+@reuse_options
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def predict(

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.defaults import ALPHA, K
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, REUSE_METHODS, K
 
 
 def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -18,6 +18,32 @@ def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> l
     if not ids:
         raise click.BadParameter("name at least one model id")
     return ids
+
+
+def reuse_options(command):
+    """Options shared by ``predict`` and ``bench``: where the models run and how their votes combine."""
+    options = [
+        click.option("--device", default=DEVICE, show_default=True, help="cpu, cuda, mps or auto."),
+        click.option(
+            "--batch-size",
+            type=int,
+            default=BATCH_SIZE,
+            show_default=True,
+            help="Images per forward pass.",
+        ),
+        click.option(
+            "--reuse",
+            type=click.Choice(REUSE_METHODS),
+            default=REUSE,
+            show_default=True,
+            help="described: class descriptions in the prompts; evidence: also votes weighted by the "
+            "selection score; paper: the MLL paper's photo prompts and 1/entropy votes (bench: the "
+            "`mll` row's reuse; the reference rows use its prompts).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def selection_options(command):

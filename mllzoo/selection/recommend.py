@@ -448,14 +448,6 @@ class Selector:
                 for m in model_ids
             ]
         )
-        if max_gflops is not None:
-            unjudged = [m for m, gflops in zip(model_ids, cost) if not gflops]
-            if unjudged:
-                warn(
-                    f"--max-gflops cannot judge {len(unjudged)} model(s) whose GFLOPs are unknown, "
-                    f"so they count as 0 against it: {', '.join(unjudged[:5])}"
-                    + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
-                )
         check_budget(model_ids, cost, max_models, max_gflops)
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
@@ -493,13 +485,21 @@ def check_budget(
     model_ids: list[str], cost: np.ndarray, max_models: int | None, max_gflops: float | None
 ) -> None:
     """A budget no candidate meets would answer with classes and no models: refuse it in one line,
-    naming the smallest model's figure."""
+    naming the smallest model's figure. Models whose GFLOPs are unknown (0) count as free against it,
+    and one warning names them."""
     if max_models is not None and max_models < 1:
         raise MllzooError(f"--max-models must be at least 1, not {max_models}")
     if max_gflops is None:
         return
     if not max_gflops > 0:
         raise MllzooError(f"--max-gflops must be a positive number of GFLOPs, not {max_gflops:g}")
+    unjudged = [m for m, gflops in zip(model_ids, cost) if not gflops]
+    if unjudged:
+        warn(
+            f"--max-gflops cannot judge {len(unjudged)} model(s) whose GFLOPs are unknown, "
+            f"so they count as 0 against it: {', '.join(unjudged[:5])}"
+            + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
+        )
     cheapest = int(np.argmin(cost))
     if cost[cheapest] > max_gflops:
         raise MllzooError(
