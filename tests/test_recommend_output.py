@@ -101,15 +101,42 @@ def test_three_models_a_class_fit_the_terminal_and_the_summary_says_what_each_co
 
 
 def test_spelling_suggestions_come_from_concept_names_and_lemmas(rec):
-    from mllzoo.graph.names import spelling_suggestions
+    from mllzoo.graph.names import SpellingIndex
 
-    graph = rec.graph
-    assert spelling_suggestions(graph, "elefant")[0] == "elephant"
-    assert "sunglasses" in spelling_suggestions(graph, "sunglases")
-    assert spelling_suggestions(graph, "dog") == [] or "dog" not in spelling_suggestions(
-        graph, "dog"
-    )
-    assert spelling_suggestions(graph, "qqqqzzzz") == []
+    spelling = SpellingIndex(rec.graph)
+    assert spelling.suggest("elefant")[0] == "elephant"
+    assert "sunglasses" in spelling.suggest("sunglases")
+    assert "dog" not in spelling.suggest("dog")
+    assert spelling.suggest("qqqqzzzz") == []
+
+
+def test_the_spelling_index_answers_exactly_as_difflib_does(rec):
+    """The fast bound must never drop a name difflib would suggest, nor reorder them."""
+    import difflib
+    import random
+
+    from mllzoo.graph.names import SPELLING_CUTOFF, SpellingIndex, lemma
+
+    names: dict[str, str] = {}
+    for node in rec.graph.nodes:
+        for word in (node.name, lemma(node.synset)):
+            names.setdefault(word.lower(), node.name)
+    spelling = SpellingIndex(rec.graph)
+    rng = random.Random(0)
+    queries = ["", "Éléphant", "a", "zz top", "dog"]
+    for word in rng.sample(sorted(names), 150):
+        typo = list(word)
+        for _ in range(rng.randint(0, 3)):
+            typo.insert(rng.randrange(len(typo) + 1), rng.choice("aeiouxyz -"))
+        queries += ["".join(typo), word[::-1], word[: max(1, len(word) // 2)]]
+    found = 0
+    for query in queries:
+        wanted = query.strip().lower()
+        close = difflib.get_close_matches(wanted, list(names), n=4, cutoff=SPELLING_CUTOFF)
+        expected = list(dict.fromkeys(names[w] for w in close if w != wanted))[:3]
+        assert spelling.suggest(query) == expected, query
+        found += bool(expected)
+    assert found > 100  # the comparison is not between empty answers
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses

@@ -20,7 +20,7 @@ from mllzoo.classes import read_classes
 from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
-from mllzoo.graph.names import concept_names, exact_nodes, spelling_suggestions
+from mllzoo.graph.names import SpellingIndex, concept_names, exact_nodes
 from mllzoo.selection.demo import demo_notice
 from mllzoo.selection.scoring import Replay, Selection, choose_models, select
 from mllzoo.store.registry import Registry, default_registry_path
@@ -98,6 +98,7 @@ class Recommendation:
         only weakly and its matched nodes, and the models to load; ``explain`` adds each class's runner-up."""
         sel = self.selection
         weak = self.weak
+        spelling = SpellingIndex(self.graph) if any(weak) else None
         rows = []
         for y, name in enumerate(self.classes):
             row = {
@@ -122,8 +123,8 @@ class Recommendation:
             }
             if y in sel.match.exact:
                 row["exact"] = self.graph.nodes[sel.match.exact[y]].synset
-            if weak[y]:
-                row["suggestions"] = spelling_suggestions(self.graph, name)
+            if spelling is not None and weak[y]:
+                row["suggestions"] = spelling.suggest(name)
             if explain:
                 other = self.runner_up(y)
                 row["runner_up"] = (
