@@ -251,7 +251,8 @@ def in_process(path: Path, immutable: bool = False):
 def answer(ds, path: str, **kwargs):
     import asyncio
 
-    method = ds.client.post if "content" in kwargs or "data" in kwargs else ds.client.get
+    posted = {"content", "data", "files"} & set(kwargs)
+    method = ds.client.post if posted else ds.client.get
     return asyncio.run(method(path, **kwargs))
 
 
@@ -467,3 +468,141 @@ def test_serve_on_a_wider_address_says_who_can_read_what(world, tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         assert first.startswith("Note: 0.0.0.0 is not a loopback address") and words in first, first
+
+
+@pytest.fixture
+def slow_embedder(monkeypatch, tmp_path):
+    """The real embedder, 0.2 s a call and a few texts a call: a long class list takes a while."""
+    import mllzoo.text.embedders as embedders
+
+    calls = []
+    real = embedders.checked_embed
+
+    def slow(embedder, texts, dim=None):
+        calls.append(len(texts))
+        time.sleep(0.2)
+        return real(embedder, texts, dim)
+
+    monkeypatch.setattr(embedders, "EMBED_BATCH", 8)
+    monkeypatch.setattr(embedders, "checked_embed", slow)
+    monkeypatch.setenv("MLLZOO_CACHE_DIR", str(tmp_path / "cache"))
+    return calls
+
+
+def warm_long_lane(path: Path) -> None:
+    """Load the long lane's selector first, so the requests below spend their time embedding."""
+    from mllzoo.web.zoo import zoo_for
+
+    lane = zoo_for(path, long_lane=True)
+    lane.run(lambda: lane.selector).result()
+
+
+def long_list(n: int = 300) -> bytes:
+    return "\n".join(f"made-up class {i}" for i in range(n)).encode()
+
+
+def asgi_call(ds, path: str, body: bytes, leave_after: float) -> None:
+    """POST ``body`` as a class file, the client leaving ``leave_after`` seconds after sending it."""
+    import asyncio
+
+    boundary = "xyz"
+    payload = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="class_file"; filename="c.txt"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + body
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    messages = [{"type": "http.request", "body": payload, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(leave_after)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{PREFIX}/recommend.json",
+        "raw_path": f"{PREFIX}/recommend.json".encode(),
+        "query_string": b"",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(ds.app()(scope, receive, send))
+
+
+def test_a_long_request_whose_client_left_stops_and_frees_its_worker(
+    world, tmp_path, slow_embedder
+):
+    from mllzoo.web.zoo import zoo_for
+
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+    warm_long_lane(path)
+    started = time.monotonic()
+    asgi_call(ds, path.name, long_list(), leave_after=1.0)
+    assert time.monotonic() - started < 3  # answered (to nobody) once the client left
+    zoo_for(path, long_lane=True).run(lambda: None).result(timeout=1)  # the worker is free again
+    stopped_at = len(slow_embedder)
+    time.sleep(0.5)
+    assert len(slow_embedder) == stopped_at  # nothing runs on after the stop
+    assert 0 < stopped_at < 20  # it ran, and stopped within a batch of the client leaving
+
+
+def test_a_long_request_past_its_time_is_a_503_and_stops(
+    world, tmp_path, slow_embedder, monkeypatch
+):
+    import mllzoo.web as web
+
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+    warm_long_lane(path)
+    monkeypatch.setattr(web, "REQUEST_SECONDS", 1.0)
+    response = answer(ds, f"{PREFIX}/recommend.json", files={"class_file": ("c.txt", long_list())})
+    assert response.status_code == 503 and "longer than 1 s" in response.json()["error"], (
+        response.text
+    )
+    stopped_at = len(slow_embedder)
+    time.sleep(0.5)
+    assert len(slow_embedder) <= stopped_at + 1 and 0 < stopped_at < 20
+
+
+def test_small_requests_are_answered_while_a_long_list_is_worked_on(world, tmp_path, slow_embedder):
+    import asyncio
+
+    path, _ = copy_registry(world, tmp_path)
+    ds = in_process(path)
+    assert answer(ds, f"{PREFIX}.json").status_code == 200
+
+    async def both():
+        long = asyncio.ensure_future(
+            ds.client.post(f"{PREFIX}/recommend.json", files={"class_file": ("c.txt", long_list())})
+        )
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        small = await ds.client.get(f"{PREFIX}/recommend.json?classes=dog")
+        index = await ds.client.get(f"{PREFIX}.json")
+        waited = time.monotonic() - started
+        running = not long.done()
+        return (await long), small, index, waited, running
+
+    long, small, index, waited, running = asyncio.run(both())
+    assert running  # the small ones were answered while the long one still ran
+    assert small.status_code == index.status_code == 200, small.text
+    assert waited < 5, waited
+    assert long.status_code == 200 and len(long.json()["classes"]) == 300

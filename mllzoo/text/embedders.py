@@ -11,10 +11,13 @@ from typing import Protocol
 
 import numpy as np
 
+from mllzoo.cancellation import checkpoint
 from mllzoo.errors import MllzooError, PluginError, warn
 from mllzoo.plugins import call_each
 from mllzoo.store.blobs import DamagedBlob
 from mllzoo.store.usercache import EmbeddingCache
+
+EMBED_BATCH = 1024  # the most texts one embed call gets: a long class list is cached as it goes, and can be stopped
 
 
 class Embedder(Protocol):
@@ -144,16 +147,19 @@ def embed(
     dim = next((len(vector) for vector in (known or {}).values()), None)  # the captions' width
     found = _already_embedded(embedder, texts, cache, known or {}, dim)
     missing = list(dict.fromkeys(text for text in texts if text not in found))
-    if missing:
-        dim = dim or next((len(vector) for vector in found.values()), None)
+    dim = dim or next((len(vector) for vector in found.values()), None)
+    for start in range(0, len(missing), EMBED_BATCH):  # kept as it goes; a stop loses one batch
+        checkpoint()
+        batch = missing[start : start + EMBED_BATCH]
         vectors = (
-            embed_cached(registry, embedder, missing, dim)
+            embed_cached(registry, embedder, batch, dim)
             if remote
-            else checked_embed(embedder, missing, dim)
+            else checked_embed(embedder, batch, dim)
         )
+        dim = dim or vectors.shape[1]
         if cache is not None:
-            cache.put(embedder.id, missing, vectors)
-        found.update(zip(missing, vectors))
+            cache.put(embedder.id, batch, vectors)
+        found.update(zip(batch, vectors))
     return np.stack([found[text] for text in texts]).astype(np.float32)
 
 

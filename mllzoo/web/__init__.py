@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -26,6 +27,7 @@ from mllzoo.errors import DamagedLabelError, MllzooError
 from mllzoo.output import json_text
 from mllzoo.web.svg import bar_chart
 from mllzoo.web.zoo import (
+    LONG_LIST,
     MAX_REQUEST_BYTES,
     BadRequest,
     Busy,
@@ -111,16 +113,17 @@ def menu_links(datasette):
     return [{"href": datasette.urls.path(PREFIX), "label": "Model zoo (mllzoo)"}]
 
 
-async def registry_zoo(datasette):
-    """The zoo of the served registry: the database the plugin setting ``database`` names, else the first
-    attached one that is an mllzoo registry; opened immutable where Datasette serves it so."""
+async def registry_zoo(datasette, long_lane: bool = False):
+    """The zoo of the served registry (in the long lane, for long class lists): the database the plugin
+    setting ``database`` names, else the first attached one that is an mllzoo registry; opened immutable
+    where Datasette serves it so."""
     wanted = (datasette.plugin_config("mllzoo") or {}).get("database")
     for name, db in datasette.databases.items():
         if db.path is None or (wanted and name != wanted):
             continue
         tables = set(await db.table_names())
         if {"_sqlite_migrations", "label_blocks", "nodes"} <= tables:
-            return zoo_for(db.path, immutable=not db.is_mutable)
+            return zoo_for(db.path, immutable=not db.is_mutable, long_lane=long_lane)
     raise NotFound(
         f"no database named {wanted!r} is an mllzoo registry"
         if wanted
@@ -131,9 +134,9 @@ async def registry_zoo(datasette):
 async def on_worker(request, zoo, fn, *args):
     """``fn(*args)`` on the zoo's one worker, within :data:`REQUEST_SECONDS`: past it the answer is a
     503, and work not started yet (queued behind another request) never runs; nor does it once the
-    client has gone. A request already running finishes (a thread cannot be stopped) but answers
-    nobody."""
-    future = zoo.run(fn, *args)
+    client has gone. Work already running is cancelled: it stops at its next checkpoint."""
+    token = threading.Event()
+    future = zoo.run(fn, *args, token=token)
     work = asyncio.wrap_future(future)
     gone = asyncio.ensure_future(client_gone(request))
     try:
@@ -144,6 +147,7 @@ async def on_worker(request, zoo, fn, *args):
         gone.cancel()
     if work in done:
         return work.result()
+    token.set()
     future.cancel()
     work.cancel()
     raise TimedOut(
@@ -326,7 +330,7 @@ async def recommend_view(datasette, request):
             return None, {"result": None}
         given = RecommendInput.parse(fields, upload)
         context["given"]["classes"] = "\n".join(given.classes)
-        zoo = await registry_zoo(datasette)
+        zoo = await registry_zoo(datasette, long_lane=len(given.classes) >= LONG_LIST)
         found = await on_worker(request, zoo, zoo.recommend, given)
         share = f"{datasette.urls.path(PREFIX)}/recommend?{urlencode(given.query())}"
         return found["document"], {

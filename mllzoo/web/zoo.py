@@ -3,7 +3,10 @@
 Nothing here imports Datasette, so the pages' numbers are testable on their own and the JSON twins are
 these dicts as they are. Every registry call runs on the zoo's one worker thread: SQLite connections
 belong to the thread that opened them, and the loaded :class:`~mllzoo.selection.recommend.Selector` (graph,
-caption matrix, embedder) is made once there and reused by every request.
+caption matrix, embedder) is made once there and reused by every request. A registry has two zoos, two
+lanes: long class lists queue on their own worker, so they never hold up the pages and small lists.
+Each request runs under a cancellation token (:mod:`mllzoo.cancellation`) that the server sets when its
+client leaves or its time is up: long work stops at its next batch and frees the worker.
 
 A served registry may change underneath (``register``, ``labels import``/``remove``). Each request
 therefore starts by comparing the file's identity and a cheap signature of what the pages read (the
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mllzoo.cancellation import cancellable
 from mllzoo.classes import parse_classes, unsafe_character
 from mllzoo.defaults import MAX_K
 from mllzoo.errors import DamagedLabelError, MllzooError
@@ -37,6 +41,9 @@ MAX_BRANCHES = 16  # the top-level split stops here even when a branch is still 
 BRANCH_SHARE = 0.25  # ... or when no branch holds more than this share of the graph's nodes
 KEPT_CLASS_LISTS = 32  # class lists whose embeddings a selector keeps (a server sees many)
 CHANGED_TRIES = 3  # a request that straddles a change of the registry is run again, this many times
+LONG_LIST = (
+    200  # classes from which a recommend runs in the long lane (a cold 5,000 takes a minute)
+)
 
 
 # what every page's answer depends on, read in one statement (so from one state of the file)
@@ -152,12 +159,16 @@ class Zoo:
         ] = {}
         self._cards: dict[str, dict] = {}
 
-    def run(self, fn, *args):
+    def run(self, fn, *args, token: threading.Event | None = None):
         """``fn(*args)`` on the zoo's worker thread, on the registry's current state (a future:
-        ``asyncio.wrap_future`` awaits it)."""
-        return self._worker.submit(self._current, fn, *args)
+        ``asyncio.wrap_future`` awaits it); setting ``token`` stops it at its next checkpoint."""
+        return self._worker.submit(self._current, token or threading.Event(), fn, *args)
 
-    def _current(self, fn, *args):
+    def _current(self, token: threading.Event, fn, *args):
+        with cancellable(token):
+            return self._consistent(fn, *args)
+
+    def _consistent(self, fn, *args):
         for _ in range(CHANGED_TRIES):
             seen = self._follow()
             try:
@@ -575,14 +586,15 @@ def weighed(tables: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]
     }
 
 
-_ZOOS: dict[tuple[str, bool], Zoo] = {}
+_ZOOS: dict[tuple[str, bool, bool], Zoo] = {}
 _LOCK = threading.Lock()
 
 
-def zoo_for(path: str | Path, immutable: bool = False) -> Zoo:
-    """The one :class:`Zoo` of a registry file in this process (a link and its target share it)."""
-    key = (str(Path(path).resolve()), immutable)
+def zoo_for(path: str | Path, immutable: bool = False, long_lane: bool = False) -> Zoo:
+    """The :class:`Zoo` of a registry file in this process, in its lane: ``long_lane`` for class
+    lists of :data:`LONG_LIST` or more (a link and its target share them)."""
+    key = (str(Path(path).resolve()), immutable, long_lane)
     with _LOCK:
         if key not in _ZOOS:
-            _ZOOS[key] = Zoo(*key)
+            _ZOOS[key] = Zoo(*key[:2])
         return _ZOOS[key]
