@@ -199,11 +199,11 @@ class Recommendation:
     ) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for, as
         ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`)."""
-        from mllzoo.models.catalog import discover_models
         from mllzoo.reuse.ensemble import build_ensemble, reuse_method
+        from mllzoo.store.user_models import known_models
 
         method = reuse_method(reuse)  # a bad name fails before the catalogue is read
-        catalog = discover_models()
+        catalog = known_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
             from mllzoo.selection.candidates import install_hint
