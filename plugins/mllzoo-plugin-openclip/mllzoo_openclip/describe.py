@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,15 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
 def read_weights(path: str) -> None:
     """Read the file as loading will; a damaged or unsafe one is one line, and nothing is unpickled."""
     try:
-        state = load_state_dict(path, device="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+        with warnings.catch_warnings():  # torch's remarks on the pickle protocol are not the user's
+            warnings.simplefilter("ignore")
+            state = load_state_dict(path, device="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise MllzooError(
+                f"checkpoint {path} cannot be read as weights (truncated or damaged?): "
+                f"{_first_line(exc)}"
+            ) from None
         raise MllzooError(
             f"checkpoint {path} holds Python objects other than tensors, which are never unpickled "
             f"(torch.load with weights_only=True refused it); save the model's state_dict "
