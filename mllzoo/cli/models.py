@@ -51,10 +51,12 @@ def models(
 def _model_rows(ctx: click.Context) -> dict[str, dict]:
     """Every model the plugins offer, and the labeled ones whose plugin is not installed, by id; each
     row says whether it is labeled on the registry's graph and installed."""
-    from mllzoo.store.user_models import added_models, known_models
+    from mllzoo.models.catalog import discover_models
+    from mllzoo.store.user_models import added_models
 
-    catalog = known_models()
-    added = {entry.spec.id for entry in added_models()}
+    mine = added_models()  # read once: a damaged entry is one warning
+    catalog = discover_models(mine)
+    added = {entry.spec.id for entry in mine}
     registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
     graph_id = registry.current_graph_id() if registry else None
     labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
