@@ -262,7 +262,7 @@ def check_describe(
 
     hook = plugin_manager(plugin).hook
     assert hook.mllzoo_describe_model.get_hookimpls(), (
-        f"{plugin.__name__} does not implement mllzoo_describe_model"
+        f"{getattr(plugin, '__name__', 'the plugin')} does not implement mllzoo_describe_model"
     )
     spec = hook.mllzoo_describe_model(model_id=model_id, checkpoint=checkpoint, config=config)
     assert isinstance(spec, ModelSpec), f"{model_id}: described as {type(spec).__name__}"

@@ -21,7 +21,6 @@ import torch
 from open_clip.factory import _find_checkpoint_in_dir, load_state_dict
 
 from mllzoo import MllzooError, ModelSpec
-from mllzoo.models.vlm import parse_model_id
 
 from .loading import LOCAL_DIR, open_clip_name
 from .make_catalog import measure
@@ -33,7 +32,8 @@ PLACES = 4  # a lab's small architecture would round to 0 GFLOPs at the catalogu
 
 def describe(model_id: str, checkpoint: str, config: str | None) -> ModelSpec:
     """The spec of a user's checkpoint, once it is known to load into its architecture."""
-    family, arch, tag = parse_model_id(model_id)
+    family, name = model_id.split("/", 1)  # an id the core checked: family/arch.tag
+    arch, tag = name.split(".", 1)
     weights, model_cfg, preprocess_cfg = architecture(arch, checkpoint, config)
     read_weights(weights)
     model = built(arch, model_cfg, preprocess_cfg)
