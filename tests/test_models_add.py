@@ -215,3 +215,16 @@ def test_ray_workers_get_an_added_model_from_the_driver(lab, tmp_path, monkeypat
         registry.close()
     finally:
         ray.shutdown()
+
+
+def test_an_added_model_whose_plugin_is_not_loaded_is_listed_as_not_installed(lab):
+    ok(add(lab, f"open_clip/{ARCH}.away", lab["pt"], "--config", str(lab["config"])))
+    elsewhere = {**lab["env"], "MLLZOO_LOAD_PLUGINS": ""}  # as after uninstalling the plugin
+    line = [
+        line
+        for line in ok(run_cli("models", env=elsewhere)).splitlines()
+        if line.startswith(f"open_clip/{ARCH}.away ")
+    ]
+    assert line and "added with `models add`" in line[0] and "plugin not installed" in line[0]
+    one_line_error(run_cli("register", f"open_clip/{ARCH}.away", env=elsewhere), "unknown model id")
+    ok(run_cli("models", "remove", f"open_clip/{ARCH}.away", env=elsewhere))

@@ -49,8 +49,8 @@ def models(
 
 
 def _model_rows(ctx: click.Context) -> dict[str, dict]:
-    """Every model the plugins offer, and the labeled ones whose plugin is not installed, by id; each
-    row says whether it is labeled on the registry's graph and installed."""
+    """Every model the plugins offer or the user added, and the labeled ones whose plugin is not
+    installed, by id; each row says whether it is labeled on the registry's graph and installed."""
     from mllzoo.models.catalog import discover_models
     from mllzoo.store.user_models import added_models
 
@@ -62,7 +62,8 @@ def _model_rows(ctx: click.Context) -> dict[str, dict]:
     labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
     rows = {
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
-        for model_id, e in catalog.items()
+        # an added model whose plugin is not loaded here is listed as not installed, not dropped
+        for model_id, e in {**{entry.spec.id: entry for entry in mine}, **catalog}.items()
     }
     for row in registry.models() if registry else []:
         rows.setdefault(
