@@ -7,13 +7,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pickle
 
 import pytest
 
 from conftest import run_cli, write_images
 from helpers import ok, one_line_error
-from mllzoo_openclip.testing import TINY_VIT, custom_checkpoint
+from mllzoo_openclip.testing import TINY_VIT, custom_checkpoint, planted_checkpoint
 
 OPENCLIP = {"MLLZOO_LOAD_PLUGINS": "mllzoo-plugin-openclip"}
 ARCH = "labvit"
@@ -110,8 +109,7 @@ def test_a_local_dir_folder_is_added(lab, tmp_path):
 
 def test_bad_checkpoints_are_refused_in_one_line_and_nothing_is_kept(lab, tmp_path, user_config):
     marker = tmp_path / "ran"
-    evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps({"x": Planted(marker)}))
+    evil = planted_checkpoint(tmp_path / "evil.pt", marker, "pickle")
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(lab["safetensors"].read_bytes()[:1000])
     config = str(lab["config"])
@@ -132,16 +130,6 @@ def test_bad_checkpoints_are_refused_in_one_line_and_nothing_is_kept(lab, tmp_pa
     for result, words in cases:
         one_line_error(result, words)
     assert not marker.exists() and not settings_file(user_config).exists()
-
-
-class Planted:
-    """Unpickling this creates a file: what a malicious checkpoint would run."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def test_a_plugin_without_the_describe_hook_says_so(tinyclip_site, tinyclip_dir, tmp_path):
@@ -228,3 +216,14 @@ def test_an_added_model_whose_plugin_is_not_loaded_is_listed_as_not_installed(la
     assert line and "added with `models add`" in line[0] and "plugin not installed" in line[0]
     one_line_error(run_cli("register", f"open_clip/{ARCH}.away", env=elsewhere), "unknown model id")
     ok(run_cli("models", "remove", f"open_clip/{ARCH}.away", env=elsewhere))
+
+
+def test_an_architecture_open_clip_lacks_named_in_the_environment_says_why_it_fails(lab):
+    """Before ``models add``, this ended in "weights are not available" and open_clip's list of every
+    architecture, cut mid-word."""
+    env = {**lab["env"], "MLLZOO_OPENCLIP_CHECKPOINTS": f"{ARCH}.env={lab['pt']}"}
+    result = run_cli("register", f"open_clip/{ARCH}.env", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"has no architecture '{ARCH}'" in result.stderr
+    assert "mllzoo models add" in result.stderr
+    assert "weights are not available" not in result.stderr and "RN50" not in result.stderr

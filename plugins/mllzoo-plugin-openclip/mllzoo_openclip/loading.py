@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -177,7 +178,10 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
         with (
             offline_unless_reachable(),
             open_clip_name(spec.arch, model_cfg, spec.extra.get("preprocess_cfg")) as name,
+            warnings.catch_warnings(),
         ):
+            # torch's remark on a checkpoint's pickle protocol is no warning for the user
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             module, _, preprocess = open_clip.create_model_and_transforms(
                 name,
                 pretrained=None if model_cfg else pretrained,
@@ -186,10 +190,8 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
                 **overrides,
             )
             tokenizer = open_clip.get_tokenizer(name)
-        if (
-            model_cfg is not None
-        ):  # the folder held the config only: the weights load here, strictly
-            open_clip.load_checkpoint(module, pretrained, weights_only=True)
+            if model_cfg is not None:  # the folder held only the config: load the weights strictly
+                open_clip.load_checkpoint(module, pretrained, weights_only=True)
     except Exception as exc:
         raise weights_unavailable(spec.id, weights_origin(spec), exc) from None
     module = module.to(dtype=getattr(torch, dtype)).eval()

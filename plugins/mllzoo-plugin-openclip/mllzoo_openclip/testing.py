@@ -75,6 +75,31 @@ def custom_checkpoint(
     return weights, config_file
 
 
+class _Planted:
+    """Unpickling this opens (creates) a file: what a malicious checkpoint would run instead."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def planted_checkpoint(path: Path, marker: Path, writer: str = "torch.save") -> Path:
+    """A ``.pt`` that creates ``marker`` when unpickled, written by ``torch.save`` (a zip) or by
+    ``pickle`` (a bare pickle): a test that it is refused and never unpickled checks ``marker``."""
+    import pickle
+
+    import torch
+
+    payload = {"state_dict": {"w": torch.zeros(1)}, "extra": _Planted(marker)}
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, path)
+    return path
+
+
 def cut_off_hub(monkeypatch: Any, cache: Path) -> None:
     """Point the Hub at a closed local port (refused at once, as with no network) and the cache at ``cache``.
 

@@ -18,7 +18,7 @@ from mllzoo.testing import check_describe
 from mllzoo_openclip.describe import describe
 from mllzoo_openclip.loading import load
 from mllzoo_openclip.make_catalog import measure
-from mllzoo_openclip.testing import TINY_VIT, custom_checkpoint, tiny_checkpoint
+from mllzoo_openclip.testing import TINY_VIT, custom_checkpoint, planted_checkpoint, tiny_checkpoint
 
 ARCH = "labvit"  # no architecture open_clip ships
 WIDER = {**TINY_VIT, "vision_cfg": {**TINY_VIT["vision_cfg"], "width": 96}}
@@ -116,26 +116,11 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     assert "missing key(s) (visual.transformer." in message
 
 
-class Planted:
-    """Unpickling this creates a file: what a malicious checkpoint would run."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.parametrize("writer", ["pickle", "torch.save"])
 def test_a_pickled_object_is_refused_and_never_unpickled(tmp_path, writer):
     _, config = custom_checkpoint(tmp_path, ARCH, TINY_VIT)
     marker = tmp_path / "ran"
-    evil = tmp_path / "ck.pt"
-    payload = {"state_dict": {"w": torch.zeros(1)}, "extra": Planted(marker)}
-    if writer == "pickle":
-        evil.write_bytes(pickle.dumps(payload))
-    else:
-        torch.save(payload, evil)
+    evil = planted_checkpoint(tmp_path / "ck.pt", marker, writer)
     message = one_line(lambda: describe(f"open_clip/{ARCH}.p", str(evil), str(config)))
     assert "never unpickled" in message and not marker.exists()
     with pytest.raises(ModelLoadError):  # nor by a spec naming it directly
