@@ -101,3 +101,18 @@ def mllzoo_label_files() -> Sequence[str | Path | Any] | None:
     model. Return a list of paths (``str``, ``Path`` or ``importlib.resources`` files); only the
     manifest of each is read until one is needed.
     """
+
+
+@hookspec(firstresult=True)
+def mllzoo_describe_model(model_id: str, checkpoint: str, config: str | None) -> ModelSpec | None:
+    """Check a user's checkpoint of this plugin's family and describe it as a :class:`mllzoo.ModelSpec`
+    (``mllzoo models add ID --checkpoint PATH [--config FILE]``); ``None`` for another family's id.
+
+    ``checkpoint`` is the path the user gave (a weights file, or a folder in the family's own layout);
+    ``config`` the architecture file, if given. Load the weights on the CPU, safely (safetensors, or
+    ``torch.load(weights_only=True)``; never unpickle), into the architecture they claim, and return
+    the spec with id ``model_id`` and everything loading needs later, on another machine too (a Ray
+    worker gets the spec, not the user's settings): absolute paths, the architecture itself rather
+    than the config file's path. Measure ``params_m`` and ``gflops`` as the plugin's catalogue does.
+    Raise :class:`mllzoo.MllzooError` with one line saying what is wrong with a checkpoint or config.
+    """

@@ -133,6 +133,12 @@ def _impls(hook_name: str) -> list[Any]:
     ]
 
 
+def implementing(hook_name: str) -> list[str]:
+    """The loaded plugins that implement ``hook_name``, in registration order."""
+    load_plugins()
+    return [impl.plugin_name for impl in _impls(hook_name)]
+
+
 def _call(impl: Any, kwargs: dict[str, Any]) -> Any:
     return impl.function(*[kwargs[name] for name in impl.argnames])  # as pluggy passes them
 

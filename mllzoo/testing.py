@@ -7,8 +7,10 @@
         check_plugin(mllzoo_myfamily, family="myfamily", loadable=[tiny_spec])
 
 ``loadable`` are specs the test can load offline (tiny random-init models saved to a temp folder);
-the registered catalogue is checked for metadata only. The plugin is exercised through its own
-hooks on a private plugin manager, so the check neither needs nor disturbs the installed plugins.
+the registered catalogue is checked for metadata only. A plugin with the ``mllzoo_describe_model``
+hook passes ``describable=[(model_id, checkpoint, config)]``: checkpoints the test saved. The
+plugin is exercised through its own hooks on a private plugin manager, so the check neither needs
+nor disturbs the installed plugins.
 """
 
 from __future__ import annotations
@@ -243,16 +245,71 @@ def check_model(plugin: ModuleType, spec: ModelSpec, device: str = "cpu") -> Loa
     return model
 
 
+def check_describe(
+    plugin: ModuleType,
+    model_id: str,
+    checkpoint: str,
+    config: str | None = None,
+    device: str = "cpu",
+) -> ModelSpec:
+    """The ``mllzoo_describe_model`` hook (``mllzoo models add``) on a checkpoint the test made: it
+    describes ``model_id`` with measured costs, in metadata that survives the settings file's JSON
+    (the spec a Ray worker gets), which then loads and encodes (:func:`check_model`); it answers
+    ``None`` for another family's id and refuses a file of random bytes with one line."""
+    import tempfile
+
+    from mllzoo.errors import MllzooError
+
+    hook = plugin_manager(plugin).hook
+    assert hook.mllzoo_describe_model.get_hookimpls(), (
+        f"{getattr(plugin, '__name__', 'the plugin')} does not implement mllzoo_describe_model"
+    )
+    spec = hook.mllzoo_describe_model(model_id=model_id, checkpoint=checkpoint, config=config)
+    assert isinstance(spec, ModelSpec), f"{model_id}: described as {type(spec).__name__}"
+    assert spec.id == model_id, f"described {model_id} as {spec.id}"
+    for name in ("params_m", "gflops"):
+        value = getattr(spec, name)
+        assert value is None or (isinstance(value, (int, float)) and value > 0), (
+            f"{model_id}: {name}={value!r} (measure it, or None when it cannot be measured)"
+        )
+    stored = json.loads(
+        json.dumps({"family": spec.family, "arch": spec.arch, "tag": spec.tag, **spec.metadata()})
+    )
+    travelled = ModelSpec(**{**stored, "hubs": tuple(stored["hubs"])})
+    check_model(plugin, travelled, device)
+    _, _, tag = parse_model_id(model_id)
+    other = f"{OTHER_FAMILY}/x.{tag}"
+    answer = hook.mllzoo_describe_model(model_id=other, checkpoint=checkpoint, config=config)
+    assert answer is None, f"mllzoo_describe_model described {other}, another family's model"
+    with tempfile.TemporaryDirectory() as folder:
+        garbage = Path(folder) / Path(checkpoint).name
+        garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+        try:
+            hook.mllzoo_describe_model(model_id=model_id, checkpoint=str(garbage), config=config)
+        except MllzooError as exc:
+            assert "\n" not in str(exc).strip(), f"refused random bytes in several lines: {exc}"
+        else:
+            raise AssertionError(f"{model_id}: a checkpoint of random bytes was accepted")
+    return spec
+
+
 def check_plugin(
-    plugin: ModuleType, family: str, loadable: Iterable[ModelSpec], device: str = "cpu"
+    plugin: ModuleType,
+    family: str,
+    loadable: Iterable[ModelSpec],
+    device: str = "cpu",
+    describable: Iterable[tuple[str, str, str | None]] = (),
 ) -> None:
-    """The whole check: light import, registration, and every loadable spec end to end."""
+    """The whole check: light import, registration, every loadable spec end to end, and
+    :func:`check_describe` on each ``(model id, checkpoint, config)`` of ``describable``."""
     check_light_import(plugin.__name__)
     check_offline_hooks(plugin, check_registration(plugin, family))
     specs = list(loadable)
     assert specs, "give at least one spec the test can load offline"
     for spec in specs:
         check_model(plugin, spec, device)
+    for model_id, checkpoint, config in describable:
+        check_describe(plugin, model_id, checkpoint, config, device)
 
 
 def check_installed(distribution: str) -> list[ModelSpec]:
@@ -348,6 +405,7 @@ def registry_with_graph(folder: Any, plugins: str, **env: str) -> dict[str, str]
 
 __all__ = [
     "check_plugin",
+    "check_describe",
     "check_registration",
     "check_model",
     "check_light_import",

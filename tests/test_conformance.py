@@ -171,3 +171,57 @@ def test_a_plugin_registering_a_dotted_id_is_one_warning_line(tmp_path, tinyclip
     assert len(warning) == 1 and "malformed model id 'f/tiny.vit.t'" in warning[0]
     refused = run_cli("register", "f/tiny.vit.t", env=env)
     assert refused.returncode == 2 and "malformed model id 'f/tiny.vit.t'" in refused.stderr
+
+
+def describing_family(fault: str | None = None) -> SimpleNamespace:
+    """The pixels family with a describe hook: a checkpoint is a file starting with ``PIXELS``."""
+    from pathlib import Path
+
+    from mllzoo import MllzooError
+
+    family = pixels_family()
+
+    @hookimpl
+    def mllzoo_describe_model(model_id, checkpoint, config):
+        if not model_id.startswith("pixels/") and fault != "any family":
+            return None
+        if fault != "accepts anything" and not Path(checkpoint).read_bytes().startswith(b"PIXELS"):
+            raise MllzooError(
+                f"{checkpoint} is no pixels checkpoint"
+                + ("\nsee the docs" if fault == "lines" else "")
+            )
+        arch, tag = model_id.split("/")[1].split(".")
+        return ModelSpec(family="pixels", arch=arch, tag=tag, gflops=1e-6)
+
+    family.mllzoo_describe_model = mllzoo_describe_model
+    return family
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (None, None),
+        ("accepts anything", "random bytes was accepted"),
+        ("any family", "another family"),
+        ("lines", "in several lines"),
+    ],
+)
+def test_the_describe_hook_is_checked(tmp_path, fault, message):
+    from mllzoo.testing import check_describe
+
+    checkpoint = tmp_path / "mine.px"
+    checkpoint.write_bytes(b"PIXELS v1")
+    if message is None:
+        assert check_describe(
+            describing_family(), "pixels/mean-colour.mine", str(checkpoint)
+        ).id == ("pixels/mean-colour.mine")
+        return
+    with pytest.raises(AssertionError, match=message):
+        check_describe(describing_family(fault), "pixels/mean-colour.mine", str(checkpoint))
+
+
+def test_a_family_without_the_describe_hook_fails_the_describe_check(tmp_path):
+    from mllzoo.testing import check_describe
+
+    with pytest.raises(AssertionError, match="does not implement mllzoo_describe_model"):
+        check_describe(pixels_family(), "pixels/mean-colour.mine", str(tmp_path / "x"))

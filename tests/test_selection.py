@@ -61,12 +61,17 @@ def test_top_k_per_class():
 def test_budget_picks_best_selection_that_fits():
     scores = np.array([[0.9, 0.1, 0.2], [0.5, 0.7, 0.6], [0.4, 0.8, 0.1]])
     cost = np.array([10.0, 1.0, 5.0])
-    assert selection.choose_within_budget(scores, 1, cost, None, None) == [[0], [2], [1]]
+    assert selection.choose_within_budget(scores, 1, None) == [[0], [2], [1]]
     # one model only: model 1 scores 0.5 + 0.7 + 0.6 = 1.8, better than 0 (1.2) or 2 (1.3)
-    assert selection.choose_within_budget(scores, 1, cost, 1, None) == [[1], [1], [1]]
+    assert selection.choose_within_budget(scores, 1, 1) == [[1], [1], [1]]
     # GFLOPs 6: models 1 and 2 fit together (6), model 0 does not
-    assert selection.choose_within_budget(scores, 1, cost, None, 6.0) == [[1], [2], [1]]
-    assert selection.choose_within_budget(scores, 1, cost, None, 0.5) == [[], [], []]
+    assert selection.choose_within_budget(scores, 1, None, [(cost, 6.0)]) == [[1], [2], [1]]
+    assert selection.choose_within_budget(scores, 1, None, [(cost, 0.5)]) == [[], [], []]
+    # GFLOPs 6 and params 5 together: models 1 and 2 fit the GFLOPs (6) but not the params (6)
+    params = np.array([1.0, 5.0, 1.0])
+    both = [(cost, 6.0), (params, 5.0)]
+    assert selection.choose_within_budget(scores, 1, None, both) == [[1], [1], [1]]
+    assert selection.choose_models(scores, 1, None, both) == [[1], [1], [1]]
 
 
 def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():

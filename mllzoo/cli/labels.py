@@ -31,11 +31,11 @@ def labels() -> None:
 def list_labels(ctx: click.Context, as_json: bool) -> None:
     """Labeled models on the registry's graph, with their plugin and whether it is installed."""
     from mllzoo.labeling.transfer import label_listing
-    from mllzoo.models.catalog import discover_models
     from mllzoo.plugin_source import install_command
     from mllzoo.plugins import is_distribution_name
+    from mllzoo.store.user_models import known_models
 
-    rows = label_listing(open_registry(ctx, create=False), discover_models())
+    rows = label_listing(open_registry(ctx, create=False), known_models())
     if as_json:
         emit_json(rows)
         return

@@ -1,4 +1,5 @@
-"""``mllzoo models``: the known models, and one model's card (``models show``)."""
+"""``mllzoo models``: the known models, one model's card (``models show``), and the user's own
+checkpoints (``models add`` / ``models remove``)."""
 
 from __future__ import annotations
 
@@ -48,17 +49,21 @@ def models(
 
 
 def _model_rows(ctx: click.Context) -> dict[str, dict]:
-    """Every model the plugins offer, and the labeled ones whose plugin is not installed, by id; each
-    row says whether it is labeled on the registry's graph and installed."""
+    """Every model the plugins offer or the user added, and the labeled ones whose plugin is not
+    installed, by id; each row says whether it is labeled on the registry's graph and installed."""
     from mllzoo.models.catalog import discover_models
+    from mllzoo.store.user_models import added_models
 
-    catalog = discover_models()
+    mine = added_models()  # read once: a damaged entry is one warning
+    catalog = discover_models(mine)
+    added = {entry.spec.id for entry in mine}
     registry = open_registry(ctx, create=False) if registry_exists(ctx) else None
     graph_id = registry.current_graph_id() if registry else None
     labeled_ids = registry.labeled_model_ids(graph_id) if registry and graph_id else set()
     rows = {
         model_id: {"id": model_id, "family": e.spec.family, "plugin": e.plugin, **e.spec.metadata()}
-        for model_id, e in catalog.items()
+        # an added model whose plugin is not loaded here is listed as not installed, not dropped
+        for model_id, e in {**{entry.spec.id: entry for entry in mine}, **catalog}.items()
     }
     for row in registry.models() if registry else []:
         rows.setdefault(
@@ -68,6 +73,7 @@ def _model_rows(ctx: click.Context) -> dict[str, dict]:
     for row in rows.values():
         row["labeled"] = row["id"] in labeled_ids
         row["installed"] = row["id"] in catalog
+        row["added"] = row["id"] in added
     return rows
 
 
@@ -92,6 +98,7 @@ def _listing_line(row: dict) -> str:
         f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
         f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
         "labeled" if row["labeled"] else "not labeled",
+        "added with `models add`" if row.get("added") else None,
         None if row["installed"] else _availability(False, plugin_loaded(row["plugin"])),
     ]
     return f"{row['id']}  ({', '.join(f for f in facts if f)})"
@@ -144,3 +151,53 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
             click.echo(
                 f"    {c['accuracy']:6.1%}  {c['synset']:<28} {c['name']} ({c['samples']} samples)"
             )
+
+
+@models.command("add")
+@click.argument("model_id")
+@click.option(
+    "--checkpoint",
+    required=True,
+    metavar="PATH",
+    help="The weights: a file (.safetensors, .pt, .bin) or local-dir:FOLDER (a folder in the family's "
+    "own layout, e.g. open_clip_config.json and weights).",
+)
+@click.option(
+    "--config",
+    metavar="FILE",
+    help="The architecture, when the family does not ship it (for open_clip: a model config JSON).",
+)
+def models_add(model_id: str, checkpoint: str, config: str | None) -> None:
+    """Add your own checkpoint as model ID (family/arch.tag: the family picks the plugin), checked
+    and measured by that plugin, and kept in your settings for register, predict and recommend.
+
+    \b
+    mllzoo models add open_clip/labvit.epoch3 --checkpoint ck.pt --config labvit.json
+    mllzoo models add open_clip/ViT-B-32.mine --checkpoint epoch_10.safetensors
+    """
+    from mllzoo.models.describe import describe_model
+    from mllzoo.store.user_models import add_model, known_models
+
+    entry = describe_model(model_id, checkpoint, config, known_models())
+    add_model(entry)
+    spec = entry.spec
+    costs = ", ".join(
+        fact
+        for fact in (
+            f"{spec.params_m:.2f}M params" if spec.params_m is not None else "params unknown",
+            f"{spec.gflops:.3f} GFLOPs" if spec.gflops is not None else "GFLOPs unknown",
+        )
+    )
+    click.echo(
+        f"added {spec.id} ({costs}; plugin {entry.plugin}): `mllzoo register {spec.id}` labels it"
+    )
+
+
+@models.command("remove")
+@click.argument("model_id")
+def models_remove(model_id: str) -> None:
+    """Forget a model added with `mllzoo models add` (its labels stay in the registry)."""
+    from mllzoo.store.user_models import remove_model
+
+    remove_model(model_id)
+    click.echo(f"removed {model_id}; labels made with it stay in the registry")

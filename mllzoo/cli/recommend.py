@@ -68,6 +68,11 @@ def selection_options(command):
             "--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."
         ),
         click.option(
+            "--max-params",
+            type=float,
+            help="Use models whose parameters add up to at most this many millions.",
+        ),
+        click.option(
             "--captioner",
             type=click.Choice(["templates", "openai"]),
             help="Who describes the classes [default: the captioner setting, else templates; "

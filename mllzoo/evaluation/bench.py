@@ -34,7 +34,6 @@ from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE, SEED, K
 from mllzoo.errors import MllzooError
 from mllzoo.extras import require
 from mllzoo.graph.images import ImageCache, class_folder_images
-from mllzoo.models.catalog import discover_models
 from mllzoo.models.vlm import load_model
 from mllzoo.reuse.ensemble import (
     PROMPT_SETS,
@@ -50,6 +49,7 @@ from mllzoo.reuse.ensemble import (
 )
 from mllzoo.selection.recommend import Recommendation, Selector
 from mllzoo.store.registry import Registry
+from mllzoo.store.user_models import known_models
 
 METHODS = (
     "mll",
@@ -127,7 +127,7 @@ def model_probabilities(
     encoded once per model and each task's prompts once per text tower (as ``predict`` does); and the
     seconds spent: ``{"image": {model: {task: s}}, "text": {prompt set: {task: {tower: s}}}, "tower":
     {model: tower}}``."""
-    catalog = discover_models()
+    catalog = known_models()
     missing = [m for m in model_ids if m not in catalog]
     if missing:
         raise MllzooError(f"labeled model(s) not installed: {', '.join(missing)}")

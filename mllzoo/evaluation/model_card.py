@@ -40,10 +40,10 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     coverage and its strongest and weakest concepts; a caller that holds the graph (with its samples)
     passes it, so it is not read again."""
     from mllzoo.graph.concept_graph import load_graph
-    from mllzoo.models.catalog import discover_models
     from mllzoo.plugins import plugin_loaded
+    from mllzoo.store.user_models import known_models
 
-    catalog = discover_models()
+    catalog = known_models()
     row = registry.model(model_id)
     if model_id not in catalog and row is None:
         known = sorted(set(catalog) | {m["id"] for m in registry.models()})

@@ -527,11 +527,12 @@ def register(
     """
     from mllzoo.graph.concept_graph import load_graph, samples_root_for
     from mllzoo.labeling.transfer import import_shipped
-    from mllzoo.models.catalog import discover_models, resolve
+    from mllzoo.models.catalog import resolve
     from mllzoo.models.vlm import model_available
+    from mllzoo.store.user_models import known_models
 
     model_ids = list(model_ids)
-    catalog = discover_models()
+    catalog = known_models()
     entries = resolve(model_ids, catalog) if model_ids else list(catalog.values())  # bad ids first
     registry = open_registry()  # a new registry has no graph to label on: never make one here
     built = load_graph(registry)

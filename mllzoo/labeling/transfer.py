@@ -147,9 +147,9 @@ def import_labels(
         stored = registry.import_labels(
             graph_id, [_normalised(entry) for entry in found], replace=replace
         )
-    from mllzoo.models.catalog import discover_models
+    from mllzoo.store.user_models import known_models
 
-    catalog = discover_models()  # where an installed plugin describes the model, its catalogue wins
+    catalog = known_models()  # where an installed plugin describes the model, its catalogue wins
     registry.record_models([catalog[model_id] for model_id in stored if model_id in catalog])
     return {
         "imported": stored,

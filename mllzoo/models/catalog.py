@@ -8,13 +8,14 @@ Plugins keep their specs in a shipped ``catalog.json`` that :func:`read_catalog`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from mllzoo.errors import MllzooError, warn
 from mllzoo.models.vlm import ModelSpec, parse_model_id
-from mllzoo.plugins import call_each, plugin_version
+from mllzoo.plugins import call_each, plugin_loaded, plugin_version
 
 
 def read_catalog(package: str, name: str = "catalog.json") -> list[ModelSpec]:
@@ -38,10 +39,18 @@ class CatalogEntry:
     plugin_version: str | None
 
 
-def discover_models() -> dict[str, CatalogEntry]:
+def discover_models(added: Iterable[CatalogEntry] = ()) -> dict[str, CatalogEntry]:
     """Every model the loaded plugins register, by id. Plugins register in load order and the first
-    to claim an id keeps it; a later plugin claiming it too gets one warning naming both."""
-    found: dict[str, CatalogEntry] = {}
+    to claim an id keeps it; a later plugin claiming it too gets one warning naming both.
+
+    ``added`` are the models the user described with ``mllzoo models add`` (kept in the settings,
+    :func:`mllzoo.store.user_models.known_models`): they come first, each with the plugin that
+    described it, while that plugin is loaded."""
+    found: dict[str, CatalogEntry] = {
+        entry.spec.id: CatalogEntry(entry.spec, entry.plugin, plugin_version(entry.plugin))
+        for entry in added
+        if plugin_loaded(entry.plugin)
+    }
     versions: dict[str, str | None] = {}
     taken: dict[tuple[str, str], list[str]] = {}  # (late plugin, keeping plugin) -> ids
 

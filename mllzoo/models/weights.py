@@ -88,11 +88,21 @@ def weights_unavailable(model_id: str, origin: str, why: str | BaseException) ->
     of which only the first line is kept.
     """
     if isinstance(why, BaseException):
-        why = (str(why).strip().splitlines() or [type(why).__name__])[0][:200]
+        why = _cut((str(why).strip().splitlines() or [type(why).__name__])[0])
     return ModelLoadError(
         f"cannot load {model_id}: weights are not available here ({why}); they would come from "
         f"{origin} (connect to the hub once to cache them, or name local weights)"
     )
+
+
+MESSAGE_CHARS = 200  # of a library's error inside one line
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to about :data:`MESSAGE_CHARS` at a word, marked by ``...`` where it was cut."""
+    if len(text) <= MESSAGE_CHARS:
+        return text
+    return text[:MESSAGE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:[(") + " ..."
 
 
 @contextmanager

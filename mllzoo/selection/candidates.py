@@ -60,9 +60,9 @@ def of_family(pool: list[str], family: str | None, labeled: list[str]) -> list[s
 def installed_among(pool: list[str], registry: Registry, named: bool, runnable: bool) -> list[str]:
     """The models of ``pool`` whose plugin is installed; all of ``pool`` (with a note) when none is
     and the models need not run here. A model the caller named or must run is an error when missing."""
-    from mllzoo.models.catalog import discover_models
+    from mllzoo.store.user_models import known_models
 
-    installed = set(discover_models())
+    installed = set(known_models())
     missing = [m for m in pool if m not in installed]
     if not missing:
         return pool
@@ -109,9 +109,9 @@ def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:
 
 def warn_uninstalled(registry: Registry, selected: list[str]) -> None:
     """One line naming the plugins ``predict`` would need for selected models that are not installed."""
-    from mllzoo.models.catalog import discover_models
+    from mllzoo.store.user_models import known_models
 
-    installed = set(discover_models())
+    installed = set(known_models())
     missing = [m for m in selected if m not in installed]
     if missing:
         warn(

@@ -200,11 +200,11 @@ class Recommendation:
     ) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for, as
         ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`)."""
-        from mllzoo.models.catalog import discover_models
         from mllzoo.reuse.ensemble import build_ensemble, reuse_method
+        from mllzoo.store.user_models import known_models
 
         method = reuse_method(reuse)  # a bad name fails before the catalogue is read
-        catalog = discover_models()
+        catalog = known_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
             from mllzoo.selection.candidates import install_hint
@@ -409,6 +409,28 @@ class Selector:
             )
         return self._description_vectors[key]
 
+    def limits(
+        self, model_ids: list[str], max_models: int | None, most: dict[str, float | None]
+    ) -> list[tuple[np.ndarray, float]]:
+        """The cost budgets asked for (``most``: metadata key -> the most, or None), each checked
+        by :func:`check_budget`: each model's cost, and the most their sum may be."""
+        check_budget(model_ids, np.zeros(len(model_ids)), max_models, None)
+        limits = []
+        for key, value in most.items():
+            if value is None:
+                continue
+            cost = np.array(  # a refused stored GFLOPs figure never fits a budget
+                [
+                    np.inf
+                    if key == "gflops" and m in self.registry.unknown_costs
+                    else self.metadata.get(m, {}).get(key) or 0.0
+                    for m in model_ids
+                ]
+            )
+            check_budget(model_ids, cost, None, (key, value))
+            limits.append((cost, value))
+        return limits
+
     def recommend(
         self,
         names: list[str],
@@ -421,6 +443,7 @@ class Selector:
         max_gflops: float | None = None,
         models: list[str] | None = None,
         skip_damaged: bool = False,
+        max_params: float | None = None,
     ) -> Recommendation:
         """Select models for ``names``; ``skip_damaged`` goes on without damaged labels (one warning each)."""
         if not names:
@@ -441,15 +464,7 @@ class Selector:
             self.graph.nodes[exact[y]].name if y in exact else n for y, n in enumerate(names)
         ]
         description_vectors = self.description_vectors(described, domain, task)
-        cost = np.array(  # a refused stored cost never fits a budget
-            [
-                np.inf
-                if m in self.registry.unknown_costs
-                else self.metadata.get(m, {}).get("gflops") or 0.0
-                for m in model_ids
-            ]
-        )
-        check_budget(model_ids, cost, max_models, max_gflops)
+        limits = self.limits(model_ids, max_models, {"gflops": max_gflops, "params_m": max_params})
         skipped: list[str] | None = [] if skip_damaged else None
         selection = select(
             description_vectors,
@@ -458,15 +473,14 @@ class Selector:
             k=k,
             alpha=alpha,
             top_nodes=top_nodes,
-            cost=cost,
             max_models=max_models,
-            max_gflops=max_gflops,
+            limits=limits,
             exact=exact,
         )
         skipped = [m for m in skipped or [] if m in model_ids]
         if skipped:  # known only once the labels have streamed: choose again without them
             selection.scores[[model_ids.index(m) for m in skipped]] = -np.inf
-            selection.chosen = choose_models(selection.scores, k, cost, max_models, max_gflops)
+            selection.chosen = choose_models(selection.scores, k, max_models, limits)
         return Recommendation(
             list(names),
             model_ids,
@@ -482,30 +496,38 @@ class Selector:
         )
 
 
+COSTS = {  # metadata key -> (its budget option, what it counts, its unit after a number)
+    "gflops": ("--max-gflops", "GFLOPs", " GFLOPs"),
+    "params_m": ("--max-params", "params", "M params"),
+}
+
+
 def check_budget(
-    model_ids: list[str], cost: np.ndarray, max_models: int | None, max_gflops: float | None
+    model_ids: list[str], cost: np.ndarray, max_models: int | None, limit: tuple[str, float] | None
 ) -> None:
     """A budget no candidate meets would answer with classes and no models: refuse it in one line,
-    naming the smallest model's figure. Models whose GFLOPs are unknown (0) count as free against it,
-    and one warning names them."""
+    naming the smallest model's figure. ``limit`` is ``(metadata key, most)`` of one cost budget;
+    models whose cost is unknown (0) count as free against it, and one warning names them."""
     if max_models is not None and max_models < 1:
         raise MllzooError(f"--max-models must be at least 1, not {max_models}")
-    if max_gflops is None:
+    if limit is None:
         return
-    if not max_gflops > 0:
-        raise MllzooError(f"--max-gflops must be a positive number of GFLOPs, not {max_gflops:g}")
-    unjudged = [m for m, gflops in zip(model_ids, cost) if not gflops]
+    key, most = limit
+    option, what, unit = COSTS[key]
+    if not most > 0:
+        raise MllzooError(f"{option} must be a positive number of {what}, not {most:g}")
+    unjudged = [m for m, value in zip(model_ids, cost) if not value]
     if unjudged:
         warn(
-            f"--max-gflops cannot judge {len(unjudged)} model(s) whose GFLOPs are unknown, "
+            f"{option} cannot judge {len(unjudged)} model(s) whose {what} are unknown, "
             f"so they count as 0 against it: {', '.join(unjudged[:5])}"
             + (f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else "")
         )
     cheapest = int(np.argmin(cost))
-    if cost[cheapest] > max_gflops:
+    if cost[cheapest] > most:
         raise MllzooError(
-            f"no candidate model fits --max-gflops {max_gflops:g}: the smallest, "
-            f"{model_ids[cheapest]}, needs {cost[cheapest]:g} GFLOPs"
+            f"no candidate model fits {option} {most:g}: the smallest, "
+            f"{model_ids[cheapest]}, needs {cost[cheapest]:g}{unit}"
         )
 
 
@@ -527,6 +549,7 @@ def recommend(
     skip_damaged: bool = False,
     cache: bool = True,
     runnable: bool = False,
+    max_params: float | None = None,
 ) -> Recommendation:
     """Select models for ``classes`` (a list, or a class file) from the registry's labels.
 
@@ -557,6 +580,7 @@ def recommend(
         max_gflops=max_gflops,
         models=pool,
         skip_damaged=skip_damaged,
+        max_params=max_params,
     )
     if include_uninstalled and not runnable:  # a caller that runs them gets the ensemble's error
         warn_uninstalled(registry, result.models)

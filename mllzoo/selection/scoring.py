@@ -8,7 +8,7 @@ over the other classes, ``r = alpha * p + (1 - alpha) * mean``. Each class keeps
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,20 +103,24 @@ def choose(scores: np.ndarray, k: int = K, allowed: np.ndarray | None = None) ->
     return [order[:, y].tolist() for y in range(scores.shape[1])]
 
 
+Limits = Sequence[tuple[np.ndarray, float]]  # (each model's cost, the most their sum may be)
+
+
 def choose_within_budget(
-    scores: np.ndarray, k: int, cost: np.ndarray, max_models: int | None, max_gflops: float | None
+    scores: np.ndarray, k: int, max_models: int | None, limits: Limits = ()
 ) -> list[list[int]]:
-    """Greedily grow the set of usable models by the gain in summed top-k scores while it fits."""
+    """Greedily grow the set of usable models by the gain in summed top-k scores while it fits at
+    most ``max_models`` and every limit (GFLOPs, params)."""
     unconstrained = choose(scores, k)
     used = {m for per_class in unconstrained for m in per_class}
-    if _fits(used, cost, max_models, max_gflops):
+    if _fits(used, max_models, limits):
         return unconstrained
     allowed = np.zeros(len(scores), bool)
     total = 0.0
     while True:
         best, best_gain = None, -np.inf
         for m in np.flatnonzero(~allowed & np.isfinite(scores).all(axis=1)):
-            if not _fits({*np.flatnonzero(allowed), m}, cost, max_models, max_gflops):
+            if not _fits({*np.flatnonzero(allowed), m}, max_models, limits):
                 continue
             trial = allowed.copy()
             trial[m] = True
@@ -137,9 +141,9 @@ def _value(scores: np.ndarray, k: int, allowed: np.ndarray) -> float:
     return float(np.where(np.isfinite(top), top, 0).sum())
 
 
-def _fits(models: set, cost: np.ndarray, max_models: int | None, max_gflops: float | None) -> bool:
-    return (max_models is None or len(models) <= max_models) and (
-        max_gflops is None or float(sum(cost[m] for m in models)) <= max_gflops
+def _fits(models: set, max_models: int | None, limits: Limits) -> bool:
+    return (max_models is None or len(models) <= max_models) and all(
+        float(sum(cost[m] for m in models)) <= most for cost, most in limits
     )
 
 
@@ -150,9 +154,8 @@ def select(
     k: int = K,
     alpha: float = ALPHA,
     top_nodes: int = TOP_NODES,
-    cost: np.ndarray | None = None,
     max_models: int | None = None,
-    max_gflops: float | None = None,
+    limits: Limits = (),
     exact: dict[int, int] | None = None,
 ) -> Selection:
     """The whole of step 3: match, score, smooth, choose (within a budget when one is given);
@@ -160,19 +163,16 @@ def select(
     match = pin(match_nodes(description_vectors, node_vectors, top_nodes), exact or {})
     predictions = replay(np.unique(match.nodes))
     scores = smooth(class_scores(predictions, match), alpha)
-    return Selection(scores, choose_models(scores, k, cost, max_models, max_gflops), match)
+    return Selection(scores, choose_models(scores, k, max_models, limits), match)
 
 
 def choose_models(
-    scores: np.ndarray,
-    k: int = K,
-    cost: np.ndarray | None = None,
-    max_models: int | None = None,
-    max_gflops: float | None = None,
+    scores: np.ndarray, k: int = K, max_models: int | None = None, limits: Limits = ()
 ) -> list[list[int]]:
-    """Per class, its top-k models, within the budget when one is given; a model whose scores are
-    ``-inf`` (its label was skipped) is never chosen."""
-    if max_models is None and max_gflops is None:
+    """Per class, its top-k models, within the budget when one is given (``limits``: each model's
+    cost and the most their sum may be); a model whose scores are ``-inf`` (its label was skipped)
+    is never chosen."""
+    if max_models is None and not limits:
         return choose(scores, k)
-    cost = np.zeros(len(scores)) if cost is None else np.nan_to_num(np.asarray(cost, float))
-    return choose_within_budget(scores, k, cost, max_models, max_gflops)
+    limits = [(np.nan_to_num(np.asarray(cost, float)), most) for cost, most in limits]
+    return choose_within_budget(scores, k, max_models, limits)

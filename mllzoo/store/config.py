@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -52,8 +53,16 @@ def config_path() -> Path:
 MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines: anything larger is not one
 
 
+MODELS_KEY = "models"  # the models `mllzoo models add` described, kept beside the settings
+
+
 def read_config() -> dict[str, str]:
     """The settings the user set (defaults not included); a damaged file is one clear error."""
+    return {key: str(value) for key, value in read_settings_file().items() if key != MODELS_KEY}
+
+
+def read_settings_file() -> dict[str, Any]:
+    """The whole settings file as JSON: the settings and the ``models`` the user added."""
     path = config_path()
     text = _read_regular(path)
     if text is None:
@@ -67,7 +76,7 @@ def read_config() -> dict[str, str]:
         ) from None
     if not isinstance(data, dict):
         raise MllzooError(f"{path} is not a JSON object of settings; fix or delete the file")
-    return {str(key): str(value) for key, value in data.items()}
+    return {str(key): value for key, value in data.items()}
 
 
 def _read_regular(path: Path) -> str | None:
@@ -142,15 +151,15 @@ def set_setting(key: str, value: str) -> None:
         raise MllzooError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
     if key == "claim-lease":
         _seconds(key, value)
-    _update(lambda values: {**values, key: value})
+    update_settings_file(lambda values: {**values, key: value})
 
 
 def unset_setting(key: str) -> None:
     _check_key(key)
-    _update(lambda values: {k: v for k, v in values.items() if k != key})
+    update_settings_file(lambda values: {k: v for k, v in values.items() if k != key})
 
 
-def _update(change: Callable[[dict[str, str]], dict[str, str]]) -> None:
+def update_settings_file(change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Read, change and write the settings under an exclusive lock, so that concurrent ``config set``
     calls never lose an update; the new file is written to a temporary file of its own and replaced
     onto the old one, so a reader or a crash sees the old file or the new one, never half of one."""
@@ -160,7 +169,7 @@ def _update(change: Callable[[dict[str, str]], dict[str, str]]) -> None:
         with open(path.with_name(path.name + ".lock"), "a") as lock:
             if fcntl is not None:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            values = change(read_config())
+            values = change(read_settings_file())
             with replaced_atomically(path) as stream:
                 stream.write((json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     except OSError as exc:

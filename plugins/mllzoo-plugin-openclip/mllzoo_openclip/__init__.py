@@ -24,6 +24,16 @@ def mllzoo_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(spec)
 
 
+@hookimpl
+def mllzoo_describe_model(model_id: str, checkpoint: str, config: str | None) -> ModelSpec | None:
+    """Check and describe a user's open_clip checkpoint (``mllzoo models add``)."""
+    if not model_id.startswith(f"{FAMILY}/"):
+        return None
+    from .describe import describe
+
+    return describe(model_id, checkpoint, config)
+
+
 mllzoo_load_model, mllzoo_encode_images, mllzoo_encode_texts = family_hooks(
     FAMILY, "mllzoo_openclip.loading"
 )

@@ -11,7 +11,12 @@ Any failure becomes one :class:`~mllzoo.errors.ModelLoadError` line.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,8 +122,49 @@ def pretrained_weights(spec: ModelSpec) -> str:
     return spec.tag
 
 
+LOCAL_DIR = "local-dir:"
+
+
+@contextmanager
+def open_clip_name(
+    arch: str, model_cfg: dict[str, Any] | None = None, preprocess_cfg: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """The name open_clip builds ``arch`` by: the arch itself when open_clip ships it and no config of
+    the user's is given, else a ``local-dir:`` folder holding that config (open_clip's own layout), so
+    a user's architecture is built by open_clip's factory without touching its global registry.
+    open_clip's warning that the folder holds no weights is kept quiet: they are loaded apart."""
+    if model_cfg is None:
+        yield arch
+        return
+    saved = logging.root.manager.disable
+    with tempfile.TemporaryDirectory(prefix="mllzoo-open_clip-") as folder:
+        config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
+        (Path(folder) / "open_clip_config.json").write_text(json.dumps(config), encoding="utf-8")
+        logging.disable(logging.WARNING)
+        try:
+            yield LOCAL_DIR + folder
+        finally:
+            logging.disable(saved)
+
+
+def unknown_architecture(spec: ModelSpec) -> ModelLoadError | None:
+    """The real cause when ``spec.arch`` is no architecture open_clip ships and the spec gives none."""
+    if spec.extra.get("model_cfg") is not None or open_clip.get_model_config(spec.arch) is not None:
+        return None
+    return ModelLoadError(
+        f"cannot load {spec.id}: open_clip {open_clip.__version__} has no architecture "
+        f"{spec.arch!r} and the model gives none; add a checkpoint of your own architecture with "
+        f"its config: `mllzoo models add open_clip/ARCH.TAG --checkpoint PATH --config ARCH.json`"
+    )
+
+
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
-    """Build ``spec.arch`` with its weights on ``device`` in ``dtype``, ready to encode."""
+    """Build ``spec.arch`` (or the architecture ``extra["model_cfg"]`` describes) with its weights on
+    ``device`` in ``dtype``, ready to encode."""
+    unknown = unknown_architecture(spec)
+    if unknown:
+        raise unknown
+    model_cfg = spec.extra.get("model_cfg")
     pretrained = pretrained_weights(spec)
     # A local copy of a catalogued tag gets that tag's preprocessing, as pretrained=tag would.
     tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag) if pretrained != spec.tag else {}
@@ -129,11 +175,23 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     }
     try:
         # Text towers and tokenizers from the Hub (SigLIP, XLM-R, ...) come from the cache when it is down.
-        with offline_unless_reachable():
+        with (
+            offline_unless_reachable(),
+            open_clip_name(spec.arch, model_cfg, spec.extra.get("preprocess_cfg")) as name,
+            warnings.catch_warnings(),
+        ):
+            # torch's remark on a checkpoint's pickle protocol is no warning for the user
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             module, _, preprocess = open_clip.create_model_and_transforms(
-                spec.arch, pretrained=pretrained, device=device, weights_only=True, **overrides
+                name,
+                pretrained=None if model_cfg else pretrained,
+                device=device,
+                weights_only=True,
+                **overrides,
             )
-            tokenizer = open_clip.get_tokenizer(spec.arch)
+            tokenizer = open_clip.get_tokenizer(name)
+            if model_cfg is not None:  # the folder held only the config: load the weights strictly
+                open_clip.load_checkpoint(module, pretrained, weights_only=True)
     except Exception as exc:
         raise weights_unavailable(spec.id, weights_origin(spec), exc) from None
     module = module.to(dtype=getattr(torch, dtype)).eval()

@@ -100,21 +100,28 @@ def hub_members(hub_dir: Path) -> tuple[set[str], dict[str, dict[str, float]]]:
     return names, info
 
 
-def measure(arch: str) -> dict[str, Any]:
-    """Params (M), GFLOPs, image size and context length of ``arch``, built without weights."""
+def measure(arch: str, model_cfg: dict[str, Any] | None = None, places: int = 2) -> dict[str, Any]:
+    """Params (M), GFLOPs (``places`` decimals), image size and context length of ``arch`` (or of the
+    architecture ``model_cfg`` describes, a user's own), built without weights."""
     import open_clip
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = open_clip.get_model_config(arch)
+    from .loading import open_clip_name
+
+    cfg = model_cfg or open_clip.get_model_config(arch)
     size = cfg["vision_cfg"].get("image_size", 224)
     size = (size, size) if isinstance(size, int) else tuple(size)
     context = cfg["text_cfg"].get("context_length", 77)
     facts: dict[str, Any] = {"image_size": max(size), "context_length": context}
     try:
-        with torch.device("meta"), warnings.catch_warnings():
+        with (
+            torch.device("meta"),
+            warnings.catch_warnings(),
+            open_clip_name(arch, model_cfg) as name,
+        ):
             warnings.simplefilter("ignore")
-            model = open_clip.create_model(arch, pretrained=None, device="meta")
+            model = open_clip.create_model(name, pretrained=None, device="meta")
             model.requires_grad_(False)  # the flop counter's module tracker wants no grads
             counter = FlopCounterMode(display=False)
             with counter:
@@ -123,8 +130,8 @@ def measure(arch: str) -> dict[str, Any]:
     except Exception as exc:
         facts["measure_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         return facts
-    facts["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
-    facts["gflops"] = round(counter.get_total_flops() / 1e9, 2)
+    facts["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, places)
+    facts["gflops"] = round(counter.get_total_flops() / 1e9, places)
     return facts
 
 

@@ -50,6 +50,56 @@ def tiny_checkpoint(
         factory._MODEL_CONFIGS = configs
 
 
+def custom_checkpoint(
+    folder: Path, arch: str, config: dict[str, Any], suffix: str = ".safetensors", seed: int = 0
+) -> tuple[Path, Path]:
+    """A lab's own architecture, unknown to open_clip: ``(weights, config file)`` in ``folder``, the
+    weights random (``.safetensors``, or ``.pt`` saved by ``torch.save``), built by open_clip from
+    the config as ``mllzoo models add --config`` will, without registering it with open_clip."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from .loading import open_clip_name
+
+    config_file = folder / f"{arch}.json"
+    config_file.write_text(json.dumps(config))
+    torch.manual_seed(seed)
+    with open_clip_name(arch, config) as name:
+        state = open_clip.create_model(name, pretrained=None).state_dict()
+    weights = folder / f"{arch}{suffix}"
+    if suffix == ".safetensors":
+        save_file({key: value.contiguous() for key, value in state.items()}, str(weights))
+    else:
+        torch.save(state, weights)
+    return weights, config_file
+
+
+class _Planted:
+    """Unpickling this opens (creates) a file: what a malicious checkpoint would run instead."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def planted_checkpoint(path: Path, marker: Path, writer: str = "torch.save") -> Path:
+    """A ``.pt`` that creates ``marker`` when unpickled, written by ``torch.save`` (a zip) or by
+    ``pickle`` (a bare pickle): a test that it is refused and never unpickled checks ``marker``."""
+    import pickle
+
+    import torch
+
+    payload = {"state_dict": {"w": torch.zeros(1)}, "extra": _Planted(marker)}
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, path)
+    return path
+
+
 def cut_off_hub(monkeypatch: Any, cache: Path) -> None:
     """Point the Hub at a closed local port (refused at once, as with no network) and the cache at ``cache``.
 

@@ -15,7 +15,13 @@ import pytest
 import mllzoo_openclip
 from mllzoo import ModelLoadError, ModelSpec
 from mllzoo.testing import check_model, check_plugin, registered_specs, registry_with_graph
-from mllzoo_openclip.testing import TINY_VIT, cut_off_hub, put_in_hub_cache, tiny_checkpoint
+from mllzoo_openclip.testing import (
+    TINY_VIT,
+    custom_checkpoint,
+    cut_off_hub,
+    put_in_hub_cache,
+    tiny_checkpoint,
+)
 
 ARCH = "mllzoo-tiny-ViT"
 
@@ -34,9 +40,16 @@ def offline_hub(request, tmp_path, monkeypatch):
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
-def test_conformance(weights):
+def test_conformance(weights, tmp_path):
     spec = ModelSpec(family="open_clip", arch=ARCH, tag="local", image_size=32, source=str(weights))
-    check_plugin(mllzoo_openclip, family="open_clip", loadable=[spec])
+    (tmp_path / "lab").mkdir()
+    lab_weights, lab_config = custom_checkpoint(tmp_path / "lab", "labvit", TINY_VIT)
+    check_plugin(
+        mllzoo_openclip,
+        family="open_clip",
+        loadable=[spec],
+        describable=[("open_clip/labvit.epoch3", str(lab_weights), str(lab_config))],
+    )
 
 
 def test_checkpoint_named_in_env_registers_and_loads(weights, monkeypatch):
