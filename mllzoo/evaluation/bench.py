@@ -36,6 +36,7 @@ from mllzoo.extras import require
 from mllzoo.graph.images import ImageCache, class_folder_images
 from mllzoo.models.vlm import load_model
 from mllzoo.reuse.ensemble import (
+    LOGIT_SCALE,
     PROMPT_SETS,
     ReuseMethod,
     class_prompts,
@@ -44,8 +45,8 @@ from mllzoo.reuse.ensemble import (
     image_features,
     reuse_method,
     shared_texts,
+    softmax,
     vote_weights,
-    zero_shot,
 )
 from mllzoo.selection.recommend import Recommendation, Selector
 from mllzoo.store.registry import Registry
@@ -119,10 +120,10 @@ def load_tasks(tasks_dir: Path) -> list[Task]:
     return tasks
 
 
-def model_probabilities(
+def model_similarities(
     model_ids: list[str], tasks: list[Task], texts: dict, device: str, batch_size: int
 ) -> tuple[dict, dict]:
-    """``{prompt set: {model_id: {task: softmax probabilities [images, classes]}}}`` for each prompt set
+    """``{prompt set: {model_id: {task: cosine similarities [images, classes]}}}`` for each prompt set
     in ``texts`` (``{prompt set: {task: per-class prompts}}``), each model loaded once, each image
     encoded once per model and each task's prompts once per text tower (as ``predict`` does); and the
     seconds spent: ``{"image": {model: {task: s}}, "text": {prompt set: {task: {tower: s}}}, "tower":
@@ -133,7 +134,7 @@ def model_probabilities(
         raise MllzooError(f"labeled model(s) not installed: {', '.join(missing)}")
     caches = {t.name: ImageCache(None, [str(Path(p).resolve()) for p in t.images]) for t in tasks}
     shared = {p: {t.name: shared_texts(texts[p][t.name]) for t in tasks} for p in texts}
-    probs: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {} for p in texts}
+    similarity: dict[str, dict[str, dict[str, np.ndarray]]] = {p: {} for p in texts}
     seconds: dict[str, Any] = {"image": {}, "text": {p: {t.name: {} for t in tasks} for p in texts}}
     seconds["tower"] = {}
     for model_id in model_ids:
@@ -141,7 +142,7 @@ def model_probabilities(
         tower = seconds["tower"][model_id] = model.text_key or model_id
         seconds["image"][model_id] = {}
         for prompt_set in texts:
-            probs[prompt_set][model_id] = {}
+            similarity[prompt_set][model_id] = {}
         for task in tasks:
             started = time.perf_counter()
             features, ok = image_features(model, caches[task.name], batch_size)
@@ -155,8 +156,20 @@ def model_probabilities(
                 vectors = class_vectors(model, per_task[task.name], shared[prompt_set][task.name])
                 spent = seconds["text"][prompt_set][task.name]
                 spent[tower] = spent.get(tower, 0.0) + time.perf_counter() - started
-                probs[prompt_set][model_id][task.name] = zero_shot(features, vectors)
-    return probs, seconds
+                similarity[prompt_set][model_id][task.name] = features @ vectors.T
+    return similarity, seconds
+
+
+def probabilities(similarity: dict, scales: dict[str, float] | None = None) -> dict:
+    """Softmax probabilities from :func:`model_similarities`, each model at its logit scale (default
+    :data:`~mllzoo.reuse.ensemble.LOGIT_SCALE`, as ``predict`` uses)."""
+    return {
+        prompt_set: {
+            m: {t: softmax((scales or {}).get(m, LOGIT_SCALE) * s) for t, s in per_task.items()}
+            for m, per_task in per_model.items()
+        }
+        for prompt_set, per_model in similarity.items()
+    }
 
 
 def accuracy(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -339,6 +352,27 @@ def mean(values) -> float:
     return round(float(np.mean(list(values))), 4)
 
 
+@dataclass
+class Measured:
+    """What running every model over every task gave: scored as often as wanted (:func:`score`)."""
+
+    selector: Selector
+    tasks: list[Task]
+    similarity: dict
+    seconds: dict
+
+
+def measure(
+    registry: Registry, tasks_dir: Path, device: str = DEVICE, batch_size: int = BATCH_SIZE
+) -> Measured:
+    """Every labeled model over the tasks in ``tasks_dir``, with every prompt set: the costly part."""
+    selector = Selector(registry, captioner="templates", keep_labels=True)
+    tasks = load_tasks(tasks_dir)
+    texts = prompt_texts(selector, tasks)
+    similarity, seconds = model_similarities(selector.model_ids, tasks, texts, device, batch_size)
+    return Measured(selector, tasks, similarity, seconds)
+
+
 def run_bench(
     registry: Registry,
     tasks_dir: Path,
@@ -350,12 +384,23 @@ def run_bench(
     k: int = K,
 ) -> dict:
     """Every method and ablation on the tasks in ``tasks_dir``; ``mll`` is ``reuse`` at ``k``."""
+    return score(measure(registry, tasks_dir, device, batch_size), orders, seed, reuse, k)
+
+
+def score(
+    measured: Measured,
+    orders: int = BENCH_ORDERS,
+    seed: int = SEED,
+    reuse: str = REUSE,
+    k: int = K,
+    scales: dict[str, float] | None = None,
+) -> dict:
+    """Every method and ablation from what :func:`measure` gave, each model's softmax at its logit
+    scale in ``scales`` (default: :data:`~mllzoo.reuse.ensemble.LOGIT_SCALE`, as ``predict``)."""
     method = reuse_method(reuse)
-    selector = Selector(registry, captioner="templates", keep_labels=True)
-    tasks = load_tasks(tasks_dir)
-    texts = prompt_texts(selector, tasks)
-    probs, seconds = model_probabilities(selector.model_ids, tasks, texts, device, batch_size)
-    bench = Bench(selector, probs, seconds, (method, k))
+    selector, tasks = measured.selector, measured.tasks
+    probs = probabilities(measured.similarity, scales)
+    bench = Bench(selector, probs, measured.seconds, (method, k))
     rows = [bench.score_task(task, selector.model_ids) for task in tasks]
     average = {m: mean(r["accuracy"][m] for r in rows) for m in METHODS}
     ablations = {
