@@ -327,7 +327,7 @@ class Registry(LabelStore):
             if pending and not self.writable:
                 raise self._cannot_upgrade(pending[-1].name, by_choice)
             if pending:
-                self._upgrade([m.name for m in pending])
+                self._upgrade()
         except sqlite3.OperationalError as exc:
             raise (
                 registry_file.read_only(self.path)
@@ -337,20 +337,33 @@ class Registry(LabelStore):
         except sqlite3.DatabaseError as exc:
             raise registry_file.not_sqlite(self.path, exc) from None
 
-    def _upgrade(self, pending: list[str]) -> None:
+    def _upgrade(self) -> None:
         """Apply the pending migrations; a registry that has a schema already is upgraded as
-        :mod:`mllzoo.store.upgrade` says (space checked, announced, backed up, compacted)."""
-        applied = [m.name for m in migrations.applied(self.db)]
-        if applied:
-            upgrade.check_space(self.path, applied[-1], pending)
-            kept = upgrade.backup_path(self.path, applied[-1])
-            upgrade.announce(self.path, applied[-1], pending[-1], len(pending), kept)
+        :mod:`mllzoo.store.upgrade` says (one process at a time; space checked, announced, backed up,
+        compacted)."""
+        if not migrations.applied(self.db):  # a new registry
+            self._migrate()
+            return
+        upgrade.check_space(  # before anything is written, the lock file included
+            self.path,
+            migrations.applied(self.db)[-1].name,
+            [m.name for m in migrations.pending(self.db)],
+        )
+        with upgrade.one_at_a_time(self.path):
+            pending = [m.name for m in migrations.pending(self.db)]
+            if not pending:  # another process upgraded it while this one waited
+                return
+            applied = migrations.applied(self.db)[-1].name
+            kept = upgrade.backup_path(self.path, applied)
+            upgrade.announce(self.path, applied, pending[-1], len(pending), kept)
             upgrade.backup(self.db.conn, self.path, kept)
+            self._migrate()
+            upgrade.compact(self.db.conn, self.path)
+
+    def _migrate(self) -> None:
         if self.db.journal_mode != "wal":
             self.db.enable_wal()
         migrations.apply(self.db)
-        if applied:
-            upgrade.compact(self.db.conn, self.path)
 
     def _cannot_upgrade(self, target: str, by_choice: bool) -> MllzooError:
         """The one line for a registry that needs an upgrade this open may not make."""

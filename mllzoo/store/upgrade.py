@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -38,6 +39,28 @@ SLACK = (
 )
 COUNTS = ("page_count", "freelist_count")
 BACKUP = re.compile(r"\.bak-m\d{3}(-\d+)?$")
+
+
+@contextlib.contextmanager
+def one_at_a_time(path: Path) -> Iterator[None]:
+    """Hold the upgrade lock of the registry at ``path`` (an exclusive lock on ``.NAME.upgrade-lock``
+    beside it, waited for): processes opening one old registry at once would otherwise run the same
+    migrations against each other, and all but one fail with "database is locked"."""
+    real = path.resolve()
+    lock = real.with_name(f".{real.name}.upgrade-lock")
+    try:
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise MllzooError(
+            f"registry {path} needs a schema upgrade, but its lock {lock} cannot be made "
+            f"({_reason(exc)})"
+        ) from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def is_backup(path: Path) -> bool:
