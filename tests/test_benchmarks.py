@@ -78,3 +78,20 @@ def test_migration_space_benchmark_prints_each_upgrade_against_the_one_before(wo
     assert [line.split(",")[0] for line in lines[:4]] == ["from m004"] * 2 + ["from m002"] * 2
     assert "as before" in lines[0] and "with backup and VACUUM" in lines[1]
     assert lines[-1].startswith("refused below: 2.5x")
+
+
+def test_embedding_cache_benchmark_compares_the_bounded_file_with_the_layout_before():
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "embedding_cache.py"),
+            *("--mb", "0.5", "--lists", "4", "--classes", "200"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert "holds 0.5 MB" in first and "(200 of 200 hits)" in first
+    assert second.startswith("the layout before bounds") and "bounded file / old file" in second

@@ -3,7 +3,8 @@ with a backup of the old file beside it, and compacted afterwards.
 
 A migration rewrites much of the file (``m004_label_blocks`` converts every label, ``m005`` rewrites every
 block's checksum), and in WAL mode each changed page is written once more into the journal, so the file
-and its journal grew threefold until someone ran ``VACUUM`` by hand. The backup is made with
+and its journal grew threefold (16.6 to 53 MB) until someone ran ``VACUUM`` by hand. Upgrades take
+turns under a lock file beside the registry. The backup is made with
 ``VACUUM INTO`` (a consistent, compact copy even while other processes read) under a temporary name,
 synced, then renamed into place read-only: a crash never leaves half a backup under the backup's name,
 and a backup is never opened for writing (:func:`is_backup`), so it cannot be migrated in turn.
@@ -22,7 +23,8 @@ from pathlib import Path
 
 try:
     import fcntl
-except ImportError:  # not on Windows: there an abandoned partial backup stays until removed by hand
+except ImportError:  # not on Windows: there upgrades are not serialised, and an abandoned partial
+    # backup stays until removed by hand
     fcntl = None  # type: ignore[assignment]
 
 from mllzoo.errors import MllzooError, note, warn
@@ -34,9 +36,8 @@ from mllzoo.errors import MllzooError, note, warn
 # m002, whose labels m004_label_blocks converts while the old arrays are still there.
 SPACE_FACTOR = 2.5
 CONVERSION_SPACE_FACTOR = 9.0  # when m004_label_blocks is pending
-SLACK = (
-    0.1  # the share of unused pages that an upgrade leaves to SQLite to reuse rather than vacuums
-)
+# the share of unused pages an upgrade leaves for SQLite to reuse rather than vacuum the file
+SLACK = 0.1
 COUNTS = ("page_count", "freelist_count")
 BACKUP = re.compile(r"\.bak-m\d{3}(-\d+)?$")
 

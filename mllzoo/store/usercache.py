@@ -30,6 +30,9 @@ CACHE_ENV = "MLLZOO_CACHE_DIR"
 FILE_NAME = "embeddings-cache.db"
 BUSY_MS = 10_000
 USE_RESOLUTION = 300  # seconds: a hit rewrites a row's last use only when it is older than this
+JOURNAL_BYTES = (
+    4_000_000  # the WAL is cut back to this after each checkpoint: it counts on disk too
+)
 VERSION = 2  # PRAGMA user_version of a cache with last use and a byte count (1: neither)
 SCHEMA = [  # a rowid table: a row of a few KB fits its page (one WITHOUT ROWID spilled to overflow pages)
     "create table if not exists embeddings (embedder text not null, text text not null, dtype text not "
@@ -201,6 +204,7 @@ class EmbeddingCache:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     conn.execute("PRAGMA journal_mode = wal")
+                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_BYTES}")
                 if conn.execute("PRAGMA user_version").fetchone()[0] != VERSION:
                     _upgrade(conn)
                 self._conn = conn
