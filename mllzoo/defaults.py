@@ -31,6 +31,7 @@ BATCH_SIZE = 64  # images per forward pass when predicting
 REUSE_METHODS = ("described", "evidence", "paper")  # mllzoo.reuse.ensemble.REUSE_METHODS
 REUSE = "described"  # the class descriptions in the prompts, 1/entropy votes: docs/design.md
 BENCH_ORDERS = 10  # random hub orders for the benchmark's growth curve
+EMBEDDING_CACHE_MB = 256  # the user's text-embedding cache (`mllzoo config set embedding-cache-mb`)
 
 # the web pages
 HOST = "127.0.0.1"  # loopback: a wider address exposes the whole registry

@@ -4,6 +4,7 @@ plugin's environment, and the checks of what a failing command prints."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -249,6 +250,52 @@ def make_pre_checksum(path: Path) -> None:
     )
     conn.commit()
     conn.close()
+
+
+def unbind(path: Path) -> None:
+    """Turn a registry back into schema m004: block checksums over the bytes only, no label token."""
+    from mllzoo.store.label_store import block_checksum
+
+    conn = sqlite3.connect(path)
+    for model_id, node, dtype, ranks, lengths, entries in conn.execute(
+        "select model_id, node, dtype, ranks, lengths, entries from label_blocks"
+    ).fetchall():
+        conn.execute(
+            "update label_blocks set checksum = ? where model_id = ? and node = ?",
+            [block_checksum(dtype, ranks, lengths, entries, bound=None), model_id, node],
+        )
+    conn.execute("alter table labels drop column token")
+    conn.execute("alter table label_claims drop column renewed")
+    conn.execute(
+        "delete from _sqlite_migrations where name in ('m005_bound_label_blocks', 'm006_claim_leases')"
+    )
+    conn.commit()
+    conn.close()
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str = "1m", read_only: bool = False):
+    """A real small filesystem at ``folder`` (skips the test where mounting is not allowed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill(folder: Path) -> None:
+    """Fill the filesystem holding ``folder`` to the last byte."""
+    for name, block in (("filler", 65536), ("filler-small", 1)):
+        handle = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(handle, b"\0" * block)
+        os.close(handle)
 
 
 def recommend(world, env: dict, *args: str) -> subprocess.CompletedProcess:

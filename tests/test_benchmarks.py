@@ -59,3 +59,39 @@ def test_pull_throughput_benchmark_compares_the_pull_with_a_baseline_in_the_same
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert len(rows) == 3 and rows[0][-1] == "1.00x", done.stdout
     assert "mllzoo labels pull" in done.stdout and "MB/s" in done.stdout
+
+
+def test_migration_space_benchmark_prints_each_upgrade_against_the_one_before(world):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "migration_space.py"),
+            "--registry",
+            world[1]["MLLZOO_REGISTRY"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(",")[0] for line in lines[:4]] == ["from m004"] * 2 + ["from m002"] * 2
+    assert "as before" in lines[0] and "with backup and VACUUM" in lines[1]
+    assert lines[-1].startswith("refused below: 2.5x")
+
+
+def test_embedding_cache_benchmark_compares_the_bounded_file_with_the_layout_before():
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "embedding_cache.py"),
+            *("--mb", "0.5", "--lists", "4", "--classes", "200"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert "holds 0.5 MB" in first and "(200 of 200 hits)" in first
+    assert second.startswith("the layout before bounds") and "bounded file / old file" in second

@@ -5,7 +5,6 @@ CI). Every case ends in one clear line, never a traceback, a stray file or a cha
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -13,33 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, run_cli_process
-from helpers import MODEL, copy_registry, one_line_error, sha1
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str = "1m", read_only: bool = False):
-    """A real small filesystem at ``folder`` (skips the test where mounting is not allowed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    options = f"size={size}" + (",ro" if read_only else "")
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
-    ).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def fill(folder: Path) -> None:
-    """Fill the filesystem holding ``folder`` to the last byte."""
-    for name, block in (("filler", 65536), ("filler-small", 1)):
-        handle = os.open(folder / name, os.O_WRONLY | os.O_CREAT)
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(handle, b"\0" * block)
-        os.close(handle)
-
+from helpers import MODEL, copy_registry, fill, one_line_error, sha1, tmpfs
 
 # labels export --------------------------------------------------------------------------------------
 

@@ -271,6 +271,7 @@ def test_a_blob_already_truncated_before_checksums_reads_as_damaged(world, label
         "update label_arrays set data = substr(data, 3) where model_id = ? and name = 'rank'",
         (MODEL,),
     )
+    assert "Note: upgrading registry" in run_cli("models", env=env).stderr
     one_line_error(recommend(world, env), MODEL, "mllzoo register")
 
 

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from helpers import MODEL, copy_registry, execute, make_pre_checksum, one_line_error, recommend
+from helpers import (
+    MODEL,
+    copy_registry,
+    execute,
+    make_pre_checksum,
+    one_line_error,
+    recommend,
+    unbind,
+)
 
 pytestmark = pytest.mark.slow  # mllzoo CLI subprocesses
 
@@ -77,27 +85,6 @@ def test_blocks_left_from_another_run_of_the_same_model_are_damage(world, tmp_pa
     one_line_error(recommend(world, env), MODEL, "not this label's block")
 
 
-def unbind(path: Path) -> None:
-    """Turn a registry back into schema m004: block checksums over the bytes only, no label token."""
-    from mllzoo.store.label_store import block_checksum
-
-    conn = sqlite3.connect(path)
-    for model_id, node, dtype, ranks, lengths, entries in conn.execute(
-        "select model_id, node, dtype, ranks, lengths, entries from label_blocks"
-    ).fetchall():
-        conn.execute(
-            "update label_blocks set checksum = ? where model_id = ? and node = ?",
-            [block_checksum(dtype, ranks, lengths, entries, bound=None), model_id, node],
-        )
-    conn.execute("alter table labels drop column token")
-    conn.execute("alter table label_claims drop column renewed")
-    conn.execute(
-        "delete from _sqlite_migrations where name in ('m005_bound_label_blocks', 'm006_claim_leases')"
-    )
-    conn.commit()
-    conn.close()
-
-
 def test_an_m004_registry_is_bound_on_upgrade_with_identical_answers(world, tmp_path):
     path, env = copy_registry(world, tmp_path)
     want = recommend(world, env)
@@ -120,6 +107,7 @@ def test_a_block_damaged_before_the_upgrade_stays_damaged(world, tmp_path):
         "(select max(node) from label_blocks where model_id = ? and length(entries) > 0)",
         (MODEL, MODEL),
     )
+    assert "Note: upgrading registry" in run_cli("models", env=env).stderr
     one_line_error(recommend(world, env), MODEL)
     assert recommend(world, env, "--models", OTHER).returncode == 0
 

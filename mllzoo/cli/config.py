@@ -10,7 +10,8 @@ from mllzoo.store import config as settings
 
 @click.group("config")
 def config_group() -> None:
-    """Show or change settings (captioner, embedder, claim-lease) kept in the user config folder.
+    """Show or change settings (captioner, embedder, claim-lease, embedding-cache-mb) kept in the user
+    config folder.
 
     \b
     mllzoo config list                 every setting, its value and where it comes from

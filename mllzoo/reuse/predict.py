@@ -19,7 +19,8 @@ def gather_images(
     classes: list[str],
     aliases: dict[str, str] | None = None,
 ) -> tuple[list[Path], list[str | None], dict[str, int]]:
-    """Files as given; folders walked. A sub-folder named like a class (or like one of its ``aliases``,
+    """Files as given; folders walked (only regular files count as images: a FIFO or a link to a device
+    is never opened, which could block). A sub-folder named like a class (or like one of its ``aliases``,
     lowercase folder name -> class: its concept's wnid) gives its images that truth; the images of
     sub-folders named like no class are counted per folder (they are predicted, not scored)."""
     by_folder = {**(aliases or {}), **{display_name(c).lower(): c for c in classes}}
@@ -41,6 +42,8 @@ def gather_images(
                 truth.append(by_folder.get(display_name(folder).lower()) if folder else None)
                 if folder and truth[-1] is None:
                     unmatched[folder] += 1
+        elif path.exists():  # a FIFO, device or socket (or a link to one): never opened
+            raise MllzooError(f"{path} is not a regular file, so not an image")
         else:
             raise MllzooError(f"no such file or folder: {path}")
     if not images:

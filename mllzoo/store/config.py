@@ -19,7 +19,7 @@ try:
 except ImportError:  # not on Windows: there a concurrent `config set` may lose an update
     fcntl = None  # type: ignore[assignment]
 
-from mllzoo.defaults import CLAIM_LEASE
+from mllzoo.defaults import CLAIM_LEASE, EMBEDDING_CACHE_MB
 from mllzoo.errors import MllzooError
 from mllzoo.store.files import replaced_atomically
 
@@ -39,6 +39,11 @@ SETTINGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
         str(CLAIM_LEASE),
         None,
         "seconds a labeling claim holds unless its register renews it; then another may take it over",
+    ),
+    "embedding-cache-mb": (
+        str(EMBEDDING_CACHE_MB),
+        None,
+        "megabytes the user's text-embedding cache keeps, least recently used first out; 0 turns it off",
     ),
 }
 
@@ -135,13 +140,31 @@ def claim_lease() -> float:
 
 
 def _seconds(key: str, value: str) -> float:
+    return _number(key, value, lambda s: 0 < s < float("inf"), "a positive number of seconds")
+
+
+def _number(key: str, value: str, fits: Callable[[float], bool], what: str) -> float:
+    """``value`` as a number that ``fits`` (NaN never does), else one line saying what it must be."""
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise MllzooError(f"{key} must be a positive number of seconds, not {value!r}")
-    return seconds
+        number = float("nan")
+    if not fits(number):
+        raise MllzooError(f"{key} must be {what}, not {value!r}")
+    return number
+
+
+def embedding_cache_bytes() -> int:
+    """The ``embedding-cache-mb`` setting in bytes (0: no cache); a hand-edited value that is no
+    non-negative number is one clear error."""
+    return _megabytes("embedding-cache-mb", setting("embedding-cache-mb"))
+
+
+def _megabytes(key: str, value: str) -> int:
+    megabytes = _number(
+        key, value, lambda m: 0 <= m < float("inf"), "a number of megabytes, 0 or more"
+    )
+    return int(megabytes * 1_000_000)
 
 
 def set_setting(key: str, value: str) -> None:
@@ -151,6 +174,8 @@ def set_setting(key: str, value: str) -> None:
         raise MllzooError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
     if key == "claim-lease":
         _seconds(key, value)
+    if key == "embedding-cache-mb":
+        _megabytes(key, value)
     update_settings_file(lambda values: {**values, key: value})
 
 

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import json
 import os
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -27,7 +28,7 @@ from sqlite_utils import Migrations
 
 from mllzoo import labels
 from mllzoo.errors import MllzooError, warn
-from mllzoo.store import blobs, config, registry_file
+from mllzoo.store import blobs, config, registry_file, upgrade
 from mllzoo.store.files import replaced_atomically
 from mllzoo.store.label_store import (
     LabelStore,
@@ -303,18 +304,18 @@ class Registry(LabelStore):
         read_only = (
             read_only or immutable
         )  # a web page's registry: never written, even when it could be
-        self.writable = (
-            registry_file.check(self.path, create and not read_only, write) and not read_only
-        )
+        could_write = registry_file.check(self.path, create and not read_only, write)
+        self.writable = could_write and not read_only
         try:
-            self._open(immutable, empty_ok=create and write)
+            self._open(immutable, empty_ok=create and write, by_choice=could_write)
         except BaseException:
             if hasattr(self, "db"):  # a refused registry is left as it was found: no -wal, no -shm
                 self.db.conn.close()
             raise
 
-    def _open(self, immutable: bool, empty_ok: bool) -> None:
-        """Connect, check the schema and apply pending migrations; user errors as one line."""
+    def _open(self, immutable: bool, empty_ok: bool, by_choice: bool) -> None:
+        """Connect, check the schema and apply pending migrations; user errors as one line
+        (``by_choice``: a read-only registry could be written, but is read only, as the web pages do)."""
         try:
             if self.writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -324,14 +325,9 @@ class Registry(LabelStore):
             self._check_schema(empty_ok)
             pending = migrations.pending(self.db)
             if pending and not self.writable:
-                raise MllzooError(
-                    f"registry {self.path} needs a schema upgrade ({pending[-1].name}) but is "
-                    f"read-only: run any mllzoo command on it once with write access"
-                )
+                raise self._cannot_upgrade(pending[-1].name, by_choice)
             if pending:
-                if self.db.journal_mode != "wal":
-                    self.db.enable_wal()
-                migrations.apply(self.db)
+                self._upgrade()
         except sqlite3.OperationalError as exc:
             raise (
                 registry_file.read_only(self.path)
@@ -340,6 +336,49 @@ class Registry(LabelStore):
             ) from None
         except sqlite3.DatabaseError as exc:
             raise registry_file.not_sqlite(self.path, exc) from None
+
+    def _upgrade(self) -> None:
+        """Apply the pending migrations; a registry that has a schema already is upgraded as
+        :mod:`mllzoo.store.upgrade` says (one process at a time; space checked, announced, backed up,
+        compacted)."""
+        if not migrations.applied(self.db):  # a new registry
+            self._migrate()
+            return
+        upgrade.check_space(  # before anything is written, the lock file included
+            self.path,
+            migrations.applied(self.db)[-1].name,
+            [m.name for m in migrations.pending(self.db)],
+        )
+        with upgrade.one_at_a_time(self.path):
+            pending = [m.name for m in migrations.pending(self.db)]
+            if not pending:  # another process upgraded it while this one waited
+                return
+            applied = migrations.applied(self.db)[-1].name
+            kept = upgrade.backup_path(self.path, applied)
+            upgrade.announce(self.path, applied, pending[-1], len(pending), kept)
+            upgrade.backup(self.db.conn, self.path, kept)
+            self._migrate()
+            upgrade.compact(self.db.conn, self.path)
+
+    def _migrate(self) -> None:
+        if self.db.journal_mode != "wal":
+            self.db.enable_wal()
+        migrations.apply(self.db)
+
+    def _cannot_upgrade(self, target: str, by_choice: bool) -> MllzooError:
+        """The one line for a registry that needs an upgrade this open may not make."""
+        if upgrade.is_backup(self.path.resolve()):
+            return upgrade.refuse_backup(self.path)
+        if by_choice:  # served: the pages never write it, so the user upgrades it once
+            return MllzooError(
+                f"registry {self.path} needs a schema upgrade ({target}), which is never made "
+                f"here (it is only read): run `mllzoo --registry {shlex.quote(str(self.path))} "
+                f"models` once to upgrade it, then reload"
+            )
+        return MllzooError(
+            f"registry {self.path} needs a schema upgrade ({target}) but is read-only: run any "
+            f"mllzoo command on it once with write access"
+        )
 
     def _check_schema(self, empty_ok: bool) -> None:
         """Refuse, before any write, a file that is not an mllzoo registry or was written by a newer mllzoo."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mllzoo.errors import MllzooError
+from mllzoo.store import upgrade
 
 
 def check(path: Path, create: bool, write: bool) -> bool:
@@ -39,6 +40,10 @@ def check(path: Path, create: bool, write: bool) -> bool:
     if not os.access(path, os.R_OK):
         raise MllzooError(f"registry {path} cannot be read (permission denied)")
     real = path.resolve()  # a link's target: its folder is where SQLite writes the journal
+    if upgrade.is_backup(real) or upgrade.is_backup(path):  # only ever read, even by root
+        if write:
+            raise upgrade.refuse_backup(path)
+        return False
     writable = os.access(real, os.W_OK) and os.access(real.parent, os.W_OK | os.X_OK)
     if write and not writable:
         raise read_only(path)

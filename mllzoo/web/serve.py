@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from mllzoo.errors import MllzooError, WarningHandler, note, set_warning_handler
 
+RESERVED_NAMES = ("_internal",)  # database names Datasette gives its own databases
+
 
 def serve_registry(path: Path, host: str, port: int, no_sql: bool = False) -> None:
     """Check ``path`` is a registry (one line if not), then serve it until interrupted; ``no_sql``
@@ -77,10 +79,12 @@ def loopback(host: str) -> bool:
 def uri_safe(path: Path, folder: Path) -> Path:
     """``path``, or a link to it in ``folder`` with a plain name where ``path`` holds a character a
     ``file:`` URI reads otherwise (``#``, ``?``, ``%``): Datasette puts the path in one unquoted, and
-    would open another file (``exp#3/r.db`` as ``exp``). SQLite keeps the journal beside the target."""
-    if quote(str(path), safe="/") == str(path):
+    would open another file (``exp#3/r.db`` as ``exp``). Likewise where its name is one Datasette
+    keeps for itself (``_internal.db`` would be served as ``_internal_2``, and the pages would look
+    for the registry in Datasette's own database). SQLite keeps the journal beside the target."""
+    if quote(str(path), safe="/") == str(path) and path.stem not in RESERVED_NAMES:
         return path
-    link = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) + ".db")
+    link = folder / ((re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("_") or "registry") + ".db")
     link.symlink_to(path)
     return link
 
