@@ -9,7 +9,8 @@ and scores every method and ablation three ways from those same outputs:
 
 - ``fixed``: the logit scale of 100 that ``predict`` uses;
 - ``fitted``: each model at its fitted scale;
-- ``shared``: every model at the median of the fitted scales (is it the temperature, or comparability?).
+- ``shared``: every model at the median of the fitted scales (is it the temperature, or comparability?),
+  and at each scale of ``--scales``.
 
     NLTK_DATA=.nltk_data MLLZOO_LOAD_PLUGINS=mllzoo-plugin-minizoo .venv/bin/python \\
         benchmarks/temperature_calibration.py --registry registry.db --samples world/samples \\
@@ -100,16 +101,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=Path, default=Path("world/styles"))
     parser.add_argument("--fit-samples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scales", type=float, nargs="*", default=[], help="more shared scales")
     args = parser.parse_args()
     registry = Registry(args.registry)
     fitted = fit_scales(registry, args.samples, args.fit_samples, args.seed)
     shared = float(np.median(list(fitted.values())))
     measured = measure(registry, args.tasks, device="cpu")
-    ways = {
-        "fixed": score(measured, orders=0),
-        "fitted": score(measured, orders=0, scales=fitted),
-        f"shared {shared:g}": score(measured, orders=0, scales=dict.fromkeys(fitted, shared)),
-    }
+    ways = {"fixed": score(measured, orders=0), "fitted": score(measured, orders=0, scales=fitted)}
+    for scale in [shared, *args.scales]:
+        ways[f"shared {scale:.3g}"] = score(measured, orders=0, scales=dict.fromkeys(fitted, scale))
     names = list(ways)
     print(
         f"\nmean accuracy over {len(measured.tasks)} tasks, {sum(len(t.images) for t in measured.tasks)} images"
