@@ -118,7 +118,7 @@ BENCH_CONFIG = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 256, "heads": 4, "layers": 2},
 }
 BATCH = 32
-CHUNK = 64  # images per part: several parts, so the steady rate leaves the first one out
+CHUNK = 64  # images per part (fewer on a small run): the steady rate leaves the first part out
 
 
 def photo_samples(root: Path, per_node: int) -> Path:
@@ -245,7 +245,8 @@ def decoding_throughput(worker_counts: list[int], per_node: int) -> None:
         for workers in worker_counts:
             clock = PartClock(decode_workers=workers)
             seconds, _ = timed_labeling(
-                graph, root, [entry], Path(tmp), f"w{workers}", batch_size=BATCH, chunk=CHUNK,
+                graph, root, [entry], Path(tmp), f"w{workers}", batch_size=BATCH,
+                chunk=min(CHUNK, max(1, n // 4)),
                 executor=clock,
             )  # fmt: skip
             runs.append((workers, clock.steady_rate(), seconds))

@@ -59,3 +59,25 @@ def test_pull_throughput_benchmark_compares_the_pull_with_a_baseline_in_the_same
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert len(rows) == 3 and rows[0][-1] == "1.00x", done.stdout
     assert "mllzoo labels pull" in done.stdout and "MB/s" in done.stdout
+
+
+def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate():
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "labeling_throughput.py"),
+            "--decode-workers",
+            "0,1",
+            "--images-per-node",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("model forward on ready tensors: ") and "images/s" in lines[1]
+    runs = [line for line in lines if line.startswith("labeling, ")]
+    assert [line.split(" decoding")[0] for line in runs] == ["labeling, 0", "labeling, 1"]
+    assert all("% of forward)" in line and "nan" not in line for line in runs), done.stdout
