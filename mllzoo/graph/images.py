@@ -226,6 +226,10 @@ class ImageCache:
         cache_key = (key, start, stop)
         if self.pool is None or cache_key in self._chunks or cache_key in self._pending:
             return
+        for stale in self._pending.values():
+            for batch in stale:
+                if isinstance(batch, Future):
+                    batch.cancel()  # not started: never decoded; running: its result is dropped
         self._pending.clear()
         self._pending[cache_key] = self._decode(key, preprocess, start, stop)
 
