@@ -62,7 +62,12 @@ def test_labels_list_names_the_real_cause(partial, world):
         (False, CAUSE),
     ]
     absent = ok(run_cli("labels", "list", env={**world[1], "MLLZOO_LOAD_PLUGINS": ""}))
-    assert absent.count("(plugin not installed: mllzoo install mllzoo-plugin-tinyclip)") == 2
+    assert (
+        absent.count(
+            "plugin mllzoo-plugin-tinyclip (not installed: mllzoo install mllzoo-plugin-tinyclip)"
+        )
+        == 2
+    )
 
 
 def test_recommend_leaves_the_unoffered_model_out_and_says_why(partial):

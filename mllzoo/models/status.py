@@ -42,14 +42,15 @@ class ModelStatus:
         return self.state
 
     def explained(self) -> str:
-        """:meth:`text` with the step to take where one command takes it: installing the plugin."""
+        """What ``labels list`` shows after the plugin's name: :meth:`text`, or for a missing plugin
+        the step to take (the install command)."""
         from mllzoo.plugin_source import install_command
 
         if self.state != NO_PLUGIN:
             return self.text()
         if not self.plugin:
-            return f"{NO_PLUGIN}, and no plugin recorded for it"
-        return f"{NO_PLUGIN}: {install_command([self.plugin])}"
+            return "not installed, and no plugin recorded for it"
+        return f"not installed: {install_command([self.plugin])}"
 
 
 def model_status(model_id: str, recorded_plugin: str | None, catalog: Mapping) -> ModelStatus:

@@ -67,14 +67,23 @@ def installed_among(pool: list[str], registry: Registry, named: bool, runnable: 
     models need not run here. A model the caller named or must run is an error when it cannot."""
     from mllzoo.models.catalog import discover_models
 
-    installed = set(discover_models())
+    catalog = discover_models()
+    installed = set(catalog)
     missing = [m for m in pool if m not in installed]
     if not missing:
         return pool
     if len(missing) == len(pool) and not runnable:
+        from mllzoo.models.status import cannot_run
+
+        found = statuses(registry, missing, catalog)
+        none = (
+            "none of the labeled models can run here"
+            if any(s.plugin_installed for s in found)
+            else "none of the labeled models' plugins is installed here"
+        )
         note(
-            "none of the labeled models can run here (as in a recommend-only install): choosing "
-            f"among all labeled models; {why_not_here(registry, missing)}"
+            f"{none} (as in a recommend-only install): choosing among all labeled models; "
+            f"{cannot_run(found)}"
         )
         return pool
     if named or (runnable and len(missing) == len(pool)):
