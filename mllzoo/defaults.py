@@ -12,6 +12,9 @@ BUDGET_BYTES = 64_000_000  # per label at the paper's scale, every sample its ow
 CLAIM_LEASE = (
     600  # seconds a labeling claim holds without renewal (`mllzoo config set claim-lease`)
 )
+DECODE_WORKERS = (
+    0  # processes decoding sample images for local labeling (0: in the labeling process)
+)
 PROGRESS_EVERY = 30  # seconds between register's progress lines in a log (no terminal)
 
 # the graph

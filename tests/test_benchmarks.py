@@ -95,3 +95,25 @@ def test_embedding_cache_benchmark_compares_the_bounded_file_with_the_layout_bef
     first, second = done.stdout.splitlines()
     assert "holds 0.5 MB" in first and "(200 of 200 hits)" in first
     assert second.startswith("the layout before bounds") and "bounded file / old file" in second
+
+
+def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate():
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "labeling_throughput.py"),
+            "--decode-workers",
+            "0,1",
+            "--images-per-node",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("model forward on ready tensors: ") and "images/s" in lines[1]
+    runs = [line for line in lines if line.startswith("labeling, ")]
+    assert [line.split(" decoding")[0] for line in runs] == ["labeling, 0", "labeling, 1"]
+    assert all("% of forward)" in line and "nan" not in line for line in runs), done.stdout

@@ -10,6 +10,7 @@ from mllzoo import defaults
 from mllzoo.cli.main import cli
 from mllzoo.evaluation.bench import run_bench
 from mllzoo.graph.concept_graph import build_graph
+from mllzoo.labeling.compute import LocalExecutor
 from mllzoo.labeling.driver import label_models
 from mllzoo.labeling.index import pull
 from mllzoo.labeling.ray_executor import RayExecutor
@@ -29,6 +30,7 @@ LIBRARY = {
     ("register", "chunk_size"): default_of(label_models, "chunk"),
     ("register", "depth"): "auto",  # the library's None, written as the CLI spells it
     ("register", "allow_missing"): default_of(label_models, "allow_missing"),
+    ("register", "decode_workers"): default_of(LocalExecutor.__init__, "decode_workers"),
     ("register", "executor"): "local",  # a CLI choice: the library takes an executor object
     ("register", "cpus_per_task"): default_of(RayExecutor.__init__, "cpus_per_task"),
     ("register", "shard_size"): default_of(RayExecutor.__init__, "shard_images"),

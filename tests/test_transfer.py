@@ -244,14 +244,16 @@ def test_candidates_by_name_family_and_installed_plugin(world, tmp_path):
     # names the plugin to install
     no_plugin = {**env, "MLLZOO_LOAD_PLUGINS": ""}
     alone = run_cli("recommend", classes, "-k", "2", "--json", env=no_plugin)
-    assert json.loads(ok(alone)) == both and "recommend-only install" in alone.stderr
+    unrunnable = {m: "plugin not installed" for m in both["models"]}
+    assert json.loads(ok(alone)) == {**both, "availability": unrunnable}
+    assert "recommend-only install" in alone.stderr
     assert json.loads(
         ok(run_cli("recommend", classes, "--models", MODELS[0], "--json", env=no_plugin))
     )["models"] == [MODELS[0]]
     asked = run_cli(
         "recommend", classes, "-k", "2", "--include-uninstalled", "--json", env=no_plugin
     )
-    assert json.loads(ok(asked)) == both
+    assert json.loads(ok(asked)) == {**both, "availability": unrunnable}
     assert "mllzoo install mllzoo-plugin-tinyclip" in asked.stderr
     one_line_error(
         run_cli("predict", str(root / "task"), "--classes", classes, env=no_plugin),

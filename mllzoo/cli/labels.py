@@ -29,28 +29,24 @@ def labels() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def list_labels(ctx: click.Context, as_json: bool) -> None:
-    """Labeled models on the registry's graph, with their plugin and whether it is installed."""
+    """Labeled models on the registry's graph, with their plugin and whether the model runs here
+    (if not, why: its plugin is not installed, or is installed but does not offer it here)."""
     from mllzoo.labeling.transfer import label_listing
-    from mllzoo.plugin_source import install_command
+    from mllzoo.models.status import model_status
     from mllzoo.plugins import is_distribution_name
     from mllzoo.store.user_models import known_models
 
-    rows = label_listing(open_registry(ctx, create=False), known_models())
+    catalog = known_models()
+    rows = label_listing(open_registry(ctx, create=False), catalog)
     if as_json:
         emit_json(rows)
         return
     for row in rows:
-        where = (
-            "installed"
-            if row["installed"]
-            else f"not installed: {install_command([row['plugin']])}"
-            if row["plugin"]
-            else "not installed, and no plugin recorded for it"
-        )
+        status = model_status(row["id"], row["plugin"], catalog)
         plugin = row["plugin"]
         shown = plugin if plugin is None or is_distribution_name(plugin) else repr(plugin)
         shown = shown or "?"
-        click.echo(f"{row['id']}  plugin {shown} ({where})")
+        click.echo(f"{row['id']}  plugin {shown} ({status.explained()})")
     if not rows:
         click.echo("No labels on this registry's graph.")
 

@@ -52,6 +52,7 @@ def _model_rows(ctx: click.Context) -> dict[str, dict]:
     """Every model the plugins offer or the user added, and the labeled ones whose plugin is not
     installed, by id; each row says whether it is labeled on the registry's graph and installed."""
     from mllzoo.models.catalog import discover_models
+    from mllzoo.models.status import model_status
     from mllzoo.store.user_models import added_models
 
     mine = added_models()  # read once: a damaged entry is one warning
@@ -71,35 +72,23 @@ def _model_rows(ctx: click.Context) -> dict[str, dict]:
             {"id": row["id"], "family": row["family"], "plugin": row["plugin"], **row["metadata"]},
         )
     for row in rows.values():
+        status = model_status(row["id"], row["plugin"], catalog)
         row["labeled"] = row["id"] in labeled_ids
-        row["installed"] = row["id"] in catalog
+        row["installed"] = status.runs
+        row["availability"] = status.text()
         row["added"] = row["id"] in added
     return rows
 
 
-def _availability(offered: bool, plugin_installed: bool) -> str:
-    """Whether the model can run here, and if not, the real cause."""
-    if offered:
-        return "installed"
-    if plugin_installed:
-        return (
-            "plugin installed, but it does not offer this model here: its checkpoint setting or "
-            "weights are missing on this machine"
-        )
-    return "plugin not installed"
-
-
 def _listing_line(row: dict) -> str:
     """``ID  (facts)``: its costs and accuracy where known, labeled or not, installed or not."""
-    from mllzoo.plugins import plugin_loaded
-
     facts = [
         f"{row['params_m']:.1f}M params" if row.get("params_m") else None,
         f"{row['gflops']:.2f} GFLOPs" if row.get("gflops") else None,
         f"ImageNet {row['imagenet_top1']:.3f}" if row.get("imagenet_top1") else None,
         "labeled" if row["labeled"] else "not labeled",
         "added with `models add`" if row.get("added") else None,
-        None if row["installed"] else _availability(False, plugin_loaded(row["plugin"])),
+        None if row["installed"] else row["availability"],
     ]
     return f"{row['id']}  ({', '.join(f for f in facts if f)})"
 
@@ -119,7 +108,7 @@ def models_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     meta = card["metadata"]
     click.echo(
         f"{card['id']}  (family {card['family']}, plugin {card['plugin']} {card['plugin_version'] or ''}, "
-        f"{_availability(card['installed'], card['plugin_installed'])})".replace(" ,", ",")
+        f"{card['availability']})".replace(" ,", ",")
     )
     facts = [
         ("licence", meta.get("license")),

@@ -98,8 +98,8 @@ def selection_options(command):
         click.option(
             "--include-uninstalled",
             is_flag=True,
-            help="Also consider labeled models whose plugin is not installed here (predict cannot "
-            "load them; `mllzoo labels list` names the plugin to install).",
+            help="Also consider labeled models that cannot run here: their plugin is not installed, "
+            "or does not offer them here (predict cannot load them; `mllzoo labels list` says why).",
         ),
         click.option(
             "--no-cache",
@@ -218,7 +218,8 @@ def class_lines(row: dict, explain: bool, width: int, column: int, with_scores: 
 
 
 def load_summary(data: dict, width: int) -> list[str]:
-    """The models to load, each with the classes it covers and the plugin that runs it."""
+    """The models to load, each with the classes it covers, the plugin that runs it and, when it
+    cannot run here, why."""
     lines = [f"{len(data['models'])} model(s) to load:"]
     for model in data["models"]:
         covers = [
@@ -227,12 +228,21 @@ def load_summary(data: dict, width: int) -> list[str]:
         names = [f"{name}," for name in covers[:-1]] + covers[-1:]
         lines += packed(
             f"  {model} ",
-            [f"({shown_plugin(data['plugins'][model])})", f"for {len(covers)} class(es):", *names],
+            [f"({where(data, model)})", f"for {len(covers)} class(es):", *names],
             width,
             4,
             sep=" ",
         )
     return lines
+
+
+def where(data: dict, model: str) -> str:
+    """A chosen model's plugin, and why the model cannot run here when it cannot."""
+    from mllzoo.models.status import RUNS
+
+    availability = data["availability"][model]
+    plugin = shown_plugin(data["plugins"][model])
+    return plugin if availability == RUNS else f"{plugin}, {availability}"
 
 
 def shown_plugin(plugin: str) -> str:

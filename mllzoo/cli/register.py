@@ -17,6 +17,7 @@ from mllzoo.defaults import (
     BUDGET_BYTES,
     CHUNK,
     CPUS_PER_TASK,
+    DECODE_WORKERS,
     DEVICE,
     PAPER_NODES,
     PAPER_PER_NODE,
@@ -78,6 +79,15 @@ def _parse_depth(ctx: click.Context, param: click.Parameter, value: str) -> int 
     "often gigabytes each).",
 )
 @click.option(
+    "--decode-workers",
+    type=click.IntRange(min=0),
+    default=DECODE_WORKERS,
+    show_default=True,
+    metavar="N",
+    help="Processes that decode and preprocess the next chunk's images while the model encodes "
+    "this one (local executor; 0: in the labeling process). Labels are the same either way.",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
@@ -120,6 +130,7 @@ def register(
     depth: int | None,
     allow_missing: float,
     download: bool,
+    decode_workers: int,
     executor: str,
     address: str | None,
     gpus_per_model: float | None,
@@ -135,15 +146,23 @@ def register(
     """
     from dataclasses import asdict
 
+    from mllzoo.labeling.compute import Executor, LocalExecutor
     from mllzoo.labeling.driver import register as register_models
 
-    computer = None
+    computer: Executor
     if executor == "ray":
         from mllzoo.labeling.ray_executor import RayExecutor
 
+        if ctx.get_parameter_source("decode_workers") is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(
+                "--decode-workers goes with the local executor (a Ray task decodes in its own "
+                "process, on the CPUs --cpus-per-task gives it)"
+            )
         computer = RayExecutor(address, gpus_per_model, cpus_per_task, shard_size)
     elif address or gpus_per_model is not None:
         raise click.UsageError("--address and --gpus-per-model go with --executor ray")
+    else:
+        computer = LocalExecutor(decode_workers=decode_workers)
     with terminated_as_interrupted():
         result = register_models(
             lambda: open_registry(ctx, write=True),

@@ -40,7 +40,7 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
     coverage and its strongest and weakest concepts; a caller that holds the graph (with its samples)
     passes it, so it is not read again."""
     from mllzoo.graph.concept_graph import load_graph
-    from mllzoo.plugins import plugin_loaded
+    from mllzoo.models.status import model_status
     from mllzoo.store.user_models import known_models
 
     catalog = known_models()
@@ -69,7 +69,9 @@ def model_card(registry: Registry, model_id: str, top: int = 5, graph: Graph | N
             "installed": False,
             "metadata": row["metadata"],
         }
-    card["plugin_installed"] = entry is not None or plugin_loaded(card["plugin"])
+    status = model_status(model_id, card["plugin"], catalog)
+    card["plugin_installed"] = status.plugin_installed
+    card["availability"] = status.text()
     graph_id = registry.current_graph_id()
     card["labeled"] = graph_id is not None and model_id in registry.labeled_model_ids(graph_id)
     if not card["labeled"]:

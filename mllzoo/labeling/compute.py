@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from mllzoo import labels
+from mllzoo.defaults import DECODE_WORKERS
 from mllzoo.graph.concept_graph import Graph
 from mllzoo.graph.images import ImageCache
 from mllzoo.models.catalog import CatalogEntry
@@ -84,10 +85,12 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Labels in this process, one model after another, sharing decoded images and caption embeddings."""
+    """Labels in this process, one model after another, sharing decoded images and caption embeddings;
+    with ``decode_workers`` processes decoding the next chunk's images while the model encodes."""
 
-    def __init__(self, cache_bytes: int = 2 * 1024**3):
+    def __init__(self, cache_bytes: int = 2 * 1024**3, decode_workers: int = DECODE_WORKERS):
         self.cache_bytes = cache_bytes
+        self.decode_workers = decode_workers
 
     def run(
         self,
@@ -98,14 +101,21 @@ class LocalExecutor:
         batch_size: int | None,
         depth: int | None,
     ) -> Generator[Event, None, None]:
+        from mllzoo.graph.decode_pool import DecodePool
+
         device = resolve_device(device)
         batch_size = batch_size or default_batch_size(device)
-        cache = ImageCache(
-            Path(samples_root), graph.image_paths, self.cache_bytes, graph.image_hashes
-        )
-        captions = CaptionFeatures(graph.captions)
-        for work in works:
-            yield from compute_parts(work, graph, cache, captions, device, batch_size, depth)
+        with DecodePool(self.decode_workers) as pool:
+            cache = ImageCache(
+                Path(samples_root),
+                graph.image_paths,
+                self.cache_bytes,
+                graph.image_hashes,
+                pool=pool if self.decode_workers else None,
+            )
+            captions = CaptionFeatures(graph.captions)
+            for work in works:
+                yield from compute_parts(work, graph, cache, captions, device, batch_size, depth)
 
 
 def compute_parts(
@@ -127,8 +137,9 @@ def compute_parts(
         model = load_model(work.entry.spec, device, plugin=work.entry.plugin)
         decodes, encodings = cache.decodes, captions.encodings
         text = captions.of(model)
-        for start, stop in work.ranges:
-            arrays = compute_part(model, text, graph, cache, start, stop, depth, batch_size)
+        for n, (start, stop) in enumerate(work.ranges):
+            ahead = work.ranges[n + 1] if n + 1 < len(work.ranges) else None
+            arrays = compute_part(model, text, graph, cache, start, stop, depth, batch_size, ahead)
             unavailable = {i: cache.status[i] for i in range(start, stop) if i in cache.status}
             yield PartDone(
                 model_id,
@@ -155,9 +166,13 @@ def compute_part(
     stop: int,
     depth: int | None,
     batch_size: int,
+    ahead: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The label part of images ``[start, stop)``: encode the readable ones and rank the nodes."""
+    """The label part of images ``[start, stop)``: encode the readable ones and rank the nodes; the
+    decoding workers, if any, start on the ``ahead`` range meanwhile."""
     tensor, ok = cache.chunk(model.preprocess_key, model.preprocess, start, stop)
+    if ahead is not None:
+        cache.prefetch(model.preprocess_key, model.preprocess, *ahead)
     features = [
         encode_images(model, tensor[s : s + batch_size]) for s in range(0, len(ok), batch_size)
     ]

@@ -266,18 +266,21 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
 
 
 def label_listing(registry: Registry, catalog: dict[str, Any]) -> list[dict]:
-    """Every label on the registry's graph: its plugin, whether that plugin is installed, its size and origin."""
+    """Every label on the registry's graph: its plugin, whether the model runs here (and if not, why), its
+    size and origin."""
+    from mllzoo.models.status import model_status
+
     graph_id = registry.require_graph_id()
     rows = []
     for summary in registry.label_summaries(graph_id):
-        entry = catalog.get(summary["id"])
         meta = summary["meta"]
-        plugin = entry.plugin if entry else summary["plugin"] or meta.get("plugin")
+        status = model_status(summary["id"], summary["plugin"] or meta.get("plugin"), catalog)
         rows.append(
             {
                 "id": summary["id"],
-                "plugin": plugin,
-                "installed": entry is not None,
+                "plugin": status.plugin,
+                "installed": status.runs,
+                "availability": status.text(),
                 "created": summary["created"],
                 "format": summary["format"],
                 "bytes": meta.get("bytes"),

@@ -10,8 +10,13 @@ tables only: no torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mllzoo.errors import MllzooError, did_you_mean, note, warn
 from mllzoo.store.registry import Registry
+
+if TYPE_CHECKING:
+    from mllzoo.models.status import ModelStatus
 
 
 def candidate_models(
@@ -58,48 +63,64 @@ def of_family(pool: list[str], family: str | None, labeled: list[str]) -> list[s
 
 
 def installed_among(pool: list[str], registry: Registry, named: bool, runnable: bool) -> list[str]:
-    """The models of ``pool`` whose plugin is installed; all of ``pool`` (with a note) when none is
-    and the models need not run here. A model the caller named or must run is an error when missing."""
+    """The models of ``pool`` that run here; all of ``pool`` (with a note) when none does and the
+    models need not run here. A model the caller named or must run is an error when it cannot."""
     from mllzoo.store.user_models import known_models
 
-    installed = set(known_models())
+    catalog = known_models()
+    installed = set(catalog)
     missing = [m for m in pool if m not in installed]
     if not missing:
         return pool
     if len(missing) == len(pool) and not runnable:
+        from mllzoo.models.status import cannot_run
+
+        found = statuses(registry, missing, catalog)
+        none = (
+            "none of the labeled models can run here"
+            if any(s.plugin_installed for s in found)
+            else "none of the labeled models' plugins is installed here"
+        )
         note(
-            "none of the labeled models' plugins is installed here (as in a recommend-only install): "
-            f"choosing among all labeled models; to run them: {install_hint(registry, missing)}"
+            f"{none} (as in a recommend-only install): choosing among all labeled models; "
+            f"{cannot_run(found)}"
         )
         return pool
     if named or (runnable and len(missing) == len(pool)):
         raise MllzooError(missing_message(registry, missing, named, runnable))
     note(
-        f"{len(missing)} labeled model(s) left out, their plugin is not installed here "
-        f"(`mllzoo labels list` names it"
-        f"{'' if runnable else '; --include-uninstalled selects them'})"
+        f"{len(missing)} labeled model(s) left out, they cannot run here: "
+        f"{why_not_here(registry, missing)}"
+        f"{'' if runnable else ' (--include-uninstalled selects them)'}"
     )
     return [m for m in pool if m in installed]
 
 
 def missing_message(registry: Registry, missing: list[str], named: bool, runnable: bool) -> str:
-    """Why named or needed models cannot be used, and the one step that makes them usable: installing
-    the plugin (``--include-uninstalled`` only for a recommendation, since ``predict`` must run them)."""
+    """Why named or needed models cannot be used, and the step that makes them usable
+    (``--include-uninstalled`` only for a recommendation, since ``predict`` must run them)."""
     what = "named model(s)" if named else f"{len(missing)} labeled model(s)"
-    listed = f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-    anyway = "" if runnable else ", or pass --include-uninstalled to select them anyway"
-    return (
-        f"the {what} {listed} need a plugin that is not installed here: "
-        f"{install_hint(registry, missing)}{anyway}"
-    )
+    anyway = "" if runnable else "; or pass --include-uninstalled to select them anyway"
+    return f"the {what} cannot run here: {why_not_here(registry, missing)}{anyway}"
 
 
-def install_hint(registry: Registry, model_ids: list[str]) -> str:
-    """The install command (:func:`~mllzoo.plugin_source.install_command`) for the plugins these models
-    were labeled with."""
-    from mllzoo.plugin_source import install_command
+def why_not_here(registry: Registry, model_ids: list[str]) -> str:
+    """Why these labeled models cannot run here, for each the real cause
+    (:func:`~mllzoo.models.status.cannot_run`): its plugin is missing (with the install command), or
+    is installed but does not offer it here."""
+    from mllzoo.models.status import cannot_run
+    from mllzoo.store.user_models import known_models
 
-    return install_command([(registry.model(m) or {}).get("plugin") or None for m in model_ids])
+    return cannot_run(statuses(registry, model_ids, known_models()))
+
+
+def statuses(registry: Registry, model_ids: list[str], catalog: dict) -> list[ModelStatus]:
+    """Each model's :class:`~mllzoo.models.status.ModelStatus`, its plugin read from the registry."""
+    from mllzoo.models.status import model_status
+
+    return [
+        model_status(m, (registry.model(m) or {}).get("plugin") or None, catalog) for m in model_ids
+    ]
 
 
 def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:
@@ -108,13 +129,10 @@ def plugins_of(registry: Registry, model_ids: list[str]) -> dict[str, str]:
 
 
 def warn_uninstalled(registry: Registry, selected: list[str]) -> None:
-    """One line naming the plugins ``predict`` would need for selected models that are not installed."""
+    """One line saying why selected models ``predict`` would need cannot run here, and what to do."""
     from mllzoo.store.user_models import known_models
 
     installed = set(known_models())
     missing = [m for m in selected if m not in installed]
     if missing:
-        warn(
-            f"selected model(s) {', '.join(missing)} need a plugin that is not installed here; "
-            f"to use them: {install_hint(registry, missing)}"
-        )
+        warn(f"selected model(s) cannot run here: {why_not_here(registry, missing)}")

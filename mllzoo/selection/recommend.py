@@ -95,7 +95,8 @@ class Recommendation:
 
     def to_dict(self, explain: bool = False) -> dict:
         """The JSON shape of ``mllzoo recommend --json``: per class its models, whether it matches the graph
-        only weakly and its matched nodes, and the models to load; ``explain`` adds each class's runner-up."""
+        only weakly and its matched nodes, and the models to load with their plugin and whether each
+        runs here (``availability``); ``explain`` adds each class's runner-up."""
         sel = self.selection
         weak = self.weak
         spelling = SpellingIndex(self.graph) if any(weak) else None
@@ -136,12 +137,16 @@ class Recommendation:
                     }
                 )
             rows.append(row)
-        from mllzoo.selection.candidates import plugins_of
+        from mllzoo.selection.candidates import plugins_of, statuses
+        from mllzoo.store.user_models import known_models
 
         return {
             "classes": rows,
             "models": self.models,
             "plugins": plugins_of(self.registry, self.models),
+            "availability": {
+                s.model_id: s.text() for s in statuses(self.registry, self.models, known_models())
+            },
             **({"notice": self.notice} if self.notice else {}),
             **({"skipped": self.skipped} if self.skipped else {}),
         }
@@ -207,11 +212,10 @@ class Recommendation:
         catalog = known_models()
         missing = [m for m in self.models if m not in catalog]
         if missing:
-            from mllzoo.selection.candidates import install_hint
+            from mllzoo.selection.candidates import why_not_here
 
             raise MllzooError(
-                f"selected model(s) not installed: {', '.join(missing)}; to run them: "
-                f"{install_hint(self.registry, missing)}"
+                f"selected model(s) cannot run here: {why_not_here(self.registry, missing)}"
             )
         members = self.votes()
         return build_ensemble(

@@ -480,10 +480,17 @@ class Zoo:
             else:
                 card["branches"] = self.branch_accuracy(table)
         if "damaged" in card and "metadata" not in card:
+            from mllzoo.models.status import model_status
+            from mllzoo.store.user_models import known_models
+
             row = self.registry.model(model_id) or {}
+            status = model_status(model_id, row.get("plugin"), known_models())
             card.update(
                 {k: row.get(k) for k in ("family", "plugin", "plugin_version")},
                 metadata=row.get("metadata") or {},
+                installed=status.runs,
+                plugin_installed=status.plugin_installed,
+                availability=status.text(),
             )
         return card
 
