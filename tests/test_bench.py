@@ -38,16 +38,22 @@ def test_bench_end_to_end(world, tmp_path):
             task["cost"]["mll"]["image_forward_passes"]
             == task["cost"]["mll"]["models_loaded"] * task["images"]
         )
-        # the default (evidence, k=1) is one of the ablations, and the paper's k=1 another
-        assert acc["mll"] == task["ablations"]["descriptions/score^0/k1"]["accuracy"]
-        assert acc["paper_k1"] == task["ablations"]["paper/score^0/k1"]["accuracy"]
-        assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/k3"]["accuracy"]
+        # the default (described, k=1) is one of the ablations, and the paper's k=1 another
+        assert acc["mll"] == task["ablations"]["descriptions/score^0/scale15/k1"]["accuracy"]
+        assert acc["paper_k1"] == task["ablations"]["paper/score^0/scale100/k1"]["accuracy"]
+        assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/scale15/k3"]["accuracy"]
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
     assert set(data["average"]) == keys
     assert data["average"]["mean_single"] == pytest.approx(
         sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4
     )
-    assert data["default"] == {"reuse": "described", "prompts": "descriptions", "power": 0, "k": 1}
+    assert data["default"] == {
+        "reuse": "described",
+        "prompts": "descriptions",
+        "power": 0,
+        "scale": 15,
+        "k": 1,
+    }
     assert data["targets"]["mll_minus_inb"] == pytest.approx(
         data["average"]["mll"] - data["average"]["inb"], abs=1e-4
     )
@@ -81,7 +87,8 @@ def test_bench_end_to_end(world, tmp_path):
         ).stdout
     )
     for task in evidence["tasks"]:
-        assert task["accuracy"]["mll"] == task["ablations"]["descriptions/score^1/k1"]["accuracy"]
+        mll = task["accuracy"]["mll"]
+        assert mll == task["ablations"]["descriptions/score^1/scale100/k1"]["accuracy"]
     assert {name: row["accuracy"] for name, row in paper["ablations"].items()} == {
         name: row["accuracy"] for name, row in data["ablations"].items()
     }  # every ablation, whatever the default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -117,3 +118,28 @@ def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate()
     runs = [line for line in lines if line.startswith("labeling, ")]
     assert [line.split(" decoding")[0] for line in runs] == ["labeling, 0", "labeling, 1"]
     assert all("% of forward)" in line and "nan" not in line for line in runs), done.stdout
+
+
+def test_temperature_benchmark_fits_a_scale_per_model_and_scores_each_way(world, tmp_path):
+    root, env = world
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "pets").symlink_to(root / "task")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "temperature_calibration.py"),
+            *("--registry", env["MLLZOO_REGISTRY"], "--samples", str(root / "samples")),
+            *("--tasks", str(tmp_path / "tasks"), "--fit-samples", "20", "--scales", "15"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert sum("fitted scale" in line for line in lines) == 2  # the world's two tiny models
+    header = next(line for line in lines if line.startswith("method"))
+    assert "fixed 100" in header and "fitted" in header and header.endswith("shared 15")
+    assert any(line.startswith("mll_k3 ") for line in lines)
+    assert sum(": mll - oracle_single" in line for line in lines) == 4

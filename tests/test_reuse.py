@@ -124,6 +124,26 @@ def test_paper_reuse_reproduces_todays_predictions_exactly(world, tinyclip_plugi
 
 
 @pytest.mark.slow
+def test_the_described_reuse_softens_each_models_softmax_to_its_scale(world, tinyclip_plugin):
+    """Same prompts, same logits: only the logit scale differs, as SOFT_SCALE / LOGIT_SCALE."""
+    import mllzoo
+    from mllzoo.reuse.ensemble import LOGIT_SCALE, SOFT_SCALE, ReuseMethod, softmax
+
+    root, env = world
+    paths = sorted((root / "task").rglob("*.png"))
+    rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
+    soft, _ = rec.ensemble(device="cpu", reuse="described").model_probabilities(paths)
+    sharp, _ = rec.ensemble(
+        device="cpu", reuse=ReuseMethod("descriptions", 0.0, LOGIT_SCALE)
+    ).model_probabilities(paths)
+    assert set(soft) == set(sharp) and len(soft) == 2
+    for model_id, probabilities in sharp.items():
+        rescaled = softmax(SOFT_SCALE / LOGIT_SCALE * np.log(probabilities))
+        assert soft[model_id] == pytest.approx(rescaled, rel=1e-4, abs=1e-6)
+        assert not np.allclose(soft[model_id], probabilities)
+
+
+@pytest.mark.slow
 def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypatch):
     from click.testing import CliRunner
 

@@ -65,19 +65,20 @@ def bench(
         )
     click.echo(f"{'average':<37}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
     click.echo(
-        f"\n{'ablation (prompts/vote/k)':<30}{'accuracy':>9}{'vs paper_k1':>12}"
+        f"\n{'ablation (prompts/vote/scale/k)':<36}{'accuracy':>9}{'vs paper_k1':>12}"
         f"{'worst task':>11}{'models':>8}{'reuse s/image':>15}"
     )
     paper = result["average"]["paper_k1"]
     for name, row in result["ablations"].items():
         click.echo(
-            f"{name:<30}{row['accuracy']:>9.3f}{row['accuracy'] - paper:>+12.3f}"
+            f"{name:<36}{row['accuracy']:>9.3f}{row['accuracy'] - paper:>+12.3f}"
             f"{row['worst_task_vs_paper_k1']:>+11.3f}{row['models_loaded']:>8.2f}"
             f"{row['reuse_seconds_per_image']:>15.6f}"
         )
     default, t = result["default"], result["targets"]
     click.echo(
-        f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}) "
+        f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}, "
+        f"logit scale {default['scale']:g}) "
         f"at k={default['k']}: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
         f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
         f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "

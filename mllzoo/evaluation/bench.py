@@ -15,7 +15,7 @@ probabilities, so they see exactly the same model outputs:
   ``mean_single``: a random pick on average.
 
 ``inb``, ``inb_k3``, ``oracle_single`` and ``all_models`` use the default's prompts. Every ablation
-(prompt set x score power x k, :data:`ABLATIONS`) is scored in the same run.
+(prompt set x score power x logit scale x k, :data:`ABLATIONS`) is scored in the same run.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from mllzoo.models.vlm import load_model
 from mllzoo.reuse.ensemble import (
     LOGIT_SCALE,
     PROMPT_SETS,
+    SOFT_SCALE,
     ReuseMethod,
     class_prompts,
     class_vectors,
@@ -65,10 +66,12 @@ METHODS = (
     "mean_single",
 )
 POWERS = (0.0, 1.0, 2.0)
+SCALES = (LOGIT_SCALE, SOFT_SCALE)
 ABLATIONS = {
-    f"{prompts}/score^{power:g}/k{k}": (ReuseMethod(prompts, power), k)
+    f"{prompts}/score^{power:g}/scale{scale:g}/k{k}": (ReuseMethod(prompts, power, scale), k)
     for prompts in PROMPT_SETS
     for power in POWERS
+    for scale in SCALES
     for k in (1, 2, 3)
 }
 PAPER = reuse_method("paper")
@@ -160,18 +163,6 @@ def model_similarities(
     return similarity, seconds
 
 
-def probabilities(similarity: dict, scales: dict[str, float] | None = None) -> dict:
-    """Softmax probabilities from :func:`model_similarities`, each model at its logit scale (default
-    :data:`~mllzoo.reuse.ensemble.LOGIT_SCALE`, as ``predict`` uses)."""
-    return {
-        prompt_set: {
-            m: {t: softmax((scales or {}).get(m, LOGIT_SCALE) * s) for t, s in per_task.items()}
-            for m, per_task in per_model.items()
-        }
-        for prompt_set, per_model in similarity.items()
-    }
-
-
 def accuracy(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((scores.argmax(axis=1) == truth).mean())
 
@@ -196,11 +187,30 @@ class Bench:
     """The benchmark's shared state: the selector, the per-model probabilities and timings, and
     each selection made once (a class list's selection is the same whatever its images' style)."""
 
-    def __init__(self, selector: Selector, probs: dict, seconds: dict, default: tuple):
-        self.selector, self.probs, self.seconds = selector, probs, seconds
+    def __init__(
+        self,
+        selector: Selector,
+        similarity: dict,
+        seconds: dict,
+        default: tuple,
+        scales: dict[str, float] | None = None,
+    ):
+        self.selector, self.similarity, self.seconds = selector, similarity, seconds
         self.default: tuple[ReuseMethod, int] = default
+        self.scales = scales or {}
         self.board = leaderboard(selector)
         self._recommendations: dict[tuple, tuple[Recommendation, float]] = {}
+        self._probs: dict[tuple[str, float], dict] = {}
+
+    def probs(self, prompt_set: str, scale: float) -> dict:
+        """``{model: {task: softmax probabilities}}`` under one prompt set, each model at the logit
+        ``scale`` (or its own, where :attr:`scales` names one); computed once."""
+        if (prompt_set, scale) not in self._probs:
+            self._probs[prompt_set, scale] = {
+                m: {t: softmax(self.scales.get(m, scale) * sim) for t, sim in per_task.items()}
+                for m, per_task in self.similarity[prompt_set].items()
+            }
+        return self._probs[prompt_set, scale]
 
     def recommend(self, task: Task, k: int, models: list[str]) -> tuple[Recommendation, float]:
         """The selection for ``task`` among ``models`` and its wall time (made once)."""
@@ -227,7 +237,7 @@ class Bench:
             vote_weights(rec.selection.scores[rec.model_ids.index(m)], mask, method.power)
             for m, mask in votes.items()
         ]
-        probs = [self.probs[method.prompts][m][task.name] for m in votes]
+        probs = [self.probs(method.prompts, method.scale)[m][task.name] for m in votes]
         return {
             "accuracy": ensemble_accuracy(probs, weights, task.truth),
             "models": rec.models,
@@ -238,9 +248,10 @@ class Bench:
     def headline(self, task: Task, models: list[str]) -> tuple[dict, dict]:
         """The methods of :data:`METHODS` on one task among ``models``: accuracy, and what each used."""
         method, k = self.default
-        prompts = self.probs[method.prompts]
+        prompts = self.probs(method.prompts, method.scale)
+        paper = self.probs(PAPER.prompts, PAPER.scale)
         singles = {m: accuracy(prompts[m][task.name], task.truth) for m in models}
-        paper_singles = {m: accuracy(self.probs["paper"][m][task.name], task.truth) for m in models}
+        paper_singles = {m: accuracy(paper[m][task.name], task.truth) for m in models}
         board = [m for m in self.board if m in models]
         runs = {
             "mll": self.mll(task, method, k, models),
@@ -308,7 +319,8 @@ class Bench:
     def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
         """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
         method, k = self.default
-        singles = [accuracy(self.probs[method.prompts][m][task.name], task.truth) for m in models]
+        prompts = self.probs(method.prompts, method.scale)
+        singles = [accuracy(prompts[m][task.name], task.truth) for m in models]
         board = [m for m in self.board if m in models]
         return {
             "mll": self.mll(task, method, k, models)["accuracy"],
@@ -395,12 +407,11 @@ def score(
     k: int = K,
     scales: dict[str, float] | None = None,
 ) -> dict:
-    """Every method and ablation from what :func:`measure` gave, each model's softmax at its logit
-    scale in ``scales`` (default: :data:`~mllzoo.reuse.ensemble.LOGIT_SCALE`, as ``predict``)."""
+    """Every method and ablation from what :func:`measure` gave; ``scales`` sets a model's logit
+    scale for every method (default: each method's own, as ``predict`` uses)."""
     method = reuse_method(reuse)
     selector, tasks = measured.selector, measured.tasks
-    probs = probabilities(measured.similarity, scales)
-    bench = Bench(selector, probs, measured.seconds, (method, k))
+    bench = Bench(selector, measured.similarity, measured.seconds, (method, k), scales)
     rows = [bench.score_task(task, selector.model_ids) for task in tasks]
     average = {m: mean(r["accuracy"][m] for r in rows) for m in METHODS}
     ablations = {
@@ -420,7 +431,13 @@ def score(
         "tasks": rows,
         "average": average,
         "ablations": ablations,
-        "default": {"reuse": reuse, "prompts": method.prompts, "power": method.power, "k": k},
+        "default": {
+            "reuse": reuse,
+            "prompts": method.prompts,
+            "power": method.power,
+            "scale": method.scale,
+            "k": k,
+        },
         "targets": targets(rows, average),
         "models": selector.model_ids,
         "growth": bench.growth(tasks, orders, seed) if orders else None,

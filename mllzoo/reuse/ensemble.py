@@ -5,9 +5,10 @@ text embedding of each class's prompts) and votes only for the classes it was se
 vote for an image and a class is weighted by the inverse entropy of its prediction (confident
 models count more) and, in the ``evidence`` reuse, by its selection score for the class (the
 label's evidence that it knows the class). The prediction is the argmax of the weighted sum.
-``paper`` is the MLL paper's reuse (CLIP's photo prompts, 1/entropy alone); ``described`` (the
-default) adds the captioner's class descriptions to the prompts. ``docs/design.md`` gives the
-measurements behind the default.
+``paper`` is the MLL paper's reuse (CLIP's photo prompts, 1/entropy alone, CLIP's logit scale);
+``described`` (the default) adds the captioner's class descriptions to the prompts and softens each
+model's softmax, so that adding models (k > 1) helps instead of letting the most confident decide.
+``docs/design.md`` gives the measurements behind the default.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mllzoo.models.vlm import CaptionFeatures, LoadedModel, encode_images, load_
 from mllzoo.reuse.predict import problem_of
 
 LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by every family here
+SOFT_SCALE = 15.0  # the ensemble's softer one: no overconfident model drowns the others' votes
 PROMPT_SETS = ("paper", "descriptions", "concepts")
 
 
@@ -38,16 +40,18 @@ class ReuseMethod:
     ``prompts``: ``paper`` (CLIP's photo template and its domain form), ``descriptions`` (those plus
     the captioner's descriptions of the class) or ``concepts`` (those plus the caption of the class's
     best-matched graph concept). ``power``: the exponent of the selection score in each vote (0: the
-    vote is 1/entropy alone, as in the paper).
+    vote is 1/entropy alone, as in the paper). ``scale``: the logit scale of each model's softmax
+    (CLIP's 100, or the softer :data:`SOFT_SCALE` under which k = 3 beats k = 1: docs/design.md).
     """
 
     prompts: str
     power: float
+    scale: float = LOGIT_SCALE
 
 
 REUSE_METHODS = {
     "paper": ReuseMethod("paper", 0.0),
-    "described": ReuseMethod("descriptions", 0.0),
+    "described": ReuseMethod("descriptions", 0.0, SOFT_SCALE),
     "evidence": ReuseMethod("descriptions", 1.0),
 }
 
@@ -139,6 +143,7 @@ def build_ensemble(
         batch_size,
         prompts=class_prompts(classes, domain, method.prompts, descriptions, concepts),
         weights={m: vote_weights(scores[m], mask, method.power) for m, mask in members.items()},
+        scale=method.scale,
     )
 
 
@@ -158,19 +163,24 @@ def image_features(
     return (np.concatenate(features) if features else np.zeros((0, 0), np.float32)), readable
 
 
-def zero_shot(features: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Softmax over the classes ``[n, classes]`` from image features and class vectors."""
+def zero_shot(features: np.ndarray, vectors: np.ndarray, scale: float = LOGIT_SCALE) -> np.ndarray:
+    """Softmax over the classes ``[n, classes]`` from image features and class vectors, at the
+    logit ``scale``."""
     if not len(features):
         return np.zeros((0, len(vectors)), np.float32)
-    return softmax(LOGIT_SCALE * features @ vectors.T)
+    return softmax(scale * features @ vectors.T)
 
 
 def zero_shot_probabilities(
-    model: LoadedModel, vectors: np.ndarray, cache: ImageCache, batch_size: int
+    model: LoadedModel,
+    vectors: np.ndarray,
+    cache: ImageCache,
+    batch_size: int,
+    scale: float = LOGIT_SCALE,
 ) -> tuple[np.ndarray, list[int]]:
     """Softmax over the classes ``[n_readable, classes]`` for the cache's images, and their indices."""
     features, readable = image_features(model, cache, batch_size)
-    return zero_shot(features, vectors), readable
+    return zero_shot(features, vectors, scale), readable
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -206,7 +216,8 @@ class Ensemble:
     """The selected models with the classes each votes for; loads each model once, on first use.
 
     ``prompts`` holds each class's prompts (default: the paper's, from ``domain``); ``weights`` each
-    model's vote weight per class (default: its 0/1 ``members`` mask, the paper's vote).
+    model's vote weight per class (default: its 0/1 ``members`` mask, the paper's vote); ``scale``
+    the logit scale of each model's softmax (default: CLIP's, the paper's).
     """
 
     classes: list[str]
@@ -219,6 +230,7 @@ class Ensemble:
     batch_size: int = BATCH_SIZE
     prompts: list[list[str]] | None = None
     weights: dict[str, np.ndarray] | None = None
+    scale: float = LOGIT_SCALE
     _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
     unreadable: list[str] = field(default_factory=list)
 
@@ -269,7 +281,7 @@ class Ensemble:
         for model_id in self.members:
             model, vectors = self._model(model_id)
             out[model_id], readable = zero_shot_probabilities(
-                model, vectors, cache, self.batch_size
+                model, vectors, cache, self.batch_size, self.scale
             )
         self.unreadable = [resolved[i] for i in sorted(cache.unreadable)]
         return out, readable
