@@ -11,6 +11,7 @@ import sqlite_utils
 
 import reference
 from conftest import ROOT
+from helpers import save_plain_graph
 from mllzoo import labels
 from mllzoo.errors import DamagedLabelError
 from mllzoo.store.registry import Registry, migrations
@@ -42,22 +43,7 @@ def random_label(
 
 
 def save_graph(registry: Registry, samples: np.ndarray, n_images: int) -> str:
-    nodes = [
-        {
-            "idx": i,
-            "synset": f"n{i}.n.01",
-            "wnid": f"n{i:08d}",
-            "name": f"n{i}",
-            "definition": "d",
-            "caption": f"n{i} which is d",
-            "depth": 0,
-            "parents": "[]",
-        }
-        for i in range(N_NODES)
-    ]
-    images = [(f"{i:040x}", f"x/{i}.png") for i in range(n_images)]
-    registry.save_graph("g", "g", {}, nodes, images, samples)
-    return "g"
+    return save_plain_graph(registry, samples, N_NODES, n_images)
 
 
 @pytest.fixture
