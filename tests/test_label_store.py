@@ -287,3 +287,19 @@ def test_an_exported_label_names_no_absolute_path_of_this_machine(stocked, tmp_p
             archive.read(name) for name in archive.namelist() if name.endswith(".json")
         ).decode()
     assert "/home/alice" not in text and "my-clip" in text
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 10**9])
+def test_the_bounded_ragged_gather_equals_the_whole_one(monkeypatch, chunk):
+    """Gathering a few entries at a time (chunks that split, skip and swallow rows, empty rows and
+    an empty gather) gives what one gather over all positions gives."""
+    monkeypatch.setattr(labels, "RAGGED_CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    values = rng.integers(0, 1000, 60).astype(np.int16)
+    counts = rng.integers(0, 6, 25)
+    counts[[0, 7, 8]] = 0
+    starts = rng.integers(0, 60 - counts.max(initial=0), 25)
+    got = labels.ragged_take(values, starts, counts)
+    assert got.dtype == values.dtype
+    assert np.array_equal(got, values[labels.ragged_index(starts, counts)])
+    assert len(labels.ragged_take(values, starts[:0], counts[:0])) == 0

@@ -59,7 +59,7 @@ def block_rows(
     view = labels.sample_lists(label, np.arange(len(samples)), samples[:, 1])
     dtype = labels.index_dtype(label.n_nodes).newbyteorder("<")
     ranks, lengths, entries = (
-        a.astype(dtype).tobytes() for a in (view.rank, view.length, view.entries)
+        a.astype(dtype, copy=False).tobytes() for a in (view.rank, view.length, view.entries)
     )
     sample_ends = np.cumsum(np.bincount(samples[:, 0], minlength=label.n_nodes)).tolist()
     entry_ends = np.concatenate([[0], np.cumsum(view.above)])[sample_ends].tolist()
@@ -287,6 +287,7 @@ class LabelStore:
                     else f"it has {len(found) - n_nodes} block(s) of nodes the graph does not have"
                 )
             own, view = decode_blocks(blocks, model_id, graph_id, rows[0].get("token"))
+            del blocks  # the view holds their bytes: a second copy of the label is not kept
             if not np.array_equal(own, samples[:, 0]):
                 raise blobs.DamagedBlob("its blocks do not hold the graph's samples")
             label = labels.whole_label(
