@@ -59,3 +59,24 @@ def test_pull_throughput_benchmark_compares_the_pull_with_a_baseline_in_the_same
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert len(rows) == 3 and rows[0][-1] == "1.00x", done.stdout
     assert "mllzoo labels pull" in done.stdout and "MB/s" in done.stdout
+
+
+def test_label_transfer_memory_benchmark_prints_each_command_and_its_baseline(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "label_transfer_memory.py"),
+            *("--labels", "1", "2", "--nodes", "300", "--per-node", "4", "--keep", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    for case in ("export", "export, whole", "import", "import, whole"):
+        # a row per label count and a growth line
+        assert sum(line.strip().split("  ")[0] == case for line in done.stdout.splitlines()) == 3, (
+            case,
+            done.stdout,
+        )
+    assert "label file" in done.stdout and (tmp_path / "registry.db").exists()
