@@ -101,9 +101,8 @@ def add_labels(
     n_nodes, samples, n_images = len(graph.nodes), graph.samples, len(graph.image_paths)
     for model in models:
         first = rng.uniform(*quality)
-        rank = np.where(
-            rng.random(n_images) < first, 0, rng.geometric(1 / miss_rank, n_images)
-        ).astype(np.int32)
+        rank = np.where(rng.random(n_images) < first, 0, rng.geometric(1 / miss_rank, n_images))
+        rank = np.minimum(rank, n_nodes - 1).astype(np.int32)  # a rank the graph has, however small
         depth = m or labels.budget_depth(labels.image_needs(n_images, samples[:, 1], rank), n_nodes)
         topm = rng.integers(0, n_nodes, (n_images, depth)).astype(labels.index_dtype(n_nodes))
         label = reference.label_from_ranking(topm, samples, rank, n_nodes)

@@ -25,6 +25,7 @@ from mllzoo.defaults import BUDGET_BYTES, PAPER_NODES, PAPER_PER_NODE
 from mllzoo.errors import InvalidLabel
 
 FORMAT = "ragged-topm-v1"
+RAGGED_CHUNK = 4 * 1024**2  # list entries gathered at once: 32 MB of int64 positions
 
 
 @dataclass
@@ -78,7 +79,7 @@ def validate(label: Label, n_images: int, samples: np.ndarray, n_nodes: int) -> 
         f"list lengths add up to {int(lengths.sum())}, the lists hold {len(label.lists)} entries",
     )
     check(
-        bool(((label.lists >= 0) & (label.lists < n_nodes)).all()),
+        int(label.lists.min(initial=0)) >= 0 and int(label.lists.max(initial=0)) < n_nodes,
         "a list holds a node index out of range",
     )
     check(bool(((label.rank >= -1) & (label.rank < n_nodes)).all()), "a rank is out of range")
@@ -190,11 +191,28 @@ def ragged_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     )
 
 
+def ragged_take(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``values[ragged_index(starts, counts)]``, gathered about :data:`RAGGED_CHUNK` entries at a time:
+    the positions are int64, four times an int16 label's bytes, so they never exist for a whole
+    label at once (a paper-scale label holds about 31 million entries)."""
+    starts, counts = np.asarray(starts, np.int64), np.asarray(counts, np.int64)
+    ends = np.cumsum(counts)
+    out = np.empty(int(ends[-1]) if len(ends) else 0, values.dtype)
+    cuts = np.searchsorted(ends, np.arange(RAGGED_CHUNK, len(out), RAGGED_CHUNK)).tolist()
+    for first, last in zip([0, *cuts], [*cuts, len(counts)]):
+        if first < last:
+            done = int(ends[first] - counts[first])
+            out[done : int(ends[last - 1])] = values[
+                ragged_index(starts[first:last], counts[first:last])
+            ]
+    return out
+
+
 def sample_lists(label: Label, sample_idx: np.ndarray, images: np.ndarray) -> SampleLists:
     """The samples ``sample_idx`` (whose images are ``images``) of a whole label."""
     rank, length = label.rank[sample_idx], label.lengths[images]
     return SampleLists(
-        rank, length, label.lists[ragged_index(label.offsets[images], entries_above(rank, length))]
+        rank, length, ragged_take(label.lists, label.offsets[images], entries_above(rank, length))
     )
 
 
@@ -216,7 +234,7 @@ def whole_label(view: SampleLists, sample_images: np.ndarray, n_images: int, n_n
         or (above[first] != lengths[images]).any()
     ):
         raise InvalidLabel("the samples of an image disagree on its list")
-    lists = view.entries[ragged_index(starts[first], above[first])].astype(dtype)
+    lists = ragged_take(view.entries, starts[first], above[first]).astype(dtype, copy=False)
     return Label(lists, lengths, view.rank.astype(dtype), n_nodes)
 
 

@@ -301,3 +301,24 @@ def fill(folder: Path) -> None:
 def recommend(world, env: dict, *args: str) -> subprocess.CompletedProcess:
     root, _ = world
     return run_cli("recommend", str(root / "classes.txt"), "--json", *args, env=env)
+
+
+def save_plain_graph(registry, samples, n_nodes: int, n_images: int) -> str:
+    """Save graph ``g`` of ``n_nodes`` placeholder nodes and ``n_images`` images with these samples
+    (labels are made for it directly, never by a model); its id."""
+    nodes = [
+        {
+            "idx": i,
+            "synset": f"n{i}.n.01",
+            "wnid": f"n{i:08d}",
+            "name": f"n{i}",
+            "definition": "d",
+            "caption": f"n{i} which is d",
+            "depth": 0,
+            "parents": "[]",
+        }
+        for i in range(n_nodes)
+    ]
+    images = [(f"{i:040x}", f"x/{i}.png") for i in range(n_images)]
+    registry.save_graph("g", "g", {}, nodes, images, samples)
+    return "g"

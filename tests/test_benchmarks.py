@@ -143,3 +143,24 @@ def test_temperature_benchmark_fits_a_scale_per_model_and_scores_each_way(world,
     assert "fixed 100" in header and "fitted" in header and header.endswith("shared 15")
     assert any(line.startswith("mll_k3 ") for line in lines)
     assert sum(": mll - oracle_single" in line for line in lines) == 4
+
+
+def test_label_transfer_memory_benchmark_prints_each_command_and_its_baseline(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "label_transfer_memory.py"),
+            *("--labels", "1", "2", "--nodes", "300", "--per-node", "4", "--keep", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    for case in ("export", "export, whole", "import", "import, whole"):
+        # a row per label count and a growth line
+        assert sum(line.strip().split("  ")[0] == case for line in done.stdout.splitlines()) == 3, (
+            case,
+            done.stdout,
+        )
+    assert "label file" in done.stdout and (tmp_path / "registry.db").exists()

@@ -11,6 +11,7 @@ import sqlite_utils
 
 import reference
 from conftest import ROOT
+from helpers import save_plain_graph
 from mllzoo import labels
 from mllzoo.errors import DamagedLabelError
 from mllzoo.store.registry import Registry, migrations
@@ -42,22 +43,7 @@ def random_label(
 
 
 def save_graph(registry: Registry, samples: np.ndarray, n_images: int) -> str:
-    nodes = [
-        {
-            "idx": i,
-            "synset": f"n{i}.n.01",
-            "wnid": f"n{i:08d}",
-            "name": f"n{i}",
-            "definition": "d",
-            "caption": f"n{i} which is d",
-            "depth": 0,
-            "parents": "[]",
-        }
-        for i in range(N_NODES)
-    ]
-    images = [(f"{i:040x}", f"x/{i}.png") for i in range(n_images)]
-    registry.save_graph("g", "g", {}, nodes, images, samples)
-    return "g"
+    return save_plain_graph(registry, samples, N_NODES, n_images)
 
 
 @pytest.fixture
@@ -301,3 +287,19 @@ def test_an_exported_label_names_no_absolute_path_of_this_machine(stocked, tmp_p
             archive.read(name) for name in archive.namelist() if name.endswith(".json")
         ).decode()
     assert "/home/alice" not in text and "my-clip" in text
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 10**9])
+def test_the_bounded_ragged_gather_equals_the_whole_one(monkeypatch, chunk):
+    """Gathering a few entries at a time (chunks that split, skip and swallow rows, empty rows and
+    an empty gather) gives what one gather over all positions gives."""
+    monkeypatch.setattr(labels, "RAGGED_CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    values = rng.integers(0, 1000, 60).astype(np.int16)
+    counts = rng.integers(0, 6, 25)
+    counts[[0, 7, 8]] = 0
+    starts = rng.integers(0, 60 - counts.max(initial=0), 25)
+    got = labels.ragged_take(values, starts, counts)
+    assert got.dtype == values.dtype
+    assert np.array_equal(got, values[labels.ragged_index(starts, counts)])
+    assert len(labels.ragged_take(values, starts[:0], counts[:0])) == 0

@@ -9,12 +9,19 @@ label a plugin ships (hook ``mllzoo_label_files``) for the registry's graph inst
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from mllzoo.errors import MllzooError, warn
 from mllzoo.models.vlm import parse_model_id
-from mllzoo.store.labelfile import LabelFileError, open_label_file, read_many, write_label_file
+from mllzoo.store.labelfile import (
+    LabelFileError,
+    checked_files,
+    each_label,
+    open_label_file,
+    write_label_file,
+)
 from mllzoo.store.registry import Registry
 
 ORIGIN = "origin"  # the label meta key naming the index a pulled label came from
@@ -45,21 +52,21 @@ def export_labels(
     missing = sorted(set(model_ids) - registry.labeled_model_ids(graph_id))
     if missing:
         raise MllzooError(f"not labeled on graph {graph_id}: {', '.join(missing)}")
-    entries = []
     samples = registry.graph_samples(graph_id)
-    for model_id in dict.fromkeys(model_ids):
-        fmt, arrays, meta = registry.load_label(model_id, graph_id, samples)
-        meta = {key: value for key, value in meta.items() if key != ORIGIN}  # where *we* got it
-        entries.append(
-            {
+
+    def entries() -> Iterator[dict]:  # one label read at a time, as the file is written
+        for model_id in dict.fromkeys(model_ids):
+            fmt, arrays, meta = registry.load_label(model_id, graph_id, samples)
+            meta = {key: value for key, value in meta.items() if key != ORIGIN}  # where *we* got it
+            yield {
                 "model": model_row(registry, model_id, meta),
                 "format": fmt,
                 "meta": meta,
                 "created": registry.label_created(model_id, graph_id),
                 "arrays": arrays,
             }
-        )
-    write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries)
+
+    write_label_file(path, {"id": graph_id, **registry.graph_sizes(graph_id)}, entries())
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -133,28 +140,29 @@ def import_labels(
 ) -> dict[str, list[str]]:
     """Store every label of ``paths`` on the registry's graph, all or none: ``{"imported", "kept"}``.
 
-    ``origins`` (by model id) is recorded in the label's meta as ``origin``: where ``labels pull``
-    found it."""
+    Every manifest is checked first; then the labels stream, one read, checked and stored at a time,
+    inside one transaction that a bad label (or a kill) rolls back whole. ``origins`` (by model id)
+    is recorded in the label's meta as ``origin``: where ``labels pull`` found it."""
     graph_id = registry.require_graph_id()
-    found = read_many(
-        paths, graph_id, registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
-    )
-    for entry in found:
-        entry["meta"].pop(ORIGIN, None)  # only this import says where the label came from
-        if origins and entry["model"]["id"] in origins:
-            entry["meta"][ORIGIN] = origins[entry["model"]["id"]]
-    with claimed(registry, [e["model"]["id"] for e in found], graph_id, "import a label for"):
-        stored = registry.import_labels(
-            graph_id, [_normalised(entry) for entry in found], replace=replace
-        )
+    sizes = registry.graph_sizes(graph_id)
+    files = checked_files(paths, graph_id, sizes)
+    model_ids = list(dict.fromkeys(model_id for opened in files for model_id in opened.model_ids))
+    samples = registry.graph_samples(graph_id)
+
+    def entries() -> Iterator[dict]:
+        for entry in each_label(files, sizes, samples):
+            entry["meta"].pop(ORIGIN, None)  # only this import says where the label came from
+            if origins and entry["model"]["id"] in origins:
+                entry["meta"][ORIGIN] = origins[entry["model"]["id"]]
+            yield _normalised(entry)
+
+    with claimed(registry, model_ids, graph_id, "import a label for"):
+        stored = registry.import_labels(graph_id, entries(), replace=replace)
     from mllzoo.store.user_models import known_models
 
     catalog = known_models()  # where an installed plugin describes the model, its catalogue wins
     registry.record_models([catalog[model_id] for model_id in stored if model_id in catalog])
-    return {
-        "imported": stored,
-        "kept": [e["model"]["id"] for e in found if e["model"]["id"] not in stored],
-    }
+    return {"imported": stored, "kept": [m for m in model_ids if m not in stored]}
 
 
 def remove_labels(registry: Registry, model_ids: list[str]) -> None:
@@ -246,22 +254,32 @@ def import_shipped(registry: Registry, model_ids: set[str]) -> list[str]:
     sizes, samples = registry.graph_sizes(graph_id), registry.graph_samples(graph_id)
     for path in dict.fromkeys(wanted.values()):
         try:
-            entries = [
-                e
-                for e in read_many([path], graph_id, sizes, samples)
-                if e["model"]["id"] in model_ids
-            ]
+            (opened,) = checked_files([path], graph_id, sizes)
         except LabelFileError as exc:
             warn(f"shipped label file skipped: {exc}")
             continue
-        free = [e for e in entries if registry.claim_holder(e["model"]["id"], graph_id) is None]
-        try:  # a model another register is labeling is left to it
+        free = {  # a model another register is labeling is left to it
+            model_id
+            for model_id in opened.model_ids
+            if model_id in model_ids and registry.claim_holder(model_id, graph_id) is None
+        }
+        entries = (  # every label of the file is read and checked, the free ones stored
+            _normalised(entry)
+            for entry in opened.entries(sizes, samples)
+            if entry["model"]["id"] in free
+        )
+        try:
             with claimed(
-                registry, [e["model"]["id"] for e in free], graph_id, "import a shipped label for"
+                registry,
+                [m for m in opened.model_ids if m in free],
+                graph_id,
+                "import a shipped label for",
             ):
-                imported += registry.import_labels(graph_id, [_normalised(entry) for entry in free])
+                imported += registry.import_labels(graph_id, entries)
         except Claimed as exc:  # claimed since the check above
             warn(f"shipped label file {path} skipped: {exc}")
+        except LabelFileError as exc:  # found while reading its arrays: nothing of it was stored
+            warn(f"shipped label file skipped: {exc}")
     return imported
 
 

@@ -22,10 +22,16 @@ def checksum(dtype: str, shape: str, data: bytes) -> str:
     return f"crc32:{zlib.crc32(data, zlib.crc32(f'{dtype} {shape}'.encode())):08x}"
 
 
+def little_endian(array: np.ndarray) -> np.ndarray:
+    """``array`` contiguous and little-endian, as it is stored (no copy when it already is)."""
+    array = np.ascontiguousarray(array)
+    return array.astype(array.dtype.newbyteorder("<"), copy=False)
+
+
 def pack(array: np.ndarray) -> dict:
     """The columns ``dtype``, ``shape``, ``data`` and ``checksum`` that store ``array``."""
     array = np.ascontiguousarray(array)
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    little = little_endian(array)
     columns = {
         "dtype": little.dtype.str,
         "shape": json.dumps(list(array.shape)),

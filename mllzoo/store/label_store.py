@@ -23,7 +23,7 @@ import itertools
 import json
 import secrets
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,19 +50,20 @@ def new_token() -> str:
 
 def block_rows(
     model_id: str, graph_id: str, label: labels.Label, samples: np.ndarray, token: str | None
-) -> list[dict]:
+) -> Iterator[dict]:
     """The ``label_blocks`` rows of a whole label on a graph with these (node-sorted) samples: one per
     node, nodes without samples included, so a missing row reads as damage. Their checksums are bound
     to ``token`` (the label row's); ``None`` writes the unbound checksums of schema m004 (its
-    migration only)."""
+    migration only). Made as they are inserted, so their copies of the label's bytes are not all
+    held at once."""
     view = labels.sample_lists(label, np.arange(len(samples)), samples[:, 1])
     dtype = labels.index_dtype(label.n_nodes).newbyteorder("<")
     ranks, lengths, entries = (
-        a.astype(dtype).tobytes() for a in (view.rank, view.length, view.entries)
+        a.astype(dtype, copy=False).tobytes() for a in (view.rank, view.length, view.entries)
     )
     sample_ends = np.cumsum(np.bincount(samples[:, 0], minlength=label.n_nodes)).tolist()
     entry_ends = np.concatenate([[0], np.cumsum(view.above)])[sample_ends].tolist()
-    rows, s_start, e_start, size = [], 0, 0, dtype.itemsize
+    s_start, e_start, size = 0, 0, dtype.itemsize
     for node, (s_end, e_end) in enumerate(zip(sample_ends, entry_ends)):
         columns = {
             "dtype": dtype.str,
@@ -70,23 +71,20 @@ def block_rows(
             "lengths": lengths[s_start * size : s_end * size],
             "entries": entries[e_start * size : e_end * size],
         }
-        rows.append(
-            {
-                "model_id": model_id,
-                "graph_id": graph_id,
-                "node": node,
-                **columns,
-                "checksum": block_checksum(
-                    columns["dtype"],
-                    columns["ranks"],
-                    columns["lengths"],
-                    columns["entries"],
-                    None if token is None else binding(model_id, graph_id, node, token),
-                ),
-            }
-        )
+        yield {
+            "model_id": model_id,
+            "graph_id": graph_id,
+            "node": node,
+            **columns,
+            "checksum": block_checksum(
+                columns["dtype"],
+                columns["ranks"],
+                columns["lengths"],
+                columns["entries"],
+                None if token is None else binding(model_id, graph_id, node, token),
+            ),
+        }
         s_start, e_start = s_end, e_end
-    return rows
 
 
 def binding(model_id: str, graph_id: str, node: int, token: str) -> str:
@@ -206,19 +204,23 @@ class LabelStore:
         )
         return rows[0]["created"] if rows else None
 
-    def import_labels(self, graph_id: str, items: list[dict], replace: bool = False) -> list[str]:
+    def import_labels(
+        self, graph_id: str, items: Iterable[dict], replace: bool = False
+    ) -> list[str]:
         """Store labels made elsewhere, all in one transaction; the ids stored, in order.
 
         Each item holds ``model`` (a models-table row, ``metadata`` a dict), ``format``, ``created``,
         ``meta`` and ``arrays``. A model the registry already knows keeps its own row (its installed
-        plugin's metadata); an existing label is kept unless ``replace``.
+        plugin's metadata); an existing label is kept unless ``replace``. ``items`` is consumed one
+        at a time inside the transaction, so a generator that reads and checks each label as it is
+        asked for streams an import of any size, and its error rolls back every label before it.
         """
         stored = []
         samples = self.graph_samples(graph_id)
         with self.transaction():
             done = self.labeled_model_ids(graph_id)
-            self._write_models([item["model"] for item in items], update=False)
             for item in items:
+                self._write_models([item["model"]], update=False)
                 model_id = item["model"]["id"]
                 if model_id in done and not replace:
                     continue
@@ -285,6 +287,7 @@ class LabelStore:
                     else f"it has {len(found) - n_nodes} block(s) of nodes the graph does not have"
                 )
             own, view = decode_blocks(blocks, model_id, graph_id, rows[0].get("token"))
+            del blocks  # the view holds their bytes: a second copy of the label is not kept
             if not np.array_equal(own, samples[:, 0]):
                 raise blobs.DamagedBlob("its blocks do not hold the graph's samples")
             label = labels.whole_label(

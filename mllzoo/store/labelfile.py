@@ -9,6 +9,12 @@ A label file is a zip archive holding
 - ``manifest.sha256``: the SHA-256 of ``manifest.json``'s bytes, so every byte of the file is covered;
 - one member per array: raw little-endian bytes (:mod:`mllzoo.store.blobs`), never a pickle.
 
+Both ways go one label at a time, so memory follows the largest label, not the file (49 paper-scale
+labels make a file of gigabytes): :func:`write_label_file` streams each array into its member as
+the labels come and writes the manifest, which needs every array's checksum, last;
+:meth:`LabelFile.entries` reads, checks and hands over one label before it reads the next. Readers
+find members by name, so files written before, with the manifest first, read the same.
+
 The graph is named by its id, which is a content hash of its nodes, images and samples, so a label made
 on another graph is recognised without the graph itself. Reading refuses, with one line, anything it
 cannot vouch for: not a zip or a truncated one, a checksum that does not match, another format, a
@@ -21,6 +27,7 @@ import hashlib
 import json
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,43 +45,17 @@ ARRAY_NAMES = ("lists", "lengths", "rank")
 ARRAY_KINDS = "iu"  # node indices, lengths and ranks are integers
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same labels always give the same bytes
 MAX_MANIFEST_BYTES = 64 * 1024**2  # a few KB per label: far more than any real manifest
+CHUNK_BYTES = 1024**2  # an array passes between its member and memory this much at a time
 
 
 class LabelFileError(MllzooError):
     """A label file that cannot be used: named in the one line the CLI prints."""
 
 
-def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
+def write_label_file(path: Path, graph: dict, entries: Iterable[dict]) -> None:
     """Write ``entries`` (each ``model``, ``format``, ``created``, ``meta``, ``arrays``) made on ``graph``
-    (``id``, ``nodes``, ``images``, ``samples``) to ``path``, atomically."""
-    members: dict[str, bytes] = {}
-    manifest_labels = []
-    for number, entry in enumerate(entries):
-        described = {}
-        for name, array in entry["arrays"].items():
-            packed = blobs.pack(array)
-            member = f"labels/{number}/{name}.bin"
-            members[member] = packed["data"]
-            described[name] = {
-                "file": member,
-                "dtype": packed["dtype"],
-                "shape": json.loads(packed["shape"]),
-                "sha256": hashlib.sha256(packed["data"]).hexdigest(),
-            }
-        manifest_labels.append(
-            {
-                "model": entry["model"],
-                "format": entry["format"],
-                "created": entry["created"],
-                "meta": entry["meta"],
-                "arrays": described,
-            }
-        )
-    manifest = json.dumps(
-        {"format": FORMAT_NAME, "version": VERSION, "graph": graph, "labels": manifest_labels},
-        indent=1,
-        sort_keys=True,
-    ).encode()
+    (``id``, ``nodes``, ``images``, ``samples``) to ``path``, atomically, holding one entry at a time
+    (pass a generator to stream them)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise MllzooError(
@@ -85,16 +66,57 @@ def write_label_file(path: Path, graph: dict, entries: list[dict]) -> None:
             replaced_atomically(path, ".partial") as stream,
             zipfile.ZipFile(stream, "w") as archive,
         ):
-            for name, data in [
-                (MANIFEST, manifest),
-                (CHECKSUM, hashlib.sha256(manifest).hexdigest().encode()),
-                *members.items(),
-            ]:
-                archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
+            manifest_labels = [
+                {
+                    **{key: entry[key] for key in ("model", "format", "created", "meta")},
+                    "arrays": {
+                        name: _write_array(archive, f"labels/{number}/{name}.bin", array)
+                        for name, array in entry["arrays"].items()
+                    },
+                }
+                for number, entry in enumerate(entries)
+            ]
+            manifest = json.dumps(
+                {
+                    "format": FORMAT_NAME,
+                    "version": VERSION,
+                    "graph": graph,
+                    "labels": manifest_labels,
+                },
+                indent=1,
+                sort_keys=True,
+            ).encode()
+            archive.writestr(_member(MANIFEST), manifest)
+            archive.writestr(_member(CHECKSUM), hashlib.sha256(manifest).hexdigest().encode())
     except OSError as exc:
         raise MllzooError(
             f"cannot write label file {path}: {exc.strerror or exc}; nothing was written"
         ) from None
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A deflated member with the fixed time: the same labels always give the same bytes."""
+    info = zipfile.ZipInfo(name, FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def _write_array(archive: zipfile.ZipFile, member: str, array: np.ndarray) -> dict:
+    """Stream ``array``'s little-endian bytes into ``member``, :data:`CHUNK_BYTES` at a time (no copy
+    of the array), and describe it as the manifest does: member, dtype, shape and SHA-256."""
+    little = blobs.little_endian(array)
+    data = little.reshape(-1).view(np.uint8).data
+    digest = hashlib.sha256()
+    with archive.open(_member(member), "w") as out:
+        for start in range(0, len(data), CHUNK_BYTES):
+            digest.update(data[start : start + CHUNK_BYTES])
+            out.write(data[start : start + CHUNK_BYTES])
+    return {
+        "file": member,
+        "dtype": little.dtype.str,
+        "shape": list(little.shape),
+        "sha256": digest.hexdigest(),
+    }
 
 
 @dataclass
@@ -115,9 +137,8 @@ class LabelFile:
     def refuse(self, reason: str) -> LabelFileError:
         return LabelFileError(f"{self.path}: {reason}; nothing was imported")
 
-    def labels(self, graph_id: str, sizes: dict[str, int], samples: np.ndarray) -> list[dict]:
-        """The labels, arrays verified against their checksums and the graph they are for (its
-        ``sizes`` and ``[n_samples, 2]`` (node, image) ``samples``)."""
+    def check_graph(self, graph_id: str, sizes: dict[str, int]) -> None:
+        """Refuse a file whose manifest names another graph, or this graph with other sizes."""
         if self.graph_id != graph_id:
             raise self.refuse(
                 f"its labels were made on graph {self.graph_id}, this registry's graph is {graph_id}"
@@ -126,7 +147,11 @@ class LabelFile:
             raise self.refuse(
                 f"graph {graph_id} sizes differ from the file's {self.manifest['graph']}"
             )
-        out = []
+
+    def entries(self, sizes: dict[str, int], samples: np.ndarray) -> Iterator[dict]:
+        """The labels one at a time, each read whole and verified against its checksums and the graph
+        (its ``sizes`` and ``[n_samples, 2]`` (node, image) ``samples``) before it is yielded and the
+        next is read; call :meth:`check_graph` first."""
         limits = {
             "lengths": sizes["images"],
             "rank": sizes["samples"],
@@ -140,12 +165,10 @@ class LabelFile:
                         for name in ARRAY_NAMES
                     }
                     self._check_label(entry, arrays, samples, sizes)
-                    out.append(
-                        {
-                            **{key: entry[key] for key in ("model", "format", "created", "meta")},
-                            "arrays": arrays,
-                        }
-                    )
+                    yield {
+                        **{key: entry[key] for key in ("model", "format", "created", "meta")},
+                        "arrays": arrays,
+                    }
         except (
             zipfile.BadZipFile,
             KeyError,
@@ -156,11 +179,12 @@ class LabelFile:
             EOFError,
         ) as exc:
             raise self.refuse(f"unreadable ({type(exc).__name__}: {exc})") from None
-        return out
 
     def _array(
         self, archive: zipfile.ZipFile, name: str, described: dict, limits: dict[str, int]
     ) -> np.ndarray:
+        """One array, read :data:`CHUNK_BYTES` at a time into the array itself and hashed as it
+        comes, once its declared dtype and shape fit the graph and its member's size."""
         dtype = np.dtype(described["dtype"])
         if dtype.kind not in ARRAY_KINDS:
             raise self.refuse(f"array dtype {described['dtype']} is not an integer type")
@@ -172,15 +196,26 @@ class LabelFile:
                 f"array {name} declares shape {list(shape)}, more than graph {self.graph_id} "
                 f"allows ({limits[name]})"
             )
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = shape[0] * dtype.itemsize
         if archive.getinfo(described["file"]).file_size != expected:
             raise self.refuse(f"{described['file']} does not hold {shape} x {dtype}")
-        data = archive.read(described["file"])
-        if hashlib.sha256(data).hexdigest() != described["sha256"]:
+        data = np.empty(expected, np.uint8)
+        digest, filled = hashlib.sha256(), 0
+        with archive.open(described["file"]) as member:
+            while filled < expected:
+                chunk = member.read(min(CHUNK_BYTES, expected - filled))
+                if not chunk:
+                    raise EOFError(f"{described['file']} ends after {filled} of {expected} bytes")
+                digest.update(chunk)
+                data[filled : filled + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                filled += len(chunk)
+            if member.read(1):  # reading to its end also checks the member's CRC-32
+                raise ValueError(f"{described['file']} holds more than {expected} bytes")
+        if digest.hexdigest() != described["sha256"]:
             raise self.refuse(
                 f"checksum of {described['file']} does not match: the file was altered"
             )
-        return blobs.fitting(described["dtype"], json.dumps(list(shape)), data)
+        return data.view(dtype)
 
     def _check_label(
         self, entry: dict, arrays: dict[str, np.ndarray], samples: np.ndarray, sizes: dict[str, int]
@@ -327,26 +362,42 @@ def _well_formed(manifest: dict) -> bool:
     return len(set(ids)) == len(ids)
 
 
-def read_many(
-    paths: list[Path], graph_id: str, sizes: dict[str, int], samples: np.ndarray
-) -> list[dict]:
-    """Every label of every file, all checked before any is returned (an import is all or nothing)."""
+def checked_files(paths: list[Path], graph_id: str, sizes: dict[str, int]) -> list[LabelFile]:
+    """Every file opened and its manifest checked, for this graph, before any array is read."""
+    opened_files = [open_label_file(path) for path in paths]
+    for opened in opened_files:
+        opened.check_graph(graph_id, sizes)
+    return opened_files
+
+
+def each_label(
+    files: list[LabelFile], sizes: dict[str, int], samples: np.ndarray
+) -> Iterator[dict]:
+    """Every label of ``files`` (:func:`checked_files`), one read and checked at a time, a model
+    found in two files refused when its second label has been read."""
     found: dict[str, Path] = {}
-    out = []
-    for path in paths:
-        opened = open_label_file(path)
-        for entry in opened.labels(graph_id, sizes, samples):
+    for opened in files:
+        for entry in opened.entries(sizes, samples):
             model_id = entry["model"]["id"]
             if model_id in found:
                 raise opened.refuse(f"{model_id} is also in {found[model_id]}")
             found[model_id] = opened.path
-            out.append(entry)
-    return out
+            yield entry
+
+
+def read_many(
+    paths: list[Path], graph_id: str, sizes: dict[str, int], samples: np.ndarray
+) -> list[dict]:
+    """Every label of every file, all checked before any is returned: all held in memory at once, so
+    for a few labels only (an import streams them through :func:`each_label`)."""
+    return list(each_label(checked_files(paths, graph_id, sizes), sizes, samples))
 
 
 __all__ = [
     "LabelFile",
     "LabelFileError",
+    "checked_files",
+    "each_label",
     "open_label_file",
     "read_many",
     "write_label_file",
