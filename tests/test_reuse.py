@@ -57,6 +57,18 @@ def test_vote_weights_are_the_score_to_the_power_where_chosen():
     assert vote_weights(scores, chosen, 0.0).tolist() == [1.0, 0.0, 1.0, 1.0]  # the paper's mask
 
 
+def test_the_logit_scale_follows_the_voters_unless_set():
+    from mllzoo.reuse.ensemble import LOGIT_SCALE, SOFT_SCALE, voting_scale
+
+    one_each = [np.array([1, 0, 0]), np.array([0, 1, 1])]
+    assert voting_scale(None, one_each) == LOGIT_SCALE  # k = 1: each class one voter
+    assert voting_scale(None, one_each + [np.array([0, 0, 1.0])]) == SOFT_SCALE
+    assert voting_scale(None, [np.array([0.0, 0.3]), np.array([0.0, 0.2])]) == SOFT_SCALE
+    assert voting_scale(None, [np.array([0.0, 0.3]), np.array([0.2, 0.0])]) == LOGIT_SCALE
+    assert voting_scale(None, []) == LOGIT_SCALE
+    assert voting_scale(40.0, one_each + one_each) == 40.0
+
+
 def test_combine_weighs_each_vote_by_confidence_and_evidence_exactly():
     # model a: sure of class 0 on image 0 (entropy ln 2 over two classes), unsure on image 1
     a = np.array([[0.5, 0.5, 0.0], [0.25, 0.25, 0.5]])

@@ -78,7 +78,7 @@ def bench(
     default, t = result["default"], result["targets"]
     click.echo(
         f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}, "
-        f"logit scale {default['scale']:g}) "
+        f"logit scale {'by voters' if default['scale'] is None else format(default['scale'], 'g')}) "
         f"at k={default['k']}: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
         f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
         f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "

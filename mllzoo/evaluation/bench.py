@@ -48,6 +48,7 @@ from mllzoo.reuse.ensemble import (
     shared_texts,
     softmax,
     vote_weights,
+    voting_scale,
 )
 from mllzoo.selection.recommend import Recommendation, Selector
 from mllzoo.store.registry import Registry
@@ -237,7 +238,8 @@ class Bench:
             vote_weights(rec.selection.scores[rec.model_ids.index(m)], mask, method.power)
             for m, mask in votes.items()
         ]
-        probs = [self.probs(method.prompts, method.scale)[m][task.name] for m in votes]
+        scale = voting_scale(method.scale, votes.values())
+        probs = [self.probs(method.prompts, scale)[m][task.name] for m in votes]
         return {
             "accuracy": ensemble_accuracy(probs, weights, task.truth),
             "models": rec.models,
@@ -248,8 +250,10 @@ class Bench:
     def headline(self, task: Task, models: list[str]) -> tuple[dict, dict]:
         """The methods of :data:`METHODS` on one task among ``models``: accuracy, and what each used."""
         method, k = self.default
-        prompts = self.probs(method.prompts, method.scale)
-        paper = self.probs(PAPER.prompts, PAPER.scale)
+        every_class = np.ones(len(task.classes), bool)
+        prompts = self.probs(method.prompts, voting_scale(method.scale, [every_class]))
+        several = self.probs(method.prompts, voting_scale(method.scale, [every_class] * 2))
+        paper = self.probs(PAPER.prompts, voting_scale(PAPER.scale, []))
         singles = {m: accuracy(prompts[m][task.name], task.truth) for m in models}
         paper_singles = {m: accuracy(paper[m][task.name], task.truth) for m in models}
         board = [m for m in self.board if m in models]
@@ -260,17 +264,16 @@ class Bench:
             "paper_k3": self.mll(task, PAPER, 3, models),
         }
         everyone = self.recommend(task, len(models), models)[0]
-        every_class = np.ones(len(task.classes), bool)
         acc = {name: run["accuracy"] for name, run in runs.items()}
         acc |= {
             "inb": singles[board[0]],
             "inb_k3": ensemble_accuracy(
-                [prompts[m][task.name] for m in board[:3]], [every_class] * 3, task.truth
+                [several[m][task.name] for m in board[:3]], [every_class] * 3, task.truth
             ),
             "oracle_single": max(singles.values()),
             "oracle_paper": max(paper_singles.values()),
             "all_models": ensemble_accuracy(
-                [prompts[m][task.name] for m in everyone.model_ids],
+                [several[m][task.name] for m in everyone.model_ids],
                 [vote_weights(row, every_class, method.power) for row in everyone.selection.scores],
                 task.truth,
             ),
@@ -319,7 +322,7 @@ class Bench:
     def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
         """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
         method, k = self.default
-        prompts = self.probs(method.prompts, method.scale)
+        prompts = self.probs(method.prompts, voting_scale(method.scale, []))  # argmax: any scale
         singles = [accuracy(prompts[m][task.name], task.truth) for m in models]
         board = [m for m in self.board if m in models]
         return {

@@ -41,19 +41,30 @@ class ReuseMethod:
     the captioner's descriptions of the class) or ``concepts`` (those plus the caption of the class's
     best-matched graph concept). ``power``: the exponent of the selection score in each vote (0: the
     vote is 1/entropy alone, as in the paper). ``scale``: the logit scale of each model's softmax
-    (CLIP's 100, or the softer :data:`SOFT_SCALE` under which k = 3 beats k = 1: docs/design.md).
+    (CLIP's 100), or ``None``: by the voters (:func:`voting_scale`).
     """
 
     prompts: str
     power: float
-    scale: float = LOGIT_SCALE
+    scale: float | None = LOGIT_SCALE
 
 
 REUSE_METHODS = {
     "paper": ReuseMethod("paper", 0.0),
-    "described": ReuseMethod("descriptions", 0.0, SOFT_SCALE),
+    "described": ReuseMethod("descriptions", 0.0, None),
     "evidence": ReuseMethod("descriptions", 1.0),
 }
+
+
+def voting_scale(scale: float | None, votes: Iterable[np.ndarray]) -> float:
+    """The logit scale of the models' softmax: ``scale`` when set; else CLIP's where each class has
+    one voter (k = 1: the votes compare models across classes, whose sharp confidences rank them
+    well), and the softer :data:`SOFT_SCALE` where some class has several (k > 1: at CLIP's scale the
+    most confident model decides alone, so k = 3 fell below k = 1). docs/design.md has the figures."""
+    if scale is not None:
+        return scale
+    voters = sum((np.asarray(v) > 0).astype(int) for v in votes)
+    return SOFT_SCALE if np.max(voters, initial=0) > 1 else LOGIT_SCALE
 
 
 def reuse_method(name: str | ReuseMethod) -> ReuseMethod:
@@ -143,7 +154,7 @@ def build_ensemble(
         batch_size,
         prompts=class_prompts(classes, domain, method.prompts, descriptions, concepts),
         weights={m: vote_weights(scores[m], mask, method.power) for m, mask in members.items()},
-        scale=method.scale,
+        scale=voting_scale(method.scale, members.values()),
     )
 
 
