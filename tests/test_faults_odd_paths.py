@@ -36,10 +36,12 @@ def plugin():
 
     from mllzoo import web
 
-    if not pm.is_registered(web):
+    registered_here = not pm.is_registered(web)
+    if registered_here:
         pm.register(web, name="mllzoo")
     yield
-    pm.unregister(web)
+    if registered_here:  # an installed mllzoo's entry point registered it: later tests need it
+        pm.unregister(web)
 
 
 def started(ds):

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from mllzoo.store.usercache import EmbeddingCache, default_path
 
 
@@ -200,7 +201,6 @@ def test_the_bound_holds_across_processes_writing_at_once(tmp_path):
 
 
 def test_a_bound_of_0_turns_the_cache_off_and_never_opens_the_file(tmp_path, user_config):
-    from conftest import run_cli
 
     env = {"XDG_CONFIG_HOME": str(user_config)}
     assert run_cli("config", "set", "embedding-cache-mb", "0", env=env).returncode == 0
@@ -215,7 +215,6 @@ def test_a_bound_of_0_turns_the_cache_off_and_never_opens_the_file(tmp_path, use
 
 
 def test_bad_bounds_are_one_line(user_config, tmp_path, capsys):
-    from conftest import run_cli
 
     env = {"XDG_CONFIG_HOME": str(user_config)}
     for value in ("-1", "nan", "inf", "lots"):
