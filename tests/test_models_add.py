@@ -109,7 +109,7 @@ def test_a_local_dir_folder_is_added(lab, tmp_path):
 
 def test_bad_checkpoints_are_refused_in_one_line_and_nothing_is_kept(lab, tmp_path, user_config):
     marker = tmp_path / "ran"
-    evil = planted_checkpoint(tmp_path / "evil.pt", marker, "pickle")
+    evil = planted_checkpoint(tmp_path / "evil.pt", marker, "legacy")
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(lab["safetensors"].read_bytes()[:1000])
     config = str(lab["config"])

@@ -11,7 +11,6 @@ handles it and then shuts the pool down), and exit when the driver dies, even by
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -30,9 +29,9 @@ def start_worker() -> None:
     import signal
     import threading
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: importing torch takes seconds
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -42,6 +41,10 @@ def start_worker() -> None:
             os._exit(0)
 
         threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def accept(preprocess: Callable[[Any], Any]) -> None:
+    """Nothing: a worker received the transform, which is all :meth:`DecodePool._can_send` asks."""
 
 
 class DecodePool:
@@ -61,8 +64,6 @@ class DecodePool:
     ) -> list[Decoded | Future[Decoded]]:
         """``items`` in batches, each decoded by a worker; decoded here instead when the transform
         ``key`` cannot be sent to another process (one note per transform)."""
-        if not self._can_send(key, preprocess):
-            return [decode_batch(root, items, preprocess)]
         if self._executor is None:
             import multiprocessing
 
@@ -71,6 +72,8 @@ class DecodePool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_worker,
             )
+        if not self._can_send(key, preprocess):
+            return [decode_batch(root, items, preprocess)]
         size = min(BATCH_IMAGES, max(1, math.ceil(len(items) / self.workers)))
         return [
             self._executor.submit(decode_batch, root, items[s : s + size], preprocess)
@@ -78,11 +81,13 @@ class DecodePool:
         ]
 
     def _can_send(self, key: str, preprocess: Callable[[Any], Any]) -> bool:
+        """Whether the pool can carry transform ``key`` to its workers: tried once, by sending it."""
         if key not in self._sendable:
+            assert self._executor is not None
             try:
-                pickle.dumps(preprocess)  # what sending it to a worker does; nothing is loaded back
+                self._executor.submit(accept, preprocess).result()
                 self._sendable[key] = True
-            except Exception as exc:  # a lambda, a local function: any pickling failure
+            except Exception as exc:  # a lambda, a local function: the pool could not send it
                 note(
                     f"the image transform {key!r} cannot be sent to decoding workers "
                     f"({type(exc).__name__}: {exc}); its images are decoded in this process"

@@ -86,17 +86,13 @@ class _Planted:
 
 
 def planted_checkpoint(path: Path, marker: Path, writer: str = "torch.save") -> Path:
-    """A ``.pt`` that creates ``marker`` when unpickled, written by ``torch.save`` (a zip) or by
-    ``pickle`` (a bare pickle): a test that it is refused and never unpickled checks ``marker``."""
-    import pickle
-
+    """A ``.pt`` that creates ``marker`` when unpickled, written by ``torch.save`` in its zip format
+    or (``writer="legacy"``) its bare-pickle one: a test that it is refused and never unpickled
+    checks ``marker``."""
     import torch
 
     payload = {"state_dict": {"w": torch.zeros(1)}, "extra": _Planted(marker)}
-    if writer == "pickle":
-        path.write_bytes(pickle.dumps(payload))
-    else:
-        torch.save(payload, path)
+    torch.save(payload, path, _use_new_zipfile_serialization=writer != "legacy")
     return path
 
 
