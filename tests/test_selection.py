@@ -74,6 +74,54 @@ def test_budget_picks_best_selection_that_fits():
     assert selection.choose_models(scores, 1, None, both) == [[1], [1], [1]]
 
 
+def greedy_by_sorting(scores, k, max_models, limits):
+    """The budget's greedy written the slow, obvious way: each candidate's summed top-k scores by a
+    full sort (empty slots count 0), the first best gain kept, stop when nothing fits or helps."""
+
+    def value(allowed):
+        top = np.sort(np.where(allowed[:, None], scores, -np.inf), axis=0)[::-1][:k]
+        return float(np.where(np.isfinite(top), top, 0).sum())
+
+    def fits(models):
+        return (max_models is None or len(models) <= max_models) and all(
+            sum(cost[m] for m in models) <= most for cost, most in limits
+        )
+
+    allowed, total = np.zeros(len(scores), bool), 0.0
+    while True:
+        best, best_gain = None, -np.inf
+        for m in np.flatnonzero(~allowed & np.isfinite(scores).all(axis=1)):
+            if fits({*np.flatnonzero(allowed), m}):
+                trial = allowed.copy()
+                trial[m] = True
+                if value(trial) - total > best_gain + 1e-12:
+                    best, best_gain = m, value(trial) - total
+        if best is None or (allowed.any() and best_gain <= 0):
+            return allowed
+        allowed[best], total = True, total + best_gain
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_budget_greedy_matches_the_obvious_one_on_random_scores(seed):
+    """Negative and equal scores, skipped models (-inf), k above the budget, a cost limit."""
+    rng = np.random.default_rng(seed)
+    n_models, n_classes = rng.integers(1, 9), rng.integers(1, 12)
+    scores = rng.choice([-0.2, 0.0, 0.3, 0.5, 0.9], size=(n_models, n_classes)) + (
+        rng.random((n_models, n_classes)) * 0.01 * (seed % 2)
+    )
+    scores[rng.random(n_models) < 0.2] = -np.inf
+    k, most = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    cost = rng.random(n_models) * 3
+    limits = [(cost, 2.5)] if seed % 3 == 0 else []
+    chosen = selection.choose_within_budget(scores, k, most, limits)
+    used = {m for per_class in selection.choose(scores, k) for m in per_class}
+    if len(used) <= most and all(cost[list(used)].sum() <= 2.5 for cost, _ in limits):
+        return  # the unconstrained choice fits: no greedy at all
+    allowed = greedy_by_sorting(scores, k, most, limits)
+    expected = selection.choose(scores, k, allowed) if allowed.any() else [[]] * n_classes
+    assert chosen == expected
+
+
 def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
     rng = np.random.default_rng(0)
     n_nodes, n_images = 6, 60
@@ -92,6 +140,10 @@ def test_select_end_to_end_prefers_the_model_that_is_right_on_the_class_nodes():
     node_vectors = np.eye(n_nodes)
     class_vectors = np.eye(n_nodes)[[1, 4]]
     chosen = selection.select(
-        class_vectors, node_vectors, labels.replayer(model_labels, samples, n_nodes), top_nodes=1
+        class_vectors,
+        node_vectors,
+        labels.replayer(model_labels, samples, n_nodes),
+        k=1,
+        top_nodes=1,
     ).chosen
     assert chosen == [[0], [1]]
