@@ -22,7 +22,8 @@ MAX_PER_NODE = 75  # sample images kept per node, as the paper draws them
 SEED = 0  # seed of the per-node sample choice, and of the benchmark's hub orders
 
 # selection
-K = 1  # models kept per class
+K = 2  # models kept per class (at most)
+MAX_MODELS = 2  # models used in all, per task; None: no limit. Why these two: docs/design.md, Reuse
 MAX_K = 100  # the largest k the web form accepts
 ALPHA = 0.7  # weight of a class's own score against the model's mean over the other classes
 TOP_NODES = 5  # graph concepts matched per class

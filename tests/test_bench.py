@@ -38,8 +38,8 @@ def test_bench_end_to_end(world, tmp_path):
             task["cost"]["mll"]["image_forward_passes"]
             == task["cost"]["mll"]["models_loaded"] * task["images"]
         )
-        # the default (described, k=1) is one of the ablations, and the paper's k=1 another
-        assert acc["mll"] == task["ablations"]["descriptions/score^0/scale100/k1"]["accuracy"]
+        # the default (described, k=2 among 2 models) is one of the ablations, the paper's k=1 another
+        assert acc["mll"] == task["ablations"]["descriptions/score^0/scale15/k2/max2"]["accuracy"]
         assert acc["paper_k1"] == task["ablations"]["paper/score^0/scale100/k1"]["accuracy"]
         assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/scale15/k3"]["accuracy"]
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
@@ -52,7 +52,8 @@ def test_bench_end_to_end(world, tmp_path):
         "prompts": "descriptions",
         "power": 0,
         "scale": None,  # by the voters: CLIP's at k=1, the softer one above
-        "k": 1,
+        "k": 2,
+        "max_models": 2,
     }
     assert data["targets"]["mll_minus_inb"] == pytest.approx(
         data["average"]["mll"] - data["average"]["inb"], abs=1e-4
@@ -65,6 +66,7 @@ def test_bench_end_to_end(world, tmp_path):
         table.returncode == 0
         and "average" in table.stdout
         and "mll = reuse described" in table.stdout
+        and "at k=2 among at most 2 models" in table.stdout
     )
     printed = {
         line.split()[0]: float(line.split()[1])
@@ -76,9 +78,15 @@ def test_bench_end_to_end(world, tmp_path):
     }
 
     paper = json.loads(
-        run_cli("bench", str(tasks), "--orders", "0", "--reuse", "paper", "--json", env=env).stdout
+        run_cli(
+            "bench",
+            str(tasks),
+            *("--orders", "0", "--reuse", "paper", "-k", "1", "--max-models", "0", "--json"),
+            env=env,
+        ).stdout
     )
-    for task in paper["tasks"]:  # the paper's reuse as mll: the same as its paper_k1 row
+    assert paper["default"]["k"] == 1 and paper["default"]["max_models"] is None
+    for task in paper["tasks"]:  # the paper's method as mll: the same as its paper_k1 row
         assert task["accuracy"]["mll"] == task["accuracy"]["paper_k1"]
         assert task["accuracy"]["oracle_single"] == task["accuracy"]["oracle_paper"]
     evidence = json.loads(
@@ -88,7 +96,7 @@ def test_bench_end_to_end(world, tmp_path):
     )
     for task in evidence["tasks"]:
         mll = task["accuracy"]["mll"]
-        assert mll == task["ablations"]["descriptions/score^1/scale100/k1"]["accuracy"]
+        assert mll == task["ablations"]["descriptions/score^1/scale100/k2/max2"]["accuracy"]
     assert {name: row["accuracy"] for name, row in paper["ablations"].items()} == {
         name: row["accuracy"] for name, row in data["ablations"].items()
     }  # every ablation, whatever the default

@@ -30,10 +30,31 @@ def test_json_says_which_classes_match_weakly_with_each_nodes_similarity(rec):
 
 
 def test_explain_names_the_runner_up_below_the_chosen(rec):
-    for row in rec.to_dict(explain=True)["classes"]:
+    unbudgeted = recommend(
+        ["apple", "mouse", "flibbertigrunk", "dog"],
+        registry=REGISTRY,
+        k=2,
+        max_models=None,
+        cache=False,
+    )
+    for row in unbudgeted.to_dict(explain=True)["classes"]:
         runner = row["runner_up"]
         assert runner["id"] not in [m["id"] for m in row["models"]]
         assert runner["score"] <= min(m["score"] for m in row["models"])
+        assert runner["outside_budget"] is False
+
+
+def test_explain_says_when_only_the_model_budget_left_the_runner_up_out(rec):
+    """At the default budget (two models for the whole list) a class's own best can be a third
+    model: the runner-up then scores above a chosen one, and says why it is not chosen."""
+    rows = rec.to_dict(explain=True)["classes"]
+    assert len({m["id"] for row in rows for m in row["models"]}) <= 2
+    flagged = [row for row in rows if row["runner_up"]["outside_budget"]]
+    assert flagged, "the fixture's list no longer needs a third model: pick classes that do"
+    for row in rows:
+        runner = row["runner_up"]
+        above = runner["score"] > min(m["score"] for m in row["models"])
+        assert runner["outside_budget"] is above
 
 
 def test_notebook_objects_are_short_and_escaped(rec):
@@ -86,8 +107,7 @@ def test_three_models_a_class_fit_the_terminal_and_the_summary_says_what_each_co
         str(REGISTRY),
         "recommend",
         str(ROOT / "examples" / "pets.txt"),
-        "-k",
-        "3",
+        *("-k", "3", "--max-models", "0"),
         env={"COLUMNS": "80"},
     )
     assert done.returncode == 0, done.stderr
@@ -98,6 +118,13 @@ def test_three_models_a_class_fit_the_terminal_and_the_summary_says_what_each_co
     words = set(covered.replace(",", " ").split())
     assert {"bear", "turtle", "hamster"} <= words
     assert "(mllzoo-plugin-minizoo) for " in covered
+
+    default = run_cli(
+        "--registry", str(REGISTRY), "recommend", str(ROOT / "examples" / "pets.txt")
+    )  # two models, each voting for every class: named once, not 24 names twice
+    summary = default.stdout.split("model(s) to load:")[1].splitlines()[1:]
+    assert len(summary) == 2, summary
+    assert all(line.endswith("(mllzoo-plugin-minizoo) for all 24 classes") for line in summary)
 
 
 def test_spelling_suggestions_come_from_concept_names_and_lemmas(rec):
@@ -178,7 +205,7 @@ def test_models_show_is_a_card_read_from_the_label():
 
 
 @pytest.mark.slow  # mllzoo CLI subprocesses
-def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_is_refused(
+def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_zero_lifts_the_limit(
     tmp_path,
 ):
     from mllzoo.cli.main import hoist_global_options
@@ -190,8 +217,16 @@ def test_registry_and_verbose_are_accepted_after_the_subcommand_and_max_models_z
     )
     assert before.returncode == after.returncode == 0, after.stderr
     assert before.stdout == after.stdout and f"registry: {REGISTRY.resolve()}" in after.stderr
-    zero = run_cli("--registry", str(REGISTRY), "recommend", classes, "--max-models", "0", env={})
-    assert zero.returncode == 2 and "0 is not in the range" in zero.stderr
+    zero = run_cli(
+        "--registry", str(REGISTRY), "recommend", classes, "--max-models", "0", "--json", env={}
+    )
+    unlimited = recommend(classes, registry=REGISTRY, max_models=None, cache=False).to_dict()
+    assert zero.returncode == 0 and json.loads(zero.stdout)["models"] == unlimited["models"]
+    assert len(unlimited["models"]) > 2  # so the default's limit (2) is what the 0 lifted
+    negative = run_cli(
+        "--registry", str(REGISTRY), "recommend", classes, "--max-models", "-1", env={}
+    )
+    assert negative.returncode == 2 and "-1 is not in the range x>=0" in negative.stderr
     assert hoist_global_options(["labels", "import", "--", "--registry", "x"]) == [
         "labels",
         "import",

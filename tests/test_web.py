@@ -143,9 +143,10 @@ def test_the_index_lists_the_labeled_models_and_branches_with_links(ds, graph):
             {"k": "2", "task": "photo classification"},
             ["-k", "2", "--task", "photo classification"],
         ),
-        (CIFAR, {"max_models": "2"}, ["--max-models", "2"]),
+        (CIFAR, {"max_models": "3"}, ["--max-models", "3"]),
+        (PETS, {"k": "1", "max_models": "0"}, ["-k", "1", "--max-models", "0"]),
     ],
-    ids=["pets-domain", "k2-task", "cifar100-max-models"],
+    ids=["pets-domain", "k2-task", "cifar100-max-models", "pets-no-model-limit"],
 )
 def test_recommend_json_is_exactly_the_cli_document(ds, tmp_path, case):
     classes, params, flags = case
@@ -169,6 +170,20 @@ def test_recommend_json_is_exactly_the_cli_document(ds, tmp_path, case):
     first = document["classes"][0]["nodes"][0]["synset"]
     assert f'href="{PREFIX}/concept/{quote(first)}"' in html
     assert 'id="share-link"' in html or len(names) > 50
+
+
+def test_the_forms_defaults_are_the_clis_and_a_shared_link_keeps_no_limit():
+    from mllzoo.defaults import MAX_MODELS, K
+    from mllzoo.web.zoo import RecommendInput
+
+    blank = RecommendInput.parse({"classes": "dog\ncat", "k": "", "max_models": ""})
+    assert (blank.k, blank.max_models) == (K, MAX_MODELS)
+    assert blank.query() == {"classes": "dog\ncat"}  # defaults stay out of the link
+    unlimited = RecommendInput.parse({"classes": "dog", "max_models": "0"})
+    assert unlimited.max_models is None and unlimited.query()["max_models"] == "0"
+    assert RecommendInput.parse(unlimited.query()) == unlimited
+    three = RecommendInput.parse({"classes": "dog", "k": "3", "max_models": "3"})
+    assert RecommendInput.parse(three.query()) == three
 
 
 def test_recommend_shows_each_matched_concepts_gloss(ds, graph):

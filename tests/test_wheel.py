@@ -179,7 +179,7 @@ def test_installed_wheels_recommend_with_the_shipped_labels(fresh_venv, tmp_path
     checkout = run(
         sys.executable, "-m", "mllzoo", "--registry", ROOT / "registry.db", *DEMO, cwd=ROOT
     )
-    assert installed.stdout == checkout.stdout and "3 model(s) to load" in installed.stdout
+    assert installed.stdout == checkout.stdout and "2 model(s) to load" in installed.stdout
     assert (home / "data" / "mllzoo" / "registry.db").stat().st_size == (
         ROOT / "registry.db"
     ).stat().st_size

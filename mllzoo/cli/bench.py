@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.cli.recommend import reuse_options
-from mllzoo.defaults import BENCH_ORDERS
+from mllzoo.cli.recommend import no_limit, reuse_options
+from mllzoo.defaults import BENCH_ORDERS, MAX_MODELS, K
 
 
 @click.command()
@@ -25,6 +25,18 @@ from mllzoo.defaults import BENCH_ORDERS
     show_default=True,
     help="Random hub orders for the growth curve (0: none).",
 )
+@click.option(
+    "-k", "k", type=int, default=K, show_default=True, help="The `mll` row's models per class."
+)
+@click.option(
+    "--max-models",
+    type=click.IntRange(min=0),
+    default=MAX_MODELS,
+    show_default=True,
+    callback=no_limit,
+    help="The `mll` row's most models in all (0: no limit; `--reuse paper -k 1 --max-models 0`: "
+    "the MLL paper's method).",
+)
 @reuse_options
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
@@ -33,6 +45,8 @@ def bench(
     tasks_dir: Path,
     plot_path: Path | None,
     orders: int,
+    k: int,
+    max_models: int | None,
     device: str,
     batch_size: int,
     reuse: str,
@@ -51,6 +65,8 @@ def bench(
         batch_size=batch_size,
         orders=orders,
         reuse=reuse,
+        k=k,
+        max_models=max_models,
     )
     if plot_path:
         plot(result, plot_path)
@@ -65,21 +81,24 @@ def bench(
         )
     click.echo(f"{'average':<37}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
     click.echo(
-        f"\n{'ablation (prompts/vote/scale/k)':<36}{'accuracy':>9}{'vs paper_k1':>12}"
+        f"\n{'ablation (prompts/vote/scale/k/budget)':<42}{'accuracy':>9}{'vs paper_k1':>12}"
         f"{'worst task':>11}{'models':>8}{'reuse s/image':>15}"
     )
     paper = result["average"]["paper_k1"]
     for name, row in result["ablations"].items():
         click.echo(
-            f"{name:<36}{row['accuracy']:>9.3f}{row['accuracy'] - paper:>+12.3f}"
+            f"{name:<42}{row['accuracy']:>9.3f}{row['accuracy'] - paper:>+12.3f}"
             f"{row['worst_task_vs_paper_k1']:>+11.3f}{row['models_loaded']:>8.2f}"
             f"{row['reuse_seconds_per_image']:>15.6f}"
         )
     default, t = result["default"], result["targets"]
+    budget = (
+        "any number of" if default["max_models"] is None else f"at most {default['max_models']}"
+    )
     click.echo(
         f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}, "
         f"logit scale {'by voters' if default['scale'] is None else format(default['scale'], 'g')}) "
-        f"at k={default['k']}: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
+        f"at k={default['k']} among {budget} models: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
         f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
         f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "
         f"{t['models_loaded_paper_k1']:.2f}) of {len(result['models'])}; reuse time "

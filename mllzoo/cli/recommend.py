@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, REUSE_METHODS, K
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, MAX_MODELS, REUSE, REUSE_METHODS, K
 
 
 def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -18,6 +18,10 @@ def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> l
     if not ids:
         raise click.BadParameter("name at least one model id")
     return ids
+
+
+def no_limit(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    return value or None  # 0 asks for no limit
 
 
 def reuse_options(command):
@@ -52,7 +56,12 @@ def selection_options(command):
         click.option("--domain", help='What the images are, e.g. "satellite picture".'),
         click.option("--task", help='What the task is, e.g. "land cover classification".'),
         click.option(
-            "-k", "k", type=int, default=K, show_default=True, help="Models kept per class."
+            "-k",
+            "k",
+            type=int,
+            default=K,
+            show_default=True,
+            help="Models kept per class (at most: within --max-models).",
         ),
         click.option(
             "--alpha",
@@ -62,7 +71,13 @@ def selection_options(command):
             help="Weight of a class's own score against the model's mean over the other classes.",
         ),
         click.option(
-            "--max-models", type=click.IntRange(min=1), help="Use at most this many models in all."
+            "--max-models",
+            type=click.IntRange(min=0),
+            default=MAX_MODELS,
+            show_default=True,
+            callback=no_limit,
+            help="Use at most this many models in all (0: no limit; `-k 1 --max-models 0` is the "
+            "MLL paper's selection).",
         ),
         click.option(
             "--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."
@@ -210,7 +225,8 @@ def class_lines(row: dict, explain: bool, width: int, column: int, with_scores: 
             )
         runner = row["runner_up"]
         lines.append(
-            f"    runner-up: {runner['id']} ({runner['score']:.3f})"
+            f"    runner-up: {runner['id']} ({runner['score']:.3f}"
+            + ("; left out by --max-models)" if runner["outside_budget"] else ")")
             if runner
             else "    runner-up: none"
         )
@@ -226,12 +242,12 @@ def load_summary(data: dict, width: int) -> list[str]:
             row["name"] for row in data["classes"] if model in [m["id"] for m in row["models"]]
         ]
         names = [f"{name}," for name in covers[:-1]] + covers[-1:]
+        if len(covers) == len(data["classes"]) > 1:
+            names, covered = [], f"for all {len(covers)} classes"
+        else:
+            covered = f"for {len(covers)} class(es):"
         lines += packed(
-            f"  {model} ",
-            [f"({where(data, model)})", f"for {len(covers)} class(es):", *names],
-            width,
-            4,
-            sep=" ",
+            f"  {model} ", [f"({where(data, model)})", covered, *names], width, 4, sep=" "
         )
     return lines
 

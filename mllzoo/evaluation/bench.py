@@ -4,9 +4,10 @@ Every model runs once over every task (each image decoded and encoded once per m
 prompt set then gives its class vectors, and all methods are scored from those per-model
 probabilities, so they see exactly the same model outputs:
 
-- ``mll``: the default configuration (reuse :data:`~mllzoo.defaults.REUSE`, k = :data:`~mllzoo.defaults.K`);
-  ``mll_k3``: the same at k = 3; ``paper_k1``, ``paper_k3``: the MLL paper's reuse (photo prompts,
-  1/entropy votes), as MLL was before the evidence reuse;
+- ``mll``: the default configuration (reuse :data:`~mllzoo.defaults.REUSE`, k = :data:`~mllzoo.defaults.K`
+  among at most :data:`~mllzoo.defaults.MAX_MODELS` models); ``mll_k3``: the same reuse with each class's
+  top 3, no model budget; ``paper_k1``, ``paper_k3``: the MLL paper's method (photo prompts, 1/entropy
+  votes, no model budget), as MLL was before the evidence reuse;
 - ``inb``, ``inb_k3``: the model(s) with the best ImageNet zero-shot top-1 in the metadata, or,
   where models lack it, the best accuracy on the registry's own sample set;
 - ``oracle_single``: the best single model in hindsight (it needs every model run on labelled data);
@@ -15,7 +16,8 @@ probabilities, so they see exactly the same model outputs:
   ``mean_single``: a random pick on average.
 
 ``inb``, ``inb_k3``, ``oracle_single`` and ``all_models`` use the default's prompts. Every ablation
-(prompt set x score power x logit scale x k, :data:`ABLATIONS`) is scored in the same run.
+(prompt set x score power x logit scale x k and model budget, :data:`ABLATIONS`) is scored in the same
+run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mllzoo.classes import display_name
-from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, REUSE, SEED, K
+from mllzoo.defaults import BATCH_SIZE, BENCH_ORDERS, DEVICE, MAX_MODELS, REUSE, SEED, K
 from mllzoo.errors import MllzooError
 from mllzoo.extras import require
 from mllzoo.graph.images import ImageCache, class_folder_images
@@ -68,12 +70,17 @@ METHODS = (
 )
 POWERS = (0.0, 1.0, 2.0)
 SCALES = (LOGIT_SCALE, SOFT_SCALE)
+BUDGETS = ((1, None), (2, None), (3, None), (2, 2), (3, 3))  # (k, the most models in all)
 ABLATIONS = {
-    f"{prompts}/score^{power:g}/scale{scale:g}/k{k}": (ReuseMethod(prompts, power, scale), k)
+    f"{prompts}/score^{power:g}/scale{scale:g}/k{k}" + (f"/max{most}" if most else ""): (
+        ReuseMethod(prompts, power, scale),
+        k,
+        most,
+    )
     for prompts in PROMPT_SETS
     for power in POWERS
     for scale in SCALES
-    for k in (1, 2, 3)
+    for k, most in BUDGETS
 }
 PAPER = reuse_method("paper")
 
@@ -197,7 +204,7 @@ class Bench:
         scales: dict[str, float] | None = None,
     ):
         self.selector, self.similarity, self.seconds = selector, similarity, seconds
-        self.default: tuple[ReuseMethod, int] = default
+        self.default: tuple[ReuseMethod, int, int | None] = default
         self.scales = scales or {}
         self.board = leaderboard(selector)
         self._recommendations: dict[tuple, tuple[Recommendation, float]] = {}
@@ -213,12 +220,17 @@ class Bench:
             }
         return self._probs[prompt_set, scale]
 
-    def recommend(self, task: Task, k: int, models: list[str]) -> tuple[Recommendation, float]:
-        """The selection for ``task`` among ``models`` and its wall time (made once)."""
-        key = (tuple(task.classes), task.domain, task.task, k, tuple(models))
+    def recommend(
+        self, task: Task, k: int, models: list[str], most: int | None = None
+    ) -> tuple[Recommendation, float]:
+        """The selection for ``task`` among ``models`` (at most ``most`` of them in all) and its wall
+        time (made once)."""
+        key = (tuple(task.classes), task.domain, task.task, k, tuple(models), most)
         if key not in self._recommendations:
             started = time.perf_counter()
-            rec = self.selector.recommend(task.classes, task.domain, task.task, k=k, models=models)
+            rec = self.selector.recommend(
+                task.classes, task.domain, task.task, k=k, models=models, max_models=most
+            )
             self._recommendations[key] = (rec, time.perf_counter() - started)
         return self._recommendations[key]
 
@@ -230,9 +242,12 @@ class Bench:
         images = sum(self.seconds["image"][m][task.name] for m in models)
         return (images + sum(text[tower] for tower in towers)) / len(task.images)
 
-    def mll(self, task: Task, method: ReuseMethod, k: int, models: list[str]) -> dict:
-        """Accuracy of selection and reuse under ``method`` at ``k``, its models, and its costs."""
-        rec, seconds = self.recommend(task, k, models)
+    def mll(
+        self, task: Task, method: ReuseMethod, k: int, models: list[str], most: int | None = None
+    ) -> dict:
+        """Accuracy of selection (``k`` per class, at most ``most`` models in all) and reuse under
+        ``method``, its models, and its costs."""
+        rec, seconds = self.recommend(task, k, models, most)
         votes = rec.votes()
         weights = [
             vote_weights(rec.selection.scores[rec.model_ids.index(m)], mask, method.power)
@@ -249,7 +264,7 @@ class Bench:
 
     def headline(self, task: Task, models: list[str]) -> tuple[dict, dict]:
         """The methods of :data:`METHODS` on one task among ``models``: accuracy, and what each used."""
-        method, k = self.default
+        method, k, most = self.default
         every_class = np.ones(len(task.classes), bool)
         prompts = self.probs(method.prompts, voting_scale(method.scale, [every_class]))
         several = self.probs(method.prompts, voting_scale(method.scale, [every_class] * 2))
@@ -258,7 +273,7 @@ class Bench:
         paper_singles = {m: accuracy(paper[m][task.name], task.truth) for m in models}
         board = [m for m in self.board if m in models]
         runs = {
-            "mll": self.mll(task, method, k, models),
+            "mll": self.mll(task, method, k, models, most),
             "mll_k3": self.mll(task, method, 3, models),
             "paper_k1": self.mll(task, PAPER, 1, models),
             "paper_k3": self.mll(task, PAPER, 3, models),
@@ -303,8 +318,8 @@ class Bench:
         for name, used in detail["used"].items():
             cost[name]["models"] = used
         ablations = {}
-        for name, (method, k) in ABLATIONS.items():
-            run = self.mll(task, method, k, models)
+        for name, (method, k, most) in ABLATIONS.items():
+            run = self.mll(task, method, k, models, most)
             ablations[name] = {
                 "accuracy": run["accuracy"],
                 "models_loaded": len(run["models"]),
@@ -321,12 +336,12 @@ class Bench:
 
     def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
         """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
-        method, k = self.default
+        method, k, most = self.default
         prompts = self.probs(method.prompts, voting_scale(method.scale, []))  # argmax: any scale
         singles = [accuracy(prompts[m][task.name], task.truth) for m in models]
         board = [m for m in self.board if m in models]
         return {
-            "mll": self.mll(task, method, k, models)["accuracy"],
+            "mll": self.mll(task, method, k, models, most)["accuracy"],
             "inb": singles[models.index(board[0])],
             "oracle_single": max(singles),
         }
@@ -397,9 +412,13 @@ def run_bench(
     seed: int = SEED,
     reuse: str = REUSE,
     k: int = K,
+    max_models: int | None = MAX_MODELS,
 ) -> dict:
-    """Every method and ablation on the tasks in ``tasks_dir``; ``mll`` is ``reuse`` at ``k``."""
-    return score(measure(registry, tasks_dir, device, batch_size), orders, seed, reuse, k)
+    """Every method and ablation on the tasks in ``tasks_dir``; ``mll`` is ``reuse`` at ``k`` among
+    at most ``max_models``."""
+    return score(
+        measure(registry, tasks_dir, device, batch_size), orders, seed, reuse, k, max_models
+    )
 
 
 def score(
@@ -408,13 +427,14 @@ def score(
     seed: int = SEED,
     reuse: str = REUSE,
     k: int = K,
+    max_models: int | None = MAX_MODELS,
     scales: dict[str, float] | None = None,
 ) -> dict:
     """Every method and ablation from what :func:`measure` gave; ``scales`` sets a model's logit
     scale for every method (default: each method's own, as ``predict`` uses)."""
     method = reuse_method(reuse)
     selector, tasks = measured.selector, measured.tasks
-    bench = Bench(selector, measured.similarity, measured.seconds, (method, k), scales)
+    bench = Bench(selector, measured.similarity, measured.seconds, (method, k, max_models), scales)
     rows = [bench.score_task(task, selector.model_ids) for task in tasks]
     average = {m: mean(r["accuracy"][m] for r in rows) for m in METHODS}
     ablations = {
@@ -440,6 +460,7 @@ def score(
             "power": method.power,
             "scale": method.scale,
             "k": k,
+            "max_models": max_models,
         },
         "targets": targets(rows, average),
         "models": selector.model_ids,

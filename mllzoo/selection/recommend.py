@@ -17,7 +17,7 @@ import numpy as np
 
 from mllzoo import labels
 from mllzoo.classes import read_classes
-from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, REUSE, TOP_NODES, K
+from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, MAX_MODELS, REUSE, TOP_NODES, K
 from mllzoo.errors import DamagedLabelError, MllzooError, warn
 from mllzoo.graph.concept_graph import Graph, load_graph
 from mllzoo.graph.names import SpellingIndex, concept_names, exact_nodes
@@ -134,6 +134,12 @@ class Recommendation:
                     else {
                         "id": self.candidates[other],
                         "score": round(float(sel.scores[other, y]), 6),
+                        # above a chosen model: only the model budget (--max-models) kept it out
+                        "outside_budget": bool(
+                            sel.scores[other, y] > min(sel.scores[m, y] for m in sel.chosen[y])
+                        )
+                        if sel.chosen[y]
+                        else False,
                     }
                 )
             rows.append(row)
@@ -443,13 +449,14 @@ class Selector:
         k: int = K,
         alpha: float = ALPHA,
         top_nodes: int = TOP_NODES,
-        max_models: int | None = None,
+        max_models: int | None = MAX_MODELS,
         max_gflops: float | None = None,
         models: list[str] | None = None,
         skip_damaged: bool = False,
         max_params: float | None = None,
     ) -> Recommendation:
-        """Select models for ``names``; ``skip_damaged`` goes on without damaged labels (one warning each)."""
+        """Select models for ``names``: per class its top ``k``, among at most ``max_models`` in all
+        (None: no limit); ``skip_damaged`` goes on without damaged labels (one warning each)."""
         if not names:
             raise MllzooError("no classes given")
         if k < 1:
@@ -545,7 +552,7 @@ def recommend(
     embedder: str | None = None,
     captioner: str | None = None,
     top_nodes: int = TOP_NODES,
-    max_models: int | None = None,
+    max_models: int | None = MAX_MODELS,
     max_gflops: float | None = None,
     models: list[str] | None = None,
     family: str | None = None,
@@ -555,7 +562,8 @@ def recommend(
     runnable: bool = False,
     max_params: float | None = None,
 ) -> Recommendation:
-    """Select models for ``classes`` (a list, or a class file) from the registry's labels.
+    """Select models for ``classes`` (a list, or a class file) from the registry's labels: per class
+    its top ``k``, among at most ``max_models`` in all (None: no limit).
 
     The candidates are the labeled models (``models`` when given, of ``family`` when given) whose plugin
     is installed here; ``include_uninstalled`` admits the others, which ``ensemble`` cannot load. Where no

@@ -22,7 +22,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from mllzoo.defaults import MAX_K
+from mllzoo.defaults import MAX_K, MAX_MODELS, K
 from mllzoo.errors import DamagedLabelError, MllzooError
 from mllzoo.output import json_text
 from mllzoo.web.svg import bar_chart
@@ -306,7 +306,7 @@ async def index_view(datasette, request):
 
 async def recommend_view(datasette, request):
     fmt = request.url_vars.get("format")
-    context = {"given": {}, "k_max": MAX_K}
+    context = {"given": {}, "k_max": MAX_K, "k_default": K, "max_models_default": MAX_MODELS}
 
     async def build():
         fields, upload = await form_fields(request)

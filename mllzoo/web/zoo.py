@@ -29,7 +29,7 @@ import numpy as np
 
 from mllzoo.cancellation import cancellable
 from mllzoo.classes import parse_classes, unsafe_character
-from mllzoo.defaults import MAX_K
+from mllzoo.defaults import MAX_K, MAX_MODELS, K
 from mllzoo.errors import DamagedLabelError, MllzooError
 
 MAX_REQUEST_BYTES = (
@@ -88,13 +88,19 @@ def whole_number(value: str | None, what: str, low: int, high: int) -> int | Non
     return int(digits)
 
 
+def max_models_field(value: str | None) -> int | None:
+    """The form's max models: empty means the default, 0 means no limit (as ``--max-models 0``)."""
+    given = whole_number(value, "max models", 0, 10_000)
+    return MAX_MODELS if given is None else given or None
+
+
 @dataclass
 class RecommendInput:
     classes: list[str]
     domain: str | None = None
     task: str | None = None
-    k: int = 1
-    max_models: int | None = None
+    k: int = K
+    max_models: int | None = MAX_MODELS  # None: no limit
     skip_damaged: bool = False
     include_uninstalled: bool = False
 
@@ -114,8 +120,8 @@ class RecommendInput:
             names,
             plain_text(fields.get("domain") or "", "the domain") or None,
             plain_text(fields.get("task") or "", "the task") or None,
-            whole_number(fields.get("k"), "k", 1, MAX_K) or 1,
-            whole_number(fields.get("max_models"), "max models", 1, 10_000),
+            whole_number(fields.get("k"), "k", 1, MAX_K) or K,
+            max_models_field(fields.get("max_models")),
             (fields.get("skip_damaged") or "") not in ("", "0"),
             (fields.get("include_uninstalled") or "") not in ("", "0"),
         )
@@ -126,8 +132,8 @@ class RecommendInput:
         for name, value in (
             ("domain", self.domain),
             ("task", self.task),
-            ("k", self.k if self.k != 1 else None),
-            ("max_models", self.max_models),
+            ("k", self.k if self.k != K else None),
+            ("max_models", None if self.max_models == MAX_MODELS else self.max_models or 0),
             ("skip_damaged", "1" if self.skip_damaged else None),
             ("include_uninstalled", "1" if self.include_uninstalled else None),
         ):
