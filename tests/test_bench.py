@@ -34,6 +34,8 @@ def test_bench_end_to_end(world, tmp_path):
         assert all(0 <= v <= 1 for v in acc.values())
         assert acc["oracle_single"] >= max(acc["inb"], acc["mean_single"])
         assert task["cost"]["oracle_single"]["models_loaded"] == 2
+        assert task["cost"]["oracle_balanced"]["models_loaded"] == 2
+        assert task["cost"]["mll_balanced"]["models"] == task["cost"]["mll"]["models"]
         assert (
             task["cost"]["mll"]["image_forward_passes"]
             == task["cost"]["mll"]["models_loaded"] * task["images"]
@@ -57,6 +59,9 @@ def test_bench_end_to_end(world, tmp_path):
     }
     assert data["targets"]["mll_minus_inb"] == pytest.approx(
         data["average"]["mll"] - data["average"]["inb"], abs=1e-4
+    )
+    assert data["targets"]["mll_balanced_minus_oracle_single"] == pytest.approx(
+        data["average"]["mll_balanced"] - data["average"]["oracle_single"], abs=1e-4
     )
     assert len(data["growth"]["mll"]) == 2
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -107,3 +112,36 @@ def test_bench_without_tasks_is_a_user_error(world, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli("bench", str(tmp_path / "empty"), env=env)
     assert result.returncode == 2 and "no ImageFolder task" in result.stderr
+
+
+def test_balanced_rows_fall_back_where_a_task_has_fewer_images_than_classes(
+    world, tinyclip_plugin, tmp_path
+):
+    """``predict --balanced`` refuses fewer images than classes; the bench scores such a task (a cut of
+    one, as benchmarks/balanced_reuse.py makes) unbalanced in its balanced rows instead of failing."""
+    from dataclasses import replace
+
+    from mllzoo.evaluation.bench import Measured, measure, score
+    from mllzoo.store.registry import Registry
+
+    root, env = world
+    tasks = tmp_path / "tasks"
+    for seed, name in enumerate(["dog", "cat", "car"]):
+        write_images(tasks / "three" / name, (40 * seed, 200 - 40 * seed, 90), 2, seed)
+    measured = measure(Registry(env["MLLZOO_REGISTRY"]), tasks, device="cpu")
+    whole = score(measured, orders=0)["tasks"][0]["accuracy"]
+    assert whole["mll_balanced"] >= 0 and whole["oracle_balanced"] >= 0
+
+    keep = [0, 2]  # two images for three classes
+    task = measured.tasks[0]
+    cut = Measured(
+        measured.selector,
+        [replace(task, images=[task.images[i] for i in keep], truth=task.truth[keep])],
+        {
+            prompts: {m: {task.name: s[task.name][keep]} for m, s in per_model.items()}
+            for prompts, per_model in measured.similarity.items()
+        },
+        measured.seconds,
+    )
+    acc = score(cut, orders=0)["tasks"][0]["accuracy"]
+    assert acc["mll_balanced"] == acc["mll"] and acc["oracle_balanced"] == acc["oracle_single"]

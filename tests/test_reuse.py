@@ -1,5 +1,6 @@
 """Reuse on hand-built inputs: the prompt sets, the evidence-weighted votes (exact expected sums),
-and the paper's reuse (``reuse="paper"``) giving the MLL paper's predictions exactly."""
+the balanced reuse on hand-built probabilities, and the paper's reuse (``reuse="paper"``) giving the
+MLL paper's predictions exactly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from mllzoo.errors import MllzooError
 from mllzoo.reuse.ensemble import (
     REUSE_METHODS,
+    balance_classes,
     class_prompts,
     combine,
     reuse_method,
@@ -55,6 +57,30 @@ def test_vote_weights_are_the_score_to_the_power_where_chosen():
     assert vote_weights(scores, chosen, 2.0).tolist() == [0.25, 0.0, 0.0, 0.09]
     assert vote_weights(scores, chosen, 1.0).tolist() == [0.5, 0.0, 0.0, 0.3]
     assert vote_weights(scores, chosen, 0.0).tolist() == [1.0, 0.0, 1.0, 1.0]  # the paper's mask
+
+
+def test_balancing_gives_each_class_an_equal_share_of_the_images():
+    # a model that leans toward class 0 gives it every image; balanced, the two images with the most
+    # class-1 evidence (ratios 0.67 and 0.43 against 0.11 and 0.25) go to class 1
+    leaning = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.7, 0.3]])
+    balanced = balance_classes(leaning)
+    assert leaning.argmax(axis=1).tolist() == [0, 0, 0, 0]
+    assert balanced.argmax(axis=1).tolist() == [0, 0, 1, 1]
+    assert balanced.sum(axis=1) == pytest.approx(np.ones(4))
+    assert balanced.sum(axis=0) == pytest.approx([2.0, 2.0], abs=1e-3)
+    already = np.array([[0.7, 0.3], [0.3, 0.7]])  # already balanced: unchanged
+    assert balance_classes(already) == pytest.approx(already)
+
+
+def test_balancing_survives_failed_rows_underflow_and_too_few_images():
+    failed = np.array([[0.9, 0.1], [np.nan, np.nan], [0.6, 0.4]], np.float32)
+    balanced = balance_classes(failed)
+    assert np.isnan(balanced[1]).all() and balanced[[0, 2]].argmax(axis=1).tolist() == [0, 1]
+    assert combine([balanced], [np.ones(2)])[1].tolist() == [0.0, 0.0]  # no vote, no NaN
+    never = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], np.float32)
+    assert np.isfinite(balance_classes(never)).all()  # a class no image reaches: no 0/0
+    with pytest.raises(MllzooError, match="at least as many images as classes: 2 readable"):
+        balance_classes(np.array([[0.5, 0.3, 0.2], [np.nan] * 3, [0.2, 0.3, 0.5]]))
 
 
 def test_the_logit_scale_follows_the_voters_unless_set():
@@ -155,18 +181,24 @@ def test_the_described_reuse_softens_each_models_softmax_to_its_scale(world, tin
         assert not np.allclose(soft[model_id], probabilities)
 
 
+def predict_on_the_world_task(world, monkeypatch):
+    """The world's registry for the CLI, its class file, its task's images and their k=2 choice."""
+    import mllzoo
+
+    root, env = world
+    monkeypatch.setenv("MLLZOO_REGISTRY", env["MLLZOO_REGISTRY"])
+    paths = sorted((root / "task").rglob("*.png"))
+    rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
+    return root, str(root / "classes.txt"), paths, rec
+
+
 @pytest.mark.slow
 def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypatch):
     from click.testing import CliRunner
 
-    import mllzoo
     from mllzoo.cli.main import cli
 
-    root, env = world
-    monkeypatch.setenv("MLLZOO_REGISTRY", env["MLLZOO_REGISTRY"])
-    classes = str(root / "classes.txt")
-    paths = sorted((root / "task").rglob("*.png"))
-    rec = mllzoo.recommend(root / "classes.txt", k=2, registry=env["MLLZOO_REGISTRY"])
+    root, classes, paths, rec = predict_on_the_world_task(world, monkeypatch)
     for reuse in ("paper", "described", "evidence"):
         result = CliRunner().invoke(
             cli, ["predict", str(root / "task"), "--classes", classes, "-k", "2", "--reuse", reuse]
@@ -179,6 +211,36 @@ def test_predict_reuse_flag_chooses_the_method(world, tinyclip_plugin, monkeypat
         cli, ["predict", str(root / "task"), "--classes", classes, "--reuse", "x"]
     )
     assert bad.exit_code == 2 and "Invalid value for '--reuse'" in bad.output
+
+
+@pytest.mark.slow
+def test_predict_balanced_balances_each_models_probabilities(world, tinyclip_plugin, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from mllzoo.cli.main import cli
+
+    root, classes, paths, rec = predict_on_the_world_task(world, monkeypatch)
+    per_model, _ = rec.ensemble(device="cpu").model_probabilities(paths)
+    members = rec.ensemble(device="cpu")
+    total = combine(
+        [balance_classes(p) for p in per_model.values()], [members.weights[m] for m in per_model]
+    )
+    proba, _ = rec.ensemble(device="cpu", balanced=True).predict_proba(paths)
+    assert proba == pytest.approx(total / total.sum(axis=1, keepdims=True))
+    assert not np.allclose(proba, rec.ensemble(device="cpu").predict_proba(paths)[0])
+
+    args = ["predict", str(root / "task"), "--classes", classes, "-k", "2", "--balanced"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["balanced"] is True
+    labels = [rec.classes[i] for i in proba.argmax(axis=1)]
+    assert [row["label"] for row in data["predictions"]] == labels
+    one = CliRunner().invoke(cli, ["predict", str(paths[0]), *args[2:]])
+    assert one.exit_code == 2 and "Traceback" not in one.output, one.output
+    assert "--balanced needs at least as many images as classes: 1 image(s) for 3" in one.output
 
 
 def test_the_cli_offers_every_reuse_method():

@@ -73,13 +73,16 @@ def bench(
     if as_json:
         emit_json(result)
         return
-    click.echo(f"{'task':<22}{'classes':>8}{'images':>7}" + "".join(f"{m:>14}" for m in METHODS))
+    width = 1 + max(len(m) for m in METHODS)  # a space between every two method names
+    click.echo(
+        f"{'task':<22}{'classes':>8}{'images':>7}" + "".join(f"{m:>{width}}" for m in METHODS)
+    )
     for row in result["tasks"]:
         click.echo(
             f"{row['name']:<22}{row['classes']:>8}{row['images']:>7}"
-            + "".join(f"{row['accuracy'][m]:>14.3f}" for m in METHODS)
+            + "".join(f"{row['accuracy'][m]:>{width}.3f}" for m in METHODS)
         )
-    click.echo(f"{'average':<37}" + "".join(f"{result['average'][m]:>14.3f}" for m in METHODS))
+    click.echo(f"{'average':<37}" + "".join(f"{result['average'][m]:>{width}.3f}" for m in METHODS))
     click.echo(
         f"\n{'ablation (prompts/vote/scale/k/budget)':<42}{'accuracy':>9}{'vs paper_k1':>12}"
         f"{'worst task':>11}{'models':>8}{'reuse s/image':>15}"
@@ -102,6 +105,7 @@ def bench(
         f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
         f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "
         f"{t['models_loaded_paper_k1']:.2f}) of {len(result['models'])}; reuse time "
-        f"x{t['reuse_time_ratio_mll_to_paper_k1']:.2f} paper_k1's"
+        f"x{t['reuse_time_ratio_mll_to_paper_k1']:.2f} paper_k1's; mll_balanced (predict --balanced) "
+        f"{t['mll_balanced_minus_oracle_single']:+.3f} against oracle_single"
         + (f"; plot written to {plot_path}" if plot_path else "")
     )

@@ -8,7 +8,7 @@ import click
 
 from mllzoo.cli.common import emit_json, open_registry
 from mllzoo.cli.recommend import reuse_options, selection_options
-from mllzoo.errors import warn
+from mllzoo.errors import MllzooError, warn
 
 
 @click.command()
@@ -22,6 +22,13 @@ from mllzoo.errors import warn
 )
 @selection_options
 @reuse_options
+@click.option(
+    "--balanced",
+    is_flag=True,
+    help="The images hold every class in about equal numbers (a test set, not a folder of one "
+    "class): each model's probabilities are balanced over them before the vote. Wrong when "
+    "classes are missing or uneven; docs/design.md has the figures.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @click.pass_context
 def predict(
@@ -31,6 +38,7 @@ def predict(
     device: str,
     batch_size: int,
     reuse: str,
+    balanced: bool,
     as_json: bool,
     **options,
 ) -> None:
@@ -49,6 +57,11 @@ def predict(
     registry = open_registry(ctx)
     aliases = folder_aliases(load_graph(registry, images=False, samples=False), names)
     images, truth, unmatched = gather_images(paths, names, aliases)
+    if balanced and len(images) < len(names):  # before any model loads
+        raise MllzooError(
+            f"--balanced needs at least as many images as classes: {len(images)} image(s) for "
+            f"{len(names)} classes"
+        )
     if unmatched:
         folders = ", ".join(
             f"{folder} ({count})" for folder, count in sorted(unmatched.items())[:5]
@@ -59,7 +72,7 @@ def predict(
             f"{' ...' if len(unmatched) > 5 else ''}"
         )
     result = recommend(names, registry=registry, **options, runnable=True)
-    ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse)
+    ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse, balanced=balanced)
     labels = ensemble.predict(images)
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
@@ -75,6 +88,7 @@ def predict(
                 "accuracy": accuracy,
                 "per_class": report,
                 "models": result.models,
+                "balanced": balanced,
                 "unreadable": len(ensemble.unreadable),
                 "unmatched_folders": unmatched,
             }

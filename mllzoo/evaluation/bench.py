@@ -7,15 +7,17 @@ probabilities, so they see exactly the same model outputs:
 - ``mll``: the default configuration (reuse :data:`~mllzoo.defaults.REUSE`, k = :data:`~mllzoo.defaults.K`
   among at most :data:`~mllzoo.defaults.MAX_MODELS` models); ``mll_k3``: the same reuse with each class's
   top 3, no model budget; ``paper_k1``, ``paper_k3``: the MLL paper's method (photo prompts, 1/entropy
-  votes, no model budget), as MLL was before the evidence reuse;
+  votes, no model budget), as MLL was before the evidence reuse; ``mll_balanced``: ``mll`` with each
+  model's probabilities balanced over the task's images (``predict --balanced``; on a task with fewer
+  images than classes, where ``predict`` refuses it, the same as ``mll``);
 - ``inb``, ``inb_k3``: the model(s) with the best ImageNet zero-shot top-1 in the metadata, or,
   where models lack it, the best accuracy on the registry's own sample set;
 - ``oracle_single``: the best single model in hindsight (it needs every model run on labelled data);
-  ``oracle_paper``: the same with the paper's prompts;
+  ``oracle_paper``: the same with the paper's prompts; ``oracle_balanced``: the same, balanced;
 - ``all_models``: every model voting for every class, with the default's vote weights;
   ``mean_single``: a random pick on average.
 
-``inb``, ``inb_k3``, ``oracle_single`` and ``all_models`` use the default's prompts. Every ablation
+``inb``, ``inb_k3``, the ``oracle`` rows and ``all_models`` use the default's prompts. Every ablation
 (prompt set x score power x logit scale x k and model budget, :data:`ABLATIONS`) is scored in the same
 run.
 """
@@ -42,6 +44,7 @@ from mllzoo.reuse.ensemble import (
     PROMPT_SETS,
     SOFT_SCALE,
     ReuseMethod,
+    balance_classes,
     class_prompts,
     class_vectors,
     combine,
@@ -59,12 +62,14 @@ from mllzoo.store.user_models import known_models
 METHODS = (
     "mll",
     "mll_k3",
+    "mll_balanced",
     "paper_k1",
     "paper_k3",
     "inb",
     "inb_k3",
     "oracle_single",
     "oracle_paper",
+    "oracle_balanced",
     "all_models",
     "mean_single",
 )
@@ -243,10 +248,17 @@ class Bench:
         return (images + sum(text[tower] for tower in towers)) / len(task.images)
 
     def mll(
-        self, task: Task, method: ReuseMethod, k: int, models: list[str], most: int | None = None
+        self,
+        task: Task,
+        method: ReuseMethod,
+        k: int,
+        models: list[str],
+        most: int | None = None,
+        balanced: bool = False,
     ) -> dict:
         """Accuracy of selection (``k`` per class, at most ``most`` models in all) and reuse under
-        ``method``, its models, and its costs."""
+        ``method`` (its probabilities ``balanced`` over the task's images), its models, and its
+        costs."""
         rec, seconds = self.recommend(task, k, models, most)
         votes = rec.votes()
         weights = [
@@ -255,6 +267,8 @@ class Bench:
         ]
         scale = voting_scale(method.scale, votes.values())
         probs = [self.probs(method.prompts, scale)[m][task.name] for m in votes]
+        if balanced:
+            probs = [balance_classes(p) for p in probs]
         return {
             "accuracy": ensemble_accuracy(probs, weights, task.truth),
             "models": rec.models,
@@ -270,11 +284,19 @@ class Bench:
         several = self.probs(method.prompts, voting_scale(method.scale, [every_class] * 2))
         paper = self.probs(PAPER.prompts, voting_scale(PAPER.scale, []))
         singles = {m: accuracy(prompts[m][task.name], task.truth) for m in models}
+        balances = len(task.images) >= len(task.classes)  # else predict --balanced refuses
+        balanced_singles = {
+            m: accuracy(balance_classes(prompts[m][task.name]), task.truth)
+            if balances
+            else singles[m]
+            for m in models
+        }
         paper_singles = {m: accuracy(paper[m][task.name], task.truth) for m in models}
         board = [m for m in self.board if m in models]
         runs = {
             "mll": self.mll(task, method, k, models, most),
             "mll_k3": self.mll(task, method, 3, models),
+            "mll_balanced": self.mll(task, method, k, models, most, balanced=balances),
             "paper_k1": self.mll(task, PAPER, 1, models),
             "paper_k3": self.mll(task, PAPER, 3, models),
         }
@@ -287,6 +309,7 @@ class Bench:
             ),
             "oracle_single": max(singles.values()),
             "oracle_paper": max(paper_singles.values()),
+            "oracle_balanced": max(balanced_singles.values()),
             "all_models": ensemble_accuracy(
                 [several[m][task.name] for m in everyone.model_ids],
                 [vote_weights(row, every_class, method.power) for row in everyone.selection.scores],
@@ -299,6 +322,7 @@ class Bench:
             "inb_k3": board[:3],
             "oracle_single": [max(singles, key=lambda m: singles[m])],
             "oracle_paper": [max(paper_singles, key=lambda m: paper_singles[m])],
+            "oracle_balanced": [max(balanced_singles, key=lambda m: balanced_singles[m])],
         }
         return acc, {"runs": runs, "used": used}
 
@@ -307,7 +331,7 @@ class Bench:
         n = len(task.images)
         acc, detail = self.headline(task, models)
         loaded = {m: len(detail["used"].get(m, [])) for m in METHODS}
-        loaded |= {"oracle_single": len(models), "oracle_paper": len(models)}
+        loaded |= {m: len(models) for m in ("oracle_single", "oracle_paper", "oracle_balanced")}
         loaded |= {"all_models": len(models), "mean_single": 1}
         cost: dict[str, dict[str, Any]] = {
             m: {"models_loaded": loaded[m], "image_forward_passes": loaded[m] * n} for m in METHODS
@@ -477,6 +501,9 @@ def targets(rows: list[dict], average: dict) -> dict:
     return {
         "mll_minus_oracle_single": round(average["mll"] - average["oracle_single"], 4),
         "mll_minus_inb": round(average["mll"] - average["inb"], 4),
+        "mll_balanced_minus_oracle_single": round(
+            average["mll_balanced"] - average["oracle_single"], 4
+        ),
         "mll_minus_paper_k1_worst_task": round(
             min(r["accuracy"]["mll"] - r["accuracy"]["paper_k1"] for r in rows), 4
         ),
@@ -497,9 +524,12 @@ def plot(result: dict, path: Path) -> None:
     names = [t["name"] for t in result["tasks"]] + ["average"]
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(15, 5), gridspec_kw={"width_ratios": [2, 1]})
     width = 0.8 / len(METHODS)
+    colours = plt.get_cmap("tab20")  # one each: the default cycle repeats after ten
     for i, method in enumerate(METHODS):
         values = [t["accuracy"][method] for t in result["tasks"]] + [result["average"][method]]
-        bars.bar(np.arange(len(names)) + i * width, values, width, label=method)
+        bars.bar(
+            np.arange(len(names)) + i * width, values, width, label=method, color=colours(i % 20)
+        )
     bars.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=30, ha="right")
     bars.set_ylabel("top-1 accuracy")
     bars.set_title("Accuracy per task")

@@ -8,6 +8,9 @@ label's evidence that it knows the class). The prediction is the argmax of the w
 ``paper`` is the MLL paper's reuse (CLIP's photo prompts, 1/entropy alone, CLIP's logit scale);
 ``described`` (the default) adds the captioner's class descriptions to the prompts and softens each
 model's softmax, so that adding models (k > 1) helps instead of letting the most confident decide.
+With ``balanced`` (``predict --balanced``), each model's probabilities over the batch are first
+rescaled so that every class gets an equal share of the images (:func:`balance_classes`): right only
+when the images hold the classes in about equal numbers, as a test set does.
 ``docs/design.md`` gives the measurements behind the default.
 """
 
@@ -31,6 +34,7 @@ from mllzoo.reuse.predict import problem_of
 LOGIT_SCALE = 100.0  # CLIP's learned temperature at convergence; shared by every family here
 SOFT_SCALE = 15.0  # the ensemble's softer one: no overconfident model drowns the others' votes
 PROMPT_SETS = ("paper", "descriptions", "concepts")
+BALANCE_ROUNDS = 20  # Sinkhorn rounds: the class shares are within 1% of equal after about ten
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,11 @@ def build_ensemble(
     concepts: Sequence[str] = (),
     device: str = DEVICE,
     batch_size: int = BATCH_SIZE,
+    balanced: bool = False,
 ) -> Ensemble:
     """The ensemble of ``members`` (model id -> bool mask of the classes it was chosen for) under a
-    reuse method; ``scores`` holds each member's selection score per class."""
+    reuse method; ``scores`` holds each member's selection score per class; ``balanced``: see
+    :func:`balance_classes`."""
     method = reuse_method(reuse)
     return Ensemble(
         classes,
@@ -155,6 +161,7 @@ def build_ensemble(
         prompts=class_prompts(classes, domain, method.prompts, descriptions, concepts),
         weights={m: vote_weights(scores[m], mask, method.power) for m, mask in members.items()},
         scale=voting_scale(method.scale, members.values()),
+        balanced=balanced,
     )
 
 
@@ -209,6 +216,29 @@ def inverse_entropy_weights(probabilities: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(probabilities).any(axis=1), 0.0, weights)
 
 
+def balance_classes(probabilities: np.ndarray, rounds: int = BALANCE_ROUNDS) -> np.ndarray:
+    """One model's probabilities ``[n, classes]`` rescaled per class, then per image, in turn
+    (Sinkhorn), until each class has an equal share of the batch and each row still sums to 1: a
+    model that leans toward some classes stops giving them most images. Only right when the images
+    hold the classes in about equal numbers. A NaN row (a failed output) is left as it is, and gets
+    no vote in :func:`combine`."""
+    finite = ~np.isnan(probabilities).any(axis=1)
+    images, classes = int(finite.sum()), probabilities.shape[1]
+    if images < classes:
+        raise MllzooError(
+            f"balancing the classes needs at least as many images as classes: {images} readable "
+            f"image(s) for {classes} classes"
+        )
+    shares = np.maximum(probabilities[finite].astype(np.float64), np.finfo(np.float64).tiny)
+    shares /= shares.sum(axis=1, keepdims=True)
+    for _ in range(rounds):
+        shares /= shares.sum(axis=0, keepdims=True)
+        shares /= shares.sum(axis=1, keepdims=True)
+    balanced = probabilities.astype(np.float64)
+    balanced[finite] = shares
+    return balanced
+
+
 def combine(per_model: list[np.ndarray], votes: list[np.ndarray]) -> np.ndarray:
     """Weighted sum over models of their probabilities, each times 1/entropy per image and its
     ``votes`` per class (a 0/1 mask of the classes it votes for, or :func:`vote_weights`)."""
@@ -228,7 +258,8 @@ class Ensemble:
 
     ``prompts`` holds each class's prompts (default: the paper's, from ``domain``); ``weights`` each
     model's vote weight per class (default: its 0/1 ``members`` mask, the paper's vote); ``scale``
-    the logit scale of each model's softmax (default: CLIP's, the paper's).
+    the logit scale of each model's softmax (default: CLIP's, the paper's); ``balanced``: each
+    model's probabilities balanced over the images predicted together (:func:`balance_classes`).
     """
 
     classes: list[str]
@@ -242,6 +273,7 @@ class Ensemble:
     prompts: list[list[str]] | None = None
     weights: dict[str, np.ndarray] | None = None
     scale: float = LOGIT_SCALE
+    balanced: bool = False
     _loaded: dict[str, tuple[LoadedModel, np.ndarray]] = field(default_factory=dict, repr=False)
     unreadable: list[str] = field(default_factory=list)
 
@@ -300,6 +332,8 @@ class Ensemble:
     def predict_proba(self, paths: Iterable[str | Path]) -> tuple[np.ndarray, list[int]]:
         """Ensemble scores ``[n_readable, classes]`` (rows sum to 1) and the readable images' indices."""
         per_model, readable = self.model_probabilities(paths)
+        if self.balanced:
+            per_model = {m: balance_classes(p) for m, p in per_model.items()}
         assert self.weights is not None  # set in __post_init__
         total = combine(list(per_model.values()), [self.weights[m] for m in per_model])
         sums = total.sum(axis=1, keepdims=True)

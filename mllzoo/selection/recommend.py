@@ -207,10 +207,15 @@ class Recommendation:
         )
 
     def ensemble(
-        self, device: str = DEVICE, batch_size: int = BATCH_SIZE, reuse: str = REUSE
+        self,
+        device: str = DEVICE,
+        batch_size: int = BATCH_SIZE,
+        reuse: str = REUSE,
+        balanced: bool = False,
     ) -> Ensemble:
         """The reuse ensemble: each selected model votes for the classes it was chosen for, as
-        ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`)."""
+        ``reuse`` says (``paper``: the MLL paper's prompts and vote; see :mod:`mllzoo.reuse.ensemble`);
+        ``balanced``: for images that hold the classes in about equal numbers."""
         from mllzoo.reuse.ensemble import build_ensemble, reuse_method
         from mllzoo.store.user_models import known_models
 
@@ -235,6 +240,7 @@ class Recommendation:
             self.best_concepts,
             device,
             batch_size,
+            balanced,
         )
 
 
