@@ -120,16 +120,16 @@ def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate()
     assert all("% of forward)" in line and "nan" not in line for line in runs), done.stdout
 
 
-def test_temperature_benchmark_fits_a_scale_per_model_and_scores_each_way(world, tmp_path):
+def run_on_the_world_task(script: str, world, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/SCRIPT`` on the world's registry, with its task as the only task."""
     root, env = world
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "pets").symlink_to(root / "task")
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "temperature_calibration.py"),
-            *("--registry", env["MLLZOO_REGISTRY"], "--samples", str(root / "samples")),
-            *("--tasks", str(tmp_path / "tasks"), "--fit-samples", "20", "--scales", "15"),
+            str(ROOT / "benchmarks" / script),
+            *("--registry", env["MLLZOO_REGISTRY"], "--tasks", str(tmp_path / "tasks"), *args),
         ],
         capture_output=True,
         text=True,
@@ -137,12 +137,49 @@ def test_temperature_benchmark_fits_a_scale_per_model_and_scores_each_way(world,
         env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_temperature_benchmark_fits_a_scale_per_model_and_scores_each_way(world, tmp_path):
+    samples = str(world[0] / "samples")
+    done = run_on_the_world_task(
+        "temperature_calibration.py",
+        *(world, tmp_path, "--samples", samples, "--fit-samples", "20", "--scales", "15"),
+    )
     lines = done.stdout.splitlines()
     assert sum("fitted scale" in line for line in lines) == 2  # the world's two tiny models
     header = next(line for line in lines if line.startswith("method"))
     assert "fixed 100" in header and "fitted" in header and header.endswith("shared 15")
     assert any(line.startswith("mll_k3 ") for line in lines)
     assert sum(": mll - oracle_single" in line for line in lines) == 4
+
+
+def test_balanced_reuse_benchmark_scores_every_scenario(world, tmp_path):
+    done = run_on_the_world_task("balanced_reuse.py", world, tmp_path)
+    lines = done.stdout.splitlines()
+    assert "mll_balanced" in lines[1] and "oracle_balanced" in lines[1]
+    scenarios = [line[:26].strip() for line in lines[2:]]
+    assert scenarios == [
+        "every image",
+        "half the classes at 25%",
+        "one class is 80%",
+        "some classes only",
+    ]
+    assert all("nan" not in line for line in lines), done.stdout
+
+
+def test_ensemble_ceiling_benchmark_ranks_the_chosen_pair_among_every_pair(world, tmp_path):
+    done = run_on_the_world_task("ensemble_ceiling.py", world, tmp_path)
+    figures = {line[:44].strip(): line[44:].split() for line in done.stdout.splitlines()[1:]}
+    # the world's two tiny models: one pair, no ensemble of 3 or 4, and mll keeps both (k = 2)
+    assert list(figures) == [
+        "best single model in hindsight",
+        "best ensemble of 2 in hindsight",
+        "the pair mll chose from the labels",
+    ], done.stdout
+    chosen = figures["the pair mll chose from the labels"]
+    assert chosen[0] == figures["best ensemble of 2 in hindsight"][0]
+    assert "rank 1.0 of 1 pairs" in " ".join(chosen)
 
 
 def test_label_transfer_memory_benchmark_prints_each_command_and_its_baseline(tmp_path):
