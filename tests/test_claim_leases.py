@@ -138,10 +138,29 @@ def test_a_running_register_renews_its_claim_and_a_killed_ones_claim_lapses(faul
     assert stderr.count("\n") == 1
 
 
+def stop_outside_a_write(proc: subprocess.Popen, db: Path) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no write transaction: a job hung in its compute, where
+    it spends its time. (One stopped inside a write blocks every writer, as SQLite must: the claim
+    would wait out the busy timeout.)"""
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            conn.execute("begin immediate")
+            conn.execute("rollback")
+            return
+        except sqlite3.OperationalError:  # locked: let it finish that write, and try again
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    pytest.fail("the register never left its write transactions")
+
+
 def test_a_register_whose_claim_was_taken_over_gives_the_model_up(faulty_site, db):
     set_lease("1")
     proc = slow_register(faulty_site, db)
-    proc.send_signal(signal.SIGSTOP)  # a hung job: it renews nothing
+    stop_outside_a_write(proc, db)  # a hung job: it renews nothing
     try:
         time.sleep(1.5)
         pid, answer, _ = claim_as(OTHER_HOST, db, GOOD)
