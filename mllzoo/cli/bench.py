@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.cli.recommend import no_limit, reuse_options
-from mllzoo.defaults import BENCH_ORDERS, MAX_MODELS, K
+from mllzoo.cli.recommend import max_models_option, reuse_options
+from mllzoo.defaults import BENCH_ORDERS, K
 
 
 @click.command()
@@ -28,14 +28,9 @@ from mllzoo.defaults import BENCH_ORDERS, MAX_MODELS, K
 @click.option(
     "-k", "k", type=int, default=K, show_default=True, help="The `mll` row's models per class."
 )
-@click.option(
-    "--max-models",
-    type=click.IntRange(min=0),
-    default=MAX_MODELS,
-    show_default=True,
-    callback=no_limit,
-    help="The `mll` row's most models in all (0: no limit; `--reuse paper -k 1 --max-models 0`: "
-    "the MLL paper's method).",
+@max_models_option(
+    "The `mll` row's most models in all (0: no limit; `--reuse paper -k 1 --max-models 0`: "
+    "the MLL paper's method)."
 )
 @reuse_options
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")

@@ -24,6 +24,18 @@ def no_limit(ctx: click.Context, param: click.Parameter, value: int | None) -> i
     return value or None  # 0 asks for no limit
 
 
+def max_models_option(help: str):
+    """``--max-models``, the model budget (0: no limit), as ``recommend``, ``predict`` and ``bench`` take it."""
+    return click.option(
+        "--max-models",
+        type=click.IntRange(min=0),
+        default=MAX_MODELS,
+        show_default=True,
+        callback=no_limit,
+        help=help,
+    )
+
+
 def reuse_options(command):
     """Options shared by ``predict`` and ``bench``: where the models run and how their votes combine."""
     options = [
@@ -70,14 +82,9 @@ def selection_options(command):
             show_default=True,
             help="Weight of a class's own score against the model's mean over the other classes.",
         ),
-        click.option(
-            "--max-models",
-            type=click.IntRange(min=0),
-            default=MAX_MODELS,
-            show_default=True,
-            callback=no_limit,
-            help="Use at most this many models in all (0: no limit; `-k 1 --max-models 0` is the "
-            "MLL paper's selection).",
+        max_models_option(
+            "Use at most this many models in all (0: no limit; `-k 1 --max-models 0` is the "
+            "MLL paper's selection)."
         ),
         click.option(
             "--max-gflops", type=float, help="Use models whose GFLOPs add up to at most this."

@@ -11,7 +11,6 @@ Each problem is one :class:`~mllzoo.MllzooError` line. Imports torch: the hook i
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,18 +114,13 @@ def read_weights(path: str) -> None:
         with warnings.catch_warnings():  # torch's remarks on the pickle protocol are not the user's
             warnings.simplefilter("ignore")
             state = load_state_dict(path, device="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():
-            raise MllzooError(
-                f"checkpoint {path} cannot be read as weights (truncated or damaged?): "
-                f"{_first_line(exc)}"
-            ) from None
-        raise MllzooError(
-            f"checkpoint {path} holds Python objects other than tensors, which are never unpickled "
-            f"(torch.load with weights_only=True refused it); save the model's state_dict "
-            f"(safetensors, or torch.save(model.state_dict()))"
-        ) from None
     except Exception as exc:  # a truncated zip, a damaged safetensors header, an empty file
+        if "weights only" in str(exc).lower():  # torch's refusal of a pickled object
+            raise MllzooError(
+                f"checkpoint {path} holds Python objects other than tensors, which are never "
+                f"unpickled (torch.load with weights_only=True refused it); save the model's "
+                f"state_dict (safetensors, or torch.save(model.state_dict()))"
+            ) from None
         raise MllzooError(
             f"checkpoint {path} cannot be read as weights (truncated or damaged?): {_first_line(exc)}"
         ) from None
