@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,14 +124,19 @@ def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate()
 
 def run_on_the_world_task(script: str, world, tmp_path, *args: str) -> subprocess.CompletedProcess:
     """``benchmarks/SCRIPT`` on the world's registry, with its task as the only task."""
-    root, env = world
     (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "pets").symlink_to(root / "task")
+    (tmp_path / "tasks" / "pets").symlink_to(world[0] / "task")
+    return run_on_tasks(script, world, tmp_path / "tasks", *args)
+
+
+def run_on_tasks(script: str, world, tasks: Path, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/SCRIPT`` on the world's registry and the task folders in ``tasks``."""
+    env = world[1]
     done = subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / script),
-            *("--registry", env["MLLZOO_REGISTRY"], "--tasks", str(tmp_path / "tasks"), *args),
+            *("--registry", env["MLLZOO_REGISTRY"], "--tasks", str(tasks), *args),
         ],
         capture_output=True,
         text=True,
@@ -169,17 +176,43 @@ def test_balanced_reuse_benchmark_scores_every_scenario(world, tmp_path):
 
 
 def test_ensemble_ceiling_benchmark_ranks_the_chosen_pair_among_every_pair(world, tmp_path):
-    done = run_on_the_world_task("ensemble_ceiling.py", world, tmp_path)
-    figures = {line[:44].strip(): line[44:].split() for line in done.stdout.splitlines()[1:]}
+    (tmp_path / "tasks").mkdir()
+    task = world[0] / "task"
+    (tmp_path / "tasks" / "pets").symlink_to(task)
+    # two more tasks of the same class list, half of its images each: three tasks, one class list
+    for name, part in (("pets-a", 0), ("pets-b", 1)):
+        for class_dir in (p for p in task.iterdir() if p.is_dir()):
+            (tmp_path / "tasks" / name / class_dir.name).mkdir(parents=True)
+            for image in sorted(class_dir.iterdir())[part::2]:
+                (tmp_path / "tasks" / name / class_dir.name / image.name).symlink_to(image)
+    done = run_on_tasks("ensemble_ceiling.py", world, tmp_path / "tasks")
+    lines = done.stdout.splitlines()
+    assert "3 tasks" in lines[0] and "(1 class list)" in lines[0], done.stdout
+    rows = [(line[:44].strip(), line[44:].split()) for line in lines[1:]]
     # the world's two tiny models: one pair, no ensemble of 3 or 4, and mll keeps both (k = 2)
-    assert list(figures) == [
+    assert [name for name, _ in rows] == [
         "best single model in hindsight",
+        "the best one per class list",
         "best ensemble of 2 in hindsight",
+        "the best one per class list",
         "the pair mll chose from the labels",
     ], done.stdout
-    chosen = figures["the pair mll chose from the labels"]
-    assert chosen[0] == figures["best ensemble of 2 in hindsight"][0]
-    assert "rank 1.0 of 1 pairs" in " ".join(chosen)
+    single, single_by_list = float(rows[0][1][0]), float(rows[1][1][0])
+    assert single_by_list <= single  # one model for all three can only lose to one per task
+    pair, pair_by_list = rows[2][1][0], rows[3][1][0]
+    assert pair == pair_by_list == rows[4][1][0]  # one pair in all: every ceiling is that pair
+    assert "rank 1.0 of 1 pairs" in " ".join(rows[4][1])
+
+
+def test_the_class_list_ceiling_takes_one_ensemble_for_every_task_of_a_list():
+    spec = importlib.util.spec_from_file_location(
+        "ceiling", ROOT / "benchmarks" / "ensemble_ceiling.py"
+    )
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    # tasks 0 and 1 share a class list: model a wins task 0, b task 1, b over both (1.1 against 0.9)
+    scores = [{("a",): 0.8, ("b",): 0.5}, {("a",): 0.1, ("b",): 0.6}, {("a",): 0.3, ("b",): 0.2}]
+    assert ceiling.best_per_class_list(scores, [[0, 1], [2]]) == [0.5, 0.6, 0.3]
 
 
 def test_label_transfer_memory_benchmark_prints_each_command_and_its_baseline(tmp_path):
