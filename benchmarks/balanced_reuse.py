@@ -34,6 +34,7 @@ from mllzoo.evaluation.bench import Measured, Task, measure, score
 from mllzoo.store.registry import Registry
 
 SHOWN = ("mll", "mll_balanced", "oracle_single", "oracle_balanced")
+SCENARIOS = ("every image", "half the classes at 25%", "one class is 80%", "some classes only")
 
 
 def kept(task: Task, scenario: str, rng: np.random.Generator) -> np.ndarray:
@@ -91,12 +92,7 @@ def main() -> None:
         + "".join(f"{m:>17s}" for m in SHOWN)
         + "  balanced - mll"
     )
-    for scenario in (
-        "every image",
-        "half the classes at 25%",
-        "one class is 80%",
-        "some classes only",
-    ):
+    for scenario in SCENARIOS:
         part = subset(measured, scenario, args.seed)
         average = score(part, orders=0)["average"]
         images = sum(len(t.images) for t in part.tasks)

@@ -89,9 +89,8 @@ def main() -> None:
         )
     chosen, ranks = [], []
     for task, pairs in zip(tasks, scores.get(2, [])):
-        pair = tuple(
-            m for m in models if m in bench.mll(task, method, K, models, MAX_MODELS)["models"]
-        )
+        picked = bench.recommend(task, K, models, MAX_MODELS)[0].models
+        pair = tuple(m for m in models if m in picked)  # in the order of combinations()
         if pair in pairs:
             chosen.append(pairs[pair])
             ranks.append(1 + sum(v > pairs[pair] for v in pairs.values()))
