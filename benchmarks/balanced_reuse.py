@@ -30,37 +30,50 @@ from pathlib import Path
 
 import numpy as np
 
-from mllzoo.evaluation.bench import Measured, Task, measure, score
+from mllzoo.evaluation.bench import Measured, measure, score
 from mllzoo.store.registry import Registry
 
 SHOWN = ("mll", "mll_balanced", "oracle_single", "oracle_balanced")
-SCENARIOS = ("every image", "half the classes at 25%", "one class is 80%", "some classes only")
 
 
-def kept(task: Task, scenario: str, rng: np.random.Generator) -> np.ndarray:
-    """Which of ``task``'s images a scenario keeps (a bool mask)."""
-    truth, classes = task.truth, len(task.classes)
-    if scenario == "every image":
-        return np.ones(len(truth), bool)
-    if scenario == "half the classes at 25%":
-        return (truth < classes // 2) | (rng.random(len(truth)) < 0.25)
-    if scenario == "one class is 80%":
-        keep = truth == 0
-        others = rng.permutation(np.flatnonzero(~keep))[: max(1, int(keep.sum()) // 4)]
-        keep[others] = True
-        return keep
-    if scenario == "some classes only":
-        counts = np.bincount(truth, minlength=classes)
-        order = rng.permutation(classes)
-        taken = order[: int(np.searchsorted(np.cumsum(counts[order]), classes)) + 1]
-        return np.isin(truth, taken)
-    raise ValueError(scenario)
+def every_image(truth: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+    return np.ones(len(truth), bool)
+
+
+def half_the_classes_at_25(truth: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+    return (truth < classes // 2) | (rng.random(len(truth)) < 0.25)
+
+
+def one_class_is_80(truth: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+    keep = truth == 0
+    others = rng.permutation(np.flatnonzero(~keep))[: max(1, int(keep.sum()) // 4)]
+    keep[others] = True
+    return keep
+
+
+def some_classes_only(truth: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+    counts = np.bincount(truth, minlength=classes)
+    order = rng.permutation(classes)
+    taken = order[: int(np.searchsorted(np.cumsum(counts[order]), classes)) + 1]
+    return np.isin(truth, taken)
+
+
+# each scenario's rule: which of a task's images (by their true classes) it keeps, as a bool mask
+SCENARIOS = {
+    "every image": every_image,
+    "half the classes at 25%": half_the_classes_at_25,
+    "one class is 80%": one_class_is_80,
+    "some classes only": some_classes_only,
+}
 
 
 def subset(measured: Measured, scenario: str, seed: int) -> Measured:
     """``measured`` with each task cut to the images ``scenario`` keeps."""
     rng = np.random.default_rng(seed)
-    masks = {task.name: kept(task, scenario, rng) for task in measured.tasks}
+    masks = {
+        task.name: SCENARIOS[scenario](task.truth, len(task.classes), rng)
+        for task in measured.tasks
+    }
     tasks = [
         replace(
             task,
