@@ -44,11 +44,11 @@ def ensemble_scores(
 
 
 def class_lists(tasks: list[Task]) -> list[list[int]]:
-    """The tasks' indices, grouped by what selection sees of a task (its class names, domain and
-    task words): the styles of one world task share one group."""
+    """The tasks' indices, grouped by what selection sees of a task (:attr:`Task.seen`): the styles
+    of one world task share one group."""
     groups: dict[tuple, list[int]] = {}
     for i, task in enumerate(tasks):
-        groups.setdefault((tuple(task.classes), task.domain, task.task), []).append(i)
+        groups.setdefault(task.seen, []).append(i)
     return list(groups.values())
 
 

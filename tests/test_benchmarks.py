@@ -122,11 +122,16 @@ def test_decoding_benchmark_reports_each_worker_count_against_the_forward_rate()
     assert all("% of forward)" in line and "nan" not in line for line in runs), done.stdout
 
 
-def run_on_the_world_task(script: str, world, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    """``benchmarks/SCRIPT`` on the world's registry, with its task as the only task."""
+def world_tasks(world, tmp_path) -> Path:
+    """A tasks folder holding the world's task, as ``pets``."""
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "pets").symlink_to(world[0] / "task")
-    return run_on_tasks(script, world, tmp_path / "tasks", *args)
+    return tmp_path / "tasks"
+
+
+def run_on_the_world_task(script: str, world, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/SCRIPT`` on the world's registry, with its task as the only task."""
+    return run_on_tasks(script, world, world_tasks(world, tmp_path), *args)
 
 
 def run_on_tasks(script: str, world, tasks: Path, *args: str) -> subprocess.CompletedProcess:
@@ -176,16 +181,14 @@ def test_balanced_reuse_benchmark_scores_every_scenario(world, tmp_path):
 
 
 def test_ensemble_ceiling_benchmark_ranks_the_chosen_pair_among_every_pair(world, tmp_path):
-    (tmp_path / "tasks").mkdir()
-    task = world[0] / "task"
-    (tmp_path / "tasks" / "pets").symlink_to(task)
+    tasks, task = world_tasks(world, tmp_path), world[0] / "task"
     # two more tasks of the same class list, half of its images each: three tasks, one class list
     for name, part in (("pets-a", 0), ("pets-b", 1)):
         for class_dir in (p for p in task.iterdir() if p.is_dir()):
-            (tmp_path / "tasks" / name / class_dir.name).mkdir(parents=True)
+            (tasks / name / class_dir.name).mkdir(parents=True)
             for image in sorted(class_dir.iterdir())[part::2]:
-                (tmp_path / "tasks" / name / class_dir.name / image.name).symlink_to(image)
-    done = run_on_tasks("ensemble_ceiling.py", world, tmp_path / "tasks")
+                (tasks / name / class_dir.name / image.name).symlink_to(image)
+    done = run_on_tasks("ensemble_ceiling.py", world, tasks)
     lines = done.stdout.splitlines()
     assert "3 tasks" in lines[0] and "(1 class list)" in lines[0], done.stdout
     rows = [(line[:44].strip(), line[44:].split()) for line in lines[1:]]

@@ -99,6 +99,12 @@ class Task:
     domain: str | None
     task: str | None
 
+    @property
+    def seen(self) -> tuple[tuple[str, ...], str | None, str | None]:
+        """What selection sees of the task (its class names, domain and task words): tasks alike in
+        this get the same models, whatever their images."""
+        return tuple(self.classes), self.domain, self.task
+
 
 def load_tasks(tasks_dir: Path) -> list[Task]:
     """Every sub-folder laid out as ImageFolder (class-named sub-folders), with optional task.json."""
@@ -230,7 +236,7 @@ class Bench:
     ) -> tuple[Recommendation, float]:
         """The selection for ``task`` among ``models`` (at most ``most`` of them in all) and its wall
         time (made once)."""
-        key = (tuple(task.classes), task.domain, task.task, k, tuple(models), most)
+        key = (*task.seen, k, tuple(models), most)
         if key not in self._recommendations:
             started = time.perf_counter()
             rec = self.selector.recommend(
