@@ -45,6 +45,21 @@ def test_bench_end_to_end(world, tmp_path):
         assert acc["paper_k1"] == task["ablations"]["paper/score^0/scale100/k1"]["accuracy"]
         assert acc["mll_k3"] == task["ablations"]["descriptions/score^0/scale15/k3"]["accuracy"]
     assert data["tasks"][1]["images"] == 6 and data["tasks"][0]["classes"] == 3
+    fixed = data["fixed_single"]  # one model for every task: the best on their mean, in hindsight
+    total = {m: sum(t["singles"][m] for t in data["tasks"]) for m in data["models"]}
+    assert total[fixed] == max(total.values())
+    for task in data["tasks"]:
+        assert set(task["singles"]) == set(data["models"])
+        assert task["accuracy"]["oracle_single"] == max(task["singles"].values())
+        assert task["accuracy"]["fixed_single"] == task["singles"][fixed]
+        assert task["cost"]["fixed_single"] == {
+            "models_loaded": 2,  # choosing it ran both models on labelled tasks
+            "image_forward_passes": 2 * task["images"],
+            "models": [fixed],
+        }
+    assert data["targets"]["mll_minus_fixed_single"] == pytest.approx(
+        data["average"]["mll"] - data["average"]["fixed_single"], abs=1e-4
+    )
     assert set(data["average"]) == keys
     assert data["average"]["mean_single"] == pytest.approx(
         sum(t["accuracy"]["mean_single"] for t in data["tasks"]) / 2, abs=1e-4
@@ -72,6 +87,7 @@ def test_bench_end_to_end(world, tmp_path):
         and "average" in table.stdout
         and "mll = reuse described" in table.stdout
         and "at k=2 among at most 2 models" in table.stdout
+        and f"against fixed_single ({data['fixed_single']})" in table.stdout
     )
     printed = {
         line.split()[0]: float(line.split()[1])

@@ -97,6 +97,7 @@ def bench(
         f"\nmll = reuse {default['reuse']} (prompts {default['prompts']}, score^{default['power']:g}, "
         f"logit scale {'by voters' if default['scale'] is None else format(default['scale'], 'g')}) "
         f"at k={default['k']} among {budget} models: {t['mll_minus_oracle_single']:+.3f} against oracle_single, "
+        f"{t['mll_minus_fixed_single']:+.3f} against fixed_single ({result['fixed_single']}), "
         f"{t['mll_minus_inb']:+.3f} against inb, worst task {t['mll_minus_paper_k1_worst_task']:+.3f} "
         f"against paper_k1; loads {t['models_loaded_mll']:.2f} models per task (paper_k1 "
         f"{t['models_loaded_paper_k1']:.2f}) of {len(result['models'])}; reuse time "

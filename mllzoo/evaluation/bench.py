@@ -12,8 +12,10 @@ probabilities, so they see exactly the same model outputs:
   images than classes, where ``predict`` refuses it, the same as ``mll``);
 - ``inb``, ``inb_k3``: the model(s) with the best ImageNet zero-shot top-1 in the metadata, or,
   where models lack it, the best accuracy on the registry's own sample set;
-- ``oracle_single``: the best single model in hindsight (it needs every model run on labelled data);
-  ``oracle_paper``: the same with the paper's prompts; ``oracle_balanced``: the same, balanced;
+- ``oracle_single``: the best single model in hindsight on each task (it needs every model run on
+  labelled data); ``oracle_paper``: the same with the paper's prompts; ``oracle_balanced``: the same,
+  balanced; ``fixed_single``: the one model best on average over all the run's tasks, in hindsight
+  (one model for every task, as a user who benchmarked the zoo on labelled tasks would keep);
 - ``all_models``: every model voting for every class, with the default's vote weights;
   ``mean_single``: a random pick on average.
 
@@ -70,6 +72,7 @@ METHODS = (
     "oracle_single",
     "oracle_paper",
     "oracle_balanced",
+    "fixed_single",
     "all_models",
     "mean_single",
 )
@@ -282,14 +285,21 @@ class Bench:
             "reuse_seconds_per_image": self.reuse_seconds(task, method.prompts, rec.models),
         }
 
-    def headline(self, task: Task, models: list[str]) -> tuple[dict, dict]:
-        """The methods of :data:`METHODS` on one task among ``models``: accuracy, and what each used."""
+    def singles(self, task: Task, models: list[str]) -> dict[str, float]:
+        """Each of ``models`` alone on ``task``, with the default's prompts."""
+        method = self.default[0]
+        prompts = self.probs(method.prompts, voting_scale(method.scale, []))  # argmax: any scale
+        return {m: accuracy(prompts[m][task.name], task.truth) for m in models}
+
+    def headline(self, task: Task, models: list[str], fixed: str) -> tuple[dict, dict]:
+        """The methods of :data:`METHODS` on one task among ``models``, ``fixed`` the model best over
+        all tasks: accuracy, and what each used."""
         method, k, most = self.default
         every_class = np.ones(len(task.classes), bool)
-        prompts = self.probs(method.prompts, voting_scale(method.scale, [every_class]))
+        prompts = self.probs(method.prompts, voting_scale(method.scale, []))
         several = self.probs(method.prompts, voting_scale(method.scale, [every_class] * 2))
         paper = self.probs(PAPER.prompts, voting_scale(PAPER.scale, []))
-        singles = {m: accuracy(prompts[m][task.name], task.truth) for m in models}
+        singles = self.singles(task, models)
         balances = len(task.images) >= len(task.classes)  # else predict --balanced refuses
         balanced_singles = {
             m: accuracy(balance_classes(prompts[m][task.name]), task.truth)
@@ -316,6 +326,7 @@ class Bench:
             "oracle_single": max(singles.values()),
             "oracle_paper": max(paper_singles.values()),
             "oracle_balanced": max(balanced_singles.values()),
+            "fixed_single": singles[fixed],
             "all_models": ensemble_accuracy(
                 [several[m][task.name] for m in everyone.model_ids],
                 [vote_weights(row, every_class, method.power) for row in everyone.selection.scores],
@@ -329,15 +340,23 @@ class Bench:
             "oracle_single": [max(singles, key=lambda m: singles[m])],
             "oracle_paper": [max(paper_singles, key=lambda m: paper_singles[m])],
             "oracle_balanced": [max(balanced_singles, key=lambda m: balanced_singles[m])],
+            "fixed_single": [fixed],
         }
         return acc, {"runs": runs, "used": used}
 
-    def score_task(self, task: Task, models: list[str]) -> dict:
-        """Every method's and every ablation's accuracy and cost on one task, among ``models``."""
+    def fixed_single(self, tasks: list[Task], models: list[str]) -> str:
+        """The one of ``models`` with the best mean accuracy over ``tasks``, in hindsight."""
+        per_task = [self.singles(task, models) for task in tasks]
+        return max(models, key=lambda m: sum(row[m] for row in per_task))
+
+    def score_task(self, task: Task, models: list[str], fixed: str) -> dict:
+        """Every method's and every ablation's accuracy and cost on one task, among ``models``
+        (``fixed`` the model best over all tasks)."""
         n = len(task.images)
-        acc, detail = self.headline(task, models)
+        acc, detail = self.headline(task, models, fixed)
         loaded = {m: len(detail["used"].get(m, [])) for m in METHODS}
-        loaded |= {m: len(models) for m in ("oracle_single", "oracle_paper", "oracle_balanced")}
+        hindsight = ("oracle_single", "oracle_paper", "oracle_balanced", "fixed_single")
+        loaded |= {m: len(models) for m in hindsight}  # each needs every model run on labels
         loaded |= {"all_models": len(models), "mean_single": 1}
         cost: dict[str, dict[str, Any]] = {
             m: {"models_loaded": loaded[m], "image_forward_passes": loaded[m] * n} for m in METHODS
@@ -360,6 +379,7 @@ class Bench:
             "classes": len(task.classes),
             "images": n,
             "accuracy": acc,
+            "singles": self.singles(task, models),
             "cost": cost,
             "ablations": ablations,
         }
@@ -367,13 +387,12 @@ class Bench:
     def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
         """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
         method, k, most = self.default
-        prompts = self.probs(method.prompts, voting_scale(method.scale, []))  # argmax: any scale
-        singles = [accuracy(prompts[m][task.name], task.truth) for m in models]
+        singles = self.singles(task, models)
         board = [m for m in self.board if m in models]
         return {
             "mll": self.mll(task, method, k, models, most)["accuracy"],
-            "inb": singles[models.index(board[0])],
-            "oracle_single": max(singles),
+            "inb": singles[board[0]],
+            "oracle_single": max(singles.values()),
         }
 
     def growth(self, tasks: list[Task], orders: int, seed: int) -> dict:
@@ -465,7 +484,8 @@ def score(
     method = reuse_method(reuse)
     selector, tasks = measured.selector, measured.tasks
     bench = Bench(selector, measured.similarity, measured.seconds, (method, k, max_models), scales)
-    rows = [bench.score_task(task, selector.model_ids) for task in tasks]
+    fixed = bench.fixed_single(tasks, selector.model_ids)
+    rows = [bench.score_task(task, selector.model_ids, fixed) for task in tasks]
     average = {m: mean(r["accuracy"][m] for r in rows) for m in METHODS}
     ablations = {
         name: {
@@ -494,6 +514,7 @@ def score(
         },
         "targets": targets(rows, average),
         "models": selector.model_ids,
+        "fixed_single": fixed,
         "growth": bench.growth(tasks, orders, seed) if orders else None,
     }
 
@@ -506,6 +527,7 @@ def targets(rows: list[dict], average: dict) -> dict:
 
     return {
         "mll_minus_oracle_single": round(average["mll"] - average["oracle_single"], 4),
+        "mll_minus_fixed_single": round(average["mll"] - average["fixed_single"], 4),
         "mll_minus_inb": round(average["mll"] - average["inb"], 4),
         "mll_balanced_minus_oracle_single": round(
             average["mll_balanced"] - average["oracle_single"], 4
