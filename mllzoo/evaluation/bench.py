@@ -293,7 +293,7 @@ class Bench:
 
     def headline(self, task: Task, models: list[str], fixed: str) -> tuple[dict, dict]:
         """The methods of :data:`METHODS` on one task among ``models``, ``fixed`` the model best over
-        all tasks: accuracy, and what each used."""
+        all tasks: accuracy, and what each used (and each model's own accuracy)."""
         method, k, most = self.default
         every_class = np.ones(len(task.classes), bool)
         prompts = self.probs(method.prompts, voting_scale(method.scale, []))
@@ -342,7 +342,7 @@ class Bench:
             "oracle_balanced": [max(balanced_singles, key=lambda m: balanced_singles[m])],
             "fixed_single": [fixed],
         }
-        return acc, {"runs": runs, "used": used}
+        return acc, {"runs": runs, "used": used, "singles": singles}
 
     def fixed_single(self, tasks: list[Task], models: list[str]) -> str:
         """The one of ``models`` with the best mean accuracy over ``tasks``, in hindsight."""
@@ -379,7 +379,7 @@ class Bench:
             "classes": len(task.classes),
             "images": n,
             "accuracy": acc,
-            "singles": self.singles(task, models),
+            "singles": detail["singles"],
             "cost": cost,
             "ablations": ablations,
         }
