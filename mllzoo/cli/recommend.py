@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from mllzoo.cli.common import emit_json, open_registry
-from mllzoo.defaults import ALPHA, BATCH_SIZE, DEVICE, MAX_MODELS, REUSE, REUSE_METHODS, K
+from mllzoo.defaults import (
+    ALPHA,
+    BATCH_SIZE,
+    DEVICE,
+    MAX_MODELS,
+    REUSE,
+    REUSE_METHODS,
+    K,
+    model_budget,
+)
 
 
 def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -20,11 +31,15 @@ def _id_list(ctx: click.Context, param: click.Parameter, value: str | None) -> l
     return ids
 
 
+# a click command, or the function it will wrap, as click's decorators take and give it back
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
 def no_limit(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    return value or None  # 0 asks for no limit
+    return model_budget(value)
 
 
-def max_models_option(help: str):
+def max_models_option(help: str) -> Callable[[Command], Command]:
     """``--max-models``, the model budget (0: no limit), as ``recommend``, ``predict`` and ``bench`` take it."""
     return click.option(
         "--max-models",
@@ -36,7 +51,7 @@ def max_models_option(help: str):
     )
 
 
-def reuse_options(command):
+def reuse_options(command: Command) -> Command:
     """Options shared by ``predict`` and ``bench``: where the models run and how their votes combine."""
     options = [
         click.option("--device", default=DEVICE, show_default=True, help="cpu, cuda, mps or auto."),
@@ -62,7 +77,7 @@ def reuse_options(command):
     return command
 
 
-def selection_options(command):
+def selection_options(command: Command) -> Command:
     """Options shared by ``recommend``, ``predict`` and ``bench``: how models are selected."""
     options = [
         click.option("--domain", help='What the images are, e.g. "satellite picture".'),

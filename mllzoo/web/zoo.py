@@ -29,7 +29,7 @@ import numpy as np
 
 from mllzoo.cancellation import cancellable
 from mllzoo.classes import parse_classes, unsafe_character
-from mllzoo.defaults import MAX_K, MAX_MODELS, K
+from mllzoo.defaults import MAX_K, MAX_MODELS, K, model_budget
 from mllzoo.errors import DamagedLabelError, MllzooError
 
 MAX_REQUEST_BYTES = (
@@ -91,7 +91,7 @@ def whole_number(value: str | None, what: str, low: int, high: int) -> int | Non
 def max_models_field(value: str | None) -> int | None:
     """The form's max models: empty means the default, 0 means no limit (as ``--max-models 0``)."""
     given = whole_number(value, "max models", 0, 10_000)
-    return MAX_MODELS if given is None else given or None
+    return MAX_MODELS if given is None else model_budget(given)
 
 
 @dataclass
