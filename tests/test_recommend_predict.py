@@ -126,6 +126,18 @@ def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
     assert [p["label"] for p in data["predictions"] if p["path"].endswith("broken.png")] == [None]
 
 
+def test_a_folder_of_only_unreadable_images_is_an_error_as_an_empty_one_is(world, tmp_path):
+    root, env = world
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"junk")
+    result = run_cli("predict", str(folder), "--classes", str(root / "classes.txt"), env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Error: none of the 2 image(s) could be read: nothing predicted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

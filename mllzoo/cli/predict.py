@@ -74,6 +74,8 @@ def predict(
     result = recommend(names, registry=registry, **options, runnable=True)
     ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse, balanced=balanced)
     labels = ensemble.predict(images)
+    if all(label is None for label in labels):  # as an empty folder is: nothing to answer with
+        raise MllzooError(f"none of the {len(images)} image(s) could be read: nothing predicted")
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
     report = per_class_report(names, truth, labels)
