@@ -24,6 +24,10 @@ SEED = 0  # seed of the per-node sample choice, and of the benchmark's hub order
 # selection
 K = 2  # models kept per class (at most)
 MAX_MODELS = 2  # models used in all, per task; None: no limit. Why these two: docs/design.md, Reuse
+MAX_K = 100  # the largest k the web form accepts
+ALPHA = 0.7  # weight of a class's own score against the model's mean over the other classes
+TOP_NODES = 5  # graph concepts matched per class
+CONCEPTS_SHOWN = 10  # concepts `mllzoo concepts` and the web search list
 
 
 def model_budget(given: int | None) -> int | None:
@@ -31,11 +35,6 @@ def model_budget(given: int | None) -> int | None:
     no limit, which the library spells None."""
     return given or None
 
-
-MAX_K = 100  # the largest k the web form accepts
-ALPHA = 0.7  # weight of a class's own score against the model's mean over the other classes
-TOP_NODES = 5  # graph concepts matched per class
-CONCEPTS_SHOWN = 10  # concepts `mllzoo concepts` and the web search list
 
 # reuse and evaluation
 DEVICE = "auto"  # cpu, cuda, mps or auto
