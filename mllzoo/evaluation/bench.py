@@ -223,6 +223,7 @@ class Bench:
         self.board = leaderboard(selector)
         self._recommendations: dict[tuple, tuple[Recommendation, float]] = {}
         self._probs: dict[tuple[str, float], dict] = {}
+        self._singles: dict[tuple[str, str], float] = {}  # (model, task name) -> its accuracy alone
 
     def probs(self, prompt_set: str, scale: float) -> dict:
         """``{model: {task: softmax probabilities}}`` under one prompt set, each model at the logit
@@ -286,10 +287,14 @@ class Bench:
         }
 
     def singles(self, task: Task, models: list[str]) -> dict[str, float]:
-        """Each of ``models`` alone on ``task``, with the default's prompts."""
+        """Each of ``models`` alone on ``task``, with the default's prompts (each computed once: the
+        headline, the fixed pick and every hub size of the growth curve ask again)."""
         method = self.default[0]
         prompts = self.probs(method.prompts, voting_scale(method.scale, []))  # argmax: any scale
-        return {m: accuracy(prompts[m][task.name], task.truth) for m in models}
+        for m in models:
+            if (m, task.name) not in self._singles:
+                self._singles[m, task.name] = accuracy(prompts[m][task.name], task.truth)
+        return {m: self._singles[m, task.name] for m in models}
 
     def headline(self, task: Task, models: list[str], fixed: str) -> tuple[dict, dict]:
         """The methods of :data:`METHODS` on one task among ``models``, ``fixed`` the model best over
