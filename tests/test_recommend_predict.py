@@ -126,16 +126,35 @@ def test_unreadable_images_are_skipped_and_counted(world, tmp_path):
     assert [p["label"] for p in data["predictions"] if p["path"].endswith("broken.png")] == [None]
 
 
-def test_a_folder_of_only_unreadable_images_is_an_error_as_an_empty_one_is(world, tmp_path):
+def test_a_folder_of_only_unreadable_images_is_an_error_before_any_model_loads(
+    world, tmp_path, monkeypatch
+):
+    """As an empty folder is, and found before selection loads a model (seconds, and GPU memory, for
+    a large one): a truncated file decodes its header, so the check decodes whole images."""
+    from mllzoo.reuse import ensemble
+
+    loads: list[str] = []
+    load = ensemble.load_model
+    monkeypatch.setattr(
+        ensemble, "load_model", lambda spec, *a, **kw: loads.append(spec) or load(spec, *a, **kw)
+    )
     root, env = world
     folder = tmp_path / "broken"
     folder.mkdir()
-    for name in ("a.png", "b.jpg"):
-        (folder / name).write_bytes(b"junk")
+    (folder / "a.png").write_bytes(b"junk")
+    good = next((root / "task" / "dog").iterdir()).read_bytes()
+    (folder / "b.png").write_bytes(good[: len(good) // 2])  # truncated: its header reads
     result = run_cli("predict", str(folder), "--classes", str(root / "classes.txt"), env=env)
     assert result.returncode == 2 and result.stdout == ""
     assert "Error: none of the 2 image(s) could be read: nothing predicted" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and loads == []
+
+    shutil.copy(
+        next((root / "task" / "dog").iterdir()), folder / "c.png"
+    )  # one readable: predicted
+    result = run_cli("predict", str(folder), "--classes", str(root / "classes.txt"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert loads and "2 unreadable image(s) skipped" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -50,13 +50,20 @@ def predict(
     from mllzoo.classes import read_classes
     from mllzoo.graph.concept_graph import load_graph
     from mllzoo.graph.names import folder_aliases
-    from mllzoo.reuse.predict import gather_images, per_class_report, problem_of
+    from mllzoo.reuse.predict import (
+        gather_images,
+        nothing_readable,
+        per_class_report,
+        problem_of,
+        require_readable,
+    )
     from mllzoo.selection.recommend import recommend
 
     names = read_classes(classes_file)  # every input checked before selection and model loads
     registry = open_registry(ctx)
     aliases = folder_aliases(load_graph(registry, images=False, samples=False), names)
     images, truth, unmatched = gather_images(paths, names, aliases)
+    require_readable(images)
     if balanced and len(images) < len(names):  # before any model loads
         raise MllzooError(
             f"--balanced needs at least as many images as classes: {len(images)} image(s) for "
@@ -74,8 +81,8 @@ def predict(
     result = recommend(names, registry=registry, **options, runnable=True)
     ensemble = result.ensemble(device=device, batch_size=batch_size, reuse=reuse, balanced=balanced)
     labels = ensemble.predict(images)
-    if all(label is None for label in labels):  # as an empty folder is: nothing to answer with
-        raise MllzooError(f"none of the {len(images)} image(s) could be read: nothing predicted")
+    if all(label is None for label in labels):  # each became unreadable since it was checked
+        raise nothing_readable(len(images))
     scored = [(p, t) for p, t in zip(labels, truth) if t is not None and p is not None]
     accuracy = sum(p == t for p, t in scored) / len(scored) if scored else None
     report = per_class_report(names, truth, labels)

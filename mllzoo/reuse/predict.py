@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mllzoo.classes import display_name
 from mllzoo.errors import MllzooError
-from mllzoo.graph.images import class_folder_images
+from mllzoo.graph.images import class_folder_images, open_rgb
 from mllzoo.graph.samples import IMAGE_SUFFIXES
 
 CONFUSIONS = 3  # the most common wrong answers a class's report names
@@ -49,6 +49,18 @@ def gather_images(
     if not images:
         raise MllzooError("no images found in " + ", ".join(str(p) for p in paths))
     return images, truth, dict(unmatched)
+
+
+def require_readable(images: list[Path]) -> None:
+    """Refuse a batch none of whose images decodes, before any model loads for it. Decoding stops at
+    the first image that decodes, so a readable batch pays for one."""
+    if not any(open_rgb(path) is not None for path in images):
+        raise nothing_readable(len(images))
+
+
+def nothing_readable(count: int) -> MllzooError:
+    """As an empty folder is an error: nothing to answer with."""
+    return MllzooError(f"none of the {count} image(s) could be read: nothing predicted")
 
 
 def per_class_report(
