@@ -103,7 +103,7 @@ def main() -> None:
         f"mean accuracy over {len(measured.tasks)} tasks of {args.tasks}\n"
         f"{'scenario':26s}{'images':>8s}{'balanced':>10s}"
         + "".join(f"{m:>17s}" for m in SHOWN)
-        + "  balanced - mll"
+        + "  balanced - mll (points)"
     )
     for scenario in SCENARIOS:
         part = subset(measured, scenario, args.seed)
@@ -112,8 +112,8 @@ def main() -> None:
         balanced = sum(len(t.images) >= len(t.classes) for t in part.tasks)
         print(
             f"{scenario:26s}{images:8d}{f'{balanced}/{len(part.tasks)}':>10s}"
-            + "".join(f"{average[m]:17.4f}" for m in SHOWN)
-            + f"  {average['mll_balanced'] - average['mll']:+.4f}"
+            + "".join(f"{average[m]:17.3f}" for m in SHOWN)
+            + f"  {100 * (average['mll_balanced'] - average['mll']):+.1f}"
         )
 
 

@@ -82,10 +82,10 @@ def main() -> None:
     for size in sizes:
         what = "single model" if size == 1 else f"ensemble of {size}"
         print(
-            f"{f'best {what} in hindsight':44s}{np.mean([max(s.values()) for s in scores[size]]):.4f}"
+            f"{f'best {what} in hindsight':44s}{np.mean([max(s.values()) for s in scores[size]]):.3f}"
         )
         print(
-            f"{'  the best one per class list':44s}{np.mean(best_per_class_list(scores[size], lists)):.4f}"
+            f"{'  the best one per class list':44s}{np.mean(best_per_class_list(scores[size], lists)):.3f}"
         )
     chosen, ranks = [], []
     for task, pairs in zip(tasks, scores.get(2, [])):
@@ -97,7 +97,7 @@ def main() -> None:
     if not chosen:  # mll kept one model on every task: no pair to rank
         return
     print(
-        f"{'the pair mll chose from the labels':44s}{np.mean(chosen):.4f}  "
+        f"{'the pair mll chose from the labels':44s}{np.mean(chosen):.3f}  "
         f"(on {len(chosen)} tasks; rank {np.mean(ranks):.1f} of {len(list(combinations(models, 2)))} "
         f"pairs on average)"
     )

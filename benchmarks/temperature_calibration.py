@@ -123,16 +123,16 @@ def main() -> None:
     )
     print(f"{'method':30s}" + "".join(f"{n:>14s}" for n in names))
     for method in SHOWN:
-        print(f"{method:30s}" + "".join(f"{ways[n]['average'][method]:14.4f}" for n in names))
+        print(f"{method:30s}" + "".join(f"{ways[n]['average'][method]:14.3f}" for n in names))
     for ablation in ABLATIONS:
         print(
             f"{ablation:30s}"
-            + "".join(f"{ways[n]['ablations'][ablation]['accuracy']:14.4f}" for n in names)
+            + "".join(f"{ways[n]['ablations'][ablation]['accuracy']:14.3f}" for n in names)
         )
     for n in names:
         print(
-            f"{n}: mll - oracle_single {ways[n]['targets']['mll_minus_oracle_single']:+.4f}, "
-            f"mll_k3 - mll {ways[n]['average']['mll_k3'] - ways[n]['average']['mll']:+.4f}"
+            f"{n}: mll - oracle_single {100 * ways[n]['targets']['mll_minus_oracle_single']:+.1f}, "
+            f"mll_k3 - mll {100 * (ways[n]['average']['mll_k3'] - ways[n]['average']['mll']):+.1f} points"
         )
 
 
