@@ -37,11 +37,12 @@ class ImageTransform:
         return self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
 
 
-def location(spec: ModelSpec) -> tuple[str, dict[str, str]]:
-    """Where ``from_pretrained`` reads the model: a local folder, or a Hub repo at a revision."""
+def location(spec: ModelSpec) -> tuple[str, str | None]:
+    """Where ``from_pretrained`` reads the model: a local folder (no revision), or a Hub repo at a
+    revision."""
     if spec.extra.get("checkpoint"):
-        return str(spec.extra["checkpoint"]), {}
-    return str(spec.extra["repo"]), {"revision": str(spec.extra.get("revision", "main"))}
+        return str(spec.extra["checkpoint"]), None
+    return str(spec.extra["repo"]), str(spec.extra.get("revision", "main"))
 
 
 def is_cached(repo: str, revision: str) -> bool:
@@ -51,20 +52,16 @@ def is_cached(repo: str, revision: str) -> bool:
 
 def available(spec: ModelSpec) -> bool:
     """Whether the model is here without a download: a local folder, or a repository the cache holds."""
-    where, kwargs = location(spec)
-    return (
-        Path(where).is_dir()
-        if spec.extra.get("checkpoint")
-        else is_cached(where, kwargs["revision"])
-    )
+    where, revision = location(spec)
+    return Path(where).is_dir() if revision is None else is_cached(where, revision)
 
 
 def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
     """The model and its processor on ``device`` in ``dtype``; one clear line when unavailable."""
     from transformers import AutoModel, AutoProcessor
 
-    where, kwargs = location(spec)
-    if not spec.extra.get("checkpoint") and not is_cached(where, kwargs["revision"]):
+    where, revision = location(spec)
+    if revision is not None and not is_cached(where, revision):
         unreachable = hub_unreachable_reason()
         if unreachable:
             raise weights_unavailable(
@@ -74,8 +71,8 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
         with (
             offline_unless_reachable()
         ):  # a partly cached model fails at once rather than after retries
-            processor = AutoProcessor.from_pretrained(where, **kwargs)
-            module = AutoModel.from_pretrained(where, **kwargs)
+            processor = AutoProcessor.from_pretrained(where, revision=revision)
+            module = AutoModel.from_pretrained(where, revision=revision)
     except Exception as exc:
         raise weights_unavailable(
             spec.id, where if spec.extra.get("checkpoint") else (spec.source or where), exc
