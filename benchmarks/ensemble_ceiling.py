@@ -10,6 +10,12 @@ per class list (the tasks that share class names, domain and task words, such as
 styles), the best one over the list's tasks: selection sees only the names, so no selection, however
 its labels were measured, can do better than that with this vote.
 
+Then the same for weighted pools of all the models, each model's 1/entropy-weighted probabilities times
+a weight of its own: ``--pools`` random weightings (seeded, half sparse, half flat), each model alone and
+all models equal, the best per task and per class list in hindsight. That bounds any weighting of the
+votes, not only the choice of models (the per-task figure fits thousands of weightings to each task's
+labels, so it flatters).
+
     NLTK_DATA=.nltk_data MLLZOO_LOAD_PLUGINS=mllzoo-plugin-minizoo .venv/bin/python \\
         benchmarks/ensemble_ceiling.py --registry registry.db --tasks world/styles
 """
@@ -24,10 +30,12 @@ import numpy as np
 
 from mllzoo.defaults import MAX_MODELS, REUSE, K
 from mllzoo.evaluation.bench import Bench, Task, ensemble_accuracy, measure
-from mllzoo.reuse.ensemble import ReuseMethod, reuse_method, voting_scale
+from mllzoo.reuse.ensemble import ReuseMethod, combine, reuse_method, voting_scale
 from mllzoo.store.registry import Registry
 
 SIZES = (2, 3, 4)
+POOLS = 5000
+SEED = 0
 
 
 def ensemble_scores(
@@ -41,6 +49,36 @@ def ensemble_scores(
         group: ensemble_accuracy([probs[m][task.name] for m in group], every, task.truth)
         for group in combinations(models, size)
     }
+
+
+def pool_weights(models: int, pools: int, seed: int) -> np.ndarray:
+    """``[pools + models + 1, models]``: random weightings (half from a sparse Dirichlet, half from a
+    flat one), then each model alone, then all equal."""
+    rng = np.random.default_rng(seed)
+    return np.vstack(
+        [
+            rng.dirichlet(np.full(models, 0.3), pools - pools // 2),
+            rng.dirichlet(np.ones(models), pools // 2),
+            np.eye(models),
+            np.full((1, models), 1 / models),
+        ]
+    )
+
+
+def pool_scores(
+    bench: Bench, method: ReuseMethod, task: Task, models: list[str], weights: np.ndarray
+) -> dict[int, float]:
+    """The accuracy on ``task`` of each weighting (a row of ``weights``) of every model's vote, with
+    the default's prompts, scale and votes for several voters."""
+    every = np.ones(len(task.classes), bool)
+    probs = bench.probs(method.prompts, voting_scale(method.scale, [every, every]))
+    votes = np.stack([combine([probs[m][task.name]], [every]) for m in models])  # [models, n, C]
+    scores: dict[int, float] = {}
+    for start in range(0, len(weights), 250):  # a chunk of weightings at a time: bounded memory
+        pooled = np.einsum("wm,mnc->wnc", weights[start : start + 250], votes)
+        right = (pooled.argmax(axis=2) == task.truth[None, :]).mean(axis=1)
+        scores |= {start + i: float(a) for i, a in enumerate(right)}
+    return scores
 
 
 def class_lists(tasks: list[Task]) -> list[list[int]]:
@@ -67,6 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, default=Path("registry.db"))
     parser.add_argument("--tasks", type=Path, default=Path("world/styles"))
+    parser.add_argument("--pools", type=int, default=POOLS, help="random weightings of all models")
+    parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
     measured = measure(Registry(args.registry), args.tasks, device="cpu")
     method = reuse_method(REUSE)
@@ -87,6 +127,13 @@ def main() -> None:
         print(
             f"{'  the best one per class list':44s}{np.mean(best_per_class_list(scores[size], lists)):.3f}"
         )
+    weights = pool_weights(len(models), args.pools, args.seed)
+    pools = [pool_scores(bench, method, t, models, weights) for t in tasks]
+    print(
+        f"{f'best weighted pool of all {len(models)} in hindsight':44s}"
+        f"{np.mean([max(s.values()) for s in pools]):.3f}  ({len(weights)} weightings)"
+    )
+    print(f"{'  the best one per class list':44s}{np.mean(best_per_class_list(pools, lists)):.3f}")
     chosen, ranks = [], []
     for task, pairs in zip(tasks, scores.get(2, [])):
         picked = bench.recommend(task, K, models, MAX_MODELS)[0].models

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -198,24 +199,44 @@ def test_ensemble_ceiling_benchmark_ranks_the_chosen_pair_among_every_pair(world
         "the best one per class list",
         "best ensemble of 2 in hindsight",
         "the best one per class list",
+        "best weighted pool of all 2 in hindsight",
+        "the best one per class list",
         "the pair mll chose from the labels",
     ], done.stdout
     single, single_by_list = float(rows[0][1][0]), float(rows[1][1][0])
     assert single_by_list <= single  # one model for all three can only lose to one per task
+    pool, pool_by_list = float(rows[4][1][0]), float(rows[5][1][0])
+    assert "(5003 weightings)" in " ".join(rows[4][1])  # 5000 drawn, each model alone, all equal
+    assert pool >= single and pool_by_list >= single_by_list  # each model alone is one weighting
+    assert pool >= float(rows[2][1][0])  # so is the pair with equal weights
     pair, pair_by_list = rows[2][1][0], rows[3][1][0]
-    assert pair == pair_by_list == rows[4][1][0]  # one pair in all: every ceiling is that pair
-    assert "rank 1.0 of 1 pairs" in " ".join(rows[4][1])
+    assert pair == pair_by_list == rows[6][1][0]  # one pair in all: every ceiling is that pair
+    assert "rank 1.0 of 1 pairs" in " ".join(rows[6][1])
 
 
-def test_the_class_list_ceiling_takes_one_ensemble_for_every_task_of_a_list():
+def ceiling_module():
+    """benchmarks/ensemble_ceiling.py imported, for its functions (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location(
         "ceiling", ROOT / "benchmarks" / "ensemble_ceiling.py"
     )
     ceiling = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ceiling)
+    return ceiling
+
+
+def test_the_class_list_ceiling_takes_one_ensemble_for_every_task_of_a_list():
+    ceiling = ceiling_module()
     # tasks 0 and 1 share a class list: model a wins task 0, b task 1, b over both (1.1 against 0.9)
     scores = [{("a",): 0.8, ("b",): 0.5}, {("a",): 0.1, ("b",): 0.6}, {("a",): 0.3, ("b",): 0.2}]
     assert ceiling.best_per_class_list(scores, [[0, 1], [2]]) == [0.5, 0.6, 0.3]
+
+
+def test_pool_weights_hold_every_model_alone_and_all_equal():
+    ceiling = ceiling_module()
+    weights = ceiling.pool_weights(3, 10, 0)
+    assert weights.shape == (14, 3) and np.allclose(weights.sum(axis=1), 1)
+    assert (weights[10:13] == np.eye(3)).all() and np.allclose(weights[13], 1 / 3)
+    assert (ceiling.pool_weights(3, 10, 0) == weights).all()  # seeded
 
 
 def test_label_transfer_memory_benchmark_prints_each_command_and_its_baseline(tmp_path):
