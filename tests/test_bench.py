@@ -80,7 +80,13 @@ def test_bench_end_to_end(world, tmp_path):
     for name, row in data["ablations"].items():
         per_task = [t["ablations"][name]["accuracy"] for t in tasks_of]
         assert row["accuracy"] == pytest.approx(sum(per_task) / len(per_task), abs=1e-12)
-    assert len(data["growth"]["mll"]) == 2
+    growth = data["growth"]
+    assert set(growth) == {"mll", "inb", "oracle_single", "fixed_single"}
+    assert all(len(curve) == 2 for curve in growth.values())  # hubs of 1 and 2 models
+    assert all(f <= o for f, o in zip(growth["fixed_single"], growth["oracle_single"]))
+    assert growth["fixed_single"][0] == growth["oracle_single"][0]  # a hub of one: both are it
+    for key in ("oracle_single", "fixed_single"):  # every order ends with the whole hub
+        assert growth[key][-1] == pytest.approx(average[key], abs=1e-12)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     table = run_cli("bench", str(tasks), "--orders", "0", env=env)

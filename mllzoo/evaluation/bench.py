@@ -389,8 +389,9 @@ class Bench:
             "ablations": ablations,
         }
 
-    def growth_point(self, task: Task, models: list[str]) -> dict[str, float]:
-        """``mll``, ``inb`` and ``oracle_single`` on one task among ``models``."""
+    def growth_point(self, task: Task, models: list[str], fixed: str) -> dict[str, float]:
+        """``mll``, ``inb``, ``oracle_single`` and ``fixed_single`` (``fixed``, the one of ``models``
+        best over all tasks) on one task among ``models``."""
         method, k, most = self.default
         singles = self.singles(task, models)
         board = [m for m in self.board if m in models]
@@ -398,19 +399,22 @@ class Bench:
             "mll": self.mll(task, method, k, models, most)["accuracy"],
             "inb": singles[board[0]],
             "oracle_single": max(singles.values()),
+            "fixed_single": singles[fixed],
         }
 
     def growth(self, tasks: list[Task], orders: int, seed: int) -> dict:
         """Mean accuracy over tasks as models join the hub one at a time, in ``orders`` random orders."""
         rng = random.Random(seed)
-        keys = ("mll", "inb", "oracle_single")
+        keys = ("mll", "inb", "oracle_single", "fixed_single")
         curves: dict[str, list[list[float]]] = {key: [] for key in keys}
         for _ in range(orders):
             order = self.selector.model_ids[:]
             rng.shuffle(order)
             per_size: dict[str, list[float]] = {key: [] for key in keys}
             for size in range(1, len(order) + 1):
-                rows = [self.growth_point(task, order[:size]) for task in tasks]
+                hub = order[:size]
+                fixed = self.fixed_single(tasks, hub)
+                rows = [self.growth_point(task, hub, fixed) for task in tasks]
                 for key in keys:
                     per_size[key].append(float(np.mean([row[key] for row in rows])))
             for key in keys:
@@ -566,7 +570,7 @@ def plot(result: dict, path: Path) -> None:
     bars.set_ylabel("top-1 accuracy")
     bars.set_title("Accuracy per task")
     bars.legend(fontsize=8, ncol=2)
-    if result.get("growth"):  # mll, inb and oracle_single only
+    if result.get("growth"):  # mll, inb, oracle_single and fixed_single only
         for key, curve in result["growth"].items():
             lines.plot(range(1, len(curve) + 1), curve, marker="o", label=key)
         lines.set_xlabel("models in the hub")
