@@ -36,6 +36,7 @@ from mllzoo.store.registry import Registry
 SIZES = (2, 3, 4)
 POOLS = 5000
 SEED = 0
+CHUNK = 250  # weightings pooled at once: bounded memory
 
 
 def ensemble_scores(
@@ -74,8 +75,8 @@ def pool_scores(
     probs = bench.probs(method.prompts, voting_scale(method.scale, [every, every]))
     votes = np.stack([combine([probs[m][task.name]], [every]) for m in models])  # [models, n, C]
     scores: dict[int, float] = {}
-    for start in range(0, len(weights), 250):  # a chunk of weightings at a time: bounded memory
-        pooled = np.einsum("wm,mnc->wnc", weights[start : start + 250], votes)
+    for start in range(0, len(weights), CHUNK):
+        pooled = np.einsum("wm,mnc->wnc", weights[start : start + CHUNK], votes)
         right = (pooled.argmax(axis=2) == task.truth[None, :]).mean(axis=1)
         scores |= {start + i: float(a) for i, a in enumerate(right)}
     return scores

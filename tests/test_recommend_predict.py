@@ -142,16 +142,15 @@ def test_a_folder_of_only_unreadable_images_is_an_error_before_any_model_loads(
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "a.png").write_bytes(b"junk")
-    good = next((root / "task" / "dog").iterdir()).read_bytes()
+    sample = next((root / "task" / "dog").iterdir())
+    good = sample.read_bytes()
     (folder / "b.png").write_bytes(good[: len(good) // 2])  # truncated: its header reads
     result = run_cli("predict", str(folder), "--classes", str(root / "classes.txt"), env=env)
     assert result.returncode == 2 and result.stdout == ""
     assert "Error: none of the 2 image(s) could be read: nothing predicted" in result.stderr
     assert "Traceback" not in result.stderr and loads == []
 
-    shutil.copy(
-        next((root / "task" / "dog").iterdir()), folder / "c.png"
-    )  # one readable: predicted
+    shutil.copy(sample, folder / "c.png")  # one readable: predicted
     result = run_cli("predict", str(folder), "--classes", str(root / "classes.txt"), env=env)
     assert result.returncode == 0, result.stderr
     assert loads and "2 unreadable image(s) skipped" in result.stderr

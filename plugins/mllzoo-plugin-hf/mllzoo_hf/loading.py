@@ -75,7 +75,7 @@ def load(spec: ModelSpec, device: str, dtype: str) -> LoadedModel:
             module = AutoModel.from_pretrained(where, revision=revision)
     except Exception as exc:
         raise weights_unavailable(
-            spec.id, where if spec.extra.get("checkpoint") else (spec.source or where), exc
+            spec.id, where if revision is None else (spec.source or where), exc
         ) from None
     if not (hasattr(module, "get_image_features") and hasattr(module, "get_text_features")):
         raise ModelLoadError(
